@@ -1,0 +1,54 @@
+module "table" {
+  source = "./modules/dynamodb_table"
+
+  name                = "${var.name_prefix}-data"
+  deletion_protection = var.deletion_protection
+}
+
+locals {
+  handler_environment = {
+    TABLE_NAME                   = module.table.name
+    SUMMARY_INDEX_SHARDS         = tostring(var.summary_index_shards)
+    POWERTOOLS_METRICS_NAMESPACE = "VideoStats"
+    POWERTOOLS_LOG_LEVEL         = var.log_level
+  }
+
+  stream_functions = {
+    views = {
+      description = "Keeps the views and duration counters of the video and user summaries exact."
+      handler     = "video_stats.handlers.update_view_counters"
+      item_type   = "VIEW"
+    }
+    votes = {
+      description = "Keeps the likes and dislikes counters of the video and user summaries exact."
+      handler     = "video_stats.handlers.update_vote_counters"
+      item_type   = "VOTE"
+    }
+  }
+}
+
+# One filtered stream function per base item type (design.md §3, §4).
+module "stream_function" {
+  source   = "./modules/stream_function"
+  for_each = local.stream_functions
+
+  name            = "${var.name_prefix}-update-${each.key}"
+  description     = each.value.description
+  handler         = each.value.handler
+  runtime         = var.lambda_runtime
+  package_file    = var.package_file
+  environment     = merge(local.handler_environment, { POWERTOOLS_SERVICE_NAME = "update-${each.key}" })
+  table_arn       = module.table.arn
+  stream_arn      = module.table.stream_arn
+  filter_patterns = local.filter_patterns[each.value.item_type]
+
+  log_retention_days                 = var.log_retention_days
+  batch_size                         = var.stream_mapping.batch_size
+  maximum_batching_window_in_seconds = var.stream_mapping.maximum_batching_window_in_seconds
+  starting_position                  = var.stream_mapping.starting_position
+  maximum_retry_attempts             = var.stream_mapping.maximum_retry_attempts
+  maximum_record_age_in_seconds      = var.stream_mapping.maximum_record_age_in_seconds
+  bisect_batch_on_function_error     = var.stream_mapping.bisect_batch_on_function_error
+  report_batch_item_failures         = var.stream_mapping.report_batch_item_failures
+  enabled                            = var.stream_mapping.enabled
+}

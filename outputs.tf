@@ -1,0 +1,29 @@
+output "table_name" {
+  description = "Name of the DynamoDB table."
+  value       = module.table.name
+}
+
+output "table_arn" {
+  description = "ARN of the DynamoDB table."
+  value       = module.table.arn
+}
+
+output "stream_arn" {
+  description = "ARN of the table's stream."
+  value       = module.table.stream_arn
+}
+
+output "function_names" {
+  description = "Names of the stream functions, by item type they aggregate (views, votes)."
+  value       = { for role, fn in module.stream_function : role => fn.function_name }
+}
+
+output "failure_queue_urls" {
+  description = "URLs of the mappings' on-failure queues, by function (views, votes)."
+  value       = { for role, fn in module.stream_function : role => fn.failure_queue_url }
+}
+
+output "event_source_mapping_uuids" {
+  description = "UUIDs of the event source mappings, by function (views, votes)."
+  value       = { for role, fn in module.stream_function : role => fn.event_source_mapping_uuid }
+}

@@ -1,0 +1,83 @@
+variable "name_prefix" {
+  description = "Prefix of every resource name, so that several environments coexist in one account."
+  type        = string
+  default     = "video-stats"
+
+  validation {
+    condition     = can(regex("^[a-zA-Z][a-zA-Z0-9-]{0,37}$", var.name_prefix))
+    error_message = "name_prefix must start with a letter and hold at most 38 letters, digits or hyphens (function, role and queue names derive from it)."
+  }
+}
+
+variable "region" {
+  description = "AWS region to deploy to."
+  type        = string
+  default     = "us-east-1"
+}
+
+variable "package_file" {
+  description = "Deployment zip of lambda_src/, built deterministically by `make package`."
+  type        = string
+  default     = "build/lambda.zip"
+}
+
+variable "deletion_protection" {
+  description = "Protect the table from deletion. Switch off only for ephemeral environments."
+  type        = bool
+  default     = true
+}
+
+variable "lambda_runtime" {
+  description = "Lambda runtime of both functions."
+  type        = string
+  default     = "python3.12"
+}
+
+variable "log_retention_days" {
+  description = "Retention of the functions' log groups, in days."
+  type        = number
+  default     = 30
+}
+
+variable "log_level" {
+  description = "Log level of the handlers (Powertools Logger)."
+  type        = string
+  default     = "INFO"
+
+  validation {
+    condition     = contains(["DEBUG", "INFO", "WARNING", "ERROR"], var.log_level)
+    error_message = "log_level must be DEBUG, INFO, WARNING or ERROR."
+  }
+}
+
+variable "summary_index_shards" {
+  description = "Write shards of the GSI2 ranking index per summary type; more shards spread the writes of hot summaries over more partitions."
+  type        = number
+  default     = 4
+
+  validation {
+    condition     = var.summary_index_shards >= 1 && var.summary_index_shards <= 100 && floor(var.summary_index_shards) == var.summary_index_shards
+    error_message = "summary_index_shards must be a whole number between 1 and 100."
+  }
+}
+
+variable "stream_mapping" {
+  description = "Settings of both event source mappings; see modules/stream_function for each one's meaning and range."
+  type = object({
+    batch_size                         = optional(number, 1000)
+    maximum_batching_window_in_seconds = optional(number, 5)
+    starting_position                  = optional(string, "TRIM_HORIZON")
+    maximum_retry_attempts             = optional(number, 10)
+    maximum_record_age_in_seconds      = optional(number, 21600)
+    bisect_batch_on_function_error     = optional(bool, true)
+    report_batch_item_failures         = optional(bool, true)
+    enabled                            = optional(bool, true)
+  })
+  default = {}
+}
+
+variable "tags" {
+  description = "Tags added to every resource."
+  type        = map(string)
+  default     = {}
+}

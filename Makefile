@@ -1,0 +1,154 @@
+# video-stats: every workflow is a target here. `make help` lists them.
+#
+#   make deploy                 # local default: moto server + stream engine, no AWS account
+#   make deploy TARGET=aws      # real AWS, with your credentials (an explicit choice)
+#   make test                   # everything CI runs
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+TARGET     ?= local
+LOCAL_PORT ?= 4566
+ARGS       ?=
+PYTHON     ?= python3
+
+VENV         := .venv
+PY           := $(VENV)/bin/python
+VENV_STAMP   := $(VENV)/.installed
+ENDPOINT_DIR := .local/endpoint
+DEPLOY_DIR   := .local/deploy/$(TARGET)
+OUTPUTS      := $(DEPLOY_DIR)/outputs.json
+ZIP          := build/lambda.zip
+TF           := scripts/tf $(TARGET)
+
+ifeq ($(filter $(TARGET),local aws),)
+$(error TARGET must be local or aws, not '$(TARGET)')
+endif
+
+# The local target talks to the endpoint recorded by `make local-up`; the tools
+# get the deployment's environment (endpoint, dummy credentials, table name).
+ifeq ($(TARGET),local)
+LOCAL_ENV = LOCAL_ENDPOINT_URL="$$($(PY) scripts/deploy_env.py endpoint-url --state-dir $(ENDPOINT_DIR))" TF_VAR_deletion_protection=false
+else
+LOCAL_ENV =
+endif
+TOOL_ENV = eval "$$($(PY) scripts/deploy_env.py exports --target $(TARGET) --state-dir $(ENDPOINT_DIR) --outputs $(OUTPUTS))";
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+# --- toolchain -------------------------------------------------------------
+
+$(VENV_STAMP): requirements-dev.txt
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found: install Python >= 3.11" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+.PHONY: venv
+venv: $(VENV_STAMP) ## Create the virtual environment with the pinned tools
+
+# --- packaging -------------------------------------------------------------
+
+$(ZIP): $(VENV_STAMP) lambda_src/requirements.txt scripts/build_lambda_zip.py $(shell find lambda_src -name '*.py' -not -path '*/__pycache__/*')
+	$(PY) scripts/build_lambda_zip.py --source lambda_src --requirements lambda_src/requirements.txt --output $@
+
+.PHONY: package
+package: $(ZIP) ## Build the deployment zip (byte-identical for identical source)
+
+# --- local endpoint --------------------------------------------------------
+
+.PHONY: local-up
+local-up: $(VENV_STAMP) ## Start the local endpoint (moto server + stream engine) if not running
+	@$(PY) -m localcloud up --state-dir $(ENDPOINT_DIR) --port $(LOCAL_PORT)
+
+.PHONY: local-down
+local-down: ## Stop the local endpoint (its data is lost)
+	@if [ -x $(PY) ]; then $(PY) -m localcloud down --state-dir $(ENDPOINT_DIR); fi
+	@rm -rf .local/deploy/local terraform.tfstate.d/local
+
+# --- deployment ------------------------------------------------------------
+
+.terraform/.initialized: .terraform.lock.hcl versions.tf modules/*/versions.tf
+	scripts/tf none init -input=false -lockfile=readonly >/dev/null
+	@touch $@
+
+.PHONY: init
+init: .terraform/.initialized ## terraform init (uses a provider mirror when the machine has one)
+
+ifeq ($(TARGET),local)
+deploy: local-up
+endif
+.PHONY: deploy
+deploy: package init ## Deploy: TARGET=local (default) or TARGET=aws
+	@$(call require_aws_choice)
+	$(LOCAL_ENV) $(TF) apply -auto-approve -input=false
+	@mkdir -p $(DEPLOY_DIR)
+	@$(LOCAL_ENV) $(TF) output -json > $(OUTPUTS)
+	@$(LOCAL_ENV) $(TF) output
+
+.PHONY: plan
+plan: package init ## Review a plan: summary, replacements called out, JSON, checkov scan
+	@mkdir -p build/plan
+	$(LOCAL_ENV) $(TF) plan -input=false -out=build/plan/tfplan
+	@$(LOCAL_ENV) $(TF) show -json build/plan/tfplan > build/plan/plan.json
+	$(PY) -m vstats.plan_review build/plan/plan.json --output-dir build/plan $(ARGS)
+
+.PHONY: destroy
+destroy: init ## Remove the deployment of TARGET
+	@$(call require_aws_choice)
+	$(LOCAL_ENV) $(TF) destroy -auto-approve -input=false
+	@rm -rf $(DEPLOY_DIR)
+
+.PHONY: env
+env: ## Print shell exports for the local deployment: eval "$(make -s env)"
+	@$(PY) scripts/deploy_env.py exports --target local --state-dir $(ENDPOINT_DIR) --outputs .local/deploy/local/outputs.json
+
+# --- operator tools (extra options through ARGS="...") -----------------------
+
+.PHONY: loadtest summary stats reconcile
+loadtest: ## Write traffic and verify the summaries (ARGS="--events 5000 --rate 200")
+	@$(TOOL_ENV) $(PY) -m vstats.loadtest $(ARGS)
+summary: ## Live view of the video and user summaries (ARGS="--once --top 10")
+	@$(TOOL_ENV) $(PY) -m vstats.summary $(ARGS)
+stats: ## Access patterns through GSI1 (ARGS="video 3 likes")
+	@$(TOOL_ENV) $(PY) -m vstats.stats $(ARGS)
+reconcile: ## Recount every summary from the base items (ARGS="--repair")
+	@$(TOOL_ENV) $(PY) -m vstats.reconcile $(ARGS)
+
+# --- quality ---------------------------------------------------------------
+
+.PHONY: lint
+lint: $(VENV_STAMP) ## ruff, ruff format, terraform fmt, mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	terraform fmt -check -recursive
+	$(VENV)/bin/mypy
+
+.PHONY: tf-test
+tf-test: package init ## terraform validate + terraform test (mock provider, no endpoint)
+	scripts/tf none validate
+	scripts/tf none test
+
+.PHONY: test
+test: lint tf-test ## Everything CI runs: lint, terraform test, unit and integration tests
+	$(VENV)/bin/pytest
+
+.PHONY: bench-handler bench
+bench-handler: $(VENV_STAMP) ## Parse-and-merge throughput of the handler code
+	@PYTHONPATH=lambda_src $(PY) scripts/bench_handler.py $(ARGS)
+bench: package $(VENV_STAMP) ## Reference design vs ours on the local endpoint (build/bench/)
+	@$(PY) -m vstats.bench $(ARGS)
+
+.PHONY: clean
+clean: ## Remove build outputs (not the venv or deployments)
+	rm -rf build .pytest_cache .mypy_cache .ruff_cache
+
+define require_aws_choice
+	if [ "$(TARGET)" = aws ]; then \
+	  $(PY) -c 'import boto3,sys; sys.exit(0 if boto3.Session().get_credentials() else 1)' \
+	    || { echo "error: TARGET=aws but no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID)" >&2; exit 1; }; \
+	fi
+endef

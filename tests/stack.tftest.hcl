@@ -1,0 +1,259 @@
+# terraform test with a mock provider: no endpoint, no credentials.
+# Run with `make tf-test` (needs build/lambda.zip from `make package`).
+
+mock_provider "aws" {
+  mock_data "aws_iam_policy_document" {
+    defaults = {
+      json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}"
+    }
+  }
+
+  # The provider validates ARNs, so the mocks must look like real ones.
+  mock_resource "aws_iam_role" {
+    defaults = {
+      arn = "arn:aws:iam::123456789012:role/tftest"
+    }
+  }
+
+  mock_resource "aws_sqs_queue" {
+    defaults = {
+      arn = "arn:aws:sqs:us-east-1:123456789012:tftest-on-failure"
+      url = "https://sqs.us-east-1.amazonaws.com/123456789012/tftest-on-failure"
+    }
+  }
+
+  mock_resource "aws_cloudwatch_log_group" {
+    defaults = {
+      arn = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/tftest"
+    }
+  }
+
+  mock_resource "aws_lambda_function" {
+    defaults = {
+      arn = "arn:aws:lambda:us-east-1:123456789012:function:tftest"
+    }
+  }
+}
+
+variables {
+  name_prefix  = "tftest"
+  package_file = "build/lambda.zip"
+}
+
+run "filters_match_every_change_of_their_own_item_type" {
+  command = plan
+
+  assert {
+    condition = local.filter_patterns["VIEW"] == [
+      "{\"dynamodb\":{\"NewImage\":{\"type\":{\"S\":[\"VIEW\"]}}},\"eventName\":[\"INSERT\",\"MODIFY\"]}",
+      "{\"dynamodb\":{\"OldImage\":{\"type\":{\"S\":[\"VIEW\"]}}},\"eventName\":[\"MODIFY\",\"REMOVE\"]}",
+    ]
+    error_message = "views filters must match INSERT/MODIFY on NewImage.type=VIEW and MODIFY/REMOVE on OldImage.type=VIEW"
+  }
+
+  assert {
+    condition = local.filter_patterns["VOTE"] == [
+      "{\"dynamodb\":{\"NewImage\":{\"type\":{\"S\":[\"VOTE\"]}}},\"eventName\":[\"INSERT\",\"MODIFY\"]}",
+      "{\"dynamodb\":{\"OldImage\":{\"type\":{\"S\":[\"VOTE\"]}}},\"eventName\":[\"MODIFY\",\"REMOVE\"]}",
+    ]
+    error_message = "votes filters must match INSERT/MODIFY on NewImage.type=VOTE and MODIFY/REMOVE on OldImage.type=VOTE"
+  }
+
+  assert {
+    # REMOVE records carry no NewImage: no pattern may ask for NewImage together with REMOVE.
+    condition = alltrue(flatten([
+      for patterns in values(local.filter_patterns) : [
+        for p in patterns : !(contains(jsondecode(p).eventName, "REMOVE") && can(jsondecode(p).dynamodb.NewImage))
+      ]
+    ]))
+    error_message = "a pattern that names REMOVE must not require NewImage (design.md §4)"
+  }
+
+  assert {
+    condition = alltrue(flatten([
+      for patterns in values(local.filter_patterns) : [
+        for p in patterns : !contains(["USER_SUMMARY", "VIDEO_SUMMARY"], one(flatten([
+          for image in ["NewImage", "OldImage"] : try(jsondecode(p).dynamodb[image].type.S, [])
+        ])))
+      ]
+    ]))
+    error_message = "no pattern may match a summary item"
+  }
+
+  assert {
+    condition     = module.table.name == "tftest-data"
+    error_message = "the table must be named from name_prefix"
+  }
+}
+
+run "table_follows_the_data_model" {
+  command = plan
+
+  module {
+    source = "./modules/dynamodb_table"
+  }
+
+  variables {
+    name = "tftest-data"
+  }
+
+  assert {
+    condition     = aws_dynamodb_table.this.hash_key == "PK" && aws_dynamodb_table.this.range_key == "SK"
+    error_message = "the table key must be PK/SK"
+  }
+
+  assert {
+    condition     = aws_dynamodb_table.this.stream_enabled && aws_dynamodb_table.this.stream_view_type == "NEW_AND_OLD_IMAGES"
+    error_message = "the stream must carry new and old images"
+  }
+
+  assert {
+    condition = anytrue([
+      for gsi in aws_dynamodb_table.this.global_secondary_index :
+      gsi.name == "GSI1" && gsi.hash_key == "GSI1PK" && gsi.range_key == "GSI1SK" && gsi.projection_type == "ALL"
+    ])
+    error_message = "GSI1 must be GSI1PK/GSI1SK with projection ALL"
+  }
+
+  assert {
+    condition = (aws_dynamodb_table.this.billing_mode == "PAY_PER_REQUEST"
+      && aws_dynamodb_table.this.point_in_time_recovery[0].enabled
+      && aws_dynamodb_table.this.server_side_encryption[0].enabled
+    && aws_dynamodb_table.this.deletion_protection_enabled)
+    error_message = "on-demand billing, PITR, SSE and deletion protection (by default) are required"
+  }
+}
+
+run "mapping_uses_production_defaults" {
+  # apply against the mock provider, so that ARNs in the IAM policy are known.
+  command = apply
+
+  module {
+    source = "./modules/stream_function"
+  }
+
+  variables {
+    name            = "tftest-update-views"
+    handler         = "video_stats.handlers.update_view_counters"
+    table_arn       = "arn:aws:dynamodb:us-east-1:123456789012:table/tftest-data"
+    stream_arn      = "arn:aws:dynamodb:us-east-1:123456789012:table/tftest-data/stream/2026-01-01T00:00:00.000"
+    filter_patterns = ["{\"eventName\":[\"INSERT\"]}", "{\"eventName\":[\"REMOVE\"]}"]
+  }
+
+  assert {
+    condition     = aws_lambda_event_source_mapping.this.batch_size == 1000 && aws_lambda_event_source_mapping.this.maximum_batching_window_in_seconds == 5
+    error_message = "batches of up to 1,000 records gathered for up to 5 s by default"
+  }
+
+  assert {
+    condition     = aws_lambda_event_source_mapping.this.starting_position == "TRIM_HORIZON" && aws_lambda_event_source_mapping.this.parallelization_factor == 1
+    error_message = "a new mapping must read the whole stream, one batch per shard at a time"
+  }
+
+  assert {
+    condition     = aws_lambda_event_source_mapping.this.maximum_retry_attempts == 10 && aws_lambda_event_source_mapping.this.maximum_record_age_in_seconds == 21600
+    error_message = "retries must be finite by default"
+  }
+
+  assert {
+    condition     = aws_lambda_event_source_mapping.this.bisect_batch_on_function_error
+    error_message = "bisect on function error must be on by default"
+  }
+
+  assert {
+    condition     = toset(aws_lambda_event_source_mapping.this.function_response_types) == toset(["ReportBatchItemFailures"])
+    error_message = "the handlers report partial batch failures"
+  }
+
+  assert {
+    condition     = toset([for f in aws_lambda_event_source_mapping.this.filter_criteria[0].filter : f.pattern]) == toset(var.filter_patterns)
+    error_message = "the mapping must carry exactly the given filter patterns"
+  }
+
+  assert {
+    condition     = length(aws_lambda_event_source_mapping.this.destination_config[0].on_failure) == 1
+    error_message = "the mapping needs an on-failure destination"
+  }
+
+  assert {
+    condition     = aws_cloudwatch_log_group.this.name == "/aws/lambda/tftest-update-views" && aws_cloudwatch_log_group.this.retention_in_days == 30
+    error_message = "the function's log group must exist with a retention"
+  }
+
+  assert {
+    # No DynamoDB or SQS statement may grant on every resource.
+    condition = alltrue([
+      for s in data.aws_iam_policy_document.this.statement :
+      !contains(s.resources, "*") || !anytrue([for a in s.actions : startswith(a, "dynamodb:") || startswith(a, "sqs:")])
+    ])
+    error_message = "a DynamoDB or SQS IAM statement has a '*' resource"
+  }
+
+  assert {
+    condition = alltrue([
+      for s in data.aws_iam_policy_document.this.statement : alltrue([for a in s.actions : !strcontains(a, "*")])
+    ])
+    error_message = "IAM actions must be named, not wildcards"
+  }
+}
+
+run "rejects_parallelization_above_one" {
+  command = plan
+
+  module {
+    source = "./modules/stream_function"
+  }
+
+  variables {
+    name                   = "tftest-update-views"
+    handler                = "video_stats.handlers.update_view_counters"
+    table_arn              = "arn:aws:dynamodb:us-east-1:123456789012:table/tftest-data"
+    stream_arn             = "arn:aws:dynamodb:us-east-1:123456789012:table/tftest-data/stream/x"
+    filter_patterns        = ["{}"]
+    parallelization_factor = 2
+    batch_size             = 10001
+    maximum_retry_attempts = -2
+    starting_position      = "AT_TIMESTAMP"
+  }
+
+  expect_failures = [
+    var.parallelization_factor,
+    var.batch_size,
+    var.maximum_retry_attempts,
+    var.starting_position,
+  ]
+}
+
+run "rejects_out_of_range_mapping_settings" {
+  command = plan
+
+  module {
+    source = "./modules/stream_function"
+  }
+
+  variables {
+    name                               = "tftest-update-views"
+    handler                            = "video_stats.handlers.update_view_counters"
+    table_arn                          = "arn:aws:dynamodb:us-east-1:123456789012:table/tftest-data"
+    stream_arn                         = "arn:aws:dynamodb:us-east-1:123456789012:table/tftest-data/stream/x"
+    filter_patterns                    = ["{}", "{}", "{}", "{}", "{}", "{}"]
+    maximum_batching_window_in_seconds = 301
+    maximum_record_age_in_seconds      = 30
+  }
+
+  expect_failures = [
+    var.filter_patterns,
+    var.maximum_batching_window_in_seconds,
+    var.maximum_record_age_in_seconds,
+  ]
+}
+
+run "rejects_a_bad_name_prefix" {
+  command = plan
+
+  variables {
+    name_prefix = "1 not a name"
+  }
+
+  expect_failures = [var.name_prefix]
+}

@@ -20,14 +20,10 @@ resource "aws_lambda_function" "this" {
     variables = var.environment
   }
 
-  logging_config {
-    log_format = "JSON"
-    log_group  = aws_cloudwatch_log_group.this.name
-  }
-
   tags = var.tags
 
-  # The log group must exist first, or Lambda creates one without retention.
+  # Lambda logs to /aws/lambda/<name>, the group above (Powertools writes JSON);
+  # it must exist first, or Lambda creates one without retention.
   depends_on = [aws_cloudwatch_log_group.this, aws_iam_role_policy.this]
 }
 

@@ -124,7 +124,7 @@ reconcile: ## Recount every summary from the base items (ARGS="--repair")
 lint: $(VENV_STAMP) ## ruff, ruff format, terraform fmt, mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	terraform fmt -check -recursive
+	scripts/tf none fmt -check -recursive
 	$(VENV)/bin/mypy
 
 .PHONY: tf-test

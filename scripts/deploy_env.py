@@ -1,7 +1,8 @@
 """Shell environment of a deployment, for the Makefile and for `eval "$(make -s env)"`.
 
     deploy_env.py endpoint-url --state-dir .local/endpoint
-    deploy_env.py exports --target local --state-dir .local/endpoint --outputs .local/deploy/local/outputs.json
+    deploy_env.py exports --target local --state-dir .local/endpoint \
+        --outputs .local/deploy/local/outputs.json
 
 The local endpoint records itself in <state-dir>/endpoint.json; Terraform's outputs
 are saved by `make deploy` as `terraform output -json`.

@@ -1,0 +1,182 @@
+"""Stream fakes for tests and benchmarks: a base table that emits DynamoDB stream records.
+
+Pure (no boto3). ``FakeStream`` applies puts and deletes to an in-memory copy of the table and
+returns the stream record DynamoDB would emit (``NEW_AND_OLD_IMAGES``), with 21-digit, increasing
+sequence numbers as a real shard has. ``delivered_to`` mirrors the Terraform filters (filters.tf)
+so a test sees exactly what a function would.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+from video_stats.model import AttributeMap, ItemType
+
+STREAM_ARN: Final = (
+    "arn:aws:dynamodb:us-east-1:123456789012:table/test-data/stream/2024-01-01T00:00:00.000"
+)
+SHARD_ID: Final = "shardId-00000001700000000000-0a1b2c3d"
+FIRST_SEQUENCE: Final = 100_000_000_000_000_000_000  # 21 digits, like a fresh shard
+
+
+def _key(item: AttributeMap) -> tuple[str, str]:
+    return (item["PK"]["S"], item["SK"]["S"])
+
+
+class FakeStream:
+    """One shard of a table's stream, fed by writes to an in-memory table."""
+
+    def __init__(
+        self,
+        first_sequence: int = FIRST_SEQUENCE,
+        start_time: float = 1_700_000_000.0,
+        step: int = 1,
+    ) -> None:
+        self.items: dict[tuple[str, str], dict[str, Any]] = {}
+        self.records: list[dict[str, Any]] = []
+        self._next = first_sequence
+        self._step = step
+        self._time = start_time
+
+    def put(self, item: Mapping[str, Any]) -> dict[str, Any]:
+        new = copy.deepcopy(dict(item))
+        old = self.items.get(_key(new))
+        self.items[_key(new)] = new
+        return self._emit("MODIFY" if old is not None else "INSERT", new, old)
+
+    def delete(self, key: tuple[str, str]) -> dict[str, Any] | None:
+        old = self.items.pop(key, None)
+        if old is None:
+            return None  # deleting a missing item writes no stream record
+        return self._emit("REMOVE", None, old)
+
+    def _emit(
+        self, name: str, new: dict[str, Any] | None, old: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        image = new if new is not None else old
+        assert image is not None
+        seq = self._next
+        self._next += self._step
+        self._time += 0.001
+        ddb: dict[str, Any] = {
+            "ApproximateCreationDateTime": int(self._time),
+            "Keys": {"PK": image["PK"], "SK": image["SK"]},
+            "SequenceNumber": str(seq),
+            "SizeBytes": 100,
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        }
+        if new is not None:
+            ddb["NewImage"] = copy.deepcopy(new)
+        if old is not None:
+            ddb["OldImage"] = copy.deepcopy(old)
+        record = {
+            "eventID": f"{seq:032x}"[-32:],
+            "eventName": name,
+            "eventVersion": "1.1",
+            "eventSource": "aws:dynamodb",
+            "awsRegion": "us-east-1",
+            "dynamodb": ddb,
+            "eventSourceARN": STREAM_ARN,
+        }
+        self.records.append(record)
+        return record
+
+
+def delivered_to(record: Mapping[str, Any], item_type: ItemType) -> bool:
+    """The event filter of the function for ``item_type`` (filters.tf), evaluated locally."""
+    name = record.get("eventName")
+    ddb = record.get("dynamodb", {})
+
+    def has_type(image_name: str) -> bool:
+        image = ddb.get(image_name)
+        return isinstance(image, Mapping) and image.get("type") == {"S": item_type}
+
+    return (name in ("INSERT", "MODIFY") and has_type("NewImage")) or (
+        name in ("MODIFY", "REMOVE") and has_type("OldImage")
+    )
+
+
+def stream_event(
+    records: Iterable[Mapping[str, Any]], shard_id: str | None = SHARD_ID
+) -> dict[str, Any]:
+    """A Lambda event for one batch; with a ``shardId`` it is shaped like a tumbling-window
+    event (the only DynamoDB event that names its shard)."""
+    event: dict[str, Any] = {"Records": [copy.deepcopy(dict(r)) for r in records]}
+    if shard_id is not None:
+        event.update(
+            {
+                "shardId": shard_id,
+                "eventSourceARN": STREAM_ARN,
+                "window": {"start": "2024-01-01T00:00:00Z", "end": "2024-01-01T00:15:00Z"},
+                "state": {},
+                "isFinalInvokeForWindow": False,
+                "isWindowTerminatedEarly": False,
+            }
+        )
+    return event
+
+
+def create_table(client: Any, name: str) -> None:
+    """Create the table as modules/dynamodb_table/main.tf does (keys, GSI1, GSI2, stream)."""
+    client.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[
+            {"AttributeName": "PK", "KeyType": "HASH"},
+            {"AttributeName": "SK", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": attr, "AttributeType": kind}
+            for attr, kind in (
+                ("PK", "S"),
+                ("SK", "S"),
+                ("GSI1PK", "S"),
+                ("GSI1SK", "S"),
+                ("GSI2PK", "S"),
+                ("views", "N"),
+            )
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "GSI1",
+                "KeySchema": [
+                    {"AttributeName": "GSI1PK", "KeyType": "HASH"},
+                    {"AttributeName": "GSI1SK", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            },
+            {
+                "IndexName": "GSI2",
+                "KeySchema": [
+                    {"AttributeName": "GSI2PK", "KeyType": "HASH"},
+                    {"AttributeName": "views", "KeyType": "RANGE"},
+                ],
+                "Projection": {
+                    "ProjectionType": "INCLUDE",
+                    "NonKeyAttributes": [
+                        "type",
+                        "userId",
+                        "videoId",
+                        "duration",
+                        "likes",
+                        "dislikes",
+                    ],
+                },
+            },
+        ],
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+
+
+def scan_all(client: Any, name: str) -> list[dict[str, Any]]:
+    """Every item of the table (client format)."""
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"TableName": name, "ConsistentRead": True}
+    while True:
+        page = client.scan(**kwargs)
+        items.extend(page.get("Items", []))
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -1,0 +1,154 @@
+"""Client of the local engine's control API (``LOCALCLOUD_CONTROL_URL``): drained, statistics
+and fault injection. AWS has no equivalent; tools fall back to polling the table there."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from vstats.cli import ToolError
+
+FAULT_KEYS = {
+    "fail": "fail_invocation_rate",
+    "kill": "kill_mid_batch_rate",
+    "duplicate": "duplicate_batch_rate",
+}
+NO_FAULTS: dict[str, Any] = {
+    "fail_invocation_rate": 0.0,
+    "kill_mid_batch_rate": 0.0,
+    "duplicate_batch_rate": 0.0,
+    "seed": None,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class LocalControl:
+    url: str
+    timeout: float = 10.0
+
+    def _call(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            self.url + path,
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"} if data is not None else {},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")[:200]
+            raise ToolError(
+                f"local control API {method} {path}: HTTP {exc.code} {detail}"
+            ) from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise ToolError(
+                f"local control API at {self.url} unreachable ({reason}): is the local "
+                "endpoint running ('make local-up')?"
+            ) from None
+        try:
+            return json.loads(raw) if raw else None
+        except json.JSONDecodeError:
+            raise ToolError(f"local control API {method} {path}: not JSON") from None
+
+    def drained(self) -> bool:
+        return bool(self._call("GET", "/drained").get("drained"))
+
+    def wait_drained(self, timeout: float, interval: float = 0.2) -> bool:
+        """Poll /drained until true (True) or until ``timeout`` seconds pass (False)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.drained():
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(interval)
+
+    def stats(self) -> dict[str, Any]:
+        result = self._call("GET", "/stats")
+        return result if isinstance(result, dict) else {}
+
+    def faults(self) -> dict[str, Any]:
+        result = self._call("GET", "/faults")
+        return result if isinstance(result, dict) else dict(NO_FAULTS)
+
+    def set_faults(self, faults: Mapping[str, Any]) -> dict[str, Any]:
+        result = self._call("PUT", "/faults", faults)
+        return result if isinstance(result, dict) else dict(faults)
+
+
+def parse_faults(text: str) -> dict[str, Any]:
+    """``fail=0.1,kill=0.05,duplicate=0.05[,seed=7]`` -> the /faults body. ValueError if bad."""
+    body: dict[str, Any] = dict(NO_FAULTS)
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        if not sep:
+            raise ValueError(f"{part!r} is not NAME=VALUE")
+        if name == "seed":
+            try:
+                body["seed"] = int(value)
+            except ValueError:
+                raise ValueError(f"seed {value!r} is not a whole number") from None
+            continue
+        if name not in FAULT_KEYS:
+            known = ", ".join([*FAULT_KEYS, "seed"])
+            raise ValueError(f"unknown fault {name!r} (known: {known})")
+        try:
+            rate = float(value)
+        except ValueError:
+            raise ValueError(f"{name} rate {value!r} is not a number") from None
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"{name} rate {value!r} must be between 0 and 1")
+        body[FAULT_KEYS[name]] = rate
+    return body
+
+
+def counters_delta(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+    """What happened between two /stats snapshots, summed over the mappings, plus the table's
+    write requests and units as counted at the endpoint."""
+    totals: dict[str, Any] = {}
+    fields = (
+        "invocations",
+        "batches",
+        "records_read",
+        "records_filtered_out",
+        "function_errors",
+        "retries",
+        "records_to_failure_destination",
+    )
+    for name in fields:
+        totals[name] = _sum_mappings(after, name) - _sum_mappings(before, name)
+    writes_after = after.get("dynamodb") or {}
+    writes_before = before.get("dynamodb") or {}
+    tables: dict[str, dict[str, float]] = {}
+    for table, stats in writes_after.items():
+        if not isinstance(stats, dict):
+            continue
+        old = writes_before.get(table) or {}
+        tables[table] = {
+            key: _number(stats.get(key)) - _number(old.get(key))
+            for key in ("write_requests", "write_request_units")
+        }
+    totals["dynamodb"] = tables
+    return totals
+
+
+def _sum_mappings(stats: Mapping[str, Any], name: str) -> float:
+    total = 0.0
+    for key, value in stats.items():
+        if key == "dynamodb" or not isinstance(value, dict):
+            continue
+        total += _number(value.get(name))
+    return total
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) else 0.0

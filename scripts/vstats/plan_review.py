@@ -1,0 +1,487 @@
+"""Review a Terraform plan: what is created, changed, replaced or destroyed, with the changes
+that lose data or stream position called out loudly, and a checkov scan of the plan.
+
+    terraform plan -out build/plan/tfplan
+    terraform show -json build/plan/tfplan > build/plan/plan.json
+    python -m vstats.plan_review build/plan/plan.json --output-dir build/plan
+
+Writes ``summary.txt`` (the review, plain text) and ``checkov.json`` (the raw scan) to the
+output directory. Exit status: 0 reviewed and scan passed; 1 the scan failed (or could not
+run), or ``--fail-on-data-loss`` and the plan loses data; 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.text import Text
+
+from vstats import cli
+
+PROG = "plan_review"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_SKIP_FILE = REPO_ROOT / ".checkov.yaml"
+CHECKOV_ENV = "CHECKOV_BIN"
+SEPARATE_VENV_CHECKOV = REPO_ROOT / ".venv-checkov" / "bin" / "checkov"
+_SKIP_LINE = re.compile(r"^\s*-\s*['\"]?(?P<id>[A-Z][A-Z0-9_]+)['\"]?\s*(?:#\s*(?P<reason>.*))?$")
+
+# Actions as Terraform's JSON plan spells them, in the order they are listed.
+ORDER = ("replace", "delete", "update", "create", "forget", "read", "no-op")
+SYMBOL = {
+    "create": "+",
+    "update": "~",
+    "replace": "-/+",
+    "delete": "-",
+    "read": "<=",
+    "forget": ".",
+    "no-op": " ",
+}
+STYLE = {
+    "create": "green",
+    "update": "yellow",
+    "replace": "bold red",
+    "delete": "red",
+    "read": "cyan",
+    "forget": "magenta",
+    "no-op": "dim",
+}
+VERB = {
+    "create": "to create",
+    "update": "to update in place",
+    "replace": "to replace",
+    "delete": "to destroy",
+    "forget": "to forget",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceChange:
+    address: str
+    type: str
+    action: str  # one of ORDER
+    reason: str | None
+    changed: tuple[str, ...]  # top-level attributes that change (updates, replacements)
+    forces: tuple[str, ...]  # attributes that force the replacement
+    before: Mapping[str, Any]
+    after: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Warning:
+    level: str  # "DATA LOSS", "STREAM POSITION LOST", "CAUTION"
+    address: str
+    text: str
+
+
+@dataclass(slots=True)
+class Review:
+    changes: list[ResourceChange]
+    warnings: list[Warning]
+    outputs: dict[str, str]  # output name -> action
+    drift: list[str]  # addresses changed outside Terraform
+    counts: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def no_changes(self) -> bool:
+        return not any(self.counts[a] for a in VERB) and not self.outputs
+
+    @property
+    def loses_data(self) -> bool:
+        return any(w.level == "DATA LOSS" for w in self.warnings)
+
+
+class PlanError(ValueError):
+    """The input is not a Terraform JSON plan."""
+
+
+def classify(actions: Sequence[str]) -> str:
+    if "create" in actions and "delete" in actions:
+        return "replace"
+    if len(actions) == 1 and actions[0] in SYMBOL:
+        return actions[0]
+    raise PlanError(f"unknown plan actions {list(actions)}")
+
+
+def _changed_attributes(change: Mapping[str, Any]) -> tuple[str, ...]:
+    before = change.get("before") or {}
+    after = change.get("after") or {}
+    unknown = change.get("after_unknown") or {}
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        return ()
+    names = set(before) | set(after) | {k for k, v in unknown.items() if v}
+    changed = [
+        name
+        for name in sorted(names)
+        if before.get(name) != after.get(name) or (unknown.get(name) and name in before)
+    ]
+    return tuple(n for n in changed if n not in ("tags_all",))
+
+
+def _paths(raw: Any) -> tuple[str, ...]:
+    if not isinstance(raw, list):
+        return ()
+    return tuple(".".join(str(p) for p in path) for path in raw if isinstance(path, list))
+
+
+def review(plan: Mapping[str, Any]) -> Review:
+    if not isinstance(plan, Mapping) or "format_version" not in plan:
+        raise PlanError("not a Terraform JSON plan (no format_version): run `terraform show -json`")
+    changes: list[ResourceChange] = []
+    for raw in plan.get("resource_changes") or []:
+        change = raw.get("change") or {}
+        action = classify(change.get("actions") or ["no-op"])
+        changes.append(
+            ResourceChange(
+                address=str(raw.get("address")),
+                type=str(raw.get("type")),
+                action=action,
+                reason=raw.get("action_reason"),
+                changed=_changed_attributes(change) if action in ("update", "replace") else (),
+                forces=_paths(change.get("replace_paths")),
+                before=change.get("before") or {},
+                after=change.get("after") or {},
+            )
+        )
+    outputs = {
+        name: classify(out.get("actions") or ["no-op"])
+        for name, out in (plan.get("output_changes") or {}).items()
+        if classify(out.get("actions") or ["no-op"]) != "no-op"
+    }
+    drift = [
+        str(raw.get("address"))
+        for raw in plan.get("resource_drift") or []
+        if classify((raw.get("change") or {}).get("actions") or ["no-op"]) != "no-op"
+    ]
+    result = Review(changes, warnings_for(changes), outputs, drift)
+    result.counts.update(c.action for c in changes)
+    return result
+
+
+def warnings_for(changes: Iterable[ResourceChange]) -> list[Warning]:
+    """The changes an operator must not wave through: they lose items or stream position."""
+    warnings: list[Warning] = []
+    for c in changes:
+        if c.type == "aws_dynamodb_table" and c.action in ("replace", "delete"):
+            name = c.before.get("name", "?")
+            how = (
+                "REPLACED (destroyed, then created empty)" if c.action == "replace" else "DESTROYED"
+            )
+            cause = f"; forced by: {', '.join(c.forces)}" if c.forces else ""
+            warnings.append(
+                Warning(
+                    "DATA LOSS",
+                    c.address,
+                    f"table {name} will be {how}: every view, vote and summary item is lost, "
+                    f"and so is its stream{cause}",
+                )
+            )
+        elif c.type == "aws_lambda_event_source_mapping" and c.action in ("replace", "delete"):
+            function = str(c.before.get("function_name") or c.after.get("function_name") or "")
+            of = f" of {function.rsplit(':', 1)[-1]}" if function else ""
+            if c.action == "replace":
+                start = c.after.get("starting_position") or "?"
+                cause = f"; forced by: {', '.join(c.forces)}" if c.forces else ""
+                text = (
+                    f"mapping{of} will be REPLACED: the new one starts reading at {start}, not "
+                    f"where this one stopped (records are re-read or skipped){cause}"
+                )
+            else:
+                text = (
+                    f"mapping{of} will be DESTROYED: its stream position is lost and records "
+                    "written until a new mapping exists are never applied"
+                )
+            warnings.append(Warning("STREAM POSITION LOST", c.address, text))
+        elif c.type == "aws_sqs_queue" and c.action in ("replace", "delete"):
+            warnings.append(
+                Warning(
+                    "CAUTION",
+                    c.address,
+                    "on-failure queue will be destroyed, with the failed-batch metadata it holds",
+                )
+            )
+        elif (
+            c.type == "aws_dynamodb_table"
+            and c.action == "update"
+            and c.before.get("deletion_protection_enabled")
+            and not c.after.get("deletion_protection_enabled")
+        ):
+            warnings.append(
+                Warning("CAUTION", c.address, "deletion protection of the table is switched off")
+            )
+    return warnings
+
+
+def render(result: Review, plan_path: Path) -> list[Text]:
+    lines: list[Text] = []
+    if result.no_changes:
+        lines.append(Text("No changes. The deployment matches the configuration.", style="green"))
+    else:
+        parts = [f"{result.counts[a]} {VERB[a]}" for a in ("create", "update", "replace", "delete")]
+        if result.counts["forget"]:
+            parts.append(f"{result.counts['forget']} {VERB['forget']}")
+        lines.append(Text(f"Plan: {', '.join(parts)}.", style="bold"))
+    lines.append(Text(f"(from {plan_path})", style="dim"))
+    for w in result.warnings:
+        style = "bold white on red" if w.level != "CAUTION" else "bold yellow"
+        lines.append(Text(""))
+        line = Text(f"!! {w.level} !!", style=style)
+        line.append(
+            f" {w.address}: {w.text}", style="bold red" if w.level != "CAUTION" else "yellow"
+        )
+        lines.append(line)
+    shown = [c for c in result.changes if c.action not in ("no-op", "read")]
+    if shown:
+        lines.append(Text(""))
+        lines.append(Text("Resources:", style="bold"))
+        for c in sorted(shown, key=lambda c: (ORDER.index(c.action), c.address)):
+            line = Text(f"  {SYMBOL[c.action]:>3} {c.action:<8} ", style=STYLE[c.action])
+            line.append(c.address)
+            if c.forces:
+                line.append(f"  (forces replacement: {', '.join(c.forces)})", style="red")
+            elif c.changed:
+                names = list(c.changed[:6]) + (["..."] if len(c.changed) > 6 else [])
+                line.append(f"  (changes: {', '.join(names)})", style="dim")
+            lines.append(line)
+    if result.outputs:
+        lines.append(Text(""))
+        outputs = ", ".join(f"{name} ({action})" for name, action in sorted(result.outputs.items()))
+        lines.append(Text(f"Outputs: {outputs}"))
+    if result.drift:
+        lines.append(Text(""))
+        lines.append(
+            Text(f"Changed outside Terraform (drift): {', '.join(result.drift)}", style="yellow")
+        )
+    return lines
+
+
+# --- checkov -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    check: str
+    reason: str
+
+
+@dataclass(slots=True)
+class Scan:
+    ran: bool
+    passed: int = 0
+    failed: list[tuple[str, str, str]] = field(default_factory=list)  # id, resource, name
+    skips: list[Skip] = field(default_factory=list)
+    version: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.ran and self.error is None and not self.failed
+
+
+def read_skips(path: Path) -> list[Skip]:
+    """The skip list with its one-line reasons (``- CKV_AWS_50  # why``); every entry needs one."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise cli.ToolError(f"cannot read the checkov skip file {path}: {exc.strerror}") from None
+    skips: list[Skip] = []
+    in_list = False
+    for number, line in enumerate(lines, 1):
+        if re.match(r"^skip-check\s*:", line):
+            in_list = True
+            continue
+        if in_list and line and not line[0].isspace() and not line.startswith("#"):
+            in_list = False
+        if not in_list:
+            continue
+        match = _SKIP_LINE.match(line)
+        if not match:
+            continue
+        reason = (match.group("reason") or "").strip()
+        if not reason:
+            raise cli.ToolError(f"{path}:{number}: skipped check {match.group('id')} has no reason")
+        skips.append(Skip(match.group("id"), reason))
+    return skips
+
+
+def find_checkov(explicit: str | None) -> str | None:
+    for candidate in (explicit, os.environ.get(CHECKOV_ENV)):
+        if candidate:
+            return candidate
+    if SEPARATE_VENV_CHECKOV.exists():
+        return str(SEPARATE_VENV_CHECKOV)
+    return shutil.which("checkov")
+
+
+def run_checkov(
+    binary: str, plan_path: Path, skip_file: Path, out_file: Path | None, timeout: float = 600
+) -> Scan:
+    skips = read_skips(skip_file)
+    command = [binary, "-f", str(plan_path), "--config-file", str(skip_file), "-o", "json"]
+    command += ["--framework", "terraform_plan", "--skip-download"]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    except FileNotFoundError:
+        return Scan(ran=False, skips=skips, error=f"checkov not found at {binary}")
+    except subprocess.TimeoutExpired:
+        return Scan(ran=False, skips=skips, error=f"checkov did not finish in {timeout:g} s")
+    if out_file is not None:
+        out_file.write_text(done.stdout)
+    try:
+        report = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        tail = cli.one_line(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "")
+        return Scan(
+            ran=False, skips=skips, error=f"checkov failed (exit {done.returncode}): {tail}"
+        )
+    reports = report if isinstance(report, list) else [report]
+    scan = Scan(ran=True, skips=skips)
+    for part in reports:
+        summary = part.get("summary") or part
+        scan.version = summary.get("checkov_version") or scan.version
+        scan.passed += int(summary.get("passed", 0))
+        for failed in (part.get("results") or {}).get("failed_checks") or []:
+            scan.failed.append(
+                (
+                    str(failed.get("check_id")),
+                    str(failed.get("resource")),
+                    str(failed.get("check_name")),
+                )
+            )
+        if int(summary.get("parsing_errors", 0)):
+            scan.error = f"checkov could not parse {plan_path}"
+    if done.returncode != 0 and not scan.failed and scan.error is None:
+        scan.error = f"checkov exited with status {done.returncode}"
+    return scan
+
+
+def render_scan(scan: Scan, skip_file: Path) -> list[Text]:
+    lines = [Text(""), Text("Security scan (checkov):", style="bold")]
+    if not scan.ran:
+        lines.append(Text(f"  NOT RUN: {scan.error}", style="bold red"))
+        return lines
+    version = f" {scan.version}" if scan.version else ""
+    verdict = Text(
+        f"  checkov{version}: {scan.passed} passed, {len(scan.failed)} failed, "
+        f"{len(scan.skips)} skipped by {skip_file.name}",
+        style="red" if scan.failed else "green",
+    )
+    lines.append(verdict)
+    for check, resource, name in scan.failed:
+        lines.append(Text(f"  FAILED {check} {resource}: {name}", style="red"))
+    if scan.error:
+        lines.append(Text(f"  {scan.error}", style="red"))
+    for skip in scan.skips:
+        lines.append(Text(f"  skipped {skip.check}: {skip.reason}", style="dim"))
+    return lines
+
+
+# --- command line --------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = cli.ArgumentParser(
+        prog=PROG,
+        description="Summarise a Terraform JSON plan, call out data and stream-position loss, "
+        "and scan it with checkov.",
+    )
+    parser.add_argument("plan", type=Path, help="plan as JSON (terraform show -json PLANFILE)")
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        help="where summary.txt and checkov.json go (default: the plan's directory)",
+    )
+    parser.add_argument("--no-scan", action="store_true", help="skip the checkov scan")
+    parser.add_argument(
+        "--checkov",
+        help=f"checkov executable (default: ${CHECKOV_ENV}, .venv-checkov/bin/checkov, PATH)",
+    )
+    parser.add_argument(
+        "--skip-file",
+        type=Path,
+        default=DEFAULT_SKIP_FILE,
+        help="checkov config with the skipped checks and their reasons (default .checkov.yaml)",
+    )
+    parser.add_argument(
+        "--fail-on-data-loss",
+        action="store_true",
+        help="exit 1 when the plan replaces or destroys the table",
+    )
+    return parser
+
+
+def load_plan(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise cli.UsageError(f"plan file {path} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise cli.UsageError(f"cannot read {path}: {exc}") from None
+    except json.JSONDecodeError:
+        raise cli.UsageError(
+            f"{path} is not JSON: pass `terraform show -json PLANFILE` output, not the binary plan"
+        ) from None
+    if not isinstance(data, dict):
+        raise cli.UsageError(f"{path} is not a Terraform JSON plan")
+    return data
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return cli.run(PROG, lambda: _main(argv))
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = cli.parse(build_parser(), argv)
+    plan = load_plan(args.plan)
+    try:
+        result = review(plan)
+    except PlanError as exc:
+        raise cli.UsageError(f"{args.plan}: {exc}") from None
+    out_dir: Path = args.output_dir or args.plan.parent
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise cli.UsageError(f"cannot create {out_dir}: {exc.strerror}") from None
+    lines = render(result, args.plan)
+    scan: Scan | None = None
+    if not args.no_scan:
+        binary = find_checkov(args.checkov)
+        if binary is None:
+            scan = Scan(
+                ran=False,
+                skips=read_skips(args.skip_file),
+                error="checkov not found: install it with "
+                "`python3 -m venv .venv-checkov && .venv-checkov/bin/pip install checkov==3.3.30`",
+            )
+        else:
+            scan = run_checkov(binary, args.plan, args.skip_file, out_dir / "checkov.json")
+        lines += render_scan(scan, args.skip_file)
+    console = Console(highlight=False)
+    plain = Console(file=io.StringIO(), color_system=None, width=160, highlight=False)
+    for line in lines:
+        console.print(line, soft_wrap=True)
+        plain.print(line, soft_wrap=True)
+    summary_path = out_dir / "summary.txt"
+    summary_path.write_text(plain.file.getvalue())  # type: ignore[attr-defined]
+    console.print(Text(f"summary written to {summary_path}", style="dim"), soft_wrap=True)
+    if scan is not None and not scan.ok:
+        return cli.EXIT_FAILURE
+    if args.fail_on_data_loss and result.loses_data:
+        return cli.EXIT_FAILURE
+    return cli.EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,413 @@
+"""``reconcile --repair``: make every summary exact again while the stack runs.
+
+The procedure:
+
+1. Pause the pipeline: disable both event source mappings (found by the table's stream ARN),
+   wait until they report Disabled and nothing is in flight (local: the engine's ``/drained``;
+   AWS: state Disabled plus a grace period of the longest function timeout).
+2. Scan the table (recount + summaries), then read the stream.
+3. Work out each summary's exact target, *as of the records it has applied*, and rewrite the
+   drifting counters as absolute values (SET, conditional on the values just read). The
+   "applied#..." marks stay untouched.
+4. Resume: re-enable the mappings (always, also after an error).
+
+Why step 3 is not simply "set the summary to the recount": the application keeps writing
+while the mappings are paused. Those writes are in the table (so in the recount) *and* in the
+stream beyond the mappings' position, so the handlers apply them after step 4; a summary set
+to the full recount would count them twice. A summary item says which records it holds: its
+exactly-once marks (``video_stats.marks``: per function and shard, the highest sequence number
+applied). So for summary K, the records after K's mark are not in K yet, and K's target is the
+recount of each base item *as it was before its first such record* (that record's OldImage).
+Everything else about the item (its current state) is what the scan saw.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from botocore.exceptions import ClientError
+from video_stats import model
+from video_stats.marks import decode_mark, mark_name, shard_tag
+from video_stats.model import AttributeMap, Counters, ItemType, SummaryKey, SummaryKind
+
+from vstats.cli import ToolError
+from vstats.control import LocalControl
+from vstats.drift import DEFAULT_SEGMENTS, Drift, compare, item_identity, read_snapshot
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+FUNCTIONS: dict[ItemType, str] = {"VIEW": "views", "VOTE": "votes"}
+ACTIVE_STATES = ("Enabled", "Enabling", "Updating", "Creating")
+
+
+# --- pausing the pipeline ---------------------------------------------------------------------
+
+
+class Pipeline(Protocol):
+    """Pause and resume the stream consumers of one table."""
+
+    def pause(self) -> list[str]:
+        """Stop every enabled consumer and return once nothing is in flight; returns what to
+        resume."""
+
+    def resume(self, paused: list[str]) -> None:
+        """Start again what ``pause`` stopped."""
+
+
+@dataclass(slots=True)
+class LambdaPipeline:
+    """The table's event source mappings, through the Lambda API (moto or AWS)."""
+
+    lambda_client: Any
+    stream_arn: str
+    control: LocalControl | None = None
+    grace_seconds: float | None = None  # AWS: None = longest function timeout + 5 s
+    timeout: float = 300.0
+    log: Callable[[str], None] = lambda _message: None
+    poll: float = 0.2
+
+    def mappings(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        request: dict[str, Any] = {"EventSourceArn": self.stream_arn}
+        while True:
+            response = self.lambda_client.list_event_source_mappings(**request)
+            found += response.get("EventSourceMappings", [])
+            marker = response.get("NextMarker")
+            if not marker:
+                return found
+            request["Marker"] = marker
+
+    def pause(self) -> list[str]:
+        active = [m for m in self.mappings() if m.get("State") in ACTIVE_STATES]
+        paused: list[str] = []
+        try:
+            for mapping in active:
+                self.lambda_client.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
+                paused.append(mapping["UUID"])
+                self.log(f"disabled mapping {mapping['UUID']} ({_function(mapping)})")
+            self._wait_states(paused, "Disabled")
+            self._wait_idle(active)
+        except BaseException:
+            self.resume(paused)
+            raise
+        return paused
+
+    def resume(self, paused: list[str]) -> None:
+        for uuid in paused:
+            self.lambda_client.update_event_source_mapping(UUID=uuid, Enabled=True)
+            self.log(f"re-enabled mapping {uuid}")
+        self._wait_states(paused, "Enabled")
+
+    def _wait_states(self, uuids: Iterable[str], state: str) -> None:
+        deadline = time.monotonic() + self.timeout
+        pending = set(uuids)
+        while pending:
+            for uuid in list(pending):
+                if self.lambda_client.get_event_source_mapping(UUID=uuid).get("State") == state:
+                    pending.discard(uuid)
+            if not pending:
+                return
+            if time.monotonic() >= deadline:
+                raise ToolError(f"mappings {sorted(pending)} did not reach {state} in time")
+            time.sleep(self.poll)
+
+    def _wait_idle(self, mappings: list[dict[str, Any]]) -> None:
+        if self.control is not None:
+            # The engine: no invocation in flight for any mapping.
+            if not self.control.wait_drained(self.timeout, self.poll):
+                raise ToolError("the local engine did not drain after disabling the mappings")
+            return
+        grace = self.grace_seconds
+        if grace is None:
+            timeouts = [
+                float(
+                    self.lambda_client.get_function_configuration(
+                        FunctionName=m["FunctionArn"]
+                    ).get("Timeout", 60)
+                )
+                for m in mappings
+            ]
+            grace = max(timeouts, default=0.0) + 5.0
+        if mappings and grace > 0:
+            # Lambda lets an invocation that started before the disable run to completion.
+            self.log(f"waiting {grace:g} s for invocations still in flight")
+            time.sleep(grace)
+
+
+def _function(mapping: Mapping[str, Any]) -> str:
+    return str(mapping.get("FunctionArn", "?")).rsplit(":", 1)[-1]
+
+
+# --- the stream -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRecord:
+    shard_id: str
+    seq: int
+    identity: tuple[str, str]  # (PK, SK) of the item
+    new: AttributeMap | None
+    old: AttributeMap | None
+
+
+def read_stream(
+    streams_client: Any, stream_arn: str, *, empty_polls: int = 2, pause: float = 0.2
+) -> Iterator[StreamRecord]:
+    """Every record the stream holds, shard by shard, from TRIM_HORIZON to the tip.
+
+    A closed shard ends when its iterator does; an open one when ``empty_polls`` reads in a row
+    return nothing (DynamoDB Streams has no explicit tip marker).
+    """
+    request: dict[str, Any] = {"StreamArn": stream_arn}
+    shards: list[str] = []
+    while True:
+        description = streams_client.describe_stream(**request)["StreamDescription"]
+        shards += [s["ShardId"] for s in description.get("Shards", [])]
+        last = description.get("LastEvaluatedShardId")
+        if not last:
+            break
+        request["ExclusiveStartShardId"] = last
+    for shard_id in shards:
+        try:
+            iterator = streams_client.get_shard_iterator(
+                StreamArn=stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+            ).get("ShardIterator")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "TrimmedDataAccessException":
+                continue
+            raise
+        empty = 0
+        while iterator and empty < empty_polls:
+            response = streams_client.get_records(ShardIterator=iterator, Limit=1000)
+            records = response.get("Records", [])
+            for record in records:
+                ddb = record.get("dynamodb", {})
+                keys = ddb.get("Keys", {})
+                yield StreamRecord(
+                    shard_id=shard_id,
+                    seq=int(ddb["SequenceNumber"]),
+                    identity=item_identity(keys),
+                    new=ddb.get("NewImage"),
+                    old=ddb.get("OldImage"),
+                )
+            iterator = response.get("NextShardIterator")
+            if records:
+                empty = 0
+            else:
+                empty += 1
+                if iterator and empty < empty_polls:
+                    time.sleep(pause)
+
+
+# --- the targets ------------------------------------------------------------------------------
+
+
+def marks_of(item: AttributeMap | None) -> dict[str, int]:
+    """``{mark name: sequence number}`` of a summary item."""
+    found: dict[str, int] = {}
+    for name, attr in (item or {}).items():
+        if not model.is_mark_attribute(name):
+            continue
+        value = attr.get("S")
+        if isinstance(value, str):
+            try:
+                found[name] = decode_mark(value).seq
+            except ValueError:
+                continue
+    return found
+
+
+def _contribution(image: AttributeMap | None, item_type: ItemType) -> dict[SummaryKey, Counters]:
+    try:
+        return model.contribution(image, item_type)
+    except model.InvalidItem:  # as in recount: a malformed item counts for nothing
+        return {}
+
+
+def pending_corrections(
+    records: Iterable[StreamRecord],
+    base_items: Mapping[tuple[str, str], AttributeMap],
+    summaries: Mapping[SummaryKey, AttributeMap],
+    stream_arn: str,
+) -> dict[SummaryKey, Counters]:
+    """What to add to the recount so that each summary's target holds only the records it has
+    applied: for each summary K and base item I with a record K has not applied (above K's
+    mark for that function and shard), replace I's scanned contribution to K by its
+    contribution before the first such record."""
+    by_item: dict[tuple[str, str], list[StreamRecord]] = defaultdict(list)
+    for record in records:
+        by_item[record.identity].append(record)
+    stream_tag = shard_tag(stream_arn)
+    marks = {key: marks_of(item) for key, item in summaries.items()}
+
+    def applied_up_to(key: SummaryKey, function: str, shard_id: str) -> int | None:
+        held = marks.get(key, {})
+        # Per shard with tumbling-window events, else one mark per stream (handlers.py).
+        value = held.get(mark_name(function, shard_tag(shard_id)))
+        return value if value is not None else held.get(mark_name(function, stream_tag))
+
+    corrections: dict[SummaryKey, Counters] = {}
+    for identity, item_records in by_item.items():
+        item_records.sort(key=lambda r: r.seq)
+        scanned = base_items.get(identity)
+        for item_type, function in FUNCTIONS.items():
+            now = _contribution(scanned, item_type)
+            keys = set(now)
+            for record in item_records:
+                keys |= set(_contribution(record.new, item_type))
+                keys |= set(_contribution(record.old, item_type))
+            for key in keys:
+                first = next(
+                    (
+                        r
+                        for r in item_records
+                        if (mark := applied_up_to(key, function, r.shard_id)) is None
+                        or r.seq > mark
+                    ),
+                    None,
+                )
+                if first is None:
+                    continue
+                before = _contribution(first.old, item_type).get(key, model.ZERO)
+                change = before - now.get(key, model.ZERO)
+                if not change.is_zero():
+                    corrections[key] = corrections.get(key, model.ZERO) + change
+    return corrections
+
+
+# --- the rewrite ------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class RepairResult:
+    drift_before: list[Drift]  # plain recount vs summaries, before pausing
+    repaired: list[Drift] = field(default_factory=list)  # target (expected) vs what was there
+    conflicts: list[SummaryKey] = field(default_factory=list)  # changed under us: not written
+    pending_records: int = 0
+    paused: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def write_target(client: DynamoDBClient, table: str, drift: Drift, index_shards: int) -> bool:
+    """SET the four counters of one summary to absolute values, conditional on them still
+    being what was read (a late invocation would make the target stale). Marks untouched.
+    False when the condition failed."""
+    key = drift.key
+    target = drift.expected
+    names = {
+        "#type": "type",
+        "#id": model.summary_id_attribute(key.kind),
+        "#views": "views",
+        "#duration": "duration",
+        "#likes": "likes",
+        "#dislikes": "dislikes",
+        "#gsi2pk": "GSI2PK",
+    }
+    values: dict[str, Any] = {
+        ":type": {"S": model.summary_type(key.kind)},
+        ":id": {"S": key.id},
+        ":views": {"N": str(target.views)},
+        ":duration": {"N": str(target.duration)},
+        ":likes": {"N": str(target.likes)},
+        ":dislikes": {"N": str(target.dislikes)},
+        ":gsi2pk": {"S": model.summary_index_partition(key, index_shards)},
+    }
+    sets = [
+        "#type = :type",
+        "#id = :id",
+        "#views = :views",
+        "#duration = :duration",
+        "#likes = :likes",
+        "#dislikes = :dislikes",
+        "#gsi2pk = if_not_exists(#gsi2pk, :gsi2pk)",
+    ]
+    if key.kind is SummaryKind.VIDEO:
+        names |= {"#gsi1pk": "GSI1PK", "#gsi1sk": "GSI1SK"}
+        values |= {":gsi1pk": {"S": f"VIDEO#{key.id}"}, ":gsi1sk": {"S": model.SUMMARY_SK}}
+        sets += ["#gsi1pk = :gsi1pk", "#gsi1sk = :gsi1sk"]
+    if drift.exists:
+        conditions = []
+        for name in ("views", "duration", "likes", "dislikes"):
+            old = getattr(drift.actual, name)
+            values[f":old_{name}"] = {"N": str(old)}
+            # A missing counter reads as 0 (model.summary_counters).
+            clause = f"#{name} = :old_{name}"
+            conditions.append(
+                f"({clause} OR attribute_not_exists(#{name}))" if old == 0 else clause
+            )
+        condition = "attribute_exists(PK) AND " + " AND ".join(conditions)
+    else:
+        condition = "attribute_not_exists(PK)"
+    try:
+        client.update_item(
+            TableName=table,
+            Key=model.summary_item_key(key),
+            UpdateExpression="SET " + ", ".join(sets),
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def repair(
+    client: DynamoDBClient,
+    streams_client: Any,
+    table: str,
+    stream_arn: str,
+    pipeline: Pipeline,
+    *,
+    segments: int = DEFAULT_SEGMENTS,
+    index_shards: int = 4,
+    stream_delay: float = 1.0,
+    log: Callable[[str], None] = lambda _message: None,
+) -> RepairResult:
+    started = time.monotonic()
+    first = read_snapshot(client, table, segments=segments)
+    result = RepairResult(drift_before=compare(first.recount, first.summaries))
+    if not result.drift_before:
+        log("no drift: nothing to repair, the mappings were not touched")
+        result.seconds = time.monotonic() - started
+        return result
+    log(f"{len(result.drift_before)} summaries drift: pausing the pipeline")
+    result.paused = pipeline.pause()
+    try:
+        snapshot = read_snapshot(client, table, segments=segments, keep_base=True)
+        # Let the stream catch up with every write the scan may have seen.
+        time.sleep(stream_delay)
+        records = list(read_stream(streams_client, stream_arn))
+        assert snapshot.base_items is not None
+        corrections = pending_corrections(
+            records, snapshot.base_items, snapshot.summaries, stream_arn
+        )
+        result.pending_records = sum(1 for _ in records)
+        targets = dict(snapshot.recount)
+        for key, change in corrections.items():
+            targets[key] = targets.get(key, model.ZERO) + change
+        for drift in compare(targets, snapshot.summaries):
+            if write_target(client, table, drift, index_shards):
+                result.repaired.append(drift)
+            else:
+                result.conflicts.append(drift.key)
+        log(f"rewrote {len(result.repaired)} summaries")
+    finally:
+        pipeline.resume(result.paused)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def stream_arn_of(client: DynamoDBClient, table: str) -> str:
+    description = client.describe_table(TableName=table)["Table"]
+    arn = description.get("LatestStreamArn")
+    if not arn or not description.get("StreamSpecification", {}).get("StreamEnabled", True):
+        raise ToolError(f"table {table} has no stream: nothing feeds the summaries")
+    return str(arn)

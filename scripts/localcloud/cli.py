@@ -1,0 +1,223 @@
+"""``python -m localcloud up|down|serve|status``: the local AWS endpoint's lifecycle.
+
+    up      --state-dir DIR --port PORT   start in the background (or reuse), wait until healthy
+    down    --state-dir DIR               stop it (its data is lost)
+    serve   --state-dir DIR --port PORT   run in the foreground
+    status  --state-dir DIR               print what is running (exit 1 if nothing)
+
+Every wait is bounded; failures are one line on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from localcloud.state import (
+    ENDPOINT_FILE,
+    health,
+    pid_alive,
+    port_is_free,
+    read_endpoint_info,
+    running_endpoint,
+)
+
+SCRIPTS_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_HOST = "127.0.0.1"
+
+
+def _error(message: str) -> int:
+    print(f"localcloud: {message}", file=sys.stderr)
+    return 1
+
+
+@contextlib.contextmanager
+def _state_lock(state_dir: Path, timeout: float) -> Iterator[None]:
+    """Serializes up/down on one state directory (bounded wait)."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with open(state_dir / ".lock", "w") as handle:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"{state_dir} is locked by another localcloud command"
+                    ) from None
+                time.sleep(0.1)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _is_localcloud(pid: int) -> bool:
+    """Guards against a recycled pid: only ever signal our own server."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"localcloud" in cmdline and b"serve" in cmdline
+
+
+def _terminate(pid: int, timeout: float) -> bool:
+    """SIGTERM, wait, then SIGKILL; True once the process is gone."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.05)
+    return not pid_alive(pid)
+
+
+def _tail(path: Path, lines: int = 5) -> str:
+    try:
+        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def up(state_dir: Path, port: int, host: str, timeout: float) -> int:
+    with _state_lock(state_dir, timeout):
+        current = running_endpoint(state_dir)
+        if current is not None:
+            if current.port != port:
+                print(
+                    f"localcloud: already running on port {current.port} (not {port}); reusing it",
+                    file=sys.stderr,
+                )
+            print(current.endpoint_url)
+            return 0
+        stale = read_endpoint_info(state_dir)
+        if stale is not None:
+            if pid_alive(stale.pid) and _is_localcloud(stale.pid):
+                _terminate(stale.pid, 5.0)  # ours, but not answering
+            (state_dir / ENDPOINT_FILE).unlink(missing_ok=True)
+        if not port_is_free(host, port):
+            return _error(
+                f"port {port} on {host} is in use by another program: stop it or pick another "
+                "port (LOCAL_PORT=... for make)"
+            )
+        log_dir = state_dir / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        serve_log = log_dir / "serve.log"
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(SCRIPTS_DIR), env.get("PYTHONPATH", "")) if p
+        )
+        with open(serve_log, "ab") as output:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "localcloud", "serve", "--state-dir", str(state_dir),
+                 "--port", str(port), "--host", host],
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            code = proc.poll()
+            if code is not None:
+                return _error(f"the endpoint exited with status {code}: {_tail(serve_log)}")
+            info = running_endpoint(state_dir)
+            if info is not None and info.pid == proc.pid:
+                print(info.endpoint_url)
+                return 0
+            time.sleep(0.1)
+        _terminate(proc.pid, 3.0)
+        return _error(
+            f"the endpoint did not become healthy within {timeout:.0f} s (see {serve_log})"
+        )
+
+
+def down(state_dir: Path, timeout: float) -> int:
+    with _state_lock(state_dir, timeout):
+        info = read_endpoint_info(state_dir)
+        if info is None:
+            print("localcloud: not running")
+            return 0
+        if pid_alive(info.pid) and _is_localcloud(info.pid) and not _terminate(info.pid, timeout):
+            return _error(f"could not stop process {info.pid}")
+        (state_dir / ENDPOINT_FILE).unlink(missing_ok=True)
+        print(f"localcloud: stopped {info.endpoint_url}")
+        return 0
+
+
+def status(state_dir: Path) -> int:
+    info = read_endpoint_info(state_dir)
+    alive = info is not None and pid_alive(info.pid)
+    details = health(info.control_url) if info is not None and alive else None
+    report = {
+        "running": details is not None,
+        "state_dir": str(state_dir),
+        **(
+            {"pid": info.pid, "endpoint_url": info.endpoint_url, "control_url": info.control_url}
+            if info
+            else {}
+        ),
+        **({"health": details} if details else {}),
+    }
+    print(json.dumps(report, indent=2))
+    return 0 if details is not None else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m localcloud", description=__doc__.splitlines()[0]
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("up", "serve"):
+        command = sub.add_parser(name)
+        command.add_argument("--state-dir", type=Path, required=True)
+        command.add_argument("--port", type=int, required=True)
+        command.add_argument("--host", default=DEFAULT_HOST)
+        if name == "up":
+            command.add_argument(
+                "--timeout", type=float, default=60.0, help="seconds to wait until healthy"
+            )
+        else:
+            command.add_argument("--control-port", type=int, default=0, help="0: any free port")
+    stop = sub.add_parser("down")
+    stop.add_argument("--state-dir", type=Path, required=True)
+    stop.add_argument("--timeout", type=float, default=15.0)
+    show = sub.add_parser("status")
+    show.add_argument("--state-dir", type=Path, required=True)
+    args = parser.parse_args(argv)
+    state_dir = args.state_dir.resolve()
+    try:
+        if args.command == "up":
+            return up(state_dir, args.port, args.host, args.timeout)
+        if args.command == "down":
+            return down(state_dir, args.timeout)
+        if args.command == "status":
+            return status(state_dir)
+        # Imported here: moto takes seconds to import, and up/down/status do not need it.
+        from localcloud.server import PortInUse, serve  # noqa: PLC0415
+
+        try:
+            return serve(state_dir, args.port, args.host, args.control_port)
+        except PortInUse as exc:
+            return _error(f"{exc}: stop the program using it or pick another port")
+    except TimeoutError as exc:
+        return _error(str(exc))

@@ -25,6 +25,7 @@ ENDPOINT_ENV = "AWS_ENDPOINT_URL"
 CONTROL_ENV = "LOCALCLOUD_CONTROL_URL"
 SHARDS_ENV = "SUMMARY_INDEX_SHARDS"
 DEFAULT_INDEX_SHARDS = 4
+DEFAULT_ATTEMPTS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +42,14 @@ class Deployment:
         return self.control_url is not None
 
     def client(self, service: str, *, pool: int = 10) -> Any:
-        # Standard retries absorb throttling; the pool matches the tool's concurrency.
+        # Standard retries absorb throttling (AWS_MAX_ATTEMPTS, botocore's own variable,
+        # overrides); the pool matches the tool's concurrency.
+        attempts = os.environ.get("AWS_MAX_ATTEMPTS", "")
         config = Config(
-            retries={"mode": "standard", "max_attempts": 10},
+            retries={
+                "mode": "standard",
+                "max_attempts": int(attempts) if attempts.isdigit() else DEFAULT_ATTEMPTS,
+            },
             max_pool_connections=max(pool, 10),
         )
         return boto3.session.Session().client(

@@ -729,8 +729,10 @@ def _main(argv: Sequence[str] | None) -> int:
     config = config_from_args(args)
     control = LocalControl(target.control_url) if target.control_url else None
     console = Console(stderr=True)
+    client = target.dynamodb(pool=config.writers + 4)
+    client.describe_table(TableName=target.table)  # fail fast, before any output
     test = LoadTest(
-        target.dynamodb(pool=config.writers + 4),
+        client,
         target.table,
         config,
         control=control,

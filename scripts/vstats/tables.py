@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import heapq
 import json
 import queue
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -100,8 +99,15 @@ def list_summaries(
         partition = f"{model.summary_type(kind)}#{shard}"
         limit = top if by == "views" else None
         rows.extend(_query_partition(client, table, partition, kind, limit))
-    ranked = sorted(rows, key=lambda row: (-counter_value(row.counters, by), row.key.id))
+    ranked = sorted(rows, key=lambda row: (-counter_value(row.counters, by), id_order(row.key.id)))
     return ranked[:top] if top is not None else ranked
+
+
+def id_order(identifier: str) -> tuple[int, int, str]:
+    """Ties in a ranking: numeric ids in numeric order (2 before 11), then the others."""
+    if identifier.isascii() and identifier.isdigit():
+        return (0, int(identifier), identifier)
+    return (1, 0, identifier)
 
 
 def _query_partition(
@@ -129,10 +135,6 @@ def _query_partition(
         if not last or (limit is not None and returned >= limit):
             return
         request["ExclusiveStartKey"] = last
-
-
-def merge_top(rows: Iterable[SummaryRow], by: str, top: int) -> list[SummaryRow]:
-    return heapq.nsmallest(top, rows, key=lambda r: (-counter_value(r.counters, by), r.key.id))
 
 
 # --- GSI1 access patterns ---------------------------------------------------------------------
@@ -263,7 +265,3 @@ def _put(pages: queue.Queue[Any], stop: threading.Event, value: Any) -> None:
             return
         except queue.Full:
             continue
-
-
-def summary_keys_for(ids: Sequence[str], kind: SummaryKind) -> list[SummaryKey]:
-    return [SummaryKey(kind, i) for i in ids]

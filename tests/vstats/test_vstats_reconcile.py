@@ -1,0 +1,186 @@
+"""reconcile: the shared recount finds injected drift; --repair fixes it while the application
+keeps writing, without losing or double-counting those writes (StreamConsumer stands in for
+the mappings: it runs the handlers' code and keeps its stream position while paused)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from video_stats import model
+from video_stats.model import Counters, SummaryKey, SummaryKind
+from vstats import deployment, reconcile
+from vstats.drift import find_drift, read_snapshot
+from vstats.generator import EventGenerator
+from vstats.repair import pending_corrections, read_stream, repair
+from vstats_support import StreamConsumer, TableEnv  # type: ignore[import-not-found]
+
+VIDEO0 = SummaryKey(SummaryKind.VIDEO, "0")
+
+
+def write_traffic(table: TableEnv, generator: EventGenerator, events: int) -> None:
+    for _ in range(events):
+        op = generator.next()
+        if op.action == "put":
+            assert op.item is not None
+            table.client.put_item(TableName=table.name, Item=op.item)
+        else:
+            table.client.delete_item(TableName=table.name, Key=op.key)
+
+
+def inject_drift(table: TableEnv, key: SummaryKey, views: int) -> None:
+    """A lost record, as it looks afterwards: the counter is off and no mark moved."""
+    table.client.update_item(
+        TableName=table.name,
+        Key=model.summary_item_key(key),
+        UpdateExpression="ADD #v :d",
+        ExpressionAttributeNames={"#v": "views"},
+        ExpressionAttributeValues={":d": {"N": str(views)}},
+    )
+
+
+@pytest.fixture
+def settled(table: TableEnv, consumer: StreamConsumer) -> EventGenerator:
+    """A table with traffic the consumer has applied: no drift."""
+    generator = EventGenerator(users=5, videos=4, seed=11, skew=0.8)
+    write_traffic(table, generator, 150)
+    consumer.process()
+    assert find_drift(table.client, table.name) == []
+    return generator
+
+
+def test_find_drift_reports_exactly_the_injected_drift(
+    table: TableEnv, settled: EventGenerator
+) -> None:
+    before = model.summary_counters(
+        table.client.get_item(TableName=table.name, Key=model.summary_item_key(VIDEO0))["Item"]
+    )
+    inject_drift(table, VIDEO0, 5)
+    table.client.delete_item(
+        TableName=table.name, Key=model.summary_item_key(SummaryKey(SummaryKind.USER, "3"))
+    )
+    drifts = find_drift(table.client, table.name, segments=3)
+    assert [(d.key, d.exists) for d in drifts] == [
+        (SummaryKey(SummaryKind.USER, "3"), False),
+        (VIDEO0, True),
+    ]
+    video = drifts[1]
+    assert video.expected == before
+    assert video.difference == Counters(views=5)
+
+
+def test_reconcile_cli_exit_status_and_table(
+    table: TableEnv, settled: EventGenerator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert reconcile.main(table.args()) == 0
+    assert "No drift" in capsys.readouterr().out
+    inject_drift(table, VIDEO0, -2)
+    assert reconcile.main(["--segments", "2", *table.args()]) == 1
+    out = capsys.readouterr().out
+    assert "1 summaries drift" in out
+    assert "VIDEO 0" in out
+    assert "(-2)" in out
+    assert reconcile.main(["--format", "json", *table.args()]) == 1
+    (drift,) = json.loads(capsys.readouterr().out)["drift"]
+    assert drift["difference"] == {"views": -2, "duration": 0, "likes": 0, "dislikes": 0}
+
+
+def test_repair_keeps_writes_made_during_the_repair(
+    table: TableEnv, consumer: StreamConsumer, settled: EventGenerator
+) -> None:
+    inject_drift(table, VIDEO0, 7)
+    inject_drift(table, SummaryKey(SummaryKind.USER, "1"), -3)
+    # While the mappings are paused the application keeps writing: new views and votes,
+    # changed and removed ones, on the very summaries that drift.
+    consumer.on_pause = lambda: write_traffic(table, settled, 120)
+    result = repair(
+        table.client, table.streams, table.name, table.stream_arn, consumer, stream_delay=0
+    )
+    assert {d.key for d in result.drift_before} >= {VIDEO0, SummaryKey(SummaryKind.USER, "1")}
+    assert result.paused == ["consumer"]
+    assert not result.conflicts
+    assert not consumer.paused
+    # Once the consumer has caught up on what was written during the repair: exact.
+    consumer.process()
+    assert find_drift(table.client, table.name) == []
+
+
+def test_setting_summaries_to_the_plain_recount_would_double_count(
+    table: TableEnv, consumer: StreamConsumer, settled: EventGenerator
+) -> None:
+    """Why repair corrects for the records above the marks: without it, the writes made while
+    paused are counted by the recount and again by the handlers."""
+    consumer.pause()
+    write_traffic(table, settled, 60)
+    snapshot = read_snapshot(table.client, table.name, keep_base=True)
+    assert snapshot.base_items is not None
+    records = list(read_stream(table.streams, table.stream_arn))
+    corrections = pending_corrections(
+        records, snapshot.base_items, snapshot.summaries, table.stream_arn
+    )
+    assert any(not c.is_zero() for c in corrections.values())
+    # The summaries as they stand are exactly recount + corrections: nothing to repair.
+    targets = dict(snapshot.recount)
+    for key, change in corrections.items():
+        targets[key] = targets.get(key, model.ZERO) + change
+    for key, item in snapshot.summaries.items():
+        assert model.summary_counters(item) == targets.get(key, model.ZERO), key
+
+
+def test_repair_cli_without_drift_leaves_the_mappings_alone(
+    table: TableEnv, settled: EventGenerator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert reconcile.main(["--repair", *table.args()]) == 0
+    assert "nothing to repair" in capsys.readouterr().out
+
+
+def test_repair_cli_against_the_lambda_api(
+    table: TableEnv,
+    consumer: StreamConsumer,
+    settled: EventGenerator,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The CLI path: mappings found by stream ARN, disabled, waited for, re-enabled."""
+    calls: list[tuple[str, Any]] = []
+
+    class FakeLambda:
+        state = "Enabled"
+
+        def list_event_source_mappings(self, **kwargs: Any) -> dict[str, Any]:
+            assert kwargs == {"EventSourceArn": table.stream_arn}
+            return {
+                "EventSourceMappings": [
+                    {"UUID": "u-1", "State": self.state, "FunctionArn": "arn:x:function:views"}
+                ]
+            }
+
+        def update_event_source_mapping(self, UUID: str, Enabled: bool) -> None:
+            calls.append(("update", Enabled))
+            self.state = "Enabled" if Enabled else "Disabled"
+            consumer.paused = not Enabled
+
+        def get_event_source_mapping(self, UUID: str) -> dict[str, Any]:
+            return {"State": self.state}
+
+        def get_function_configuration(self, FunctionName: str) -> dict[str, Any]:
+            calls.append(("timeout", FunctionName))
+            return {"Timeout": 60}
+
+    fake = FakeLambda()
+    real_client = deployment.Deployment.client
+
+    def client(self: Any, service: str, **kwargs: Any) -> Any:
+        return fake if service == "lambda" else real_client(self, service, **kwargs)
+
+    monkeypatch.setattr(deployment.Deployment, "client", client)
+    inject_drift(table, VIDEO0, 4)
+    code = reconcile.main(["--repair", "--grace", "0", "--format", "json", *table.args()])
+    assert code == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [(r["kind"], r["id"]) for r in doc["repaired"]] == [("VIDEO", "0")]
+    assert doc["repaired"][0]["before"]["views"] == doc["repaired"][0]["after"]["views"] + 4
+    assert doc["paused_mappings"] == ["u-1"]
+    assert calls == [("update", False), ("update", True)]  # --grace 0: no timeout lookup
+    assert find_drift(table.client, table.name) == []

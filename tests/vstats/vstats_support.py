@@ -1,0 +1,208 @@
+"""Helpers of the operator-tool tests (imported by conftest.py and the tests): a table with
+the stack's schema, and a stand-in stream consumer built from the real handler code.
+
+The consumer (``StreamConsumer``) reads the table's stream with the Streams API and applies it
+with ``video_stats``' own parse/apply/store code (one mark per stream, as the handlers do without
+tumbling windows). It keeps its position while paused, like an event source mapping, so it can
+stand in for the pipeline in reconcile --repair and load-test runs without the local engine.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from video_stats import model
+from video_stats.apply import Applier, ApplyConfig
+from video_stats.marks import shard_tag
+from video_stats.records import parse_batch
+from video_stats.store import SummaryStore
+
+REGION = "us-east-1"
+INDEX_SHARDS = 4
+
+
+@dataclass
+class TableEnv:
+    endpoint: str
+    name: str
+    client: Any
+    streams: Any
+    stream_arn: str
+
+    def args(self) -> list[str]:
+        """The deployment flags every tool takes."""
+        return ["--table", self.name, "--endpoint-url", self.endpoint, "--region", REGION]
+
+    def put(self, item: dict[str, Any]) -> None:
+        self.client.put_item(TableName=self.name, Item=item)
+
+    def put_summary(self, key: model.SummaryKey, counters: model.Counters) -> None:
+        """A summary item as the handlers write it (§2 attributes + GSI2PK), without marks."""
+        item: dict[str, Any] = {
+            **model.summary_item_key(key),
+            "type": {"S": model.summary_type(key.kind)},
+            model.summary_id_attribute(key.kind): {"S": key.id},
+            "GSI2PK": {"S": model.summary_index_partition(key, INDEX_SHARDS)},
+            "views": {"N": str(counters.views)},
+            "duration": {"N": str(counters.duration)},
+            "likes": {"N": str(counters.likes)},
+            "dislikes": {"N": str(counters.dislikes)},
+        }
+        if key.kind is model.SummaryKind.VIDEO:
+            item |= {"GSI1PK": {"S": f"VIDEO#{key.id}"}, "GSI1SK": {"S": "SUMMARY"}}
+        self.put(item)
+
+
+def create_table(client: Any, name: str) -> str:
+    string = "S"
+    client.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[
+            {"AttributeName": "PK", "KeyType": "HASH"},
+            {"AttributeName": "SK", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": a, "AttributeType": string}
+            for a in ("PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK")
+        ]
+        + [{"AttributeName": "views", "AttributeType": "N"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "GSI1",
+                "KeySchema": [
+                    {"AttributeName": "GSI1PK", "KeyType": "HASH"},
+                    {"AttributeName": "GSI1SK", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            },
+            {
+                "IndexName": "GSI2",
+                "KeySchema": [
+                    {"AttributeName": "GSI2PK", "KeyType": "HASH"},
+                    {"AttributeName": "views", "KeyType": "RANGE"},
+                ],
+                "Projection": {
+                    "ProjectionType": "INCLUDE",
+                    "NonKeyAttributes": [
+                        "type",
+                        "userId",
+                        "videoId",
+                        "duration",
+                        "likes",
+                        "dislikes",
+                    ],
+                },
+            },
+        ],
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+    arn: str = client.describe_table(TableName=name)["Table"]["LatestStreamArn"]
+    return arn
+
+
+@dataclass
+class StreamConsumer:
+    """Applies the stream to the summaries with the handlers' code; a paused consumer keeps its
+    position (like a disabled event source mapping). Implements vstats.repair.Pipeline."""
+
+    env: TableEnv
+    batch_size: int = 100
+    positions: dict[str, str] = field(default_factory=dict)  # shard -> last sequence number
+    paused: bool = False
+    on_pause: Callable[[], None] | None = None  # runs once paused: "the app keeps writing"
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def process(self) -> int:
+        """Apply every record beyond the positions; returns how many were read."""
+        with self._lock:
+            if self.paused:
+                return 0
+            store = SummaryStore(self.env.client, self.env.name, index_shards=INDEX_SHARDS)
+            tag = shard_tag(self.env.stream_arn)
+            appliers = {
+                item_type: Applier(store, ApplyConfig(function=function, shard_tag=tag))
+                for item_type, function in (("VIEW", "views"), ("VOTE", "votes"))
+            }
+            description = self.env.streams.describe_stream(StreamArn=self.env.stream_arn)
+            read = 0
+            for shard in description["StreamDescription"]["Shards"]:
+                shard_id = shard["ShardId"]
+                kwargs: dict[str, Any] = {"StreamArn": self.env.stream_arn, "ShardId": shard_id}
+                if shard_id in self.positions:
+                    kwargs |= {
+                        "ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
+                        "SequenceNumber": self.positions[shard_id],
+                    }
+                else:
+                    kwargs["ShardIteratorType"] = "TRIM_HORIZON"
+                iterator = self.env.streams.get_shard_iterator(**kwargs)["ShardIterator"]
+                while iterator:
+                    response = self.env.streams.get_records(
+                        ShardIterator=iterator, Limit=self.batch_size
+                    )
+                    records = [_lambda_record(r, self.env.stream_arn) for r in response["Records"]]
+                    if not records:
+                        break
+                    for item_type, applier in appliers.items():
+                        result = applier.apply(parse_batch(records, item_type))  # type: ignore[arg-type]
+                        assert result.failure is None, result.failed_keys
+                    self.positions[shard_id] = records[-1]["dynamodb"]["SequenceNumber"]
+                    read += len(records)
+                    iterator = response.get("NextShardIterator")
+            return read
+
+    # vstats.repair.Pipeline
+    def pause(self) -> list[str]:
+        with self._lock:
+            self.paused = True
+        if self.on_pause is not None:
+            self.on_pause()
+        return ["consumer"]
+
+    def resume(self, paused: list[str]) -> None:
+        with self._lock:
+            self.paused = False
+
+    # background mode, for load tests
+    def start(self, interval: float = 0.05) -> None:
+        def loop() -> None:
+            while not self._stop.is_set():
+                self.process()
+                self._stop.wait(interval)
+
+        self._thread = threading.Thread(target=loop, name="consumer", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+
+def _lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
+    """A Streams API record in the shape Lambda hands to the function."""
+    ddb = dict(record["dynamodb"])
+    created = ddb.get("ApproximateCreationDateTime")
+    if created is not None and not isinstance(created, int | float):
+        ddb["ApproximateCreationDateTime"] = created.timestamp()
+    return {
+        "eventID": record.get("eventID"),
+        "eventName": record["eventName"],
+        "eventSource": "aws:dynamodb",
+        "eventSourceARN": stream_arn,
+        "dynamodb": ddb,
+    }
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)

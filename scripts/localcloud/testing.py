@@ -1,0 +1,127 @@
+"""Test support: start a private local endpoint (``serve`` in a subprocess) and talk to it.
+
+Used by the ``local_endpoint`` fixture in tests/conftest.py; importable by any test as
+``from localcloud.testing import LocalEndpoint, aws_client``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from localcloud.state import health, read_endpoint_info
+
+SCRIPTS_DIR = Path(__file__).resolve().parent.parent
+REGION = "us-east-1"
+START_TIMEOUT = 60.0
+
+
+def aws_client(service: str, endpoint_url: str) -> Any:
+    """A boto3 client for the local endpoint (dummy credentials, us-east-1)."""
+    make_client: Any = boto3.client  # the service name is only known at run time
+    return make_client(
+        service,
+        endpoint_url=endpoint_url,
+        region_name=REGION,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+
+
+@dataclass(frozen=True)
+class LocalEndpoint:
+    endpoint_url: str
+    control_url: str
+    state_dir: Path
+    pid: int
+
+    def client(self, service: str) -> Any:
+        return aws_client(service, self.endpoint_url)
+
+    def control(self, method: str, path: str, body: Any = None, timeout: float = 30.0) -> Any:
+        """Calls the control API; returns the decoded JSON."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.control_url + path, data=data, method=method)
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read())
+
+    def wait_drained(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.control("GET", "/drained")["drained"]:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"local endpoint not drained within {timeout} s")
+            time.sleep(0.1)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class EndpointProcess:
+    """``python -m localcloud serve`` on a free port, as a child process."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.log_path = state_dir / "serve.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, attempts: int = 3) -> LocalEndpoint:
+        for attempt in range(attempts):  # a free port can be taken before the child binds it
+            try:
+                return self._start_once()
+            except RuntimeError:
+                if attempt == attempts - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _start_once(self) -> LocalEndpoint:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(SCRIPTS_DIR), env.get("PYTHONPATH", "")) if p
+        )
+        with open(self.log_path, "ab") as log:
+            proc = self.proc = subprocess.Popen(
+                [sys.executable, "-m", "localcloud", "serve", "--state-dir", str(self.state_dir),
+                 "--port", str(free_port())],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                tail = self.log_path.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"local endpoint exited with {proc.returncode}:\n{tail}")
+            info = read_endpoint_info(self.state_dir)
+            if info is not None and info.pid == proc.pid and health(info.control_url):
+                return LocalEndpoint(info.endpoint_url, info.control_url, self.state_dir, proc.pid)
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"local endpoint not healthy within {START_TIMEOUT} s ({self.log_path})")
+
+    def stop(self) -> None:
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)

@@ -1,0 +1,360 @@
+"""The stream -> Lambda engine against a private local endpoint, each behaviour with a small
+function deployed through the endpoint (see conftest.py for what the function does)."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+from botocore.exceptions import ClientError
+from lc_support import Pipeline, function_zip, wait_until  # type: ignore[import-not-found]
+from localcloud.testing import LocalEndpoint
+
+VIEW_FILTERS = {
+    "Filters": [
+        {
+            "Pattern": json.dumps(
+                {
+                    "eventName": ["INSERT", "MODIFY"],
+                    "dynamodb": {"NewImage": {"type": {"S": ["VIEW"]}}},
+                }
+            )
+        },
+        {
+            "Pattern": json.dumps(
+                {
+                    "eventName": ["MODIFY", "REMOVE"],
+                    "dynamodb": {"OldImage": {"type": {"S": ["VIEW"]}}},
+                }
+            )
+        },
+    ]
+}
+
+
+def test_records_stay_readable_through_the_streams_api(pipeline: Pipeline) -> None:
+    """moto clears a shard on every write once a mapping exists; the endpoint must not."""
+    pipeline.create_mapping(Enabled=False)
+    keys = [pipeline.put(f"k{i}") for i in range(5)]
+    shard = pipeline.streams.describe_stream(StreamArn=pipeline.stream_arn)["StreamDescription"][
+        "Shards"
+    ][0]["ShardId"]
+    iterator = pipeline.streams.get_shard_iterator(
+        StreamArn=pipeline.stream_arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    records = pipeline.streams.get_records(ShardIterator=iterator)["Records"]
+    assert [r["dynamodb"]["Keys"]["PK"]["S"] for r in records] == keys
+    numbers = [int(r["dynamodb"]["SequenceNumber"]) for r in records]
+    assert numbers == sorted(set(numbers))
+
+
+def test_event_shape_and_filters(pipeline: Pipeline) -> None:
+    uuid = pipeline.create_mapping(FilterCriteria=VIEW_FILTERS, BatchSize=100)
+    pipeline.put("view", type="VIEW")
+    pipeline.put("vote", type="VOTE")
+    pipeline.put("summary", type="VIDEO_SUMMARY")
+    pipeline.ddb.delete_item(TableName=pipeline.table, Key={"PK": {"S": "view"}})
+    pipeline.endpoint.wait_drained()
+    calls = pipeline.invocations()
+    delivered = [
+        (r["eventName"], r["dynamodb"]["Keys"]["PK"]["S"])
+        for c in calls
+        for r in c.event["Records"]
+    ]
+    assert delivered == [("INSERT", "view"), ("REMOVE", "view")]
+    record = calls[0].event["Records"][0]
+    assert set(record) >= {
+        "eventID",
+        "eventName",
+        "eventVersion",
+        "eventSource",
+        "awsRegion",
+        "eventSourceARN",
+        "dynamodb",
+    }
+    assert record["eventSource"] == "aws:dynamodb"
+    assert record["eventSourceARN"] == pipeline.stream_arn
+    assert record["awsRegion"] == "us-east-1"
+    dynamodb = record["dynamodb"]
+    assert dynamodb["Keys"] == {"PK": {"S": "view"}}
+    assert dynamodb["NewImage"] == {"PK": {"S": "view"}, "type": {"S": "VIEW"}}
+    assert dynamodb["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+    assert isinstance(dynamodb["ApproximateCreationDateTime"], float)
+    assert isinstance(dynamodb["SizeBytes"], int)
+    assert dynamodb["SequenceNumber"].isdigit()
+    removed = calls[-1].event["Records"][-1]["dynamodb"]
+    assert "NewImage" not in removed
+    assert removed["OldImage"]["type"] == {"S": "VIEW"}
+    stats = pipeline.stats(uuid)
+    assert stats["records_read"] == 4
+    assert stats["records_filtered_out"] == 2
+    assert stats["records_delivered"] == 2
+
+
+def test_batch_size_and_window(pipeline: Pipeline) -> None:
+    uuid = pipeline.create_mapping(BatchSize=4, MaximumBatchingWindowInSeconds=1)
+    keys = [pipeline.put(f"k{i:02d}") for i in range(10)]
+    pipeline.endpoint.wait_drained()
+    batches = pipeline.batches()
+    assert [len(b) for b in batches] == [4, 4, 2]
+    assert [k for b in batches for k in b] == keys
+    stats = pipeline.stats(uuid)
+    assert stats["batches"] == stats["invocations"] == 3
+    # The last two records waited for the window to close, never less.
+    assert stats["delay_seconds"]["max"] >= 0.95
+
+
+def test_window_holds_a_lone_record(pipeline: Pipeline) -> None:
+    uuid = pipeline.create_mapping(BatchSize=100, MaximumBatchingWindowInSeconds=2)
+    written = time.time()
+    pipeline.put("alone")
+    wait_until(lambda: pipeline.batches() == [["alone"]], what="the lone record")
+    assert time.time() - written >= 1.9
+    assert pipeline.stats(uuid)["delay_seconds"]["max"] >= 1.9
+
+
+def test_starting_position(pipeline: Pipeline) -> None:
+    before = [pipeline.put(f"before{i}") for i in range(3)]
+    latest = pipeline.create_mapping(StartingPosition="LATEST", BatchSize=100)
+    after = [pipeline.put(f"after{i}") for i in range(2)]
+    pipeline.endpoint.wait_drained()
+    assert [k for b in pipeline.batches() for k in b] == after
+    assert pipeline.stats(latest)["records_read"] == 2
+
+    pipeline.lam.delete_event_source_mapping(UUID=latest)
+    trim = pipeline.create_mapping(StartingPosition="TRIM_HORIZON", BatchSize=100)
+    pipeline.endpoint.wait_drained()
+    assert pipeline.stats(trim)["records_delivered"] == len(before + after)
+
+
+def test_retries_then_on_failure_payload(pipeline: Pipeline) -> None:
+    uuid = pipeline.create_mapping(MaximumRetryAttempts=2, MaximumBatchingWindowInSeconds=1)
+    written = time.time()
+    keys = [pipeline.put("bad0", mode="fail"), pipeline.put("bad1"), pipeline.put("bad2")]
+    (message,) = pipeline.failure_messages(1)
+    # First attempt plus two retries of the same batch, then the shard moves on.
+    assert [c.keys for c in pipeline.invocations()] == [keys] * 3
+    sequence_numbers = [
+        r["dynamodb"]["SequenceNumber"] for r in pipeline.invocations()[0].event["Records"]
+    ]
+    assert message["version"] == "1.0"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", message["timestamp"])
+    context = message["requestContext"]
+    assert context["condition"] == "RetryAttemptsExhausted"
+    assert context["functionArn"] == pipeline.function_arn
+    assert context["approximateInvokeCount"] == 3
+    assert context["requestId"] == pipeline.invocations()[-1].request_id
+    assert message["responseContext"] == {
+        "statusCode": 200,
+        "executedVersion": "$LATEST",
+        "functionError": "Unhandled",
+    }
+    info = message["DDBStreamBatchInfo"]
+    assert info["shardId"].startswith("shardId-")
+    assert info["startSequenceNumber"] == sequence_numbers[0]
+    assert info["endSequenceNumber"] == sequence_numbers[-1]
+    assert info["batchSize"] == 3
+    assert info["streamArn"] == pipeline.stream_arn
+    for name in ("approximateArrivalOfFirstRecord", "approximateArrivalOfLastRecord"):
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", info[name])
+        arrival = time.mktime(time.strptime(info[name], "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+        assert abs(arrival - written) < 5
+
+    pipeline.put("good")
+    wait_until(lambda: pipeline.batches()[-1] == ["good"], what="the next record")
+    stats = pipeline.stats(uuid)
+    assert stats["function_errors"] == 3
+    assert stats["retries"] == 2
+    assert stats["records_to_failure_destination"] == 3
+    assert stats["failure_messages"] == 1
+
+
+def test_bisect_isolates_the_bad_record(pipeline: Pipeline) -> None:
+    uuid = pipeline.create_mapping(
+        BatchSize=4,
+        MaximumBatchingWindowInSeconds=1,
+        BisectBatchOnFunctionError=True,
+        MaximumRetryAttempts=1,
+    )
+    pipeline.put("r1")
+    pipeline.put("r2")
+    pipeline.put("r3", mode="fail")
+    pipeline.put("r4")
+    (message,) = pipeline.failure_messages(1)
+    pipeline.endpoint.wait_drained()
+    assert pipeline.batches() == [
+        ["r1", "r2", "r3", "r4"],  # fails: split
+        ["r1", "r2"],  # succeeds
+        ["r3", "r4"],  # fails: split
+        ["r3"],  # fails: a batch of one is retried (splitting used no retries)
+        ["r3"],  # fails again: retries exhausted, to the failure queue
+        ["r4"],
+    ]
+    info = message["DDBStreamBatchInfo"]
+    assert info["batchSize"] == 1
+    assert info["startSequenceNumber"] == info["endSequenceNumber"]
+    stats = pipeline.stats(uuid)
+    assert stats["bisections"] == 2
+    assert stats["records_delivered"] == 3
+    assert stats["records_to_failure_destination"] == 1
+
+
+def test_partial_batch_response(pipeline: Pipeline) -> None:
+    uuid = pipeline.create_mapping(
+        BatchSize=5,
+        MaximumBatchingWindowInSeconds=1,
+        FunctionResponseTypes=["ReportBatchItemFailures"],
+    )
+    keys = [pipeline.put("p1"), pipeline.put("p2"), pipeline.put("p3", mode="partial-once")]
+    keys += [pipeline.put("p4", mode="partial-once"), pipeline.put("p5")]
+    pipeline.endpoint.wait_drained()
+    # Both p3 and p4 are reported: checkpoint before the lowest, retry from there.
+    assert pipeline.batches() == [keys, ["p3", "p4", "p5"]]
+    stats = pipeline.stats(uuid)
+    assert stats["partial_failures"] == 1
+    assert stats["function_errors"] == 0
+    assert stats["records_delivered"] == 5
+
+
+def test_invalid_partial_response_fails_the_whole_batch(pipeline: Pipeline) -> None:
+    uuid = pipeline.create_mapping(
+        BatchSize=3,
+        MaximumBatchingWindowInSeconds=1,
+        FunctionResponseTypes=["ReportBatchItemFailures"],
+    )
+    keys = [pipeline.put("i1"), pipeline.put("i2", mode="invalid-once"), pipeline.put("i3")]
+    pipeline.endpoint.wait_drained()
+    assert pipeline.batches() == [keys, keys]
+    assert pipeline.stats(uuid)["invalid_responses"] == 1
+
+
+def test_partial_response_ignored_without_report_batch_item_failures(pipeline: Pipeline) -> None:
+    pipeline.create_mapping(BatchSize=2, MaximumBatchingWindowInSeconds=1)
+    keys = [pipeline.put("n1", mode="partial-once"), pipeline.put("n2")]
+    pipeline.endpoint.wait_drained()
+    assert pipeline.batches() == [keys]
+
+
+def test_record_age_limit(pipeline: Pipeline) -> None:
+    uuid = pipeline.create_mapping(MaximumRecordAgeInSeconds=60, BatchSize=10)
+    pipeline.put("old1", mode="fail")
+    pipeline.put("old2")
+    wait_until(lambda: len(pipeline.invocations()) >= 2, what="retries")  # -1: until too old
+    pipeline.endpoint.control("PUT", "/faults", {"clock_offset_seconds": 120})
+    (message,) = pipeline.failure_messages(1)
+    pipeline.endpoint.control("PUT", "/faults", {"clock_offset_seconds": 0})
+    assert message["requestContext"]["condition"] == "RecordAgeExceeded"
+    assert message["DDBStreamBatchInfo"]["batchSize"] == 2
+    pipeline.put("fresh")
+    wait_until(lambda: pipeline.batches()[-1] == ["fresh"], what="the next record")
+    assert pipeline.stats(uuid)["records_to_failure_destination"] == 2
+
+
+def test_live_mapping_updates(pipeline: Pipeline) -> None:
+    only = {
+        "Filters": [{"Pattern": json.dumps({"dynamodb": {"NewImage": {"type": {"S": ["A"]}}}})}]
+    }
+    uuid = pipeline.create_mapping(FilterCriteria=only, BatchSize=100)
+    pipeline.put("a1", type="A")
+    pipeline.put("b1", type="B")
+    pipeline.endpoint.wait_drained()
+    assert pipeline.batches() == [["a1"]]
+
+    pipeline.lam.update_event_source_mapping(
+        UUID=uuid,
+        FilterCriteria={
+            "Filters": [{"Pattern": json.dumps({"dynamodb": {"NewImage": {"type": {"S": ["B"]}}}})}]
+        },
+        BatchSize=2,
+        MaximumBatchingWindowInSeconds=1,
+    )
+    for key in ("a2", "b2", "b3", "b4"):
+        pipeline.put(key, type=key[0].upper())
+    pipeline.endpoint.wait_drained()
+    assert pipeline.batches()[1:] == [["b2", "b3"], ["b4"]]
+
+    pipeline.lam.update_event_source_mapping(UUID=uuid, Enabled=False)
+    pipeline.put("b5", type="B")
+    time.sleep(0.8)
+    assert len(pipeline.batches()) == 3
+    pipeline.lam.update_event_source_mapping(UUID=uuid, Enabled=True, FilterCriteria={})
+    pipeline.put("a6", type="A")
+    pipeline.endpoint.wait_drained()
+    assert pipeline.batches()[3:] == [["b5", "a6"]]
+
+    pipeline.lam.delete_event_source_mapping(UUID=uuid)
+    pipeline.put("b7", type="B")
+    time.sleep(0.8)
+    assert len(pipeline.batches()) == 4
+    assert pipeline.endpoint.control("GET", "/stats")[uuid]["deleted"] is True
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"FilterCriteria": {"Filters": [{"Pattern": "{not json"}]}},
+        {"FilterCriteria": {"Filters": [{"Pattern": json.dumps({"a": [{"nope": 1}]})}]}},
+        {"MaximumBatchingWindowInSeconds": 301},
+        {"MaximumRecordAgeInSeconds": 30},
+        {"StartingPosition": "AT_TIMESTAMP"},
+    ],
+)
+def test_invalid_mapping_settings_are_rejected(
+    pipeline: Pipeline, settings: dict[str, object]
+) -> None:
+    with pytest.raises(ClientError) as error:
+        pipeline.create_mapping(**settings)
+    assert error.value.response["Error"]["Code"] == "InvalidParameterValueException"
+
+
+def test_timeout_and_redeploy(pipeline: Pipeline) -> None:
+    pipeline.lam.update_function_configuration(FunctionName=pipeline.function_arn, Timeout=1)
+    uuid = pipeline.create_mapping(MaximumRetryAttempts=0)
+    pipeline.put("slow", mode="sleep", seconds="3")
+    (message,) = pipeline.failure_messages(1)
+    assert message["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert pipeline.stats(uuid)["function_errors"] == 1
+
+    pipeline.lam.update_function_code(
+        FunctionName=pipeline.function_arn, ZipFile=function_zip("v2")
+    )
+    pipeline.put("after-redeploy")
+    wait_until(lambda: pipeline.batches()[-1] == ["after-redeploy"], what="the redeployed code")
+    assert [c.version for c in pipeline.invocations()] == ["v1", "v2"]
+
+
+def test_fault_injection(pipeline: Pipeline, local_endpoint: LocalEndpoint) -> None:
+    uuid = pipeline.create_mapping(BatchSize=1, MaximumRetryAttempts=0)
+    local_endpoint.control("PUT", "/faults", {"kill_mid_batch_rate": 1.0, "seed": 7})
+    pipeline.put("killed", mode="write")
+    (message,) = pipeline.failure_messages(1)
+    # k is drawn from 1..batch size = 1: the worker dies right after the handler's first
+    # write (its invocation log item), before the three updates.
+    assert [c.keys for c in pipeline.invocations()] == [["killed"]]
+    assert pipeline.log_items("w#killed#") == []
+    stats = pipeline.stats(uuid)
+    assert stats["injected_kills"] == 1
+    assert stats["function_errors"] == 1
+
+    local_endpoint.control(
+        "PUT", "/faults", {"kill_mid_batch_rate": 0.0, "duplicate_batch_rate": 1.0}
+    )
+    pipeline.put("twice")
+    local_endpoint.wait_drained()
+    assert pipeline.batches()[-2:] == [["twice"], ["twice"]]
+
+    local_endpoint.control(
+        "PUT",
+        "/faults",
+        {
+            "duplicate_batch_rate": 0.0,
+            "fail_invocation_rate": 1.0,
+            "fail_invocation_mode": "before",
+        },
+    )
+    pipeline.put("never-runs")
+    assert len(pipeline.failure_messages(1)) == 1
+    assert "never-runs" not in [k for b in pipeline.batches() for k in b]
+    assert message["requestContext"]["condition"] == "RetryAttemptsExhausted"

@@ -265,8 +265,8 @@ class ShardWorker:
                 self.stats.add("records_filtered_out", filtered)
             if len(raw_records) == filtered and not self.pending:
                 self.stats.record_age(self.shard_id, self._now(cfg) - _created(raw_records[-1]))
-        # Lambda polls again at once while there are records, otherwise 4 times a second.
-        self.next_poll = read_at if raw_records else read_at + IDLE_POLL_SECONDS
+        # Lambda polls a shard 4 times a second, and at once while it is behind (a full page).
+        self.next_poll = read_at if len(raw_records) >= READ_LIMIT else read_at + IDLE_POLL_SECONDS
 
     def at_tip(self, cfg: MappingConfig) -> bool:
         shard = _stream_shard(cfg.stream_arn, cfg.account, cfg.region)

@@ -50,6 +50,32 @@ def test_records_stay_readable_through_the_streams_api(pipeline: Pipeline) -> No
     assert numbers == sorted(set(numbers))
 
 
+def test_stream_records_keep_every_attribute_type(pipeline: Pipeline) -> None:
+    """GetRecords is answered by a fast path (see motopatch): same wire format as GetItem."""
+    item = {
+        "PK": {"S": "types"},
+        "n": {"N": "-12.50"},
+        "b": {"B": b"\x00\xffbin"},
+        "ss": {"SS": ["a", "b"]},
+        "ns": {"NS": ["1", "2.5"]},
+        "bs": {"BS": [b"x", b"y"]},
+        "m": {"M": {"inner": {"S": "v"}, "bin": {"B": b"z"}, "l": {"L": [{"N": "1"}]}}},
+        "l": {"L": [{"S": "x"}, {"BOOL": True}, {"NULL": True}]},
+        "t": {"BOOL": False},
+    }
+    pipeline.ddb.put_item(TableName=pipeline.table, Item=item)
+    stored = pipeline.ddb.get_item(TableName=pipeline.table, Key={"PK": {"S": "types"}})["Item"]
+    shard = pipeline.streams.describe_stream(StreamArn=pipeline.stream_arn)["StreamDescription"][
+        "Shards"
+    ][0]["ShardId"]
+    iterator = pipeline.streams.get_shard_iterator(
+        StreamArn=pipeline.stream_arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    (record,) = pipeline.streams.get_records(ShardIterator=iterator)["Records"]
+    assert record["dynamodb"]["NewImage"] == stored
+    assert abs(record["dynamodb"]["ApproximateCreationDateTime"].timestamp() - time.time()) < 30
+
+
 def test_event_shape_and_filters(pipeline: Pipeline) -> None:
     uuid = pipeline.create_mapping(FilterCriteria=VIEW_FILTERS, BatchSize=100)
     pipeline.put("view", type="VIEW")

@@ -11,11 +11,14 @@ for every key, the records below ``F`` that it has *not* applied sum to zero:
 
 * a written key applied all its records (its mark covers them), so anything is fine;
 * a failed key has no unapplied record below ``F`` (``F`` is at most its first one);
-* a key whose net delta was zero was not written (that is the point: no write for no change)
-  and its mark did not move. If its records straddle ``F`` (say +1 below, -1 above), the part
-  below ``F`` would be lost and the part above re-applied. Such a key gets its records below
-  ``F`` written (with the mark), and if that write fails too, ``F`` moves down to its first
-  record; repeat until stable (``F`` only decreases, so this ends). It happens only on failure.
+* a key whose net delta was zero is not written (no write for no change). Its mark is read
+  first (a consistent GetItem, only on this rare path), because an earlier, partly failed
+  delivery may have applied some of its records already (+1 applied, the -1 not): only the
+  records above the mark may be skipped, and only if they sum to zero. If they straddle ``F``
+  (say +1 below, -1 above), the part below ``F`` would be lost and the part above re-applied:
+  such a key gets its records below ``F`` written (with the mark), and if that write fails too,
+  ``F`` moves down to its first record; repeat until stable (``F`` only decreases, so this
+  ends). That happens only on failure.
 """
 
 from __future__ import annotations
@@ -113,6 +116,7 @@ class KeyOutcome:
     expect: Expect  # the condition a further write of this key must use
     suppressed: list[int] = field(default_factory=list)  # found already applied
     writes: int = 0
+    reads: int = 0
     error: str | None = None
 
 
@@ -120,7 +124,8 @@ class KeyOutcome:
 class BatchResult:
     failure: str | None  # the batchItemFailures itemIdentifier, or None
     keys: int
-    writes: int
+    writes: int  # UpdateItem calls (a rejected conditional update costs a write unit too)
+    reads: int  # GetItem calls (zero-delta keys, or a rejection that returned no item)
     applied_records: int
     suppressed_records: int
     retried_records: int
@@ -213,57 +218,72 @@ class Applier:
         outcome = KeyOutcome(key, "applied", pending, expect)
         remove = self._cache.take(key)
         skey = summary_key(key)
-        for _attempt in range(config.max_attempts):
+        attempts = 0
+        while True:
             if delta is None:
                 delta = batch.sum_delta(key, outcome.pending)
-            if delta.is_zero():
-                # Nothing to write; the mark stays put (see the module docstring).
+            if delta.is_zero() and outcome.expect.kind == "equals":
+                # Nothing to write, and the mark is known: every pending record is unapplied,
+                # so skipping them all is exact (see _settle for a partial failure).
                 outcome.state = "open"
                 if remove:
                     self._cache.put(key, remove)
                 return outcome
-            last = batch.records[outcome.pending[-1]]
-            request = UpdateRequest(
-                skey,
-                delta,
-                config.mark,
-                encode_mark(last.seq, last.created),
-                outcome.expect,
-                remove,
-            )
+            if attempts >= config.max_attempts:
+                outcome.state = "failed"
+                outcome.error = f"condition failed {attempts} times"
+                return outcome
             try:
-                outcome.writes += 1
-                result = self._writer.update(request)
-                if isinstance(result, Written):
-                    outcome.state = "applied"
-                    outcome.pending = []
-                    self._prune_later(key, skey, result.item, outcome)
-                    return outcome
-                item = result.item if result.item is not None else self._writer.read(skey)
+                if delta.is_zero():
+                    # A zero net delta may hide records applied by an earlier, partly failed
+                    # delivery (+1 applied, the -1 not): read the mark instead of writing.
+                    # Rare (an insert and its removal in one batch), and a read is cheaper.
+                    outcome.reads += 1
+                    item = self._writer.read(skey)
+                else:
+                    attempts += 1
+                    outcome.writes += 1
+                    last = batch.records[outcome.pending[-1]]
+                    request = UpdateRequest(
+                        skey,
+                        delta,
+                        config.mark,
+                        encode_mark(last.seq, last.created),
+                        outcome.expect,
+                        remove,
+                    )
+                    result = self._writer.update(request)
+                    if isinstance(result, Written):
+                        outcome.state = "applied"
+                        outcome.pending = []
+                        outcome.expect = Expect("equals", request.mark_value)
+                        self._prune_later(key, skey, result.item, outcome)
+                        return outcome
+                    item = result.item
+                    if item is None:  # DynamoDB did not return the old item (or it is gone)
+                        outcome.reads += 1
+                        item = self._writer.read(skey)
                 current = mark_value(item, config.mark)
                 covered = decode_mark(current).seq if current is not None else -1
             except Exception as err:  # throttling, network, a corrupt mark: retry via Lambda
                 outcome.state = "failed"
                 outcome.error = f"{type(err).__name__}: {err}"
                 return outcome
-            # Someone (an earlier delivery of these records) got there first: keep only the
-            # records above the mark and retry conditional on exactly that mark.
-            still = [i for i in outcome.pending if batch.records[i].seq > covered]
-            outcome.suppressed.extend(i for i in outcome.pending if batch.records[i].seq <= covered)
-            outcome.pending = still
+            # Records at or below the mark were applied by an earlier delivery: keep only the
+            # ones above it, and make the next write conditional on exactly this mark.
+            records = batch.records
+            outcome.suppressed.extend(i for i in outcome.pending if records[i].seq <= covered)
+            outcome.pending = [i for i in outcome.pending if records[i].seq > covered]
             outcome.expect = Expect("equals", current)
             remove = stale_marks(
                 item, config.function, config.mark, self._clock(), config.retention_seconds
             )
             delta = None
-            if not still:
+            if not outcome.pending:
                 outcome.state = "applied"
                 if remove:
                     self._cache.put(key, remove)
                 return outcome
-        outcome.state = "failed"
-        outcome.error = f"condition failed {config.max_attempts} times"
-        return outcome
 
     def _prune_later(
         self, key: RawKey, skey: SummaryKey, item: AttributeMap | None, outcome: KeyOutcome
@@ -307,13 +327,12 @@ class Applier:
                 fixed = self._apply_key(batch, outcome.key, below, outcome.expect)
                 fixed.suppressed[:0] = outcome.suppressed
                 fixed.writes += outcome.writes
+                fixed.reads += outcome.reads
                 if fixed.state == "failed":
                     limit = min(limit, records[fixed.pending[0]].seq)
                     changed = True
                 elif above:
-                    if not fixed.pending:  # the mark now sits just below `above`
-                        fixed.expect = Expect("below", encode_seq(records[above[0]].seq))
-                    fixed.state = "open"
+                    fixed.state = "open"  # fixed.expect holds the mark it left
                 fixed.pending = fixed.pending + above
                 outcomes[index] = fixed
         return limit
@@ -323,15 +342,21 @@ class Applier:
     ) -> BatchResult:
         records = batch.records
         suppressed: set[int] = set()
-        writes = 0
+        writes = reads = 0
         failed_keys: list[tuple[SummaryKey, str]] = []
         for outcome in outcomes:
             suppressed.update(outcome.suppressed)
             writes += outcome.writes
+            reads += outcome.reads
             if outcome.state == "failed":
                 failed_keys.append((summary_key(outcome.key), outcome.error or "failed"))
+        # Disjoint counts: a record with a malformed image is counted as skipped (by the
+        # handler) even though its other image was applied.
         retried = 0 if limit is None else sum(1 for r in records if r.seq >= limit)
-        done_suppressed = sum(1 for i in suppressed if limit is None or records[i].seq < limit)
+        done = [
+            i for i, r in enumerate(records) if not r.invalid and (limit is None or r.seq < limit)
+        ]
+        done_suppressed = sum(1 for i in done if i in suppressed)
         failure = None
         if limit is not None:
             failure = next(r.sequence_number for r in records if r.seq == limit)
@@ -339,7 +364,8 @@ class Applier:
             failure=failure,
             keys=len(batch.keys),
             writes=writes,
-            applied_records=len(records) - retried - done_suppressed,
+            reads=reads,
+            applied_records=len(done) - done_suppressed,
             suppressed_records=done_suppressed,
             retried_records=retried,
             failed_keys=failed_keys,

@@ -151,10 +151,12 @@ def _report(skipped: list[Any], result: BatchResult) -> None:
     )
     metrics.add_metric(name="RecordsRetried", unit=MetricUnit.Count, value=result.retried_records)
     metrics.add_metric(name="SummaryWrites", unit=MetricUnit.Count, value=result.writes)
+    metrics.add_metric(name="SummaryReads", unit=MetricUnit.Count, value=result.reads)
     logger.info(
         "batch applied",
         keys=result.keys,
         writes=result.writes,
+        reads=result.reads,
         applied=result.applied_records,
         suppressed=result.suppressed_records,
         skipped=len(skipped),

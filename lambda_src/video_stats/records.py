@@ -52,6 +52,7 @@ class StreamRecord:
     created: float | None  # ApproximateCreationDateTime (epoch seconds)
     new: Vector | None
     old: Vector | None
+    invalid: bool = False  # one image was malformed (the record is also in Batch.skipped)
 
     def delta_for(self, key: RawKey) -> tuple[int, int, int, int]:
         """This record's effect on one summary key."""
@@ -119,6 +120,14 @@ def summary_key(key: RawKey) -> SummaryKey:
     return SummaryKey(SummaryKind(key[0]), key[1])
 
 
+def _epoch(value: object) -> float | None:
+    # Lambda sends epoch seconds (a JSON number); tolerate a numeric string, ignore the rest.
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
 def parse_sequence_number(text: object) -> int:
     if not isinstance(text, str) or not (text.isascii() and text.isdigit()):
         raise MalformedEvent(f"record without a valid SequenceNumber: {str(text)[:60]!r}")
@@ -152,8 +161,8 @@ def parse_batch(raw_records: Sequence[Mapping[str, Any]], item_type: ItemType) -
         previous_seq = seq
         created = ddb.get("ApproximateCreationDateTime")
         if created is not None:
-            created = float(created)
-            if oldest is None or created < oldest:
+            created = _epoch(created)
+            if created is not None and (oldest is None or created < oldest):
                 oldest = created
 
         reason: str | None = None
@@ -174,7 +183,7 @@ def parse_batch(raw_records: Sequence[Mapping[str, Any]], item_type: ItemType) -
             continue
 
         index = len(records)
-        records.append(StreamRecord(seq, text, created, new, old))
+        records.append(StreamRecord(seq, text, created, new, old, reason is not None))
         for vector, sign in ((new, 1), (old, -1)):
             if vector is None:
                 continue

@@ -1,0 +1,441 @@
+"""The handlers end to end against moto in-process: design.md §3 row by row for both
+summaries, bad records, summary changes, write counts, response shape, logs and metrics."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from video_stats import handlers
+from video_stats.model import (
+    Counters,
+    SummaryKey,
+    SummaryKind,
+    summary_counters,
+    summary_index_partition,
+    summary_item_key,
+    view_item,
+    vote_item,
+)
+from video_stats.store import SummaryStore
+from video_stats.testing import FakeStream, create_table, delivered_to, stream_event
+
+TABLE = "test-data"
+TS = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+VIDEO = SummaryKind.VIDEO
+USER = SummaryKind.USER
+
+
+@dataclass
+class FakeContext:
+    function_name: str = "test-update-views"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test"
+    aws_request_id: str = "req-1"
+    remaining_ms: int = 60_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+class Harness:
+    """A table in moto, a fake stream of its base items, and the handlers wired to both."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.stream = FakeStream(start_time=time.time())
+        self.delivered = {"VIEW": 0, "VOTE": 0}
+        self.update_calls = 0
+        client.meta.events.register("before-call.dynamodb.UpdateItem", self._count)
+        handlers.configure(handlers.Runtime(SummaryStore(client, TABLE), executor=None))
+
+    def _count(self, **_: Any) -> None:
+        self.update_calls += 1
+
+    def deliver(self, item_type: str, *, shard: str | None = "shardId-1") -> dict[str, Any]:
+        """Deliver every new record the function's filter selects, as one batch."""
+        new = self.stream.records[self.delivered[item_type] :]
+        self.delivered[item_type] = len(self.stream.records)
+        batch = [r for r in new if delivered_to(r, item_type)]  # type: ignore[arg-type]
+        return handlers.handle(stream_event(batch, shard), FakeContext(), item_type)  # type: ignore[arg-type]
+
+    def deliver_raw(self, item_type: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+        return handlers.handle(stream_event(records), FakeContext(), item_type)  # type: ignore[arg-type]
+
+    def item(self, kind: SummaryKind, ident: str) -> dict[str, Any] | None:
+        response = self.client.get_item(
+            TableName=TABLE, Key=summary_item_key(SummaryKey(kind, ident)), ConsistentRead=True
+        )
+        item: dict[str, Any] | None = response.get("Item")
+        return item
+
+    def summary(self, kind: SummaryKind, ident: str) -> Counters | None:
+        item = self.item(kind, ident)
+        return summary_counters(item) if item else None
+
+
+@pytest.fixture
+def harness(monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(handlers.metrics, "namespace", "VideoStats")
+    handlers.metrics.clear_metrics()
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        create_table(client, TABLE)
+        yield Harness(client)
+    handlers.configure(None)
+    handlers.metrics.clear_metrics()
+
+
+BOTH = pytest.mark.parametrize(
+    ("kind", "ident"), [(VIDEO, "v1"), (USER, "u1")], ids=["video", "user"]
+)
+
+
+# --- design.md §3, row by row, for the video and the user summary ------------------------------
+
+
+@BOTH
+def test_insert_of_a_view(harness: Harness, kind: SummaryKind, ident: str) -> None:
+    harness.stream.put(view_item("u1", "v1", 42, TS))
+    assert harness.deliver("VIEW") == {"batchItemFailures": [], "state": {}}
+    assert harness.summary(kind, ident) == Counters(views=1, duration=42)
+
+
+@BOTH
+def test_remove_of_a_view(harness: Harness, kind: SummaryKind, ident: str) -> None:
+    item = view_item("u1", "v1", 42, TS)
+    harness.stream.put(item)
+    harness.stream.put(view_item("u1", "v1", 8, TS + timedelta(seconds=1)))
+    harness.deliver("VIEW")
+    harness.stream.delete((item["PK"]["S"], item["SK"]["S"]))
+    harness.deliver("VIEW")
+    assert harness.summary(kind, ident) == Counters(views=1, duration=8)  # d from OldImage
+
+
+@BOTH
+def test_modify_of_a_view(harness: Harness, kind: SummaryKind, ident: str) -> None:
+    item = view_item("u1", "v1", 42, TS)
+    harness.stream.put(item)
+    harness.deliver("VIEW")
+    harness.stream.put(item | {"duration": {"N": "50"}})
+    harness.deliver("VIEW")
+    assert harness.summary(kind, ident) == Counters(views=1, duration=50)
+    harness.stream.put(item | {"duration": {"N": "7"}})
+    harness.deliver("VIEW")
+    assert harness.summary(kind, ident) == Counters(views=1, duration=7)
+
+
+@BOTH
+@pytest.mark.parametrize(
+    ("vote", "expected"), [("LIKE", Counters(likes=1)), ("DISLIKE", Counters(dislikes=1))]
+)
+def test_insert_of_a_vote(
+    harness: Harness, kind: SummaryKind, ident: str, vote: str, expected: Counters
+) -> None:
+    harness.stream.put(vote_item("u1", "v1", vote))  # type: ignore[arg-type]
+    harness.deliver("VOTE")
+    assert harness.summary(kind, ident) == expected
+
+
+@BOTH
+def test_modify_of_a_vote(harness: Harness, kind: SummaryKind, ident: str) -> None:
+    harness.stream.put(vote_item("u1", "v1", "LIKE"))
+    harness.deliver("VOTE")
+    harness.stream.put(vote_item("u1", "v1", "DISLIKE"))
+    harness.deliver("VOTE")
+    assert harness.summary(kind, ident) == Counters(likes=0, dislikes=1)
+    harness.stream.put(vote_item("u1", "v1", "LIKE"))
+    harness.deliver("VOTE")
+    assert harness.summary(kind, ident) == Counters(likes=1, dislikes=0)
+
+
+@BOTH
+def test_modify_of_a_vote_that_keeps_it_changes_nothing(
+    harness: Harness, kind: SummaryKind, ident: str
+) -> None:
+    harness.stream.put(vote_item("u1", "v1", "LIKE"))
+    harness.deliver("VOTE")
+    before = harness.item(kind, ident)
+    calls = harness.update_calls
+    # Rewriting the vote item with another attribute changed but the same voteType.
+    harness.stream.put(vote_item("u1", "v1", "LIKE") | {"note": {"S": "again"}})
+    harness.deliver("VOTE")
+    assert harness.update_calls == calls  # net zero: no write at all
+    assert harness.item(kind, ident) == before
+
+
+@BOTH
+@pytest.mark.parametrize("vote", ["LIKE", "DISLIKE"])
+def test_remove_of_a_vote(harness: Harness, kind: SummaryKind, ident: str, vote: str) -> None:
+    harness.stream.put(vote_item("u1", "v1", vote))  # type: ignore[arg-type]
+    harness.stream.put(vote_item("u2", "v2", vote))  # type: ignore[arg-type]
+    harness.deliver("VOTE")
+    harness.stream.delete(("USER#u1", "VIDEO#v1#VOTE"))
+    harness.deliver("VOTE")
+    assert harness.summary(kind, ident) == Counters()
+
+
+@BOTH
+@pytest.mark.parametrize("item_type", ["VIEW", "VOTE"])
+def test_a_summary_change_never_writes(
+    harness: Harness, kind: SummaryKind, ident: str, item_type: str
+) -> None:
+    summary = summary_item_key(SummaryKey(kind, ident)) | {
+        "type": {"S": f"{kind}_SUMMARY"},
+        "views": {"N": "5"},
+    }
+    harness.stream.put(summary)
+    harness.stream.put(summary | {"views": {"N": "6"}})
+    harness.stream.delete((summary["PK"]["S"], "SUMMARY"))
+    # Not selected by the filters at all...
+    assert not any(delivered_to(r, item_type) for r in harness.stream.records)  # type: ignore[arg-type]
+    # ...and harmless even if they slipped through.
+    response = harness.deliver_raw(item_type, harness.stream.records)
+    assert response["batchItemFailures"] == []
+    assert harness.update_calls == 0
+
+
+# --- the summary item format (design.md §2) --------------------------------------------------
+
+
+def test_summary_items_have_the_contract_format(harness: Harness) -> None:
+    harness.stream.put(view_item("u1", "v1", 42, TS))
+    harness.deliver("VIEW")
+    harness.stream.put(vote_item("u1", "v1", "LIKE"))
+    harness.deliver("VOTE")
+    video = harness.item(VIDEO, "v1")
+    user = harness.item(USER, "u1")
+    assert video is not None
+    assert user is not None
+    plain = {k: v for k, v in video.items() if not k.startswith("applied#")}
+    assert plain == {
+        "PK": {"S": "VIDEO#v1"},
+        "SK": {"S": "SUMMARY"},
+        "type": {"S": "VIDEO_SUMMARY"},
+        "videoId": {"S": "v1"},
+        "views": {"N": "1"},
+        "duration": {"N": "42"},
+        "likes": {"N": "1"},
+        "dislikes": {"N": "0"},
+        "GSI1PK": {"S": "VIDEO#v1"},
+        "GSI1SK": {"S": "SUMMARY"},
+        "GSI2PK": {"S": summary_index_partition(SummaryKey(VIDEO, "v1"), 4)},
+    }
+    plain = {k: v for k, v in user.items() if not k.startswith("applied#")}
+    assert plain == {
+        "PK": {"S": "USER#u1"},
+        "SK": {"S": "SUMMARY"},
+        "type": {"S": "USER_SUMMARY"},
+        "userId": {"S": "u1"},
+        "views": {"N": "1"},
+        "duration": {"N": "42"},
+        "likes": {"N": "1"},
+        "dislikes": {"N": "0"},
+        "GSI2PK": {"S": summary_index_partition(SummaryKey(USER, "u1"), 4)},
+    }
+    marks = sorted(k for k in video if k.startswith("applied#"))
+    assert [m.rsplit("#", 1)[0] for m in marks] == ["applied#views", "applied#votes"]
+    # The summary is listed by the sparse ranking index.
+    ranked = harness.client.query(
+        TableName=TABLE,
+        IndexName="GSI2",
+        KeyConditionExpression="GSI2PK = :p",
+        ExpressionAttributeValues={":p": video["GSI2PK"]},
+    )["Items"]
+    assert [i["videoId"]["S"] for i in ranked] == ["v1"]
+
+
+# --- cost: one UpdateItem per distinct key ---------------------------------------------------
+
+
+def test_a_batch_with_n_distinct_keys_makes_exactly_n_updates(harness: Harness) -> None:
+    for n in range(60):
+        harness.stream.put(view_item(f"u{n % 7}", f"v{n % 11}", n, TS + timedelta(seconds=n)))
+    harness.deliver("VIEW")
+    assert harness.update_calls == 7 + 11
+    for n in range(7):
+        harness.stream.put(vote_item(f"u{n}", "v0", "LIKE"))
+    harness.deliver("VOTE")
+    assert harness.update_calls == 18 + 7 + 1
+
+
+def test_keys_with_zero_net_delta_are_not_written(harness: Harness) -> None:
+    item = view_item("u1", "v1", 5, TS)
+    harness.stream.put(item)
+    harness.stream.delete((item["PK"]["S"], item["SK"]["S"]))
+    harness.stream.put(view_item("u2", "v2", 5, TS))
+    harness.deliver("VIEW")
+    assert harness.update_calls == 2  # only v2 and u2
+    assert harness.item(VIDEO, "v1") is None
+
+
+def test_updates_run_concurrently_with_a_pool(harness: Harness) -> None:
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        handlers.configure(handlers.Runtime(SummaryStore(harness.client, TABLE), executor=pool))
+        for n in range(40):
+            harness.stream.put(view_item(f"u{n}", f"v{n % 5}", 1, TS))
+        assert harness.deliver("VIEW")["batchItemFailures"] == []
+    assert harness.update_calls == 45
+    assert harness.summary(VIDEO, "v3") == Counters(views=8, duration=8)
+
+
+# --- bad records -----------------------------------------------------------------------------
+
+BAD_VIEWS: dict[str, dict[str, Any]] = {
+    "fractional duration": {"duration": {"N": "12.5"}},
+    "negative duration": {"duration": {"N": "-1"}},
+    "string duration": {"duration": {"S": "12"}},
+    "missing duration": {"duration": None},
+    "missing userId": {"userId": None},
+    "empty videoId": {"videoId": {"S": ""}},
+    "userId over 1 KB": {"userId": {"S": "x" * 1025}},
+}
+BAD_VOTES: dict[str, dict[str, Any]] = {
+    "unknown voteType": {"voteType": {"S": "MEH"}},
+    "lower-case voteType": {"voteType": {"S": "like"}},
+    "missing voteType": {"voteType": None},
+    "empty userId": {"userId": {"S": ""}},
+    "videoId over 1 KB": {"videoId": {"S": "é" * 600}},
+}
+
+
+def _patched(item: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    result = dict(item)
+    for name, value in patch.items():
+        if value is None:
+            result.pop(name, None)
+        else:
+            result[name] = value
+    return result
+
+
+@pytest.mark.parametrize("patch", BAD_VIEWS.values(), ids=BAD_VIEWS.keys())
+def test_bad_view_is_skipped_and_logged_and_the_rest_applied(
+    harness: Harness, patch: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    harness.stream.put(view_item("u1", "v1", 10, TS))
+    bad = harness.stream.put(_patched(view_item("u1", "v1", 20, TS + timedelta(seconds=1)), patch))
+    harness.stream.put(view_item("u1", "v1", 30, TS + timedelta(seconds=2)))
+    assert harness.deliver("VIEW")["batchItemFailures"] == []
+    assert harness.summary(VIDEO, "v1") == Counters(views=2, duration=40)
+    assert harness.summary(USER, "u1") == Counters(views=2, duration=40)
+    skipped = [r.__dict__ for r in caplog.records if r.getMessage() == "record skipped"]
+    assert [entry["sequence_number"] for entry in skipped] == [bad["dynamodb"]["SequenceNumber"]]
+    assert skipped[0]["reason"]
+
+
+@pytest.mark.parametrize("patch", BAD_VOTES.values(), ids=BAD_VOTES.keys())
+def test_bad_vote_is_skipped_and_the_rest_applied(harness: Harness, patch: dict[str, Any]) -> None:
+    harness.stream.put(vote_item("u1", "v1", "LIKE"))
+    harness.stream.put(_patched(vote_item("u2", "v1", "DISLIKE"), patch))
+    harness.stream.put(vote_item("u3", "v1", "DISLIKE"))
+    assert harness.deliver("VOTE")["batchItemFailures"] == []
+    assert harness.summary(VIDEO, "v1") == Counters(likes=1, dislikes=1)
+
+
+def test_a_record_of_another_type_that_slipped_through_is_skipped(harness: Harness) -> None:
+    harness.stream.put(vote_item("u1", "v1", "LIKE"))  # a VOTE record sent to the views function
+    harness.stream.put({"PK": {"S": "USER#u1"}, "SK": {"S": "PROFILE"}, "type": {"S": "USER"}})
+    harness.stream.put(view_item("u1", "v1", 3, TS))
+    response = harness.deliver_raw("VIEW", harness.stream.records)
+    assert response["batchItemFailures"] == []
+    assert harness.summary(VIDEO, "v1") == Counters(views=1, duration=3)
+    assert harness.update_calls == 2
+
+
+def test_an_item_that_becomes_invalid_stops_counting_like_a_recount(harness: Harness) -> None:
+    item = view_item("u1", "v1", 10, TS)
+    harness.stream.put(item)
+    harness.deliver("VIEW")
+    harness.stream.put(item | {"duration": {"N": "NaN"}})
+    harness.deliver("VIEW")
+    assert harness.summary(VIDEO, "v1") == Counters()
+    harness.stream.put(item | {"duration": {"N": "11"}})
+    harness.deliver("VIEW")
+    assert harness.summary(VIDEO, "v1") == Counters(views=1, duration=11)
+
+
+# --- entry points, logs, metrics, response shape -------------------------------------------------
+
+
+def _emf(out: str) -> dict[str, float]:
+    values: dict[str, float] = {}
+    for line in out.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            blob = json.loads(line)
+            for metric in blob["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+                value = blob[metric["Name"]]
+                values[metric["Name"]] = sum(value) if isinstance(value, list) else value
+    return values
+
+
+def test_entry_points_log_json_and_emit_metrics(
+    harness: Harness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    harness.stream.put(view_item("u1", "v1", 10, TS))
+    harness.stream.put(view_item("u1", "v1", 10, TS + timedelta(1)) | {"duration": {"N": "-4"}})
+    records = [r for r in harness.stream.records if delivered_to(r, "VIEW")]
+    event = stream_event(records)
+    assert handlers.update_view_counters(event, FakeContext()) == {
+        "batchItemFailures": [],
+        "state": {},
+    }
+    metrics = _emf(capsys.readouterr().out)
+    assert metrics["RecordsReceived"] == 2
+    assert metrics["RecordsApplied"] == 1
+    assert metrics["RecordsSkippedInvalid"] == 1
+    assert metrics["SummaryWrites"] == 2
+    assert metrics["RecordsSuppressedDuplicate"] == 0
+    assert 0 <= metrics["OldestRecordAgeSeconds"] < 60
+
+    handlers.update_view_counters(event, FakeContext())  # the same batch again
+    metrics = _emf(capsys.readouterr().out)
+    assert metrics["RecordsSuppressedDuplicate"] == 1
+    assert metrics["RecordsApplied"] == 0
+    assert harness.summary(VIDEO, "v1") == Counters(views=1, duration=10)
+
+    harness.stream.put(vote_item("u1", "v1", "LIKE"))
+    vote_event = stream_event([r for r in harness.stream.records if delivered_to(r, "VOTE")])
+    handlers.update_vote_counters(vote_event, FakeContext())
+    assert harness.summary(USER, "u1") == Counters(views=1, duration=10, likes=1)
+
+
+def test_plain_events_get_a_plain_response_and_one_warning(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    harness.stream.put(view_item("u1", "v1", 10, TS))
+    assert harness.deliver("VIEW", shard=None) == {"batchItemFailures": []}
+    harness.stream.put(view_item("u1", "v1", 10, TS + timedelta(seconds=1)))
+    harness.deliver("VIEW", shard=None)
+    warnings = [r for r in caplog.records if "event has no shardId" in r.getMessage()]
+    assert len(warnings) == 1
+    assert harness.summary(VIDEO, "v1") == Counters(views=2, duration=20)
+
+
+def test_an_empty_batch_is_fine(harness: Harness) -> None:
+    event = stream_event([]) | {"isFinalInvokeForWindow": True}
+    assert handlers.update_vote_counters(event, FakeContext()) == {
+        "batchItemFailures": [],
+        "state": {},
+    }
+    assert harness.update_calls == 0
+
+
+def test_an_event_without_records_fails_the_batch(harness: Harness) -> None:
+    with pytest.raises(ValueError, match="Records"):
+        handlers.handle({"foo": 1}, FakeContext(), "VIEW")
+    assert harness.update_calls == 0

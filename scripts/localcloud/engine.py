@@ -13,6 +13,14 @@ order and with one batch in flight, with Lambda's error handling (design.md §5)
 * records older than ``MaximumRecordAgeInSeconds`` (or the stream's 24 h retention) are
   dropped; dropped records are reported to the on-failure destination (SQS or SNS) with
   Lambda's payload, and the shard moves on.
+
+With ``TumblingWindowInSeconds`` the event carries ``shardId``, ``eventSourceARN``,
+``window`` (aligned on multiples of the window length, by the records' creation time),
+``state``, ``isFinalInvokeForWindow`` and ``isWindowTerminatedEarly``; batches never span
+two windows; each successful response must return a ``state``, which the next invocation of
+the window receives; once the window has closed, a final invocation with no records and
+``isFinalInvokeForWindow = true`` is made, retried until it succeeds, and the state is
+dropped (AWS Lambda developer guide, "Using tumbling windows with DynamoDB").
 """
 
 from __future__ import annotations
@@ -73,6 +81,7 @@ class MappingConfig:
     bisect: bool
     report_failures: bool
     destination_arn: str | None
+    tumbling_window: int = 0
 
 
 def mapping_config(esm: Any) -> MappingConfig | None:
@@ -107,6 +116,7 @@ def mapping_config(esm: Any) -> MappingConfig | None:
         bisect=bool(esm.bisect_on_error),
         report_failures="ReportBatchItemFailures" in (esm.function_response_types or []),
         destination_arn=destination or None,
+        tumbling_window=int(esm.tumbling_window or 0),
     )
 
 
@@ -178,6 +188,11 @@ class ShardWorker:
         self.retry_at = 0.0
         self.in_flight = False
         self.delivered_through = -1
+        self.caught_up = False  # the last read returned nothing
+        # Tumbling window: the open window and the state the function returned for it.
+        self.window: tuple[float, float] | None = None
+        self.window_state: Any = {}
+        self.final_attempts = 0
         self.stop_event = threading.Event()
         self.thread = threading.Thread(
             target=self._run, name=f"shard-{cfg.function_name}-{shard_id[-8:]}", daemon=True
@@ -234,6 +249,7 @@ class ShardWorker:
                 log.warning("mapping %s shard %s: %s", cfg.uuid, self.shard_id, exc)
             return
         self.iterator = next_iterator
+        self.caught_up = not raw_records
         if next_iterator is None:
             self.closed = True
         read_at = time.monotonic()
@@ -295,6 +311,9 @@ class ShardWorker:
                     self.stop_event.wait(0.2)
                     continue
                 self._poll(cfg)
+                if self._window_closed(cfg):
+                    self._finalize_window(cfg)
+                    continue
                 batch = self._next_batch(cfg)
                 if batch:
                     self._process(cfg, batch)
@@ -312,6 +331,8 @@ class ShardWorker:
         if self.pending:
             wake.append(self.pending[0].read_at + cfg.window)
             wake.append(self.retry_at)
+        if self.window is not None:
+            wake.append(now + max(self.window[1] - self._now(cfg), self.retry_at - now))
         return max(0.005, min(wake) - now)
 
     def _drop_head(self, count: int) -> list[Record]:
@@ -329,21 +350,70 @@ class ShardWorker:
         self._expire(cfg)
         if not self.pending or time.monotonic() < self.retry_at:
             return []
+        window = None
+        if cfg.tumbling_window > 0:
+            window = _window_of(self.pending[0], cfg.tumbling_window)
+            if self.window is not None and window != self.window:
+                return []  # the open window gets its final invocation first
         if self.segments:
             return list(self.pending)[: self.segments[0]]
         count, size = 0, 0
         for record in self.pending:
             if count >= cfg.batch_size or (count and size + record.size > PAYLOAD_LIMIT):
                 break
+            if window is not None and _window_of(record, cfg.tumbling_window) != window:
+                break  # a batch never spans two tumbling windows
             count += 1
             size += record.size
         ready = (
             count >= cfg.batch_size
-            or count < len(self.pending)  # the payload limit cut the batch
+            or count < len(self.pending)  # the payload limit or the window's end cut it
             or cfg.window <= 0
             or time.monotonic() >= self.pending[0].read_at + cfg.window
         )
         return list(self.pending)[:count] if ready else []
+
+    def _window_closed(self, cfg: MappingConfig) -> bool:
+        """The open tumbling window has ended and holds no more records."""
+        if self.window is None:
+            return False
+        if self.pending and _window_of(self.pending[0], cfg.tumbling_window) == self.window:
+            return False
+        if time.monotonic() < self.retry_at:
+            return False
+        # Records are stamped when written: once the clock is past the end (and the reader
+        # has caught up), nothing more can fall into the window.
+        return self._now(cfg) >= self.window[1] and (self.caught_up or bool(self.pending))
+
+    def _window_fields(
+        self, cfg: MappingConfig, window: tuple[float, float], final: bool
+    ) -> dict[str, Any]:
+        return {
+            "shardId": self.shard_id,
+            "eventSourceARN": cfg.stream_arn,
+            "window": {"start": _iso(window[0]), "end": _iso(window[1])},
+            "state": self.window_state,
+            "isFinalInvokeForWindow": final,
+            "isWindowTerminatedEarly": False,
+        }
+
+    def _finalize_window(self, cfg: MappingConfig) -> None:
+        assert self.window is not None
+        self.in_flight = True
+        try:
+            event = {"Records": [], **self._window_fields(cfg, self.window, final=True)}
+            if self.final_attempts:
+                self.stats.add("retries")
+            outcome = self._invoke(cfg, json.dumps(event).encode(), 0)
+            if outcome.result.ok:
+                self.window, self.window_state, self.final_attempts = None, {}, 0
+                return
+            # Lambda holds the shard until the final invocation succeeds.
+            self.stats.add("function_errors")
+            self.final_attempts += 1
+            self.retry_at = time.monotonic() + retry_delay(self.final_attempts)
+        finally:
+            self.in_flight = False
 
     def _expire(self, cfg: MappingConfig) -> None:
         limit = STREAM_RETENTION_SECONDS if cfg.max_age < 0 else cfg.max_age
@@ -366,7 +436,11 @@ class ShardWorker:
             if fresh:
                 self.stats.delivered([max(0.0, now - r.created) for r in fresh])
                 self.delivered_through = fresh[-1].seq_int
-            event = json.dumps({"Records": [r.event for r in batch]}).encode()
+            body: dict[str, Any] = {"Records": [r.event for r in batch]}
+            if cfg.tumbling_window > 0:
+                self.window = self.window or _window_of(batch[0], cfg.tumbling_window)
+                body.update(self._window_fields(cfg, self.window, final=False))
+            event = json.dumps(body).encode()
             outcome = self._invoke(cfg, event, len(batch))
             self.invoke_count += 1
             self.last_request_id = outcome.result.request_id
@@ -407,6 +481,13 @@ class ShardWorker:
             response = protocol.parse_batch_response(
                 result.payload, [r.seq for r in batch], cfg.report_failures
             )
+            if cfg.tumbling_window > 0 and response.invalid is None:
+                if isinstance(result.payload, dict) and "state" in result.payload:
+                    self.window_state = result.payload["state"]
+                else:
+                    response = protocol.BatchResponse(
+                        invalid="a tumbling-window response has no state"
+                    )
             if response.invalid is None and response.failed_from is None:
                 self._succeeded(cfg, batch, event)
                 return
@@ -541,6 +622,15 @@ class ShardWorker:
             sns = session.client("sns", endpoint_url=self.engine.endpoint_url)
             return lambda body: sns.publish(TopicArn=arn, Message=body) and None
         raise ValueError(f"unsupported on-failure destination {arn}")
+
+
+def _window_of(record: Record, length: int) -> tuple[float, float]:
+    start = record.created // length * length
+    return start, start + length
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
 def _created(raw: dict[str, Any]) -> float:

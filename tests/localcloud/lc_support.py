@@ -7,7 +7,8 @@ the event) and then misbehaves as the records ask, through a ``mode`` attribute:
 ``fail`` (always raise), ``fail-once`` (raise the first time the record is seen),
 ``partial-once`` (report the record in ``batchItemFailures`` the first time),
 ``invalid-once`` (return an identifier that is not in the batch, once), ``sleep``
-(sleep ``seconds``), ``write`` (three UpdateItem calls on the log table).
+(sleep ``seconds``), ``write`` (three UpdateItem calls on the log table). In a tumbling
+window it counts the window's records in the returned ``state``.
 """
 
 from __future__ import annotations
@@ -74,6 +75,10 @@ def handler(event, context):
             failures.append({{"itemIdentifier": record["dynamodb"]["SequenceNumber"]}})
         if mode == "invalid-once" and _first_time("invalid#" + key):
             return {{"batchItemFailures": [{{"itemIdentifier": "not-in-this-batch"}}]}}
+    if "window" in event:  # tumbling window: count the records of the window in the state
+        state = dict(event["state"] or {{}})
+        state["count"] = state.get("count", 0) + len(records)
+        return {{"state": state, "batchItemFailures": failures}}
     return {{"batchItemFailures": failures}}
 """
 

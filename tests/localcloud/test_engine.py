@@ -317,6 +317,35 @@ def test_live_mapping_updates(pipeline: Pipeline) -> None:
     assert pipeline.endpoint.control("GET", "/stats")[uuid]["deleted"] is True
 
 
+def test_tumbling_window(pipeline: Pipeline) -> None:
+    pipeline.create_mapping(TumblingWindowInSeconds=2, BatchSize=2)
+    time.sleep(2 - time.time() % 2 + 0.05)  # just after a window starts
+    keys = [pipeline.put(f"w{i}") for i in range(3)]
+    wait_until(lambda: len(pipeline.invocations()) >= 3, what="the final invocation")
+    calls = [c.event for c in pipeline.invocations()]
+    assert [[r["dynamodb"]["Keys"]["PK"]["S"] for r in e["Records"]] for e in calls] == [
+        keys[:2],
+        keys[2:],
+        [],
+    ]
+    assert [e["isFinalInvokeForWindow"] for e in calls] == [False, False, True]
+    assert [e["state"] for e in calls] == [{}, {"count": 2}, {"count": 3}]
+    first = calls[0]
+    assert first["shardId"].startswith("shardId-")
+    assert first["eventSourceARN"] == pipeline.stream_arn
+    assert first["isWindowTerminatedEarly"] is False
+    start = time.strptime(first["window"]["start"], "%Y-%m-%dT%H:%M:%SZ")
+    end = time.strptime(first["window"]["end"], "%Y-%m-%dT%H:%M:%SZ")
+    assert time.mktime(end) - time.mktime(start) == 2
+    assert all(e["window"] == first["window"] for e in calls)
+
+    pipeline.put("next-window")
+    wait_until(lambda: len(pipeline.invocations()) >= 4, what="the next window")
+    following = pipeline.invocations()[3].event
+    assert following["state"] == {}
+    assert following["window"] != first["window"]
+
+
 @pytest.mark.parametrize(
     "settings",
     [

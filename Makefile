@@ -22,6 +22,9 @@ OUTPUTS      := $(DEPLOY_DIR)/outputs.json
 ZIP          := build/lambda.zip
 TF           := scripts/tf $(TARGET)
 
+# The tools (scripts/) and the domain code (lambda_src/) import each other by package name.
+export PYTHONPATH := $(CURDIR)/scripts:$(CURDIR)/lambda_src
+
 ifeq ($(filter $(TARGET),local aws),)
 $(error TARGET must be local or aws, not '$(TARGET)')
 endif
@@ -49,6 +52,13 @@ $(VENV_STAMP): requirements-dev.txt
 
 .PHONY: venv
 venv: $(VENV_STAMP) ## Create the virtual environment with the pinned tools
+
+# checkov pins its own versions of boto3 and friends, so it lives in a venv of its own.
+CHECKOV_STAMP := .venv-checkov/.installed
+$(CHECKOV_STAMP): requirements-checkov.txt
+	$(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	@touch $@
 
 # --- packaging -------------------------------------------------------------
 
@@ -87,10 +97,9 @@ deploy: package init ## Deploy: TARGET=local (default) or TARGET=aws
 	$(LOCAL_ENV) $(TF) apply -auto-approve -input=false
 	@mkdir -p $(DEPLOY_DIR)
 	@$(LOCAL_ENV) $(TF) output -json > $(OUTPUTS)
-	@$(LOCAL_ENV) $(TF) output
 
 .PHONY: plan
-plan: package init ## Review a plan: summary, replacements called out, JSON, checkov scan
+plan: package init $(CHECKOV_STAMP) ## Review a plan: summary, replacements called out, JSON, checkov scan
 	@mkdir -p build/plan
 	$(LOCAL_ENV) $(TF) plan -input=false -out=build/plan/tfplan
 	@$(LOCAL_ENV) $(TF) show -json build/plan/tfplan > build/plan/plan.json

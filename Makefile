@@ -89,7 +89,7 @@ local-down: ## Stop the local endpoint (its data is lost)
 init: .terraform/.initialized ## terraform init (uses a provider mirror when the machine has one)
 
 ifeq ($(TARGET),local)
-deploy: local-up
+deploy plan: local-up
 endif
 .PHONY: deploy
 deploy: package init ## Deploy: TARGET=local (default) or TARGET=aws

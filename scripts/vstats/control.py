@@ -111,9 +111,12 @@ def parse_faults(text: str) -> dict[str, Any]:
     return body
 
 
-def counters_delta(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
-    """What happened between two /stats snapshots, summed over the mappings, plus the table's
-    write requests and units as counted at the endpoint."""
+def counters_delta(
+    before: Mapping[str, Any], after: Mapping[str, Any], table: str | None = None
+) -> dict[str, Any]:
+    """What happened between two /stats snapshots, summed over the mappings (of ``table``'s
+    stream only, when given: other deployments may share the endpoint), plus the write
+    requests and units of each table as counted at the endpoint."""
     totals: dict[str, Any] = {}
     fields = (
         "invocations",
@@ -125,15 +128,15 @@ def counters_delta(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[
         "records_to_failure_destination",
     )
     for name in fields:
-        totals[name] = _sum_mappings(after, name) - _sum_mappings(before, name)
+        totals[name] = int(_sum_mappings(after, name, table) - _sum_mappings(before, name, table))
     writes_after = after.get("dynamodb") or {}
     writes_before = before.get("dynamodb") or {}
     tables: dict[str, dict[str, float]] = {}
-    for table, stats in writes_after.items():
+    for name, stats in writes_after.items():
         if not isinstance(stats, dict):
             continue
-        old = writes_before.get(table) or {}
-        tables[table] = {
+        old = writes_before.get(name) or {}
+        tables[name] = {
             key: _number(stats.get(key)) - _number(old.get(key))
             for key in ("write_requests", "write_request_units")
         }
@@ -141,10 +144,13 @@ def counters_delta(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[
     return totals
 
 
-def _sum_mappings(stats: Mapping[str, Any], name: str) -> float:
+def _sum_mappings(stats: Mapping[str, Any], name: str, table: str | None) -> float:
     total = 0.0
     for key, value in stats.items():
         if key == "dynamodb" or not isinstance(value, dict):
+            continue
+        source = str(value.get("event_source_arn", ""))
+        if table is not None and f":table/{table}/stream/" not in source:
             continue
         total += _number(value.get(name))
     return total

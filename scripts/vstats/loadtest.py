@@ -504,7 +504,7 @@ class LoadTest:
 
     def _local_stats(self, before: Mapping[str, Any]) -> dict[str, Any]:
         assert self.control is not None
-        delta = counters_delta(before, self.control.stats())
+        delta = counters_delta(before, self.control.stats(), self.table)
         table = delta.get("dynamodb", {}).get(self.table, {})
         writes = table.get("write_requests")
         delta["summary_writes"] = None if writes is None else max(0, int(writes) - self._own_writes)

@@ -23,7 +23,14 @@ from video_stats.model import Counters
 from vstats import cli, deployment
 from vstats.control import LocalControl
 from vstats.drift import DEFAULT_SEGMENTS, Drift, find_drift
-from vstats.repair import LambdaPipeline, RepairResult, repair, stream_arn_of
+from vstats.repair import (
+    CLOCK_MARGIN_SECONDS,
+    LOCAL_CLOCK_MARGIN_SECONDS,
+    LambdaPipeline,
+    RepairResult,
+    repair,
+    stream_arn_of,
+)
 
 __all__ = ["Drift", "find_drift", "main"]
 
@@ -136,6 +143,7 @@ def _main(argv: Sequence[str] | None) -> int:
         pipeline,
         segments=args.segments,
         index_shards=target.index_shards,
+        clock_margin=LOCAL_CLOCK_MARGIN_SECONDS if target.is_local else CLOCK_MARGIN_SECONDS,
         log=lambda message: err.print(f"[dim]{message}[/]"),
     )
     return _report_repair(result, args.format, console)

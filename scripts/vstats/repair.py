@@ -27,6 +27,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import ClientError
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
 
 FUNCTIONS: dict[ItemType, str] = {"VIEW": "views", "VOTE": "votes"}
 ACTIVE_STATES = ("Enabled", "Enabling", "Updating", "Creating")
+CLOCK_MARGIN_SECONDS = 5.0  # AWS: skew between this machine and AWS, 1 s rounding
+LOCAL_CLOCK_MARGIN_SECONDS = 1.0  # the local endpoint shares this machine's clock
 
 
 # --- pausing the pipeline ---------------------------------------------------------------------
@@ -156,12 +159,19 @@ class StreamRecord:
 
 
 def read_stream(
-    streams_client: Any, stream_arn: str, *, empty_polls: int = 2, pause: float = 0.2
+    streams_client: Any,
+    stream_arn: str,
+    *,
+    until: float | None = None,
+    empty_polls: int = 2,
+    pause: float = 0.2,
 ) -> Iterator[StreamRecord]:
-    """Every record the stream holds, shard by shard, from TRIM_HORIZON to the tip.
+    """The records of every shard from TRIM_HORIZON, up to the tip or ``until``.
 
-    A closed shard ends when its iterator does; an open one when ``empty_polls`` reads in a row
-    return nothing (DynamoDB Streams has no explicit tip marker).
+    ``until`` (epoch seconds): a shard is read up to its first record created after it, so a
+    stream that keeps growing (the application writes on) still ends. An open shard also ends
+    when ``empty_polls`` reads in a row return nothing (DynamoDB Streams has no tip marker); a
+    closed one when its iterator does.
     """
     request: dict[str, Any] = {"StreamArn": stream_arn}
     shards: list[str] = []
@@ -182,11 +192,15 @@ def read_stream(
                 continue
             raise
         empty = 0
-        while iterator and empty < empty_polls:
+        past_cutoff = False
+        while iterator and empty < empty_polls and not past_cutoff:
             response = streams_client.get_records(ShardIterator=iterator, Limit=1000)
             records = response.get("Records", [])
             for record in records:
                 ddb = record.get("dynamodb", {})
+                if until is not None and _created(ddb) > until:
+                    past_cutoff = True
+                    break
                 keys = ddb.get("Keys", {})
                 yield StreamRecord(
                     shard_id=shard_id,
@@ -202,6 +216,17 @@ def read_stream(
                 empty += 1
                 if iterator and empty < empty_polls:
                     time.sleep(pause)
+
+
+def _created(ddb: Mapping[str, Any]) -> float:
+    """ApproximateCreationDateTime as epoch seconds (boto3 gives a datetime); a record without
+    one never ends a read early."""
+    value = ddb.get("ApproximateCreationDateTime")
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+    if isinstance(value, int | float):
+        return float(value)
+    return float("-inf")
 
 
 # --- the targets ------------------------------------------------------------------------------
@@ -288,7 +313,7 @@ class RepairResult:
     drift_before: list[Drift]  # plain recount vs summaries, before pausing
     repaired: list[Drift] = field(default_factory=list)  # target (expected) vs what was there
     conflicts: list[SummaryKey] = field(default_factory=list)  # changed under us: not written
-    pending_records: int = 0
+    stream_records: int = 0  # records read from the stream
     paused: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -369,6 +394,7 @@ def repair(
     segments: int = DEFAULT_SEGMENTS,
     index_shards: int = 4,
     stream_delay: float = 1.0,
+    clock_margin: float = CLOCK_MARGIN_SECONDS,
     log: Callable[[str], None] = lambda _message: None,
 ) -> RepairResult:
     started = time.monotonic()
@@ -382,14 +408,17 @@ def repair(
     result.paused = pipeline.pause()
     try:
         snapshot = read_snapshot(client, table, segments=segments, keep_base=True)
-        # Let the stream catch up with every write the scan may have seen.
+        # Records created after the scan cannot be in what it saw, so the read ends there
+        # (plus a margin for clock skew and creation times rounded to the second), even while
+        # the application writes on. The pause lets the stream catch up with the scan.
+        until = time.time() + clock_margin
         time.sleep(stream_delay)
-        records = list(read_stream(streams_client, stream_arn))
+        records = list(read_stream(streams_client, stream_arn, until=until))
         assert snapshot.base_items is not None
         corrections = pending_corrections(
             records, snapshot.base_items, snapshot.summaries, stream_arn
         )
-        result.pending_records = sum(1 for _ in records)
+        result.stream_records = len(records)
         targets = dict(snapshot.recount)
         for key, change in corrections.items():
             targets[key] = targets.get(key, model.ZERO) + change

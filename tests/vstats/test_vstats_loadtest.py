@@ -122,7 +122,16 @@ class FakeEngine:
             return {"drained": read == 0}
         if path == "/stats":
             return {
-                "uuid-views": {"function_name": "views", "invocations": self.invocations},
+                "uuid-views": {
+                    "function_name": "views",
+                    "invocations": self.invocations,
+                    "event_source_arn": f"arn:aws:dynamodb:us-east-1:1:table/{self.table}/stream/x",
+                },
+                "uuid-other": {  # another deployment on the same endpoint: not counted
+                    "function_name": "other",
+                    "invocations": 1000 + self.invocations,
+                    "event_source_arn": "arn:aws:dynamodb:us-east-1:1:table/other/stream/x",
+                },
                 "dynamodb": {self.table: {"write_requests": 10_000 + self.invocations}},
             }
         if path == "/faults" and method == "PUT":
@@ -189,7 +198,7 @@ def test_cli_local_faults_are_set_and_restored(
     ]
     doc = json.loads(out.read_text())
     assert doc["mismatches"] == 0
-    assert doc["local"]["invocations"] >= 1
+    assert 1 <= doc["local"]["invocations"] < 1000
     assert doc["local"]["base_writes"] == 30
     assert "invocations (local)" in capsys.readouterr().out
 

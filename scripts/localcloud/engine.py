@@ -198,6 +198,7 @@ class ShardWorker:
             target=self._run, name=f"shard-{cfg.function_name}-{shard_id[-8:]}", daemon=True
         )
         self._destinations: dict[str, Callable[[str], None]] = {}
+        self._last_error = ""
 
     @property
     def stats(self) -> MappingStats:
@@ -244,10 +245,13 @@ class ShardWorker:
         except StreamsError as exc:
             # Expired iterator: start again after the last record read. Stream gone: wait.
             self.iterator = None
-            self.next_poll = now + (0.05 if exc.error_type == "ExpiredIteratorException" else 1.0)
-            if exc.error_type != "ExpiredIteratorException":
+            expired = exc.error_type == "ExpiredIteratorException"
+            self.next_poll = now + (0.05 if expired else 1.0)
+            if not expired and str(exc) != self._last_error:
                 log.warning("mapping %s shard %s: %s", cfg.uuid, self.shard_id, exc)
+            self._last_error = str(exc)
             return
+        self._last_error = ""
         self.iterator = next_iterator
         self.caught_up = not raw_records
         if next_iterator is None:
@@ -376,6 +380,9 @@ class ShardWorker:
     def _window_closed(self, cfg: MappingConfig) -> bool:
         """The open tumbling window has ended and holds no more records."""
         if self.window is None:
+            return False
+        if cfg.tumbling_window <= 0:  # turned off while a window was open
+            self.window, self.window_state = None, {}
             return False
         if self.pending and _window_of(self.pending[0], cfg.tumbling_window) == self.window:
             return False

@@ -16,6 +16,7 @@
   engine hears about every create, update and delete at once. ``LATEST`` starts at the
   stream's tip when the mapping is created.
 * DynamoDB writes are counted per table (``writestats``) with their write request units.
+* ``Invoke`` runs the function in the engine's workers instead of moto's Docker path.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from moto.awslambda.exceptions import InvalidParameterValueException
-from moto.awslambda.models import LambdaBackend
+from moto.awslambda.models import LambdaBackend, LambdaFunction
 from moto.core.exceptions import JsonRESTError
 from moto.core.utils import unix_time
 from moto.dynamodb.exceptions import ConditionalCheckFailed
@@ -59,23 +60,34 @@ WRITE_OPERATIONS = frozenset(
 TRANSACTIONAL = frozenset({"TransactWriteItems", "ExecuteTransaction"})
 
 
+# Runs a function (moto's LambdaFunction) on an event; returns (ok, payload bytes).
+Invoker = Callable[[Any, bytes], tuple[bool, bytes]]
+
+
 class _Hooks:
     installed = False
     listeners: ClassVar[list[Callable[[], None]]] = []
     write_stats: WriteStats | None = None
+    invoker: Invoker | None = None
 
 
 _context = threading.local()
 
 
-def install(write_stats: WriteStats, on_mappings_changed: Callable[[], None]) -> None:
-    """Idempotent; the last ``write_stats`` and every listener are used."""
+def install(
+    write_stats: WriteStats,
+    on_mappings_changed: Callable[[], None],
+    invoker: Invoker | None = None,
+) -> None:
+    """Idempotent; the last ``write_stats`` and ``invoker`` and every listener are used."""
     _Hooks.write_stats = write_stats
+    _Hooks.invoker = invoker
     _Hooks.listeners.append(on_mappings_changed)
     if _Hooks.installed:
         return
     _Hooks.installed = True
     _patch_stream_delivery()
+    _patch_invoke()
     _patch_streams()
     _patch_mappings()
     _patch_writes()
@@ -84,6 +96,28 @@ def install(write_stats: WriteStats, on_mappings_changed: Callable[[], None]) ->
 def _notify() -> None:
     for listener in list(_Hooks.listeners):
         listener()
+
+
+def _patch_invoke() -> None:
+    original = LambdaFunction.invoke
+
+    def invoke(self: Any, body: Any, request_headers: Any, response_headers: Any) -> Any:
+        invoker = _Hooks.invoker
+        if invoker is None:
+            return original(self, body, request_headers, response_headers)
+        payload = body.encode() if isinstance(body, str) else (body or b"{}")
+        kind = request_headers.get("x-amz-invocation-type", "RequestResponse")
+        if kind == "DryRun":
+            return b""
+        if kind == "Event":  # asynchronous: accepted now, run in the background
+            threading.Thread(target=invoker, args=(self, payload), daemon=True).start()
+            return b""
+        ok, result = invoker(self, payload)
+        if not ok:
+            response_headers["x-amz-function-error"] = "Unhandled"
+        return result
+
+    LambdaFunction.invoke = invoke  # type: ignore[method-assign]
 
 
 # --- streams ---------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from localcloud import motopatch
 from localcloud.control import ControlState, start_control_server
 from localcloud.engine import Engine
 from localcloud.faults import Faults
-from localcloud.runtime import WorkerPool
+from localcloud.runtime import WorkerPool, function_spec
 from localcloud.state import EndpointInfo, write_endpoint_info
 from localcloud.stats import StatsRegistry
 from localcloud.writestats import WriteStats
@@ -123,7 +123,19 @@ def serve(state_dir: Path, port: int, host: str = "127.0.0.1", control_port: int
     faults = Faults()
     pool = WorkerPool(state_dir, endpoint_url)
     engine = Engine(endpoint_url, pool, stats, faults)
-    motopatch.install(write_stats, engine.notify)
+
+    def invoke(function: Any, event: bytes) -> tuple[bool, bytes]:
+        """The Lambda Invoke API, run in the engine's workers."""
+        handle = pool.invoke(function_spec(function), lambda: bytes(function.code_bytes), event)
+        while not handle.wait(1.0):
+            pass
+        result = handle.result
+        if result.ok:
+            return True, json.dumps(result.payload).encode()
+        error = {"errorMessage": result.error_message or "", "errorType": result.error_type}
+        return False, json.dumps(error).encode()
+
+    motopatch.install(write_stats, engine.notify, invoke)
 
     threading.Thread(target=moto_server.serve_forever, name="moto", daemon=True).start()
     state = ControlState(engine, stats, write_stats, faults, endpoint_url, time.time())

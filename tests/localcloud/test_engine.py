@@ -413,3 +413,22 @@ def test_fault_injection(pipeline: Pipeline, local_endpoint: LocalEndpoint) -> N
     assert len(pipeline.failure_messages(1)) == 1
     assert "never-runs" not in [k for b in pipeline.batches() for k in b]
     assert message["requestContext"]["condition"] == "RetryAttemptsExhausted"
+
+
+def test_invoke_api_runs_the_function(pipeline: Pipeline) -> None:
+    record = {"dynamodb": {"Keys": {"PK": {"S": "direct"}}, "SequenceNumber": "1"}}
+    reply = pipeline.lam.invoke(
+        FunctionName=pipeline.function_arn, Payload=json.dumps({"Records": [record]})
+    )
+    assert "FunctionError" not in reply
+    assert json.loads(reply["Payload"].read()) == {"batchItemFailures": []}
+    assert pipeline.batches() == [["direct"]]
+
+    failing = {"dynamodb": {**record["dynamodb"], "NewImage": {"mode": {"S": "fail"}}}}
+    reply = pipeline.lam.invoke(
+        FunctionName=pipeline.function_arn, Payload=json.dumps({"Records": [failing]})
+    )
+    assert reply["FunctionError"] == "Unhandled"
+    error = json.loads(reply["Payload"].read())
+    assert error["errorType"] == "RuntimeError"
+    assert "always failing direct" in error["errorMessage"]

@@ -107,11 +107,18 @@ Vector = tuple[str, str, int, int, int, int]
 _VOTE_VECTORS: Final[dict[str, tuple[int, int]]] = {"LIKE": (1, 0), "DISLIKE": (0, 1)}
 
 
+def _string(attr: object) -> object:
+    """The ``S`` value of an AttributeValue (the dict test first: it is the hot path)."""
+    if attr.__class__ is dict or isinstance(attr, Mapping):
+        return attr.get("S")
+    return None
+
+
 def _string_id(image: AttributeMap, name: str) -> str:
-    attr = image.get(name)
-    value = attr.get("S") if isinstance(attr, Mapping) else None
-    if not isinstance(value, str) or not value:
+    value = _string(image.get(name))
+    if value.__class__ is not str or not value:
         raise InvalidItem(f"{name} missing, empty or not a string")
+    assert isinstance(value, str)
     # 4 bytes per character at most: only long ids need encoding to be measured.
     if len(value) > MAX_ID_BYTES // 4 and len(value.encode("utf-8")) > MAX_ID_BYTES:
         raise InvalidItem(f"{name} longer than {MAX_ID_BYTES} bytes")
@@ -120,10 +127,11 @@ def _string_id(image: AttributeMap, name: str) -> str:
 
 def _duration(image: AttributeMap) -> int:
     attr = image.get("duration")
-    text = attr.get("N") if isinstance(attr, Mapping) else None
-    if not isinstance(text, str):
+    text = attr.get("N") if attr.__class__ is dict or isinstance(attr, Mapping) else None
+    if text.__class__ is not str:
         raise InvalidItem("duration missing or not a number")
-    if text.isascii() and text.isdigit():  # the common case, cheap
+    assert isinstance(text, str)
+    if text.isdigit() and text.isascii():  # the common case, cheap
         seconds = int(text)
     else:
         try:
@@ -142,8 +150,7 @@ def item_type_of(image: AttributeMap | None) -> str | None:
     """The ``type`` string of an item, or None."""
     if not image:
         return None
-    attr = image.get("type")
-    value = attr.get("S") if isinstance(attr, Mapping) else None
+    value = _string(image.get("type"))
     return value if isinstance(value, str) else None
 
 
@@ -152,19 +159,27 @@ def contribution_vector(
 ) -> Vector | None:
     """The contribution of one base item as a flat tuple (the allocation-light form of
     ``contribution``); None when the image is absent or not a base item (of ``item_type``)."""
-    kind = item_type_of(image)
-    if image is None or kind is None or (item_type is not None and kind != item_type):
+    if not image:
         return None
+    kind = _string(image.get("type"))
     if kind == "VIEW":
-        user_id = _string_id(image, "userId")
-        video_id = _string_id(image, "videoId")
-        return (user_id, video_id, 1, _duration(image), 0, 0)
+        if item_type is not None and item_type != "VIEW":
+            return None
+        return (
+            _string_id(image, "userId"),
+            _string_id(image, "videoId"),
+            1,
+            _duration(image),
+            0,
+            0,
+        )
     if kind == "VOTE":
+        if item_type is not None and item_type != "VOTE":
+            return None
         user_id = _string_id(image, "userId")
         video_id = _string_id(image, "videoId")
-        attr = image.get("voteType")
-        vote = attr.get("S") if isinstance(attr, Mapping) else None
-        pair = _VOTE_VECTORS.get(vote) if isinstance(vote, str) else None
+        vote = _string(image.get("voteType"))
+        pair = _VOTE_VECTORS.get(vote) if vote.__class__ is str else None
         if pair is None:
             raise InvalidItem(f"voteType {str(vote)[:40]!r} is not LIKE or DISLIKE")
         return (user_id, video_id, 0, 0, pair[0], pair[1])

@@ -9,6 +9,7 @@ source mapping with all of those faults and checks every summary against ``recou
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 import time
 import zlib
@@ -51,7 +52,6 @@ from video_stats.records import parse_batch
 from video_stats.store import SummaryStore
 from video_stats.testing import FakeStream, create_table, delivered_to, scan_all, stream_event
 
-TABLE = "test-data"
 TS = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 VIDEO = SummaryKind.VIDEO
 USER = SummaryKind.USER
@@ -115,19 +115,25 @@ class Context:
         return self.remaining_ms
 
 
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
+@pytest.fixture(scope="module")
+def moto_client() -> Iterator[Any]:
+    """One moto session and client for the module: starting moto and building a client cost
+    far more than a test; every world gets its own table instead."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in {
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }.items():
+            patch.setenv(name, value)
+        with mock_aws():
+            yield boto3.client("dynamodb", region_name="us-east-1")
 
 
 @dataclass
 class World:
     client: Any
+    table: str
     writer: FaultyWriter
     updates: int = 0
 
@@ -142,14 +148,16 @@ class World:
 
     def summary(self, kind: SummaryKind, ident: str) -> Counters:
         item = self.client.get_item(
-            TableName=TABLE, Key=summary_item_key(SummaryKey(kind, ident)), ConsistentRead=True
+            TableName=self.table,
+            Key=summary_item_key(SummaryKey(kind, ident)),
+            ConsistentRead=True,
         ).get("Item")
         return summary_counters(item) if item else ZERO
 
     def assert_exact(self, *streams: FakeStream) -> None:
         expected = recount(item for s in streams for item in s.items.values())
         actual = {}
-        for item in scan_all(self.client, TABLE):
+        for item in scan_all(self.client, self.table):
             key = summary_key_of(item)
             if key is not None:
                 actual[key] = summary_counters(item)
@@ -157,30 +165,35 @@ class World:
             assert actual.get(key, ZERO) == expected.get(key, ZERO), key
 
 
+_tables = itertools.count()
+
+
 @contextlib.contextmanager
-def make_world(workers: int = 0) -> Iterator[World]:
-    with mock_aws(), contextlib.ExitStack() as stack:
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        create_table(client, TABLE)
-        writer = FaultyWriter(SummaryStore(client, TABLE))
+def make_world(client: Any, workers: int = 0) -> Iterator[World]:
+    table = f"test-data-{next(_tables)}"
+    create_table(client, table)
+    writer = FaultyWriter(SummaryStore(client, table))
+    world = World(client, table, writer)
+
+    def count(**_: Any) -> None:
+        world.updates += 1
+
+    client.meta.events.register("before-call.dynamodb.UpdateItem", count)
+    with contextlib.ExitStack() as stack:
         pool = stack.enter_context(ThreadPoolExecutor(workers)) if workers else None
         handlers.configure(handlers.Runtime(writer, executor=pool))
-        world = World(client, writer)
-
-        def count(**_: Any) -> None:
-            world.updates += 1
-
-        client.meta.events.register("before-call.dynamodb.UpdateItem", count)
         try:
             yield world
         finally:
             handlers.configure(None)
             handlers.metrics.clear_metrics()
+            client.meta.events.unregister("before-call.dynamodb.UpdateItem", count)
+            client.delete_table(TableName=table)
 
 
 @pytest.fixture
-def world(aws_env: None) -> Iterator[World]:
-    with make_world() as w:
+def world(moto_client: Any) -> Iterator[World]:
+    with make_world(moto_client) as w:
         yield w
 
 
@@ -331,7 +344,7 @@ def test_a_corrupt_mark_fails_the_key_instead_of_guessing(world: World) -> None:
     world.handle(batch, "VIEW")
     name = mark_name("views", shard_tag("shard-a"))
     world.client.update_item(
-        TableName=TABLE,
+        TableName=world.table,
         Key=summary_item_key(SummaryKey(VIDEO, "v1")),
         UpdateExpression="SET #m = :bad",
         ExpressionAttributeNames={"#m": name},
@@ -516,9 +529,11 @@ def _deliver(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(data=st.data())
-def test_summaries_equal_the_recount_under_any_faults(aws_env: None, data: st.DataObject) -> None:
+def test_summaries_equal_the_recount_under_any_faults(
+    moto_client: Any, data: st.DataObject
+) -> None:
     workers = data.draw(st.sampled_from([0, 4]))
-    with make_world(workers) as world:
+    with make_world(moto_client, workers) as world:
         # Two shards whose sequence numbers overlap; a user's items all live in one of them.
         streams = [fresh_stream(), fresh_stream()]
         esms = [

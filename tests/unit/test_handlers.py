@@ -3,6 +3,7 @@ summaries, bad records, summary changes, write counts, response shape, logs and 
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Iterator
@@ -28,7 +29,6 @@ from video_stats.model import (
 from video_stats.store import SummaryStore
 from video_stats.testing import FakeStream, create_table, delivered_to, stream_event
 
-TABLE = "test-data"
 TS = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 VIDEO = SummaryKind.VIDEO
 USER = SummaryKind.USER
@@ -49,13 +49,14 @@ class FakeContext:
 class Harness:
     """A table in moto, a fake stream of its base items, and the handlers wired to both."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, table: str) -> None:
         self.client = client
+        self.table = table
         self.stream = FakeStream(start_time=time.time())
         self.delivered = {"VIEW": 0, "VOTE": 0}
         self.update_calls = 0
         client.meta.events.register("before-call.dynamodb.UpdateItem", self._count)
-        handlers.configure(handlers.Runtime(SummaryStore(client, TABLE), executor=None))
+        handlers.configure(handlers.Runtime(SummaryStore(client, table), executor=None))
 
     def _count(self, **_: Any) -> None:
         self.update_calls += 1
@@ -72,7 +73,9 @@ class Harness:
 
     def item(self, kind: SummaryKind, ident: str) -> dict[str, Any] | None:
         response = self.client.get_item(
-            TableName=TABLE, Key=summary_item_key(SummaryKey(kind, ident)), ConsistentRead=True
+            TableName=self.table,
+            Key=summary_item_key(SummaryKey(kind, ident)),
+            ConsistentRead=True,
         )
         item: dict[str, Any] | None = response.get("Item")
         return item
@@ -82,20 +85,33 @@ class Harness:
         return summary_counters(item) if item else None
 
 
+@pytest.fixture(scope="module")
+def moto_client() -> Iterator[Any]:
+    """One moto session and client for the module (each test gets its own table)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in {
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }.items():
+            patch.setenv(name, value)
+        with mock_aws():
+            yield boto3.client("dynamodb", region_name="us-east-1")
+
+
+_tables = itertools.count()
+
+
 @pytest.fixture
-def harness(monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
+def harness(moto_client: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
     monkeypatch.setattr(handlers.metrics, "namespace", "VideoStats")
     handlers.metrics.clear_metrics()
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        create_table(client, TABLE)
-        yield Harness(client)
+    table = f"test-data-{next(_tables)}"
+    create_table(moto_client, table)
+    harness = Harness(moto_client, table)
+    yield harness
+    moto_client.meta.events.unregister("before-call.dynamodb.UpdateItem", harness._count)
+    moto_client.delete_table(TableName=table)
     handlers.configure(None)
     handlers.metrics.clear_metrics()
 
@@ -251,7 +267,7 @@ def test_summary_items_have_the_contract_format(harness: Harness) -> None:
     assert [m.rsplit("#", 1)[0] for m in marks] == ["applied#views", "applied#votes"]
     # The summary is listed by the sparse ranking index.
     ranked = harness.client.query(
-        TableName=TABLE,
+        TableName=harness.table,
         IndexName="GSI2",
         KeyConditionExpression="GSI2PK = :p",
         ExpressionAttributeValues={":p": video["GSI2PK"]},
@@ -285,7 +301,9 @@ def test_keys_with_zero_net_delta_are_not_written(harness: Harness) -> None:
 
 def test_updates_run_concurrently_with_a_pool(harness: Harness) -> None:
     with ThreadPoolExecutor(max_workers=4) as pool:
-        handlers.configure(handlers.Runtime(SummaryStore(harness.client, TABLE), executor=pool))
+        handlers.configure(
+            handlers.Runtime(SummaryStore(harness.client, harness.table), executor=pool)
+        )
         for n in range(40):
             harness.stream.put(view_item(f"u{n}", f"v{n % 5}", 1, TS))
         assert harness.deliver("VIEW")["batchItemFailures"] == []

@@ -134,6 +134,18 @@ class Pipeline:
         self.ddb.put_item(TableName=self.table, Item=item)
         return key
 
+    def put_many(self, *items: str | tuple[str, dict[str, str]]) -> list[str]:
+        """Writes items in one BatchWriteItem: their records appear in the stream at once,
+        in this order, so batching does not depend on timing. Returns the keys."""
+        requests, keys = [], []
+        for entry in items:
+            key, attributes = (entry, {}) if isinstance(entry, str) else entry
+            item = {"PK": {"S": key}, **{k: {"S": v} for k, v in attributes.items()}}
+            requests.append({"PutRequest": {"Item": item}})
+            keys.append(key)
+        self.ddb.batch_write_item(RequestItems={self.table: requests})
+        return keys
+
     def invocations(self) -> list[Invocation]:
         items: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {"TableName": self.log_table}

@@ -1,10 +1,12 @@
 # The root module as an ephemeral test environment: pytest-terraform applies this
 # folder with a fresh state and data dir per session; every input comes from
-# TF_VAR_* set by tests/integration/conftest.py (a unique name prefix, the zip).
+# TF_VAR_* set by tests/integration/conftest.py (a unique name prefix, the zip,
+# the region, a short batching window).
 module "stack" {
   source = "../../.."
 
   name_prefix         = var.name_prefix
+  region              = var.region
   package_file        = var.package_file
   deletion_protection = false
   log_retention_days  = 1
@@ -14,6 +16,12 @@ module "stack" {
 variable "name_prefix" {
   description = "Unique prefix of this test session's resources."
   type        = string
+}
+
+variable "region" {
+  description = "AWS region (scripts/tf local sets TF_VAR_region; the AWS target takes the caller's)."
+  type        = string
+  default     = "us-east-1"
 }
 
 variable "package_file" {
@@ -30,6 +38,11 @@ variable "stream_mapping" {
 output "table_name" {
   description = "Name of the test table."
   value       = module.stack.table_name
+}
+
+output "table_arn" {
+  description = "ARN of the test table."
+  value       = module.stack.table_arn
 }
 
 output "stream_arn" {

@@ -50,5 +50,6 @@ module "stream_function" {
   maximum_record_age_in_seconds      = var.stream_mapping.maximum_record_age_in_seconds
   bisect_batch_on_function_error     = var.stream_mapping.bisect_batch_on_function_error
   report_batch_item_failures         = var.stream_mapping.report_batch_item_failures
+  tumbling_window_in_seconds         = var.stream_mapping.tumbling_window_in_seconds
   enabled                            = var.stream_mapping.enabled
 }

@@ -71,6 +71,7 @@ variable "stream_mapping" {
     maximum_record_age_in_seconds      = optional(number, 21600)
     bisect_batch_on_function_error     = optional(bool, true)
     report_batch_item_failures         = optional(bool, true)
+    tumbling_window_in_seconds         = optional(number, 900)
     enabled                            = optional(bool, true)
   })
   default = {}

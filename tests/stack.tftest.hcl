@@ -156,6 +156,11 @@ run "mapping_uses_production_defaults" {
   }
 
   assert {
+    condition     = aws_lambda_event_source_mapping.this.tumbling_window_in_seconds == 900
+    error_message = "a tumbling window is needed: only its events carry the shardId of the exactly-once marks"
+  }
+
+  assert {
     condition     = aws_lambda_event_source_mapping.this.bisect_batch_on_function_error
     error_message = "bisect on function error must be on by default"
   }

@@ -173,6 +173,17 @@ variable "parallelization_factor" {
   }
 }
 
+variable "tumbling_window_in_seconds" {
+  description = "Tumbling window of the mapping. The handlers need it: only tumbling-window events carry the shardId that their per-shard exactly-once marks are keyed by (0 falls back to one mark per stream, exact only while the stream has a single open shard). A window ends with one extra invocation per shard, so longer is cheaper."
+  type        = number
+  default     = 900
+
+  validation {
+    condition     = var.tumbling_window_in_seconds >= 0 && var.tumbling_window_in_seconds <= 900 && floor(var.tumbling_window_in_seconds) == var.tumbling_window_in_seconds
+    error_message = "tumbling_window_in_seconds must be a whole number between 0 and 900."
+  }
+}
+
 variable "enabled" {
   description = "Whether the mapping polls the stream (false pauses it without losing its position)."
   type        = bool

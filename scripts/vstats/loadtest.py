@@ -657,7 +657,9 @@ def render_report(report: Report) -> Table:
         return "-" if value is None else f"{value:.2f} s"
 
     kinds = ", ".join(f"{k} {v:,}" for k, v in sorted(report.events_by_kind.items()))
-    table.add_row("events written", f"{report.events:,}" + (f" ({kinds})" if kinds else ""))
+    stopped = " [yellow]stopped early (Ctrl-C)[/]" if report.interrupted else ""
+    written = f"{report.events:,}" + (f" ({kinds})" if kinds else "")
+    table.add_row("events written", written + stopped)
     if report.failed_writes:
         table.add_row("failed writes", f"[red]{report.failed_writes:,}[/]: {report.first_error}")
     target = f" (target {report.target_rate:g}/s)" if report.target_rate else ""

@@ -4,8 +4,9 @@
     python -m vstats.reconcile --segments 8 --format json
     python -m vstats.reconcile --repair          # pause the mappings, rewrite, resume
 
-The check is exact at a quiescent moment; while records are in flight the summaries they have
-not reached show as drift (run again, or use --repair, which accounts for them).
+The plain check is exact at a quiescent moment; while records are in flight the summaries they
+have not reached show as drift. --live compares each summary with the records it has applied
+(it reads the stream as well), so a busy stack shows no false drift; --repair uses the same.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from vstats import cli, deployment
 from vstats.control import LocalControl
 from vstats.drift import DEFAULT_SEGMENTS, Drift, find_drift
 from vstats.repair import (
-    CLOCK_MARGIN_SECONDS,
-    LOCAL_CLOCK_MARGIN_SECONDS,
+    AWS_TIMING,
+    LOCAL_TIMING,
     LambdaPipeline,
     RepairResult,
+    live_drift,
     repair,
     stream_arn_of,
 )
@@ -38,11 +40,20 @@ PROG = "reconcile"
 FIELDS = ("views", "duration", "likes", "dislikes")
 
 
-def drift_table(drifts: Sequence[Drift], title: str, limit: int = 50) -> Table:
+def drift_table(
+    drifts: Sequence[Drift], title: str, *, repaired: bool = False, limit: int = 50
+) -> Table:
+    """One row per summary. Drift: a differing counter shows ``actual / recount (difference)``;
+    repaired: ``before -> after``."""
     table = Table(title=title, title_justify="left", header_style="bold")
+    table.caption = (
+        "changed counters: before → after"
+        if repaired
+        else "differing counters: actual / recount (difference)"
+    )
     table.add_column("summary", no_wrap=True)
     for name in FIELDS:
-        table.add_column(f"{name}\nactual / recount", justify="right")
+        table.add_column(name, justify="right")
     for drift in drifts[:limit]:
         cells: list[Text | str] = []
         for name in FIELDS:
@@ -50,6 +61,8 @@ def drift_table(drifts: Sequence[Drift], title: str, limit: int = 50) -> Table:
             expected = getattr(drift.expected, name)
             if actual == expected:
                 cells.append(Text(f"{actual:,}", style="dim"))
+            elif repaired:
+                cells.append(Text(f"{actual:,} → {expected:,}", style="bold green"))
             else:
                 cells.append(
                     Text(f"{actual:,} / {expected:,} ({actual - expected:+,})", style="bold red")
@@ -57,7 +70,7 @@ def drift_table(drifts: Sequence[Drift], title: str, limit: int = 50) -> Table:
         label = f"{drift.key.kind.value} {drift.key.id}" + ("" if drift.exists else " (missing)")
         table.add_row(label, *cells)
     if len(drifts) > limit:
-        table.caption = f"... and {len(drifts) - limit:,} more (--format json lists all)"
+        table.caption += f"; {len(drifts) - limit:,} more not shown (--format json lists all)"
     return table
 
 
@@ -81,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--repair",
         action="store_true",
         help="pause both mappings, rewrite drifting summaries as absolute values, resume",
+    )
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="compare each summary with the records it has applied (reads the stream too): no "
+        "false drift from records in flight while the stack is busy",
     )
     parser.add_argument("--format", choices=("table", "json"), default="table")
     parser.add_argument(
@@ -116,8 +135,20 @@ def _main(argv: Sequence[str] | None) -> int:
     client = target.dynamodb(pool=args.segments + 4)
     console = Console()
     err = Console(stderr=True)
+    # An endpoint URL means an emulator on this machine: its stream is immediate, same clock.
+    timing = LOCAL_TIMING if target.endpoint_url else AWS_TIMING
     if not args.repair:
-        drifts = find_drift(client, target.table, segments=args.segments)
+        if args.live:
+            drifts = live_drift(
+                client,
+                target.client("dynamodbstreams"),
+                target.table,
+                stream_arn_of(client, target.table),
+                segments=args.segments,
+                timing=timing,
+            )
+        else:
+            drifts = find_drift(client, target.table, segments=args.segments)
         if args.format == "json":
             print(json.dumps({"drift": [d.as_dict() for d in drifts]}))
         elif drifts:
@@ -135,21 +166,29 @@ def _main(argv: Sequence[str] | None) -> int:
         timeout=args.timeout,
         log=lambda message: err.print(f"[dim]{message}[/]"),
     )
+    streams = target.client("dynamodbstreams")
     result = repair(
         client,
-        target.client("dynamodbstreams"),
+        streams,
         target.table,
         stream_arn,
         pipeline,
         segments=args.segments,
         index_shards=target.index_shards,
-        clock_margin=LOCAL_CLOCK_MARGIN_SECONDS if target.is_local else CLOCK_MARGIN_SECONDS,
+        timing=timing,
         log=lambda message: err.print(f"[dim]{message}[/]"),
     )
-    return _report_repair(result, args.format, console)
+    remaining: list[Drift] | None = None
+    if result.paused:  # check the repair, safely while the stack runs
+        remaining = live_drift(
+            client, streams, target.table, stream_arn, segments=args.segments, timing=timing
+        )
+    return _report_repair(result, remaining, args.format, console)
 
 
-def _report_repair(result: RepairResult, fmt: str, console: Console) -> int:
+def _report_repair(
+    result: RepairResult, remaining: list[Drift] | None, fmt: str, console: Console
+) -> int:
     if fmt == "json":
         print(
             json.dumps(
@@ -167,6 +206,9 @@ def _report_repair(result: RepairResult, fmt: str, console: Console) -> int:
                     "conflicts": [{"kind": k.kind.value, "id": k.id} for k in result.conflicts],
                     "paused_mappings": result.paused,
                     "seconds": round(result.seconds, 3),
+                    "remaining_drift": None
+                    if remaining is None
+                    else [d.as_dict() for d in remaining],
                 }
             )
         )
@@ -176,7 +218,9 @@ def _report_repair(result: RepairResult, fmt: str, console: Console) -> int:
         if result.repaired:
             console.print(
                 drift_table(
-                    result.repaired, f"repaired {len(result.repaired):,} summaries (before / after)"
+                    result.repaired,
+                    f"repaired {len(result.repaired):,} summaries",
+                    repaired=True,
                 )
             )
         else:
@@ -198,7 +242,11 @@ def _report_repair(result: RepairResult, fmt: str, console: Console) -> int:
         console.print(
             f"mappings paused and resumed: {len(result.paused)}; took {result.seconds:.1f} s"
         )
-    return cli.EXIT_FAILURE if result.conflicts else cli.EXIT_OK
+        if remaining:
+            console.print(drift_table(remaining, "still drifting after the repair"))
+        elif remaining is not None:
+            console.print(Text("Verified: every summary is exact.", style="green"))
+    return cli.EXIT_FAILURE if result.conflicts or remaining else cli.EXIT_OK
 
 
 if __name__ == "__main__":

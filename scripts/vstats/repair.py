@@ -19,6 +19,12 @@ exactly-once marks (``video_stats.marks``: per function and shard, the highest s
 applied). So for summary K, the records after K's mark are not in K yet, and K's target is the
 recount of each base item *as it was before its first such record* (that record's OldImage).
 Everything else about the item (its current state) is what the scan saw.
+
+A record at or below a summary's mark is in it; one above is either still to come (after the
+resume) or was given up on (sent to the failure queue) or the summary was reset. Marks cannot
+tell the last two from the first: a lost record newer than everything its summary applied is
+repaired only once a later record of that summary has been applied (run --repair again then).
+A summary without marks (deleted) uses the highest mark of all summaries instead.
 """
 
 from __future__ import annotations
@@ -37,15 +43,33 @@ from video_stats.model import AttributeMap, Counters, ItemType, SummaryKey, Summ
 
 from vstats.cli import ToolError
 from vstats.control import LocalControl
-from vstats.drift import DEFAULT_SEGMENTS, Drift, compare, item_identity, read_snapshot
+from vstats.drift import (
+    DEFAULT_SEGMENTS,
+    Drift,
+    TableSnapshot,
+    compare,
+    item_identity,
+    read_snapshot,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 FUNCTIONS: dict[ItemType, str] = {"VIEW": "views", "VOTE": "votes"}
 ACTIVE_STATES = ("Enabled", "Enabling", "Updating", "Creating")
-CLOCK_MARGIN_SECONDS = 5.0  # AWS: skew between this machine and AWS, 1 s rounding
-LOCAL_CLOCK_MARGIN_SECONDS = 1.0  # the local endpoint shares this machine's clock
+
+
+@dataclass(frozen=True, slots=True)
+class StreamTiming:
+    """How long to let the stream catch up with a scan (``delay``), and how far past the scan
+    to read it (``margin``: clock skew, creation times rounded to the second)."""
+
+    delay: float
+    margin: float
+
+
+AWS_TIMING = StreamTiming(delay=1.0, margin=5.0)
+LOCAL_TIMING = StreamTiming(delay=0.1, margin=1.0)  # an emulator on this machine, same clock
 
 
 # --- pausing the pipeline ---------------------------------------------------------------------
@@ -263,18 +287,30 @@ def pending_corrections(
     """What to add to the recount so that each summary's target holds only the records it has
     applied: for each summary K and base item I with a record K has not applied (above K's
     mark for that function and shard), replace I's scanned contribution to K by its
-    contribution before the first such record."""
+    contribution before the first such record.
+
+    A summary without a mark for a function and shard (deleted, or its records were lost)
+    takes the mapping's position instead, estimated as the highest mark any summary holds:
+    records up to it were processed, so the target counts them and they are repaired."""
     by_item: dict[tuple[str, str], list[StreamRecord]] = defaultdict(list)
     for record in records:
         by_item[record.identity].append(record)
     stream_tag = shard_tag(stream_arn)
     marks = {key: marks_of(item) for key, item in summaries.items()}
+    checkpoint: dict[str, int] = {}
+    for held in marks.values():
+        for name, seq in held.items():
+            checkpoint[name] = max(seq, checkpoint.get(name, seq))
 
     def applied_up_to(key: SummaryKey, function: str, shard_id: str) -> int | None:
-        held = marks.get(key, {})
         # Per shard with tumbling-window events, else one mark per stream (handlers.py).
-        value = held.get(mark_name(function, shard_tag(shard_id)))
-        return value if value is not None else held.get(mark_name(function, stream_tag))
+        names = (mark_name(function, shard_tag(shard_id)), mark_name(function, stream_tag))
+        held = marks.get(key, {})
+        for source in (held, checkpoint):
+            for name in names:
+                if name in source:
+                    return source[name]
+        return None
 
     corrections: dict[SummaryKey, Counters] = {}
     for identity, item_records in by_item.items():
@@ -310,7 +346,7 @@ def pending_corrections(
 
 @dataclass(slots=True)
 class RepairResult:
-    drift_before: list[Drift]  # plain recount vs summaries, before pausing
+    drift_before: list[Drift]  # live_drift before pausing
     repaired: list[Drift] = field(default_factory=list)  # target (expected) vs what was there
     conflicts: list[SummaryKey] = field(default_factory=list)  # changed under us: not written
     stream_records: int = 0  # records read from the stream
@@ -384,6 +420,53 @@ def write_target(client: DynamoDBClient, table: str, drift: Drift, index_shards:
     return True
 
 
+def applied_targets(
+    client: DynamoDBClient,
+    streams_client: Any,
+    table: str,
+    stream_arn: str,
+    *,
+    segments: int = DEFAULT_SEGMENTS,
+    timing: StreamTiming = AWS_TIMING,
+) -> tuple[TableSnapshot, dict[SummaryKey, Counters], int]:
+    """Scan, then read the stream: each summary's exact value for the records it has applied
+    (recount + pending corrections). Returns the snapshot, the targets and the number of stream
+    records read."""
+    snapshot = read_snapshot(client, table, segments=segments, keep_base=True)
+    # Records created after the scan cannot be in what it saw, so the read ends there (plus a
+    # margin for clock skew and creation times rounded to the second), even while the
+    # application writes on. The pause lets the stream catch up with the scan.
+    until = time.time() + timing.margin
+    time.sleep(timing.delay)
+    records = list(read_stream(streams_client, stream_arn, until=until))
+    assert snapshot.base_items is not None
+    corrections = pending_corrections(records, snapshot.base_items, snapshot.summaries, stream_arn)
+    targets = dict(snapshot.recount)
+    for key, change in corrections.items():
+        targets[key] = targets.get(key, model.ZERO) + change
+    return snapshot, targets, len(records)
+
+
+def live_drift(
+    client: DynamoDBClient,
+    streams_client: Any,
+    table: str,
+    stream_arn: str,
+    *,
+    segments: int = DEFAULT_SEGMENTS,
+    timing: StreamTiming = AWS_TIMING,
+) -> list[Drift]:
+    """Drift that records in flight cannot explain: safe to run while the stack is busy.
+
+    Blind to a lost record newer than everything its summary applied (see the module notes);
+    ``find_drift`` at a quiescent moment sees those too.
+    """
+    snapshot, targets, _ = applied_targets(
+        client, streams_client, table, stream_arn, segments=segments, timing=timing
+    )
+    return compare(targets, snapshot.summaries)
+
+
 def repair(
     client: DynamoDBClient,
     streams_client: Any,
@@ -393,44 +476,51 @@ def repair(
     *,
     segments: int = DEFAULT_SEGMENTS,
     index_shards: int = 4,
-    stream_delay: float = 1.0,
-    clock_margin: float = CLOCK_MARGIN_SECONDS,
+    timing: StreamTiming = AWS_TIMING,
     log: Callable[[str], None] = lambda _message: None,
 ) -> RepairResult:
     started = time.monotonic()
-    first = read_snapshot(client, table, segments=segments)
-    result = RepairResult(drift_before=compare(first.recount, first.summaries))
+
+    def note(message: str) -> None:
+        log(f"[{time.monotonic() - started:5.1f} s] {message}")
+
+    # Checked while the stack runs: records in flight are no reason to pause it.
+    result = RepairResult(
+        drift_before=live_drift(
+            client, streams_client, table, stream_arn, segments=segments, timing=timing
+        )
+    )
     if not result.drift_before:
-        log("no drift: nothing to repair, the mappings were not touched")
+        note("no drift: nothing to repair, the mappings were not touched")
         result.seconds = time.monotonic() - started
         return result
-    log(f"{len(result.drift_before)} summaries drift: pausing the pipeline")
+    note(f"{len(result.drift_before)} summaries drift: pausing the pipeline")
     result.paused = pipeline.pause()
+    note(f"paused {len(result.paused)} mappings")
     try:
-        snapshot = read_snapshot(client, table, segments=segments, keep_base=True)
-        # Records created after the scan cannot be in what it saw, so the read ends there
-        # (plus a margin for clock skew and creation times rounded to the second), even while
-        # the application writes on. The pause lets the stream catch up with the scan.
-        until = time.time() + clock_margin
-        time.sleep(stream_delay)
-        records = list(read_stream(streams_client, stream_arn, until=until))
-        assert snapshot.base_items is not None
-        corrections = pending_corrections(
-            records, snapshot.base_items, snapshot.summaries, stream_arn
+        note("scanning the table and reading the stream")
+        snapshot, targets, result.stream_records = applied_targets(
+            client,
+            streams_client,
+            table,
+            stream_arn,
+            segments=segments,
+            timing=timing,
         )
-        result.stream_records = len(records)
-        targets = dict(snapshot.recount)
-        for key, change in corrections.items():
-            targets[key] = targets.get(key, model.ZERO) + change
+        note(
+            f"scanned {snapshot.items_read:,} items, read {result.stream_records:,} stream "
+            "records; rewriting the drifting summaries"
+        )
         for drift in compare(targets, snapshot.summaries):
             if write_target(client, table, drift, index_shards):
                 result.repaired.append(drift)
             else:
                 result.conflicts.append(drift.key)
-        log(f"rewrote {len(result.repaired)} summaries")
+        note(f"rewrote {len(result.repaired)} summaries; resuming")
     finally:
         pipeline.resume(result.paused)
     result.seconds = time.monotonic() - started
+    note("resumed")
     return result
 
 

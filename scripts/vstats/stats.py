@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 from video_stats import model
@@ -78,8 +78,12 @@ def summary_view(record: dict[str, Any]) -> Table:
     return table
 
 
-def listing_view(video_id: str, listing: str, records: list[dict[str, Any]]) -> Table:
-    table = Table(title=f"{listing} of video {video_id}", title_justify="left")
+def listing_view(video_id: str, listing: str, records: list[dict[str, Any]]) -> Group:
+    count = f"{len(records):,} {listing}" if records else f"no {listing}"
+    heading = Text.assemble((f"video {video_id}", "bold"), f": {count}")
+    if not records:
+        return Group(heading)
+    table = Table(show_edge=True)
     table.add_column("userId")
     if listing == "views":
         table.add_column("timestamp")
@@ -89,9 +93,7 @@ def listing_view(video_id: str, listing: str, records: list[dict[str, Any]]) -> 
     else:
         for r in records:
             table.add_row(str(r["userId"]))
-    if not records:
-        table.add_row(Text("(none)", style="dim"), *([""] * (len(table.columns) - 1)))
-    return table
+    return Group(heading, table)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,10 +13,11 @@ from video_stats.model import Counters, SummaryKey, SummaryKind
 from vstats import deployment, reconcile
 from vstats.drift import find_drift, read_snapshot
 from vstats.generator import EventGenerator
-from vstats.repair import pending_corrections, read_stream, repair
+from vstats.repair import StreamTiming, live_drift, pending_corrections, read_stream, repair
 from vstats_support import StreamConsumer, TableEnv  # type: ignore[import-not-found]
 
 VIDEO0 = SummaryKey(SummaryKind.VIDEO, "0")
+FAST = StreamTiming(delay=0.0, margin=0.5)
 
 
 def write_traffic(table: TableEnv, generator: EventGenerator, events: int) -> None:
@@ -95,7 +96,7 @@ def test_repair_keeps_writes_made_during_the_repair(
     # changed and removed ones, on the very summaries that drift.
     consumer.on_pause = lambda: write_traffic(table, settled, 120)
     result = repair(
-        table.client, table.streams, table.name, table.stream_arn, consumer, stream_delay=0
+        table.client, table.streams, table.name, table.stream_arn, consumer, timing=FAST
     )
     assert {d.key for d in result.drift_before} >= {VIDEO0, SummaryKey(SummaryKind.USER, "1")}
     assert result.paused == ["consumer"]
@@ -183,4 +184,48 @@ def test_repair_cli_against_the_lambda_api(
     assert doc["repaired"][0]["before"]["views"] == doc["repaired"][0]["after"]["views"] + 4
     assert doc["paused_mappings"] == ["u-1"]
     assert calls == [("update", False), ("update", True)]  # --grace 0: no timeout lookup
+    assert doc["remaining_drift"] == []
     assert find_drift(table.client, table.name) == []
+
+
+def test_live_drift_ignores_records_in_flight_but_not_real_drift(
+    table: TableEnv, consumer: StreamConsumer, settled: EventGenerator
+) -> None:
+    consumer.pause()  # the mappings lag behind: records in flight
+    write_traffic(table, settled, 60)
+    assert find_drift(table.client, table.name) != []  # the plain check sees them
+    args = (table.client, table.streams, table.name, table.stream_arn)
+    assert live_drift(*args, timing=FAST) == []
+    inject_drift(table, VIDEO0, 3)
+    (drift,) = live_drift(*args, timing=FAST)
+    assert drift.key == VIDEO0
+    assert drift.difference == Counters(views=3)
+
+
+def test_repair_restores_a_deleted_summary(
+    table: TableEnv, consumer: StreamConsumer, settled: EventGenerator
+) -> None:
+    """A summary without marks (deleted here; or its records were lost): the records the
+    mapping has passed count, so the repair rebuilds it from the recount."""
+    user = SummaryKey(SummaryKind.USER, "2")
+    table.client.delete_item(TableName=table.name, Key=model.summary_item_key(user))
+    result = repair(
+        table.client, table.streams, table.name, table.stream_arn, consumer, timing=FAST
+    )
+    assert [d.key for d in result.repaired] == [user]
+    consumer.process()
+    assert find_drift(table.client, table.name) == []
+
+
+def test_reconcile_cli_live(
+    table: TableEnv,
+    consumer: StreamConsumer,
+    settled: EventGenerator,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    consumer.pause()
+    write_traffic(table, settled, 30)
+    assert reconcile.main(table.args()) == 1
+    capsys.readouterr()
+    assert reconcile.main(["--live", *table.args()]) == 0
+    assert "No drift" in capsys.readouterr().out

@@ -162,5 +162,5 @@ def test_stats_listing_table_output(table: TableEnv, capsys: pytest.CaptureFixtu
     seed(table)
     assert stats.main(["video", "3", "views", "--limit", "2", *table.args()]) == 0
     out = capsys.readouterr().out
-    assert "views of video 3" in out
+    assert "video 3: 2 views" in out
     assert "--next-token " in out

@@ -60,6 +60,7 @@ if TYPE_CHECKING:
 
 PROG = "loadtest"
 PROBE_ID = "probe"
+PRE_DRAIN_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,10 +313,13 @@ class LoadTest:
         stats_before = None
         if self.control is not None:
             # A quiescent start: otherwise earlier writes still moving would look like ours.
-            if not self.control.wait_drained(self.config.drain_timeout):
+            wait = min(self.config.drain_timeout, PRE_DRAIN_SECONDS)
+            if not self.control.wait_drained(wait):
+                errors = counters_delta({}, self.control.stats(), self.table)["function_errors"]
                 raise cli.ToolError(
-                    "the local pipeline did not drain before the run "
-                    f"(within {self.config.drain_timeout:g} s)"
+                    f"the local pipeline is still busy after {wait:g} s, before the run "
+                    f"({errors:,} function errors so far; see the function logs of the local "
+                    "endpoint)"
                 )
             stats_before = self.control.stats()
         keys = [*self.generator.all_summary_keys(), self.probe_key]
@@ -505,7 +509,8 @@ class LoadTest:
     def _local_stats(self, before: Mapping[str, Any]) -> dict[str, Any]:
         assert self.control is not None
         delta = counters_delta(before, self.control.stats(), self.table)
-        table = delta.get("dynamodb", {}).get(self.table, {})
+        table = delta.pop("dynamodb", {}).get(self.table, {})
+        delta["table_writes"] = table
         writes = table.get("write_requests")
         delta["summary_writes"] = None if writes is None else max(0, int(writes) - self._own_writes)
         delta["base_writes"] = self._own_writes

@@ -137,25 +137,24 @@ def _main(argv: Sequence[str] | None) -> int:
         return fetch(client, target.table, shards=target.index_shards, by=args.by, top=top)
 
     console = Console()
-    if args.format == "json":
-        # JSON: one document per refresh (JSON lines), a single one with --once.
-        while True:
-            print(json.dumps(snapshot().as_json()), flush=True)
-            if args.once:
-                return cli.EXIT_OK
-            time.sleep(args.interval)
-    if args.once or not console.is_terminal:
-        while True:
-            console.print(render(snapshot()))
-            if args.once:
-                return cli.EXIT_OK
-            time.sleep(args.interval)
+    live_view = args.format == "table" and not args.once and console.is_terminal
     try:
-        with Live(render(snapshot()), console=console, auto_refresh=False) as live:
-            while True:
-                time.sleep(args.interval)
-                live.update(render(snapshot()), refresh=True)
-    except KeyboardInterrupt:  # the normal way to leave the live view
+        if live_view:
+            with Live(render(snapshot()), console=console, auto_refresh=False) as live:
+                while True:
+                    time.sleep(args.interval)
+                    live.update(render(snapshot()), refresh=True)
+        while True:
+            if args.format == "json":  # one document per refresh (JSON lines)
+                print(json.dumps(snapshot().as_json()), flush=True)
+            else:
+                console.print(render(snapshot()))
+            if args.once:
+                return cli.EXIT_OK
+            time.sleep(args.interval)
+    except KeyboardInterrupt:  # the normal way to leave a refreshing view
+        if args.once:
+            raise
         return cli.EXIT_OK
 
 

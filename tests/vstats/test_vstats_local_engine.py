@@ -134,6 +134,7 @@ def stack(local_endpoint: LocalEndpoint) -> Iterator[Stack]:
                 MaximumRetryAttempts=10,
                 BisectBatchOnFunctionError=True,
                 FunctionResponseTypes=["ReportBatchItemFailures"],
+                TumblingWindowInSeconds=900,  # as deployed: its events carry the shardId
                 FilterCriteria=filters(item_type),
             )["UUID"]
         )

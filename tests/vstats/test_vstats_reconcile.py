@@ -45,7 +45,7 @@ def inject_drift(table: TableEnv, key: SummaryKey, views: int) -> None:
 def settled(table: TableEnv, consumer: StreamConsumer) -> EventGenerator:
     """A table with traffic the consumer has applied: no drift."""
     generator = EventGenerator(users=5, videos=4, seed=11, skew=0.8)
-    write_traffic(table, generator, 150)
+    write_traffic(table, generator, 80)
     consumer.process()
     assert find_drift(table.client, table.name) == []
     return generator

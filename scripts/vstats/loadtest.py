@@ -528,7 +528,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     amount = parser.add_argument_group("how much")
     amount.add_argument(
-        "--events", type=cli.positive_int, help="events to write (default 1000 without --duration)"
+        "--events",
+        type=cli.positive_int,
+        help="events to write (default 1000 without --duration; with it, whichever ends first)",
     )
     amount.add_argument("--duration", type=cli.positive_float, help="seconds to write for")
     amount.add_argument(
@@ -552,8 +554,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=1.0,
         help="Zipf exponent of user and video popularity; 0 = uniform (default 1.0)",
     )
-    shape.add_argument("--mix", type=_mix, default=parse_mix(DEFAULT_MIX), help=f"{DEFAULT_MIX}")
-    shape.add_argument("--seed", type=int, help="random seed (a fixed seed repeats the run)")
+    shape.add_argument(
+        "--mix",
+        type=_mix,
+        default=parse_mix(DEFAULT_MIX),
+        help=f"relative weights of the kinds of event (default {DEFAULT_MIX})",
+    )
+    shape.add_argument(
+        "--seed", type=int, help="random seed: a fixed seed repeats the same operations"
+    )
     shape.add_argument(
         "--id-prefix",
         type=_prefix,

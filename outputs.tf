@@ -27,3 +27,8 @@ output "event_source_mapping_uuids" {
   description = "UUIDs of the event source mappings, by function (views, votes)."
   value       = { for role, fn in module.stream_function : role => fn.event_source_mapping_uuid }
 }
+
+output "summary_index_shards" {
+  description = "Write shards of the GSI2 ranking index; the summary tool queries each one."
+  value       = var.summary_index_shards
+}

@@ -60,6 +60,9 @@ def deployment_exports(target: str, state_dir: Path, outputs: Path | None) -> di
             env["VIDEO_STATS_TABLE"] = str(values["table_name"]["value"])
         except (KeyError, TypeError):
             raise EnvError(f"{outputs} has no table_name output") from None
+        shards = values.get("summary_index_shards", {})
+        if isinstance(shards, dict) and "value" in shards:
+            env["SUMMARY_INDEX_SHARDS"] = str(shards["value"])
     return env
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import BotoCoreError, ClientError
 from it_support import (  # type: ignore[import-not-found]
     FIGURES,
     REPO_ROOT,
@@ -70,7 +71,12 @@ def it_target(request: pytest.FixtureRequest) -> Target:
                 "VIDEO_STATS_TEST_TARGET=aws but no AWS credentials found "
                 "(set AWS_PROFILE or AWS_ACCESS_KEY_ID)"
             )
-        return Target("aws", aws_region())
+        target = Target("aws", aws_region())
+        try:  # wrong credentials are a setup error, not a reason to skip
+            target.client("sts", attempts=2).get_caller_identity()
+        except (BotoCoreError, ClientError) as err:
+            pytest.fail(f"VIDEO_STATS_TEST_TARGET=aws: the AWS credentials do not work: {err}")
+        return target
     # Requested here, not as an argument, so that the AWS target never starts one.
     endpoint = request.getfixturevalue("local_endpoint")
     return Target("local", "us-east-1", endpoint)

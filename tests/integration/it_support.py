@@ -95,8 +95,15 @@ class Target:
             env["AWS_REGION"] = self.region
         return env
 
-    def client(self, service: str) -> Any:
-        config = Config(retries={"mode": "standard", "max_attempts": 10}, max_pool_connections=20)
+    def client(self, service: str, attempts: int = 10) -> Any:
+        options: dict[str, Any] = {
+            "retries": {"mode": "standard", "max_attempts": attempts},
+            "max_pool_connections": 20,
+            # AWS means AWS: an AWS_ENDPOINT_URL left in the shell (`make env`) must not
+            # redirect these clients to a local endpoint. (Not in the botocore stubs yet.)
+            "ignore_configured_endpoint_urls": True,
+        }
+        config = Config(**options)
         make_client: Any = boto3.session.Session().client  # the service is known at run time
         if self.endpoint is None:
             return make_client(service, region_name=self.region, config=config)

@@ -108,6 +108,10 @@ def test_faults_do_not_change_the_aggregates(no_faults: Stack) -> None:
                     events=300 if round_ == 0 else 100,
                     seed=20 + round_,
                     rate=75.0,
+                    # More summaries per batch: a kill comes after the k-th write, k drawn
+                    # from 1..records in the batch, so it needs batches that write a lot.
+                    users=30,
+                    videos=60,
                     id_prefix="faults-",
                     # A seed per round: the same seed would replay the same draws.
                     faults={**FAULTS, "seed": 60 + round_},

@@ -188,7 +188,7 @@ class StackFixture(TerraformFixture):  # type: ignore[misc]
             tf_root_module=STACK_MODULE,
             test_dir=test_dir,
             replay=False,
-            teardown="on",  # whatever --tf-teardown style defaults say: always destroy
+            teardown="on",  # always destroy ("off"/"ignore" would hide a leak)
             pytest_config=pytest_config,
         )
         self.environment: dict[str, str] = {}
@@ -210,10 +210,13 @@ class StackFixture(TerraformFixture):  # type: ignore[misc]
 
     def tear_down(self) -> None:
         destroy_error: BaseException | None = None
-        try:
-            super().tear_down()
-        except Exception as err:  # reported below, together with what is left
-            destroy_error = err.__cause__ or err
+        for _ in range(2):  # once more after a failure: AWS deletions can race each other
+            try:
+                super().tear_down()
+                destroy_error = None
+                break
+            except Exception as err:  # reported below, together with what is left
+                destroy_error = err.__cause__ or err
         assert self.target is not None
         left = wait_for_no_leftovers(self.target, self.prefix, self.leftover_timeout)
         if destroy_error is not None or left:

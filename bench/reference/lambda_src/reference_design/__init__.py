@@ -1,0 +1,1 @@
+"""The blog's reference handlers, rebuilt for the benchmark (never deployed by default)."""

@@ -1,0 +1,82 @@
+# The reference design of the blog post "Simplify your code and save money with
+# Lambda Event Filters" (design.md §4, §6), rebuilt on this project's modules for
+# `make bench` only: it is never deployed by `make deploy`.
+#
+# Faithful to the reference code, including its mistakes:
+# - batch size 1 and no batching window: one invocation per stream record;
+# - the blog's filters, one pattern per function, which never match a REMOVE (it
+#   has no NewImage) and drop every MODIFY (a changed vote);
+# - handlers that write both summaries in one TransactWriteItems per record;
+# - the CDK defaults the reference code ran with: 128 MB, x86_64, and an event
+#   source mapping with unlimited retries, no record age limit, no bisection, no
+#   partial batch responses and no tumbling window. (The module always adds an
+#   on-failure queue; no batch fails in the benchmark, so it changes nothing.)
+# Departures: the runtime is python3.12 (the reference's python3.9 is deprecated),
+# the timeout is 30 s instead of 3 s (a loaded local endpoint is slower than AWS
+# and must not turn into spurious retries), and the table is this project's (the
+# §2 item format; the reference summaries never carry GSI2PK, so GSI2 stays empty).
+
+module "table" {
+  source = "../../modules/dynamodb_table"
+
+  name                   = "${var.name_prefix}-data"
+  deletion_protection    = false
+  point_in_time_recovery = false
+}
+
+locals {
+  memory_size  = 128
+  architecture = "x86_64"
+
+  mapping = {
+    batch_size                         = 1
+    maximum_batching_window_in_seconds = 0
+    starting_position                  = "LATEST"
+    maximum_retry_attempts             = -1
+    maximum_record_age_in_seconds      = -1
+    bisect_batch_on_function_error     = false
+    report_batch_item_failures         = false
+    tumbling_window_in_seconds         = 0
+  }
+
+  # The blog's patterns, verbatim (key order aside).
+  blog_filter_patterns = {
+    for item_type in ["VIEW", "VOTE"] : item_type => jsonencode({
+      dynamodb  = { NewImage = { type = { S = [item_type] } } }
+      eventName = ["INSERT", "REMOVE"]
+    })
+  }
+
+  functions = {
+    views = { handler = "reference_design.handlers.update_view_counters", item_type = "VIEW" }
+    votes = { handler = "reference_design.handlers.update_like_counters", item_type = "VOTE" }
+  }
+}
+
+module "stream_function" {
+  source   = "../../modules/stream_function"
+  for_each = local.functions
+
+  name            = "${var.name_prefix}-update-${each.key}"
+  description     = "Reference design (benchmark only): one transaction per ${each.value.item_type} record."
+  handler         = each.value.handler
+  runtime         = "python3.12"
+  architecture    = local.architecture
+  memory_size     = local.memory_size
+  timeout         = 30
+  package_file    = var.package_file
+  environment     = { TABLE_NAME = module.table.name }
+  table_arn       = module.table.arn
+  stream_arn      = module.table.stream_arn
+  filter_patterns = [local.blog_filter_patterns[each.value.item_type]]
+
+  log_retention_days                 = 1
+  batch_size                         = local.mapping.batch_size
+  maximum_batching_window_in_seconds = local.mapping.maximum_batching_window_in_seconds
+  starting_position                  = local.mapping.starting_position
+  maximum_retry_attempts             = local.mapping.maximum_retry_attempts
+  maximum_record_age_in_seconds      = local.mapping.maximum_record_age_in_seconds
+  bisect_batch_on_function_error     = local.mapping.bisect_batch_on_function_error
+  report_batch_item_failures         = local.mapping.report_batch_item_failures
+  tumbling_window_in_seconds         = local.mapping.tumbling_window_in_seconds
+}

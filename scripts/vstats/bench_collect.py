@@ -1,0 +1,226 @@
+"""What the benchmark reads besides the load test's report (I/O adapters):
+
+* ``StreamCursor``: the stream records a run wrote, through the Streams API of the endpoint;
+* ``Mapping``: a deployed event source mapping as Lambda reports it (settings, filters);
+* ``LogTail``: the lines a function's log gained during a run (the endpoint's log files);
+* write accounting: the endpoint's per-table counters, split into the workload's own writes
+  and the summary writes, and the GSI units of the workload's writes recomputed from the
+  stream images with the endpoint's own cost rules (``localcloud.writestats``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from localcloud.filters import CompiledFilters, compile_filter_criteria
+from localcloud.protocol import event_record
+from localcloud.writestats import IndexShape, index_write_units
+from video_stats import model
+
+BASE_OPERATIONS = ("PutItem", "DeleteItem")  # the load test writes base items only this way
+SUMMARY_OPERATIONS = ("UpdateItem", "TransactWriteItems")
+STREAM_PAGE = 1000
+
+
+class StreamCursor:
+    """Reads a table's stream (single shard, as on the local endpoint) from where it stopped."""
+
+    def __init__(self, client: Any, stream_arn: str) -> None:
+        self._client = client
+        self.stream_arn = stream_arn
+        self._last: str | None = None  # sequence number of the last record read
+        self._shard: str | None = None
+
+    def _shard_id(self) -> str:
+        if self._shard is None:
+            shards = self._client.describe_stream(StreamArn=self.stream_arn)["StreamDescription"][
+                "Shards"
+            ]
+            if len(shards) != 1:
+                raise RuntimeError(f"expected one stream shard, found {len(shards)}")
+            self._shard = str(shards[0]["ShardId"])
+        return self._shard
+
+    def read_new(self) -> list[dict[str, Any]]:
+        """Every record written since the previous call (all of them the first time)."""
+        shard = self._shard_id()
+        if self._last is None:
+            iterator = self._client.get_shard_iterator(
+                StreamArn=self.stream_arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
+        else:
+            iterator = self._client.get_shard_iterator(
+                StreamArn=self.stream_arn,
+                ShardId=shard,
+                ShardIteratorType="AFTER_SEQUENCE_NUMBER",
+                SequenceNumber=self._last,
+            )["ShardIterator"]
+        records: list[dict[str, Any]] = []
+        while iterator:
+            page = self._client.get_records(ShardIterator=iterator, Limit=STREAM_PAGE)
+            batch = page.get("Records") or []
+            records.extend(batch)
+            if not batch:
+                break
+            iterator = page.get("NextShardIterator")
+        if records:
+            self._last = str(records[-1]["dynamodb"]["SequenceNumber"])
+        return records
+
+
+@dataclass(frozen=True, slots=True)
+class DeployedMapping:
+    """A deployed event source mapping and its function, as the Lambda API reports them."""
+
+    uuid: str
+    function_name: str
+    item_type: model.ItemType
+    batch_size: int
+    settings: dict[str, Any]
+    filters: CompiledFilters
+    memory_mb: int
+    architecture: str
+
+    def delivered(self, records: Iterable[dict[str, Any]], region: str) -> list[dict[str, Any]]:
+        """The records this mapping hands to its function, in stream order (Lambda format)."""
+        events = (
+            event_record(_wire(raw), self.settings["EventSourceArn"], region) for raw in records
+        )
+        return [event for event in events if self.filters.matches(event)]
+
+
+def describe_mapping(lambda_client: Any, uuid: str, item_type: model.ItemType) -> DeployedMapping:
+    esm = lambda_client.get_event_source_mapping(UUID=uuid)
+    function = lambda_client.get_function_configuration(FunctionName=esm["FunctionArn"])
+    settings = {
+        name: esm.get(name)
+        for name in (
+            "EventSourceArn",
+            "BatchSize",
+            "MaximumBatchingWindowInSeconds",
+            "StartingPosition",
+            "ParallelizationFactor",
+            "MaximumRetryAttempts",
+            "MaximumRecordAgeInSeconds",
+            "BisectBatchOnFunctionError",
+            "FunctionResponseTypes",
+            "TumblingWindowInSeconds",
+        )
+    }
+    settings["Filters"] = [
+        f["Pattern"] for f in (esm.get("FilterCriteria") or {}).get("Filters", [])
+    ]
+    settings["OnFailure"] = bool(
+        ((esm.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
+    )
+    settings["Handler"] = function.get("Handler")
+    settings["Runtime"] = function.get("Runtime")
+    settings["Timeout"] = function.get("Timeout")
+    architectures = function.get("Architectures") or ["x86_64"]
+    return DeployedMapping(
+        uuid=uuid,
+        function_name=str(function["FunctionName"]),
+        item_type=item_type,
+        batch_size=int(esm.get("BatchSize") or 100),
+        settings=settings,
+        filters=compile_filter_criteria(esm.get("FilterCriteria")),
+        memory_mb=int(function.get("MemorySize") or 128),
+        architecture=str(architectures[0]),
+    )
+
+
+def _wire(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """boto3 decodes ApproximateCreationDateTime into a datetime; the filters never look at it."""
+    dynamodb = dict(raw.get("dynamodb") or {})
+    dynamodb.pop("ApproximateCreationDateTime", None)
+    return {**raw, "dynamodb": dynamodb}
+
+
+class LogTail:
+    """The text a log file gained since ``mark()`` (the endpoint appends, never rewrites)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offset = 0
+
+    def mark(self) -> None:
+        self._offset = self.path.stat().st_size if self.path.exists() else 0
+
+    def read(self) -> str:
+        if not self.path.exists():
+            return ""
+        with open(self.path, "rb") as handle:
+            handle.seek(self._offset)
+            return handle.read().decode(errors="replace")
+
+
+# --- write accounting ----------------------------------------------------------------------------
+
+
+def index_shapes(ddb_client: Any, table: str) -> list[IndexShape]:
+    description = ddb_client.describe_table(TableName=table)["Table"]
+    table_keys = tuple(k["AttributeName"] for k in description["KeySchema"])
+    shapes = []
+    for index in description.get("GlobalSecondaryIndexes") or []:
+        projection = index.get("Projection") or {}
+        shapes.append(
+            IndexShape(
+                name=index["IndexName"],
+                keys=tuple(k["AttributeName"] for k in index["KeySchema"]),
+                table_keys=table_keys,
+                projection=projection.get("ProjectionType", "ALL"),
+                non_key_attributes=tuple(projection.get("NonKeyAttributes") or ()),
+            )
+        )
+    return shapes
+
+
+def base_gsi_units(records: Iterable[Mapping[str, Any]], shapes: Sequence[IndexShape]) -> int:
+    """GSI write units of the workload's own (non-transactional) writes: the stream records of
+    VIEW and VOTE items, costed from their old and new images."""
+    total = 0
+    for raw in records:
+        images = raw.get("dynamodb") or {}
+        old, new = images.get("OldImage"), images.get("NewImage")
+        if model.item_type_of(new or old) not in ("VIEW", "VOTE"):
+            continue
+        total += sum(index_write_units(shape, old, new) for shape in shapes)
+    return total
+
+
+@dataclass(frozen=True, slots=True)
+class TableWrites:
+    base_requests: int
+    base_wru: int
+    summary_requests: int
+    summary_items: int
+    summary_wru: int
+    gsi_wru: int  # every GSI unit the table was charged (workload and summaries)
+    other_operations: tuple[str, ...]
+
+
+def table_writes(stats: Mapping[str, Any], table: str) -> TableWrites:
+    counters = (stats.get("dynamodb") or {}).get(table) or {}
+    operations = counters.get("by_operation") or {}
+
+    def total(names: Iterable[str], field: str) -> int:
+        return sum(int((operations.get(name) or {}).get(field, 0)) for name in names)
+
+    return TableWrites(
+        base_requests=total(BASE_OPERATIONS, "requests"),
+        base_wru=total(BASE_OPERATIONS, "write_request_units"),
+        summary_requests=total(SUMMARY_OPERATIONS, "requests"),
+        summary_items=total(SUMMARY_OPERATIONS, "items"),
+        summary_wru=total(SUMMARY_OPERATIONS, "write_request_units"),
+        gsi_wru=sum(int(v) for v in (counters.get("gsi_write_units") or {}).values()),
+        other_operations=tuple(
+            sorted(set(operations) - set(BASE_OPERATIONS) - set(SUMMARY_OPERATIONS))
+        ),
+    )
+
+
+def mapping_counters(stats: Mapping[str, Any], uuids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    return {uuid: dict(stats.get(uuid) or {}) for uuid in uuids}

@@ -1,0 +1,144 @@
+"""The benchmark's two Terraform deployments on its private endpoint (I/O adapter).
+
+Each stack has its own data dir (``TF_DATA_DIR``) and state file under the work dir, so the
+benchmark never touches the repository's own ``.terraform`` or workspaces; both run through
+``scripts/tf local`` (provider mirror, dummy credentials, endpoint from ``LOCAL_ENDPOINT_URL``).
+Terraform's output goes to a log file per step; a failure is one line with the log's path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vstats.cli import ToolError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TF_WRAPPER = REPO_ROOT / "scripts" / "tf"
+
+
+@dataclass(frozen=True, slots=True)
+class Stack:
+    key: str  # "baseline" or "ours"
+    config_dir: Path  # the Terraform root module
+    variables: dict[str, str]
+    work_dir: Path  # data dir, state, logs
+
+    @property
+    def state_file(self) -> Path:
+        return self.work_dir / "terraform.tfstate"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.work_dir / "data"
+
+
+@dataclass(slots=True)
+class Terraform:
+    endpoint_url: str
+    log_dir: Path
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def run(self, stack: Stack, step: str, args: list[str], timeout: float = 600.0) -> str:
+        """``scripts/tf local -chdir=<config> <args>``; returns stdout. On Ctrl-C, Terraform
+        (same process group) stops gracefully; we wait for it so its state is written."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_dir / f"terraform-{stack.key}-{step}.log"
+        env = dict(os.environ)
+        env.update(
+            LOCAL_ENDPOINT_URL=self.endpoint_url,
+            TF_DATA_DIR=str(stack.data_dir),
+            TF_IN_AUTOMATION="1",
+            TF_INPUT="0",
+            NO_COLOR="1",
+        )
+        env.pop("TF_WORKSPACE", None)
+        command = [str(TF_WRAPPER), "local", f"-chdir={stack.config_dir}", *args]
+        started = time.monotonic()
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=log, env=env, cwd=REPO_ROOT
+            )
+            try:
+                stdout, _ = proc.communicate(timeout=timeout)
+            except KeyboardInterrupt:
+                try:
+                    proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                raise
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                raise ToolError(
+                    f"terraform {step} of {stack.key} took over {timeout:.0f} s (see {log_path})"
+                ) from None
+            log.write(stdout)
+        self.timings[f"{stack.key}:{step}"] = round(time.monotonic() - started, 1)
+        if proc.returncode != 0:
+            raise ToolError(
+                f"terraform {step} of {stack.key} failed: {_last_error(log_path)} (see {log_path})"
+            )
+        return stdout.decode(errors="replace")
+
+    def _var_args(self, stack: Stack) -> list[str]:
+        return [f"-var={name}={value}" for name, value in sorted(stack.variables.items())]
+
+    def deploy(self, stack: Stack) -> dict[str, Any]:
+        """init + apply; returns the outputs (``terraform output -json``, values only)."""
+        stack.work_dir.mkdir(parents=True, exist_ok=True)
+        self.run(stack, "init", ["init", "-input=false", "-lockfile=readonly", "-no-color"])
+        self.run(
+            stack,
+            "apply",
+            [
+                "apply",
+                "-auto-approve",
+                "-input=false",
+                "-no-color",
+                f"-state={stack.state_file}",
+                *self._var_args(stack),
+            ],
+        )
+        raw = self.run(
+            stack, "output", ["output", "-json", "-no-color", f"-state={stack.state_file}"]
+        )
+        try:
+            outputs = json.loads(raw)
+        except json.JSONDecodeError:
+            raise ToolError(f"terraform output of {stack.key} is not JSON") from None
+        return {name: entry.get("value") for name, entry in outputs.items()}
+
+    def destroy(self, stack: Stack) -> None:
+        if not stack.state_file.exists():
+            return
+        self.run(
+            stack,
+            "destroy",
+            [
+                "destroy",
+                "-auto-approve",
+                "-input=false",
+                "-no-color",
+                f"-state={stack.state_file}",
+                *self._var_args(stack),
+            ],
+        )
+
+
+def _last_error(log_path: Path) -> str:
+    try:
+        lines = log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "no log"
+    for index, line in enumerate(lines):
+        if "Error:" in line:
+            detail = " ".join(part.strip("│ ").strip() for part in lines[index : index + 4])
+            return " ".join(detail.split())[:300]
+    tail = [line.strip() for line in lines if line.strip()][-1:]
+    return tail[0][:300] if tail else "no output"

@@ -1,0 +1,391 @@
+"""The benchmark's arithmetic (pure, no I/O): lower bounds, per-event figures and the monthly
+bill, from what one run of one configuration on one workload measured.
+
+Definitions (the report repeats them):
+
+* records: the base-table writes of the run (the workload's events plus the load test's delay
+  probes), i.e. the stream records the pipeline exists for. "Per event" divides by it.
+* invocations per 1,000 records; lower bound: one invocation per batch the mapping formed.
+* summary writes: item writes to summary items, counted at the endpoint (an UpdateItem writes
+  one item, a TransactWriteItems of two updates writes two); lower bound: per batch, one write
+  per distinct summary key whose net change in that batch is not zero (a key whose changes
+  cancel out needs no write).
+* WRU: write request units at the endpoint (1 per KB written, 2 for a transactional item);
+  lower bound: one plain (1 WRU) write per lower-bound write. GSI units are counted apart.
+* monthly dollars for ``EVENTS_PER_DAY`` events a day over ``DAYS_PER_MONTH`` days at the
+  design.md §6 prices: Lambda requests + GB-seconds (an assumed duration per invocation: the
+  local engine does not measure AWS durations) + the summaries' WRU including their GSI writes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Final, TypeVar
+
+from video_stats import model
+from video_stats.model import Counters, ItemType, SummaryKey
+
+EVENTS_PER_DAY: Final = 1_000_000
+DAYS_PER_MONTH: Final = 30
+EVENTS_PER_MONTH: Final = EVENTS_PER_DAY * DAYS_PER_MONTH
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Prices:
+    """design.md §6 (us-east-1 list prices)."""
+
+    lambda_request_per_million: float = 0.20
+    gb_second_x86_64: float = 0.0000166667
+    gb_second_arm64: float = 0.0000133334
+    wru_per_million: float = 0.625
+
+    def gb_second(self, architecture: str) -> float:
+        if architecture == "arm64":
+            return self.gb_second_arm64
+        if architecture == "x86_64":
+            return self.gb_second_x86_64
+        raise ValueError(f"unknown architecture {architecture!r}")
+
+
+PRICES: Final = Prices()
+
+
+# --- the duration assumption -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DurationModel:
+    """Billed milliseconds of one invocation: ``fixed_ms + per_write_ms * writes`` (summary
+    write requests of that invocation)."""
+
+    fixed_ms: float
+    per_write_ms: float = 0.0
+
+    def invocation_ms(self, writes_per_invocation: float) -> float:
+        return self.fixed_ms + self.per_write_ms * writes_per_invocation
+
+    def describe(self) -> str:
+        if not self.per_write_ms:
+            return f"{self.fixed_ms:g} ms per invocation"
+        return f"{self.fixed_ms:g} ms + {self.per_write_ms:g} ms per summary write request"
+
+
+_MODEL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:\+\s*(\d+(?:\.\d+)?)\s*(?:/w(?:rite)?)?)?\s*$")
+
+
+def parse_duration_model(text: str) -> DurationModel:
+    """``"25"`` or ``"30+0.5"`` (fixed ms + ms per summary write request). ValueError if bad."""
+    match = _MODEL.match(text)
+    if match is None:
+        raise ValueError(f"duration model {text!r} is not MS or MS+MS_PER_WRITE (e.g. 30+0.5)")
+    fixed, per_write = float(match.group(1)), float(match.group(2) or 0)
+    if fixed <= 0 or fixed > 900_000:
+        raise ValueError(f"duration model {text!r}: the fixed part must be in (0, 900000] ms")
+    return DurationModel(fixed, per_write)
+
+
+# --- lower bounds ------------------------------------------------------------------------------
+
+
+def record_effect(record: Mapping[str, Any], item_type: ItemType) -> dict[SummaryKey, Counters]:
+    """What one stream record (Lambda event format) changes, for a function of ``item_type``:
+    contribution(NewImage) - contribution(OldImage). A malformed image counts for nothing."""
+    images = record.get("dynamodb") or {}
+    effect: dict[SummaryKey, Counters] = {}
+    for image, sign in ((images.get("NewImage"), 1), (images.get("OldImage"), -1)):
+        try:
+            part = model.contribution(image, item_type)
+        except model.InvalidItem:
+            continue
+        for key, counters in part.items():
+            effect[key] = effect.get(key, model.ZERO) + (counters if sign > 0 else -counters)
+    return effect
+
+
+@dataclass(frozen=True, slots=True)
+class BatchBound:
+    batches: int = 0
+    records: int = 0
+    distinct_keys: int = 0  # summed over batches: summary keys the batch's records touch
+    changed_keys: int = 0  # summed over batches: keys whose net change is not zero
+
+    def __add__(self, other: BatchBound) -> BatchBound:
+        return BatchBound(
+            self.batches + other.batches,
+            self.records + other.records,
+            self.distinct_keys + other.distinct_keys,
+            self.changed_keys + other.changed_keys,
+        )
+
+
+def batch_bound(batches: Iterable[Sequence[Mapping[SummaryKey, Counters]]]) -> BatchBound:
+    """The write lower bound of a sequence of batches, each a list of record effects."""
+    total = BatchBound()
+    for batch in batches:
+        net: dict[SummaryKey, Counters] = {}
+        for effect in batch:
+            for key, counters in effect.items():
+                net[key] = net.get(key, model.ZERO) + counters
+        changed = sum(1 for counters in net.values() if not counters.is_zero())
+        total = total + BatchBound(1, len(batch), len(net), changed)
+    return total
+
+
+def split_batches(items: Sequence[T], sizes: Sequence[int]) -> list[Sequence[T]]:
+    """Cut ``items`` (delivered in order) into consecutive batches of ``sizes``."""
+    if any(size < 1 for size in sizes):
+        raise ValueError("batch sizes must be >= 1")
+    if sum(sizes) != len(items):
+        raise ValueError(f"batch sizes add up to {sum(sizes)}, but {len(items)} records were read")
+    batches: list[Sequence[T]] = []
+    start = 0
+    for size in sizes:
+        batches.append(items[start : start + size])
+        start += size
+    return batches
+
+
+def min_batches(delivered: int, batch_size: int) -> int:
+    """Invocations if every batch were full (no batching window cut)."""
+    return math.ceil(delivered / batch_size) if delivered else 0
+
+
+# --- function logs -----------------------------------------------------------------------------
+
+
+def parse_batch_sizes(log_text: str) -> list[int]:
+    """Batch sizes in invocation order, from the handlers' EMF metric ``RecordsReceived``."""
+    sizes = []
+    for line in log_text.splitlines():
+        if '"RecordsReceived"' not in line or not line.startswith("{"):
+            continue
+        try:
+            document = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        value = document.get("RecordsReceived") if isinstance(document, dict) else None
+        if isinstance(value, list):
+            value = sum(value)
+        if isinstance(value, int | float):
+            sizes.append(int(value))
+    return sizes
+
+
+_REPORT = re.compile(r"^REPORT RequestId: \S+\s+Duration: ([0-9.]+) ms")
+
+
+def parse_report_durations(log_text: str) -> list[float]:
+    """Milliseconds of each invocation, from the endpoint's REPORT lines."""
+    return [float(m.group(1)) for line in log_text.splitlines() if (m := _REPORT.match(line))]
+
+
+# --- percentiles and money ---------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Linear-interpolated percentile (q in 0..100); None without values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100.0
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+@dataclass(frozen=True, slots=True)
+class MonthlyCost:
+    lambda_requests: float
+    lambda_compute: float
+    dynamodb: float
+
+    @property
+    def total(self) -> float:
+        return self.lambda_requests + self.lambda_compute + self.dynamodb
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "lambda_requests": round(self.lambda_requests, 2),
+            "lambda_compute": round(self.lambda_compute, 2),
+            "dynamodb": round(self.dynamodb, 2),
+            "total": round(self.total, 2),
+        }
+
+
+def monthly_cost(
+    *,
+    invocations_per_event: float,
+    ms_per_invocation: float,
+    memory_mb: int,
+    architecture: str,
+    wru_per_event: float,
+    events_per_month: int = EVENTS_PER_MONTH,
+    prices: Prices = PRICES,
+) -> MonthlyCost:
+    invocations = invocations_per_event * events_per_month
+    gb_seconds = invocations * ms_per_invocation / 1000.0 * memory_mb / 1024.0
+    return MonthlyCost(
+        lambda_requests=invocations * prices.lambda_request_per_million / 1e6,
+        lambda_compute=gb_seconds * prices.gb_second(architecture),
+        dynamodb=wru_per_event * events_per_month * prices.wru_per_million / 1e6,
+    )
+
+
+# --- one run's figures -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionSettings:
+    """What the bill depends on, per configuration (both functions alike)."""
+
+    memory_mb: int
+    architecture: str
+    transactional: bool  # summary writes are TransactWriteItems (2 WRU per item)
+    duration: DurationModel
+
+
+@dataclass(slots=True)
+class RunCounts:
+    """Raw counts of one configuration on one workload (everything since the stats reset)."""
+
+    events: int
+    probes: int
+    invocations: int
+    batches: int
+    records_delivered: int
+    records_filtered_out: int
+    summary_write_requests: int
+    summary_item_writes: int
+    summary_wru: int
+    summary_gsi_wru: int
+    base_wru: int  # the workload's own writes (identical for both designs), incl. GSI
+    min_batches_at_batch_size: int = 0
+    own_type_dropped: int = 0  # records of a function's own item type its filter dropped
+    bound: BatchBound | None = None  # None: the batches could not be reconstructed
+    bound_note: str | None = None
+    retries: int = 0
+    function_errors: int = 0
+    write_seconds: float = 0.0
+    achieved_rate: float = 0.0
+    drain_seconds: float | None = None
+    drained: bool = False
+    probe_delays: list[float] = field(default_factory=list)
+    invocation_delay: dict[str, float | None] = field(default_factory=dict)
+    mismatches: int = 0
+    loadtest_mismatches: int = 0
+    touched_summaries: int = 0
+    local_ms_per_invocation: float | None = None
+    events_by_kind: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def records(self) -> int:
+        return self.events + self.probes
+
+
+def _ratio(numerator: float, denominator: float, scale: float = 1.0) -> float | None:
+    return None if not denominator else numerator / denominator * scale
+
+
+def _r(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def figures(counts: RunCounts, settings: FunctionSettings) -> dict[str, Any]:
+    """Every figure of the report for one run (``results.json`` entry)."""
+    records = counts.records
+    bound = counts.bound
+    writes_per_invocation = _ratio(counts.summary_write_requests, counts.invocations) or 0.0
+    cost = monthly_cost(
+        invocations_per_event=_ratio(counts.invocations, records) or 0.0,
+        ms_per_invocation=settings.duration.invocation_ms(writes_per_invocation),
+        memory_mb=settings.memory_mb,
+        architecture=settings.architecture,
+        wru_per_event=_ratio(counts.summary_wru + counts.summary_gsi_wru, records) or 0.0,
+    )
+    result: dict[str, Any] = {
+        "events": counts.events,
+        "probes": counts.probes,
+        "records": records,
+        "events_by_kind": dict(sorted(counts.events_by_kind.items())),
+        "achieved_rate": _r(counts.achieved_rate, 1),
+        "write_seconds": _r(counts.write_seconds, 2),
+        "invocations": counts.invocations,
+        "batches": counts.batches,
+        "retries": counts.retries,
+        "function_errors": counts.function_errors,
+        "invocations_per_1000_records": _r(_ratio(counts.invocations, records, 1000.0), 3),
+        "lower_bound_invocations_per_1000_records": _r(_ratio(counts.batches, records, 1000.0), 3),
+        "full_batch_invocations_per_1000_records": _r(
+            _ratio(counts.min_batches_at_batch_size, records, 1000.0), 3
+        ),
+        "records_delivered": counts.records_delivered,
+        "records_filtered_out": counts.records_filtered_out,
+        "own_type_records_dropped": counts.own_type_dropped,
+        "summary_write_requests": counts.summary_write_requests,
+        "summary_item_writes": counts.summary_item_writes,
+        "write_requests_per_event": _r(_ratio(counts.summary_write_requests, records)),
+        "writes_per_event": _r(_ratio(counts.summary_item_writes, records)),
+        "lower_bound_writes": None,
+        "distinct_keys": None,
+        "lower_bound_writes_per_event": None,
+        "distinct_keys_per_event": None,
+        "lower_bound_note": counts.bound_note,
+        "wru_per_event": _r(_ratio(counts.summary_wru, records)),
+        "lower_bound_wru_per_event": None,
+        "gsi_wru_per_event": _r(_ratio(counts.summary_gsi_wru, records)),
+        "base_wru_per_event": _r(_ratio(counts.base_wru, records)),
+        "drain_seconds": _r(counts.drain_seconds, 2),
+        "drained": counts.drained,
+        "probe_count": len(counts.probe_delays),
+        "write_to_summary_p50_seconds": _r(percentile(counts.probe_delays, 50), 3),
+        "write_to_summary_p95_seconds": _r(percentile(counts.probe_delays, 95), 3),
+        "write_to_summary_p99_seconds": _r(percentile(counts.probe_delays, 99), 3),
+        "write_to_invocation_seconds": counts.invocation_delay,
+        "mismatches": counts.mismatches,
+        "loadtest_mismatches": counts.loadtest_mismatches,
+        "touched_summaries": counts.touched_summaries,
+        "local_ms_per_invocation": _r(counts.local_ms_per_invocation, 1),
+        "assumed_ms_per_invocation": _r(settings.duration.invocation_ms(writes_per_invocation), 2),
+        "monthly_usd": cost.as_dict(),
+        "lower_bound_monthly_usd": None,
+        "base_writes_monthly_usd": round(
+            (_ratio(counts.base_wru, records) or 0.0)
+            * EVENTS_PER_MONTH
+            * PRICES.wru_per_million
+            / 1e6,
+            2,
+        ),
+    }
+    if bound is not None and records:
+        lb_writes = bound.changed_keys / records
+        # GSI units a plain write of a summary costs in this schema, as measured.
+        plain_gsi = _ratio(counts.summary_gsi_wru, counts.summary_item_writes) or 0.0
+        if settings.transactional:
+            plain_gsi /= 2
+        lb_writes_per_invocation = _ratio(bound.changed_keys, counts.batches) or 0.0
+        lb_cost = monthly_cost(
+            invocations_per_event=counts.batches / records,
+            ms_per_invocation=settings.duration.invocation_ms(lb_writes_per_invocation),
+            memory_mb=settings.memory_mb,
+            architecture=settings.architecture,
+            wru_per_event=lb_writes * (1.0 + plain_gsi),
+        )
+        result["lower_bound_writes"] = bound.changed_keys
+        result["distinct_keys"] = bound.distinct_keys
+        result["lower_bound_writes_per_event"] = _r(lb_writes)
+        result["distinct_keys_per_event"] = _r(bound.distinct_keys / records)
+        result["lower_bound_wru_per_event"] = _r(lb_writes)
+        result["lower_bound_monthly_usd"] = lb_cost.as_dict()
+    return result
+
+
+def settings_dict(settings: FunctionSettings) -> dict[str, Any]:
+    data = asdict(settings)
+    data["duration"] = settings.duration.describe()
+    return data

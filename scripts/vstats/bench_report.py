@@ -1,0 +1,444 @@
+"""The benchmark's outputs from ``results.json``: the Markdown report, the README summary table,
+the targets and the chart (matplotlib, Agg). Pure apart from ``write_chart``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from vstats.bench_math import DAYS_PER_MONTH, EVENTS_PER_DAY, PRICES
+
+CONFIGS: Final = ("baseline", "ours")
+CONFIG_TITLES: Final = {
+    "baseline": "reference design (blog)",
+    "ours": "this project",
+}
+TARGET_INVOCATION_RATIO: Final = 100.0
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    key: str
+    title: str
+    events: int
+    users: int
+    videos: int
+    skew: float  # Zipf exponent of user and video popularity (0 = uniform)
+    id_prefix: str  # isolates the workloads' summaries in one table
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+WORKLOADS: Final = {
+    "large": Workload(
+        "large", "large key space: 1,000 videos, 10,000 users, Zipf 1.0", 10_000, 10_000, 1_000,
+        1.0, "large-",
+    ),
+    "tiny": Workload(
+        "tiny", "the blog's tiny key space: 10 videos, 5 users, uniform", 4_000, 5, 10, 0.0,
+        "tiny-",
+    ),
+}  # fmt: skip
+
+
+# --- formatting ----------------------------------------------------------------------------------
+
+
+def _num(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if value and abs(value) < 10**-digits:
+            return f"{value:.2g}"
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def _usd(value: Any) -> str:
+    return "-" if value is None else f"${value:,.2f}"
+
+
+def _cost(entry: Mapping[str, Any], key: str = "monthly_usd") -> float | None:
+    cost = entry.get(key)
+    return cost.get("total") if isinstance(cost, Mapping) else None
+
+
+def _entries(results: Mapping[str, Any]) -> list[tuple[str, str, Mapping[str, Any]]]:
+    """(workload, config, figures) in report order."""
+    workloads: list[str] = []
+    for config in CONFIGS:
+        for workload in results.get(config) or {}:
+            if workload not in workloads:
+                workloads.append(workload)
+    order = [w for w in WORKLOADS if w in workloads] + [w for w in workloads if w not in WORKLOADS]
+    return [
+        (workload, config, results[config][workload])
+        for workload in order
+        for config in CONFIGS
+        if workload in (results.get(config) or {})
+    ]
+
+
+# --- targets -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    name: str
+    workload: str
+    met: bool | None  # None: not measured
+    detail: str
+
+
+def evaluate_targets(results: Mapping[str, Any]) -> list[Target]:
+    targets = []
+    baseline = results.get("baseline") or {}
+    ours = results.get("ours") or {}
+    for workload, entry in ours.items():
+        ref = baseline.get(workload)
+        ours_rate = entry.get("invocations_per_1000_records")
+        if ref is not None and ours_rate and ref.get("invocations_per_1000_records"):
+            ratio = ref["invocations_per_1000_records"] / ours_rate
+            targets.append(
+                Target(
+                    f"≥ {TARGET_INVOCATION_RATIO:g}x fewer invocations per 1,000 records",
+                    workload,
+                    ratio >= TARGET_INVOCATION_RATIO,
+                    f"{ratio:,.0f}x ({_num(ref['invocations_per_1000_records'], 1)} vs "
+                    f"{_num(ours_rate, 2)})",
+                )
+            )
+        else:
+            targets.append(
+                Target("≥ 100x fewer invocations", workload, None, "baseline not measured")
+            )
+        lower = entry.get("lower_bound_writes")
+        writes = entry.get("summary_item_writes")
+        if lower is None:
+            targets.append(
+                Target(
+                    "summary writes = lower bound",
+                    workload,
+                    None,
+                    entry.get("lower_bound_note") or "lower bound not available",
+                )
+            )
+        else:
+            targets.append(
+                Target(
+                    "summary writes = lower bound",
+                    workload,
+                    writes == lower,
+                    f"{_num(writes)} writes, lower bound {_num(lower)}",
+                )
+            )
+        mismatches = entry.get("mismatches")
+        targets.append(
+            Target(
+                "zero mismatches after drain",
+                workload,
+                mismatches == 0 and bool(entry.get("drained")),
+                f"{_num(mismatches)} mismatched summaries"
+                + ("" if entry.get("drained") else " (not drained)"),
+            )
+        )
+    return targets
+
+
+def targets_met(results: Mapping[str, Any]) -> bool:
+    targets = evaluate_targets(results)
+    return bool(targets) and all(t.met for t in targets)
+
+
+# --- README table --------------------------------------------------------------------------------
+
+
+def readme_table(results: Mapping[str, Any]) -> str:
+    """The README's summary table (Markdown), one row per workload and design."""
+    lines = [
+        "| workload | design | invocations / 1,000 records | summary writes / event "
+        "(lower bound) | WRU / event (+ GSI) | mismatches after drain | drain | "
+        "write-to-summary p50 / p99 | $ / month at 1 M events/day |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for workload, config, entry in _entries(results):
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    workload,
+                    CONFIG_TITLES.get(config, config),
+                    _num(entry.get("invocations_per_1000_records"), 1),
+                    f"{_num(entry.get('writes_per_event'))} "
+                    f"({_num(entry.get('lower_bound_writes_per_event'))})",
+                    f"{_num(entry.get('wru_per_event'))} "
+                    f"(+ {_num(entry.get('gsi_wru_per_event'))})",
+                    _num(entry.get("mismatches")),
+                    f"{_num(entry.get('drain_seconds'), 1)} s",
+                    f"{_num(entry.get('write_to_summary_p50_seconds'), 1)} / "
+                    f"{_num(entry.get('write_to_summary_p99_seconds'), 1)} s",
+                    _usd(_cost(entry)),
+                ]
+            )
+            + " |"
+        )
+    meta = results.get("meta") or {}
+    lines.append("")
+    lines.append(
+        f"Measured by `make bench` on the local endpoint ({meta.get('generated_at', '?')}); "
+        "dollars from design.md §6 prices with an assumed duration per invocation (see "
+        "build/bench/report.md)."
+    )
+    return "\n".join(lines)
+
+
+# --- the report ----------------------------------------------------------------------------------
+
+ROWS: Final = (
+    # (label, figure, lower-bound figure, digits)
+    ("invocations / 1,000 records", "invocations_per_1000_records",
+     "lower_bound_invocations_per_1000_records", 2),
+    ("… if every batch were full", "full_batch_invocations_per_1000_records", None, 2),
+    ("summary write requests / event", "write_requests_per_event", None, 3),
+    ("summary item writes / event", "writes_per_event", "lower_bound_writes_per_event", 3),
+    ("distinct summary keys per batch / event", "distinct_keys_per_event", None, 3),
+    ("summary WRU / event (table)", "wru_per_event", "lower_bound_wru_per_event", 3),
+    ("summary GSI WRU / event", "gsi_wru_per_event", None, 3),
+    ("workload's own WRU / event (incl. GSI)", "base_wru_per_event", None, 3),
+    ("records delivered", "records_delivered", None, 0),
+    ("records filtered out (all mappings)", "records_filtered_out", None, 0),
+    ("own-type records the filter dropped", "own_type_records_dropped", None, 0),
+    ("invocations", "invocations", "batches", 0),
+    ("retries / function errors", "retries", "function_errors", 0),
+    ("time to drain after the last write (s)", "drain_seconds", None, 1),
+    ("write-to-summary p50 (s, probes)", "write_to_summary_p50_seconds", None, 2),
+    ("write-to-summary p95 (s, probes)", "write_to_summary_p95_seconds", None, 2),
+    ("write-to-summary p99 (s, probes)", "write_to_summary_p99_seconds", None, 2),
+    ("mismatched summaries (recount)", "mismatches", None, 0),
+    ("… of the touched summaries (load test)", "loadtest_mismatches", "touched_summaries", 0),
+    ("local ms / invocation (not AWS)", "local_ms_per_invocation", None, 1),
+    ("assumed billed ms / invocation", "assumed_ms_per_invocation", None, 1),
+)  # fmt: skip
+
+
+def _cell(entry: Mapping[str, Any], name: str | None, digits: int) -> str:
+    if name is None:
+        return ""
+    return _num(entry.get(name), digits)
+
+
+def _workload_table(results: Mapping[str, Any], workload: str) -> list[str]:
+    present = [c for c in CONFIGS if workload in (results.get(c) or {})]
+    header = ["figure"]
+    for config in present:
+        header += [CONFIG_TITLES[config], "lower bound"]
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    for label, name, bound, digits in ROWS:
+        row = [label]
+        for config in present:
+            entry = results[config][workload]
+            row += [_cell(entry, name, digits), _cell(entry, bound, digits)]
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def _cost_table(results: Mapping[str, Any]) -> list[str]:
+    lines = [
+        "| workload | design | Lambda requests | Lambda GB-s | DynamoDB WRU (summaries + GSI) "
+        "| total | lower bound | workload's own writes (same for both) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for workload, config, entry in _entries(results):
+        cost = entry.get("monthly_usd") or {}
+        lines.append(
+            f"| {workload} | {CONFIG_TITLES.get(config, config)} | "
+            f"{_usd(cost.get('lambda_requests'))} | {_usd(cost.get('lambda_compute'))} | "
+            f"{_usd(cost.get('dynamodb'))} | **{_usd(cost.get('total'))}** | "
+            f"{_usd(_cost(entry, 'lower_bound_monthly_usd'))} | "
+            f"{_usd(entry.get('base_writes_monthly_usd'))} |"
+        )
+    return lines
+
+
+def _settings_section(meta: Mapping[str, Any]) -> list[str]:
+    lines = []
+    for config, data in (meta.get("configurations") or {}).items():
+        function = data.get("function") or {}
+        writes = "TransactWriteItems" if function.get("transactional") else "UpdateItem"
+        lines.append(f"**{CONFIG_TITLES.get(config, config)}** (`{config}`): "
+                     f"{function.get('memory_mb')} MB, {function.get('architecture')}, summary "
+                     f"writes {writes}; assumed duration {function.get('duration')}.")  # fmt: skip
+        lines.append("")
+        lines.append("| function | batch size | window (s) | start | retries | record age | "
+                     "bisect | partial batch | parallel | tumbling window (s) | on failure | "
+                     "filters |")  # fmt: skip
+        lines.append("|---|---:|---:|---|---:|---:|---|---|---:|---:|---|---|")
+        for mapping in data.get("mappings") or []:
+            s = mapping.get("settings") or {}
+            filters = "<br>".join(f"`{f}`" for f in s.get("Filters") or [])
+            lines.append(
+                f"| {mapping.get('function_name')} | {s.get('BatchSize')} | "
+                f"{s.get('MaximumBatchingWindowInSeconds')} | {s.get('StartingPosition')} | "
+                f"{s.get('MaximumRetryAttempts')} | {s.get('MaximumRecordAgeInSeconds')} | "
+                f"{_num(s.get('BisectBatchOnFunctionError'))} | "
+                f"{_num('ReportBatchItemFailures' in (s.get('FunctionResponseTypes') or []))} | "
+                f"{s.get('ParallelizationFactor')} | {s.get('TumblingWindowInSeconds') or 0} | "
+                f"{_num(s.get('OnFailure'))} | {filters} |"
+            )
+        lines.append("")
+    return lines
+
+
+def render_report(results: Mapping[str, Any]) -> str:
+    meta = results.get("meta") or {}
+    workloads = meta.get("workloads") or {}
+    lines = [
+        "# Benchmark: the blog's reference design vs this project",
+        "",
+        f"Generated {meta.get('generated_at', '?')} by `make bench` in "
+        f"{_num(meta.get('total_seconds'), 0)} s on the local endpoint (moto server + the "
+        "Docker-free stream engine), seed "
+        f"{meta.get('seed')}, target rate {_num(meta.get('rate'), 0)} events/s with "
+        f"{meta.get('writers')} writers, the load test's default mix.",
+        "",
+        "## Targets",
+        "",
+        "| target | workload | met | measured |",
+        "|---|---|---|---|",
+    ]
+    for target in evaluate_targets(results):
+        met = {True: "yes", False: "**NO**", None: "-"}[target.met]
+        lines.append(f"| {target.name} | {target.workload} | {met} | {target.detail} |")
+    lines += ["", "## Summary (the README table)", "", readme_table(results), ""]
+    lines += ["## Workloads", ""]
+    for key, workload in workloads.items():
+        lines.append(
+            f"- **{key}**: {workload.get('title')}; {_num(workload.get('events'))} events, "
+            f"ids prefixed `{workload.get('id_prefix')}`."
+        )
+    skipped = meta.get("skipped") or []
+    for item in skipped:
+        lines.append(f"- skipped: {item}")
+    lines += ["", "## Configurations (as deployed, read back from the Lambda API)", ""]
+    lines += _settings_section(meta)
+    for workload in workloads:
+        if not any(workload in (results.get(c) or {}) for c in CONFIGS):
+            continue
+        lines += [f"## Results: {workload}", ""]
+        lines += _workload_table(results, workload)
+        lines.append("")
+        for config in CONFIGS:
+            entry = (results.get(config) or {}).get(workload)
+            if entry and entry.get("lower_bound_note"):
+                lines.append(f"- {config}: {entry['lower_bound_note']}")
+        lines.append("")
+    lines += [
+        f"## Monthly cost at {EVENTS_PER_DAY:,} events a day ({DAYS_PER_MONTH} days)",
+        "",
+        *_cost_table(results),
+        "",
+        f"Prices (design.md §6): ${PRICES.lambda_request_per_million} per million requests, "
+        f"${PRICES.gb_second_x86_64} per GB-s (x86_64) and ${PRICES.gb_second_arm64} (arm64), "
+        f"${PRICES.wru_per_million} per million WRU. The local engine does not measure AWS "
+        "durations: each invocation is billed at the assumed duration shown per configuration "
+        "(change it with --baseline-duration / --ours-duration); the local figure is shown for "
+        "comparison only. Reading the stream and filtering cost nothing.",
+        "",
+        "![chart](chart.png)",
+        "",
+        "## Definitions",
+        "",
+        "- *records*: the base-table writes of a run, i.e. the workload's events plus the load "
+        "test's delay probes (one view a second); every *per event* figure divides by it.",
+        "- *lower bound of invocations*: one per batch the mapping formed; *if every batch were "
+        "full*: ceil(delivered / batch size) per function.",
+        "- *lower bound of writes*: per batch, one write per distinct summary key whose net "
+        "change in the batch is not zero, recomputed from the stream records each function "
+        "received (batches rebuilt from the stream and the handlers' `RecordsReceived` metric, "
+        "or one record per batch at batch size 1); *distinct keys* also counts keys whose "
+        "changes cancel out. Lower bound of WRU: one plain write (1 WRU) each.",
+        "- *WRU*: counted at the endpoint per table: 1 per KB per item, 2 for a transactional "
+        "item; GSI units apart (the endpoint also doubles a transaction's GSI units; design.md "
+        "§6 counts the reference's GSI1 write once). The workload's own writes are the same for "
+        "both designs and are not part of the designs' columns.",
+        "- *mismatches*: summaries of the workload that differ from a full recount of the base "
+        "items (`vstats.drift.find_drift`) after the pipeline drained. The reference design "
+        "never applies deletes or changed votes, so it drifts by design.",
+        "- *write-to-summary*: the load test's probes (a view of a probe video every second, "
+        "timed until its summary shows it; sequential, so few samples when the pipeline lags).",
+        "",
+    ]
+    notes = meta.get("notes") or []
+    if notes:
+        lines += ["## Notes", "", *[f"- {note}" for note in notes], ""]
+    return "\n".join(lines)
+
+
+# --- chart ---------------------------------------------------------------------------------------
+
+
+def write_chart(results: Mapping[str, Any], path: Path) -> None:
+    import matplotlib  # noqa: PLC0415 - slow import, only when writing the chart
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    entries = _entries(results)
+    workloads = list(dict.fromkeys(w for w, _, _ in entries))
+    panels = (
+        ("invocations / 1,000 records (log)", "invocations_per_1000_records",
+         "lower_bound_invocations_per_1000_records", True),
+        ("summary item writes / event", "writes_per_event", "lower_bound_writes_per_event", False),
+        ("summary WRU / event (table, without GSI)", "wru_per_event",
+         "lower_bound_wru_per_event", False),
+        ("$ / month at 1 M events/day", "monthly_total", "lower_bound_monthly_total", False),
+    )  # fmt: skip
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.0))
+    colors = {"baseline": "#c0504d", "ours": "#4f81bd"}
+    width = 0.38
+    for ax, (title, name, bound, log) in zip(axes, panels, strict=True):
+        for offset, config in ((-width / 2, "baseline"), (width / 2, "ours")):
+            xs, values, bounds = [], [], []
+            for index, workload in enumerate(workloads):
+                entry = (results.get(config) or {}).get(workload)
+                if entry is None:
+                    continue
+                xs.append(index + offset)
+                values.append(_chart_value(entry, name) or 0.0)
+                bounds.append(_chart_value(entry, bound))
+            if not xs:
+                continue
+            ax.bar(xs, values, width, label=CONFIG_TITLES[config], color=colors[config])
+            lb_x = [x for x, b in zip(xs, bounds, strict=True) if b is not None]
+            lb_y = [b for b in bounds if b is not None]
+            ax.scatter(lb_x, lb_y, marker="_", s=400, color="black", zorder=3,
+                       label="lower bound" if config == "ours" else None)  # fmt: skip
+        ax.set_title(title, fontsize=10)
+        ax.set_xticks(range(len(workloads)), workloads)
+        if log:
+            ax.set_yscale("log")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("reference design vs this project (make bench, local endpoint)", fontsize=11)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _chart_value(entry: Mapping[str, Any], name: str | None) -> float | None:
+    if name is None:
+        return None
+    if name == "monthly_total":
+        return _cost(entry)
+    if name == "lower_bound_monthly_total":
+        return _cost(entry, "lower_bound_monthly_usd")
+    value = entry.get(name)
+    return float(value) if isinstance(value, int | float) else None

@@ -1,0 +1,575 @@
+"""The benchmark's run: private endpoint, two deployments, the workloads, teardown (I/O).
+
+``Bench(options, console).run()`` does everything ``make bench`` promises and always destroys
+both stacks and stops its endpoint, after a failure or Ctrl-C too (SIGTERM is turned into
+Ctrl-C by the entry point). Every run of a configuration on a workload starts from a drained
+pipeline and reset endpoint counters, so everything read afterwards belongs to that run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from build_lambda_zip import build_zip
+from localcloud.testing import free_port
+from localcloud.writestats import IndexShape
+from rich.console import Console
+
+from vstats import cli
+from vstats.bench import (
+    OURS_ZIP,
+    REFERENCE_SOURCE,
+    TEARDOWN_RESERVE,
+    Options,
+    Outcome,
+    assemble_results,
+    write_outputs,
+)
+from vstats.bench_collect import (
+    DeployedMapping,
+    LogTail,
+    StreamCursor,
+    base_gsi_units,
+    describe_mapping,
+    index_shapes,
+    table_writes,
+)
+from vstats.bench_deploy import REPO_ROOT, Stack, Terraform
+from vstats.bench_endpoint import BenchEndpoint, EndpointProcess
+from vstats.bench_math import (
+    BatchBound,
+    FunctionSettings,
+    RunCounts,
+    batch_bound,
+    min_batches,
+    parse_batch_sizes,
+    parse_report_durations,
+    record_effect,
+    split_batches,
+)
+from vstats.bench_report import Workload, evaluate_targets, readme_table
+from vstats.control import LocalControl
+from vstats.drift import find_drift
+from vstats.loadtest import LoadTest, LoadTestConfig
+from vstats.tables import get_summaries
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+REGION = "us-east-1"
+ITEM_TYPES: dict[str, Any] = {"views": "VIEW", "votes": "VOTE"}
+
+
+class BenchControl(LocalControl):
+    def reset_stats(self) -> None:
+        self._call("POST", "/stats/reset")
+
+
+class BenchLoadTest(LoadTest):
+    """The load test with one change: the drain is measured the same way for both designs,
+    from the last write until the endpoint reports every mapping drained, and verified once
+    then (the stock load test stops as soon as the touched summaries match, and polls them all
+    meanwhile, which would load the endpoint while the reference design drains)."""
+
+    writes_done_at: float | None = None
+    drained_at: float | None = None
+
+    def _write_phase(self) -> None:
+        started = time.monotonic()
+        super()._write_phase()
+        # The writers' end, not the last probe's: the probe thread may wait for its summary.
+        self.writes_done_at = started + self.report.write_seconds
+
+    def _drain_and_verify(self) -> None:
+        report = self.report
+        if report.interrupted:
+            return  # Ctrl-C while writing: the bench tears down at once
+        keys = self.expectation.touched()
+        report.touched_summaries = len(keys)
+        assert self.control is not None
+        drained = self.control.wait_drained(self.config.drain_timeout, interval=0.1)
+        self.drained_at = time.monotonic()
+        start = self.writes_done_at if self.writes_done_at is not None else self.drained_at
+        report.drain_seconds = max(0.0, self.drained_at - start)
+        report.drained = report.verified = drained
+        report.mismatches = self.expectation.mismatches(
+            get_summaries(self.client, self.table, keys)
+        )
+
+
+@dataclass(slots=True)
+class Deployment:
+    key: str
+    stack: Stack
+    table: str
+    mappings: list[DeployedMapping]
+    cursor: StreamCursor
+    logs: dict[str, LogTail]
+    shapes: list[IndexShape]
+    settings: FunctionSettings
+
+
+@dataclass(slots=True)
+class Bench:
+    options: Options
+    console: Console
+    notes: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    results: dict[str, Any] = field(default_factory=dict)
+
+    # --- the whole run -------------------------------------------------------------------------
+
+    def run(self) -> Outcome:
+        options = self.options
+        started = time.monotonic()
+        deadline = started + options.time_budget
+        out = options.output_dir
+        self._fresh_workspace(out)
+        zips = self._package(out)
+        process: EndpointProcess | None = None
+        terraform: Terraform | None = None
+        stacks: dict[str, Stack] = {}
+        runs: dict[str, dict[str, RunCounts]] = {}
+        deployments: dict[str, Deployment] = {}
+        interrupted = False
+        try:
+            process, endpoint = self._start_endpoint(out / "endpoint")
+            terraform = Terraform(endpoint.endpoint_url, out / "logs")
+            stacks = self._stacks(out, zips)
+            outputs = self._deploy(terraform, stacks)
+            deployments = {
+                key: self._deployment(endpoint, stacks[key], outputs[key]) for key in stacks
+            }
+            control = BenchControl(endpoint.control_url, timeout=30.0)
+            for workload in options.workloads:
+                for key in options.configs:
+                    remaining = deadline - time.monotonic() - TEARDOWN_RESERVE
+                    if remaining < 60:
+                        self.skipped.append(f"{key} on {workload.key}: over the time budget")
+                        continue
+                    runs.setdefault(key, {})[workload.key] = self._run(
+                        endpoint, control, deployments[key], workload, remaining
+                    )
+        except KeyboardInterrupt:
+            interrupted = True
+            raise
+        finally:
+            self._teardown(process, terraform, stacks)
+            if runs:
+                self.timings["total"] = round(time.monotonic() - started, 1)
+                self.results = self._write(runs, deployments, terraform, interrupted)
+        return self._outcome()
+
+    # --- preparation ---------------------------------------------------------------------------
+
+    def _fresh_workspace(self, out: Path) -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        # State of an earlier bench belongs to an endpoint that no longer exists.
+        for name in ("tf", "endpoint", "runs", "logs"):
+            shutil.rmtree(out / name, ignore_errors=True)
+        for name in ("report.md", "chart.png", "results.json"):
+            (out / name).unlink(missing_ok=True)
+
+    def _package(self, out: Path) -> dict[str, Path]:
+        zips: dict[str, Path] = {}
+        if "baseline" in self.options.configs:
+            zips["baseline"] = out / "reference.zip"
+            build_zip([REFERENCE_SOURCE], zips["baseline"])
+        if "ours" in self.options.configs:
+            # A copy: `make package` elsewhere must not change the zip under a running apply.
+            zips["ours"] = out / "ours.zip"
+            shutil.copyfile(OURS_ZIP, zips["ours"])
+        return zips
+
+    def _start_endpoint(self, state_dir: Path) -> tuple[EndpointProcess, BenchEndpoint]:
+        self.console.print("starting the private local endpoint ...")
+        t0 = time.monotonic()
+        for attempt in range(3):  # a free port can be taken before the server binds it
+            process = EndpointProcess(state_dir, free_port())
+            try:
+                endpoint = process.start()
+            except RuntimeError as exc:
+                if attempt == 2:
+                    raise cli.ToolError(str(exc)) from None
+                continue
+            self.timings["endpoint_start"] = round(time.monotonic() - t0, 1)
+            self.console.print(f"endpoint {endpoint.endpoint_url} (control {endpoint.control_url})")
+            return process, endpoint
+        raise AssertionError("unreachable")
+
+    def _stacks(self, out: Path, zips: dict[str, Path]) -> dict[str, Stack]:
+        suffix = uuid.uuid4().hex[:6]
+        stacks: dict[str, Stack] = {}
+        if "baseline" in self.options.configs:
+            stacks["baseline"] = Stack(
+                "baseline",
+                REPO_ROOT / "bench" / "reference",
+                {"name_prefix": f"bench-ref-{suffix}", "package_file": str(zips["baseline"])},
+                out / "tf" / "baseline",
+            )
+        if "ours" in self.options.configs:
+            # The root module with its defaults; only what an ephemeral copy needs is set.
+            stacks["ours"] = Stack(
+                "ours",
+                REPO_ROOT,
+                {
+                    "name_prefix": f"bench-ours-{suffix}",
+                    "package_file": str(zips["ours"]),
+                    "deletion_protection": "false",
+                },
+                out / "tf" / "ours",
+            )
+        return stacks
+
+    def _deploy(self, terraform: Terraform, stacks: dict[str, Stack]) -> dict[str, dict[str, Any]]:
+        self.console.print(f"deploying {', '.join(stacks)} with Terraform (in parallel) ...")
+        t0 = time.monotonic()
+        with ThreadPoolExecutor(max_workers=len(stacks)) as pool:
+            futures = {key: pool.submit(terraform.deploy, stack) for key, stack in stacks.items()}
+            outputs = {key: _result(future) for key, future in futures.items()}
+        self.timings["deploy"] = round(time.monotonic() - t0, 1)
+        self.console.print(f"deployed in {self.timings['deploy']:.0f} s")
+        return outputs
+
+    def _deployment(
+        self, endpoint: BenchEndpoint, stack: Stack, outputs: dict[str, Any]
+    ) -> Deployment:
+        lam = _client("lambda", endpoint.endpoint_url)
+        mappings = [
+            describe_mapping(lam, mapping_uuid, ITEM_TYPES[role])
+            for role, mapping_uuid in sorted(outputs["event_source_mapping_uuids"].items())
+        ]
+        function_dir = endpoint.state_dir / "logs" / "functions"
+        table = str(outputs["table_name"])
+        first = mappings[0]
+        return Deployment(
+            key=stack.key,
+            stack=stack,
+            table=table,
+            mappings=mappings,
+            cursor=StreamCursor(
+                _client("dynamodbstreams", endpoint.endpoint_url), str(outputs["stream_arn"])
+            ),
+            logs={m.uuid: LogTail(function_dir / f"{m.function_name}.log") for m in mappings},
+            shapes=index_shapes(_client("dynamodb", endpoint.endpoint_url), table),
+            settings=FunctionSettings(
+                memory_mb=first.memory_mb,
+                architecture=first.architecture,
+                transactional=stack.key == "baseline",
+                duration=self.options.durations[stack.key],
+            ),
+        )
+
+    # --- one configuration on one workload -----------------------------------------------------
+
+    def _run(
+        self,
+        endpoint: BenchEndpoint,
+        control: BenchControl,
+        deployment: Deployment,
+        workload: Workload,
+        remaining: float,
+    ) -> RunCounts:
+        options = self.options
+        label = f"{deployment.key} on {workload.key}"
+        self.console.rule(f"{label}: {workload.events:,} events at {options.rate:g}/s")
+        t0 = time.monotonic()
+        if not control.wait_drained(min(120.0, remaining)):
+            self.notes.append(f"{label}: the pipeline was not drained before the run")
+        control.reset_stats()
+        deployment.cursor.read_new()  # skip what earlier runs wrote
+        for tail in deployment.logs.values():
+            tail.mark()
+        client = _dynamodb(endpoint.endpoint_url, options.writers + 4)
+        test = BenchLoadTest(
+            client,
+            deployment.table,
+            LoadTestConfig(
+                events=workload.events,
+                rate=options.rate,
+                writers=options.writers,
+                users=workload.users,
+                videos=workload.videos,
+                skew=workload.skew,
+                seed=options.seed,
+                id_prefix=workload.id_prefix,
+                probe_interval=options.probe_interval,
+                drain_timeout=max(30.0, remaining - 60.0),
+                poll_interval=0.1,
+            ),
+            control=control,
+            console=self.console,
+        )
+        report = test.run()
+        if report.interrupted:
+            raise KeyboardInterrupt
+        if not report.drained:
+            self.notes.append(f"{label}: not drained within {test.config.drain_timeout:.0f} s")
+        stats = control.stats()
+        records = deployment.cursor.read_new()
+        counts = self._counts(
+            deployment,
+            workload=workload,
+            report=report,
+            stats=stats,
+            records=records,
+            client=client,
+        )
+        self.timings[f"run:{deployment.key}:{workload.key}"] = round(time.monotonic() - t0, 1)
+        self.console.print(
+            f"{label}: {counts.invocations:,} invocations, {counts.summary_item_writes:,} "
+            f"summary writes, drain {counts.drain_seconds or 0:.1f} s, "
+            f"{counts.mismatches:,} mismatched summaries"
+        )
+        return counts
+
+    def _counts(
+        self,
+        deployment: Deployment,
+        *,
+        workload: Workload,
+        report: Any,
+        stats: dict[str, Any],
+        records: list[dict[str, Any]],
+        client: DynamoDBClient,
+    ) -> RunCounts:
+        label = f"{deployment.key} on {workload.key}"
+        per_mapping = {m.uuid: dict(stats.get(m.uuid) or {}) for m in deployment.mappings}
+
+        def total(name: str) -> int:
+            return sum(int(s.get(name) or 0) for s in per_mapping.values())
+
+        bound: BatchBound | None = BatchBound()
+        notes: list[str] = []
+        own_dropped = 0
+        full_batches = 0
+        durations: list[float] = []
+        delays: dict[str, list[float]] = {"p50": [], "p99": [], "max": []}
+        for mapping in deployment.mappings:
+            mstats = per_mapping[mapping.uuid]
+            delivered = mapping.delivered(records, REGION)
+            own = sum(1 for r in records if _of_type(r, mapping.item_type))
+            own_dropped += own - sum(1 for r in delivered if _of_type(r, mapping.item_type))
+            full_batches += min_batches(len(delivered), mapping.batch_size)
+            log_text = deployment.logs[mapping.uuid].read()
+            durations += parse_report_durations(log_text)
+            for name, values in delays.items():
+                value = (mstats.get("delay_seconds") or {}).get(name)
+                if isinstance(value, int | float):
+                    values.append(float(value))
+            sizes = [1] * len(delivered) if mapping.batch_size == 1 else parse_batch_sizes(log_text)
+            problem = _batch_problem(mapping, mstats, delivered, sizes)
+            if problem is not None:
+                notes.append(f"{mapping.function_name}: {problem}")
+                bound = None
+            elif bound is not None:
+                effects = [record_effect(r, mapping.item_type) for r in delivered]
+                # Size 0: the closing invocation of a tumbling window (no records).
+                bound = bound + batch_bound(split_batches(effects, [n for n in sizes if n]))
+        writes = table_writes(stats, deployment.table)
+        if writes.other_operations:
+            self.notes.append(f"{label}: unexpected write operations {writes.other_operations}")
+        base_gsi = base_gsi_units(records, deployment.shapes)
+        drifts = [
+            d
+            for d in find_drift(client, deployment.table)
+            if d.key.id.startswith(workload.id_prefix)
+        ]
+        bound_note = "; ".join(notes) if notes else None
+        if bound_note:
+            self.notes.append(f"{label}: lower bound of writes unavailable: {bound_note}")
+        return RunCounts(
+            events=report.events,
+            probes=report.probes,
+            invocations=total("invocations"),
+            batches=total("batches"),
+            records_delivered=total("records_delivered"),
+            records_filtered_out=total("records_filtered_out"),
+            summary_write_requests=writes.summary_requests,
+            summary_item_writes=writes.summary_items,
+            summary_wru=writes.summary_wru,
+            summary_gsi_wru=max(0, writes.gsi_wru - base_gsi),
+            base_wru=writes.base_wru + base_gsi,
+            min_batches_at_batch_size=full_batches,
+            own_type_dropped=own_dropped,
+            bound=bound,
+            bound_note=bound_note,
+            retries=total("retries"),
+            function_errors=total("function_errors"),
+            write_seconds=report.write_seconds,
+            achieved_rate=report.achieved_rate,
+            drain_seconds=report.drain_seconds,
+            drained=report.drained,
+            probe_delays=list(report.delays),
+            invocation_delay={name: max(v) if v else None for name, v in delays.items()},
+            mismatches=len(drifts),
+            loadtest_mismatches=len(report.mismatches),
+            touched_summaries=report.touched_summaries,
+            local_ms_per_invocation=sum(durations) / len(durations) if durations else None,
+            events_by_kind=dict(report.events_by_kind),
+        )
+
+    # --- teardown and outputs ------------------------------------------------------------------
+
+    def _teardown(
+        self, process: EndpointProcess | None, terraform: Terraform | None, stacks: dict[str, Stack]
+    ) -> None:
+        """Destroy both stacks (in parallel), then stop the endpoint; a second Ctrl-C does not
+        stop the endpoint from being stopped."""
+        t0 = time.monotonic()
+        try:
+            if terraform is not None and stacks:
+                self.console.print("destroying the stacks ...")
+                with ThreadPoolExecutor(max_workers=len(stacks)) as pool:
+                    futures = [pool.submit(terraform.destroy, stack) for stack in stacks.values()]
+                    for future in futures:
+                        try:
+                            _result(future)
+                        except cli.ToolError as exc:
+                            self.console.print(f"[yellow]{exc}[/]")
+                            self.notes.append(f"teardown: {exc}")
+        except KeyboardInterrupt:
+            self.console.print("[yellow]interrupted: stopping the endpoint without destroying[/]")
+        finally:
+            if process is not None:
+                process.stop()
+                self.console.print("endpoint stopped")
+            self.timings["teardown"] = round(time.monotonic() - t0, 1)
+
+    def _write(
+        self,
+        runs: dict[str, dict[str, RunCounts]],
+        deployments: dict[str, Deployment],
+        terraform: Terraform | None,
+        interrupted: bool,
+    ) -> dict[str, Any]:
+        if interrupted:
+            self.notes.append("interrupted (Ctrl-C): only the runs that finished are reported")
+        self.notes.append(
+            "The endpoint runs with vstats.bench_endpoint's TransactWriteItems patch: stock moto "
+            "deep-copies the whole table before every transaction (about 0.8 s at 1,500 items, "
+            "growing with the table), which would make the reference design's drain time "
+            "measure moto, not its invocations. Semantics are unchanged."
+        )
+        meta = {
+            "total_seconds": self.timings.get("total"),
+            "timings_seconds": {**self.timings, **(terraform.timings if terraform else {})},
+            "skipped": self.skipped,
+            "notes": self.notes,
+            "machine": {"cpus": os.cpu_count(), "load_average": _load_average()},
+        }
+        results = assemble_results(
+            self.options,
+            runs,
+            {key: d.settings for key, d in deployments.items()},
+            {
+                key: [
+                    {
+                        "function_name": m.function_name,
+                        "item_type": m.item_type,
+                        "settings": m.settings,
+                    }
+                    for m in d.mappings
+                ]
+                for key, d in deployments.items()
+            },
+            meta,
+        )
+        write_outputs(self.options.output_dir, results, self.console)
+        return results
+
+    def _outcome(self) -> Outcome:
+        results = self.results
+        out = self.options.output_dir
+        targets = evaluate_targets(results)
+        lines = [readme_table(results), "", "targets:"]
+        for target in targets:
+            met = {True: "met", False: "MISSED", None: "not measured"}[target.met]
+            lines.append(f"  {met:>12}  {target.name} ({target.workload}): {target.detail}")
+        return Outcome(
+            summary="\n".join(lines),
+            report_path=out / "report.md",
+            chart_path=out / "chart.png",
+            results_path=out / "results.json",
+            targets_met=not any(t.met is False for t in targets),
+        )
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _result(future: Future[Any]) -> Any:
+    return future.result()
+
+
+def _client(service: str, endpoint_url: str, pool: int = 10) -> Any:
+    session = boto3.session.Session(
+        aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION
+    )
+    make: Callable[..., Any] = session.client
+    return make(
+        service,
+        endpoint_url=endpoint_url,
+        config=Config(
+            retries={"mode": "standard", "max_attempts": 10}, max_pool_connections=max(pool, 10)
+        ),
+    )
+
+
+def _dynamodb(endpoint_url: str, pool: int) -> DynamoDBClient:
+    client: DynamoDBClient = _client("dynamodb", endpoint_url, pool)
+    return client
+
+
+def _of_type(record: dict[str, Any], item_type: str) -> bool:
+    images = record.get("dynamodb") or {}
+    return any(
+        ((images.get(name) or {}).get("type") or {}).get("S") == item_type
+        for name in ("NewImage", "OldImage")
+    )
+
+
+def _batch_problem(
+    mapping: DeployedMapping,
+    stats: dict[str, Any],
+    delivered: list[dict[str, Any]],
+    sizes: list[int],
+) -> str | None:
+    """Why the batches cannot be rebuilt exactly (retries, a count that does not add up)."""
+    if int(stats.get("retries") or 0) or int(stats.get("duplicate_deliveries") or 0):
+        return "retries or duplicate deliveries: batches are not one-to-one with invocations"
+    if len(delivered) != int(stats.get("records_delivered") or 0):
+        return (
+            f"{len(delivered)} records match the filters, the engine delivered "
+            f"{stats.get('records_delivered')}"
+        )
+    batches = sum(1 for n in sizes if n)
+    if (
+        len(sizes) != int(stats.get("invocations") or 0)
+        or batches != int(stats.get("batches") or 0)
+        or sum(sizes) != len(delivered)
+    ):
+        return (
+            f"the function logged {len(sizes)} invocations ({batches} with records, "
+            f"{sum(sizes)} records), the engine made {stats.get('invocations')} invocations "
+            f"({stats.get('batches')} batches, {len(delivered)} records)"
+        )
+    return None
+
+
+def _load_average() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None

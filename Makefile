@@ -142,7 +142,7 @@ tf-test: package init ## terraform validate + terraform test (mock provider, no 
 	scripts/tf none test
 
 .PHONY: test
-test: lint tf-test ## Everything CI runs: lint, terraform test, unit and integration tests
+test: lint tf-test $(CHECKOV_STAMP) ## Everything CI runs: lint, terraform test, unit and integration tests
 	$(VENV)/bin/pytest
 
 .PHONY: bench-handler bench

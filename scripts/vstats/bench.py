@@ -238,14 +238,14 @@ def _main(argv: Sequence[str] | None) -> int:
     console = Console(stderr=True)
     bench = Bench(options, console)
     outcome = bench.run()
-    out = Console()
-    out.print(outcome.summary)
+    # Plain print: a console would wrap the Markdown table.
+    print(outcome.summary)
     for name, path in (
         ("report", outcome.report_path),
         ("chart", outcome.chart_path),
         ("results", outcome.results_path),
     ):
-        out.print(f"{name}: {path}")
+        print(f"{name}: {path}")
     return cli.EXIT_OK if outcome.targets_met else cli.EXIT_FAILURE
 
 

@@ -156,6 +156,66 @@ def min_batches(delivered: int, batch_size: int) -> int:
     return math.ceil(delivered / batch_size) if delivered else 0
 
 
+# --- projection to the costed rate -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionStream:
+    """One function's delivered records (their effects, in order) and its mapping settings."""
+
+    effects: Sequence[Mapping[SummaryKey, Counters]]
+    batch_size: int
+    window_seconds: float
+    tumbling_window_seconds: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Projection:
+    """The same records, batched as they would be at ``events_per_second``."""
+
+    events_per_second: float
+    batch_records: tuple[int, ...]  # per function
+    invocations_per_event: float
+    writes_per_event: float  # the lower bound of those batches
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "events_per_second": round(self.events_per_second, 2),
+            "batch_records": list(self.batch_records),
+            "invocations_per_1000_records": round(self.invocations_per_event * 1000, 3),
+            "writes_per_event": round(self.writes_per_event, 4),
+        }
+
+
+def project(
+    streams: Sequence[FunctionStream], records: int, events_per_second: float
+) -> Projection | None:
+    """Batch sizes at another arrival rate: a function receiving ``d`` records a second gets
+    ``min(batch size, max(1, d * window))`` per invocation (the window fills a batch first at
+    low rates); a tumbling window adds one closing call per window. Writes are the lower bound
+    of those batches, which a design that meets its lower bound at the measured batching
+    meets at any batching."""
+    if records <= 0 or events_per_second <= 0:
+        return None
+    sizes: list[int] = []
+    invocations = 0.0
+    writes = 0
+    for stream in streams:
+        share = len(stream.effects) / records * events_per_second
+        size = max(1, min(stream.batch_size, round(share * stream.window_seconds)))
+        sizes.append(size)
+        batches = [stream.effects[i : i + size] for i in range(0, len(stream.effects), size)]
+        bound = batch_bound(batches)
+        invocations += bound.batches
+        writes += bound.changed_keys
+        if stream.tumbling_window_seconds > 0 and stream.effects:
+            # Per record: closing calls a day / records a day.
+            invocations += (
+                records * (86_400 / stream.tumbling_window_seconds) / (events_per_second * 86_400)
+            )
+    return Projection(events_per_second, tuple(sizes), invocations / records, writes / records)
+
+
 # --- function logs -----------------------------------------------------------------------------
 
 
@@ -281,6 +341,7 @@ class RunCounts:
     loadtest_mismatches: int = 0
     touched_summaries: int = 0
     local_ms_per_invocation: float | None = None
+    projection: Projection | None = None  # at EVENTS_PER_DAY
     events_by_kind: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -317,6 +378,8 @@ def figures(counts: RunCounts, settings: FunctionSettings) -> dict[str, Any]:
         "write_seconds": _r(counts.write_seconds, 2),
         "invocations": counts.invocations,
         "batches": counts.batches,
+        # Invocations beyond the batches and their retries: a tumbling window's closing call.
+        "window_closing_invocations": max(0, counts.invocations - counts.batches - counts.retries),
         "retries": counts.retries,
         "function_errors": counts.function_errors,
         "invocations_per_1000_records": _r(_ratio(counts.invocations, records, 1000.0), 3),
@@ -382,7 +445,39 @@ def figures(counts: RunCounts, settings: FunctionSettings) -> dict[str, Any]:
         result["distinct_keys_per_event"] = _r(bound.distinct_keys / records)
         result["lower_bound_wru_per_event"] = _r(lb_writes)
         result["lower_bound_monthly_usd"] = lb_cost.as_dict()
+    if counts.projection is not None:
+        result["projected"] = _projected(counts, settings, counts.projection)
     return result
+
+
+def _projected(
+    counts: RunCounts, settings: FunctionSettings, projection: Projection
+) -> dict[str, Any]:
+    """The bill at ``EVENTS_PER_DAY``: the projected invocations and writes, each write costing
+    what the measured summary writes cost on average (table WRU, GSI WRU, requests)."""
+    items = counts.summary_item_writes
+    wru_per_write = counts.summary_wru / items if items else 1.0
+    gsi_per_write = counts.summary_gsi_wru / items if items else 0.0
+    requests_per_write = counts.summary_write_requests / items if items else 1.0
+    writes = projection.writes_per_event
+    invocations = projection.invocations_per_event
+    requests_per_invocation = writes * requests_per_write / invocations if invocations else 0.0
+    cost = monthly_cost(
+        invocations_per_event=invocations,
+        ms_per_invocation=settings.duration.invocation_ms(requests_per_invocation),
+        memory_mb=settings.memory_mb,
+        architecture=settings.architecture,
+        wru_per_event=writes * (wru_per_write + gsi_per_write),
+    )
+    return {
+        **projection.as_dict(),
+        "wru_per_event": round(writes * wru_per_write, 4),
+        "gsi_wru_per_event": round(writes * gsi_per_write, 4),
+        "assumed_ms_per_invocation": round(
+            settings.duration.invocation_ms(requests_per_invocation), 2
+        ),
+        "monthly_usd": cost.as_dict(),
+    }
 
 
 def settings_dict(settings: FunctionSettings) -> dict[str, Any]:

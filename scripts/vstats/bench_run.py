@@ -47,13 +47,16 @@ from vstats.bench_collect import (
 from vstats.bench_deploy import REPO_ROOT, Stack, Terraform
 from vstats.bench_endpoint import BenchEndpoint, EndpointProcess
 from vstats.bench_math import (
+    EVENTS_PER_DAY,
     BatchBound,
     FunctionSettings,
+    FunctionStream,
     RunCounts,
     batch_bound,
     min_batches,
     parse_batch_sizes,
     parse_report_durations,
+    project,
     record_effect,
     split_batches,
 )
@@ -356,6 +359,7 @@ class Bench:
         full_batches = 0
         durations: list[float] = []
         delays: dict[str, list[float]] = {"p50": [], "p99": [], "max": []}
+        streams: list[FunctionStream] = []
         for mapping in deployment.mappings:
             mstats = per_mapping[mapping.uuid]
             delivered = mapping.delivered(records, REGION)
@@ -369,12 +373,20 @@ class Bench:
                 if isinstance(value, int | float):
                     values.append(float(value))
             sizes = [1] * len(delivered) if mapping.batch_size == 1 else parse_batch_sizes(log_text)
+            effects = [record_effect(r, mapping.item_type) for r in delivered]
+            streams.append(
+                FunctionStream(
+                    effects,
+                    mapping.batch_size,
+                    float(mapping.settings.get("MaximumBatchingWindowInSeconds") or 0),
+                    int(mapping.settings.get("TumblingWindowInSeconds") or 0),
+                )
+            )
             problem = _batch_problem(mapping, mstats, delivered, sizes)
             if problem is not None:
                 notes.append(f"{mapping.function_name}: {problem}")
                 bound = None
             elif bound is not None:
-                effects = [record_effect(r, mapping.item_type) for r in delivered]
                 # Size 0: the closing invocation of a tumbling window (no records).
                 bound = bound + batch_bound(split_batches(effects, [n for n in sizes if n]))
         writes = table_writes(stats, deployment.table)
@@ -417,6 +429,7 @@ class Bench:
             loadtest_mismatches=len(report.mismatches),
             touched_summaries=report.touched_summaries,
             local_ms_per_invocation=sum(durations) / len(durations) if durations else None,
+            projection=project(streams, report.events + report.probes, EVENTS_PER_DAY / 86_400),
             events_by_kind=dict(report.events_by_kind),
         )
 

@@ -1,0 +1,186 @@
+"""The report, the README table, the targets and the command line of ``vstats.bench``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from vstats import bench
+from vstats.bench_report import evaluate_targets, readme_table, render_report, write_chart
+
+
+def entry(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "invocations_per_1000_records": 4.0,
+        "lower_bound_invocations_per_1000_records": 4.0,
+        "writes_per_event": 0.6,
+        "lower_bound_writes_per_event": 0.6,
+        "summary_item_writes": 600,
+        "lower_bound_writes": 600,
+        "wru_per_event": 0.6,
+        "lower_bound_wru_per_event": 0.6,
+        "gsi_wru_per_event": 0.9,
+        "mismatches": 0,
+        "drained": True,
+        "drain_seconds": 4.2,
+        "write_to_summary_p50_seconds": 5.5,
+        "write_to_summary_p99_seconds": 6.0,
+        "write_to_invocation_seconds": {"p50": 3.0, "p99": 5.0, "max": 5.1},
+        "monthly_usd": {
+            "lambda_requests": 0.02,
+            "lambda_compute": 0.1,
+            "dynamodb": 28.1,
+            "total": 28.22,
+        },
+        "lower_bound_monthly_usd": {
+            "lambda_requests": 0.02,
+            "lambda_compute": 0.1,
+            "dynamodb": 28.1,
+            "total": 28.22,
+        },
+    }
+    base.update(overrides)
+    return base
+
+
+def results(**ours: Any) -> dict[str, Any]:
+    reference = entry(
+        invocations_per_1000_records=840.0,
+        writes_per_event=1.68,
+        summary_item_writes=1680,
+        lower_bound_writes=1680,
+        mismatches=166,
+        monthly_usd={"lambda_requests": 5, "lambda_compute": 1.3, "dynamodb": 94, "total": 100.3},
+    )
+    return {
+        "baseline": {"large": reference, "tiny": reference},
+        "ours": {"large": entry(**ours), "tiny": entry()},
+        "meta": {
+            "generated_at": "2026-01-01T00:00:00+00:00",
+            "workloads": {"large": {"title": "large", "events": 10}, "tiny": {"title": "tiny"}},
+            "configurations": {
+                "ours": {
+                    "function": {"memory_mb": 256, "architecture": "arm64"},
+                    "mappings": [
+                        {
+                            "function_name": "f",
+                            "settings": {"BatchSize": 1000, "Filters": ['{"a":1}']},
+                        }
+                    ],
+                }
+            },
+            "notes": ["a note"],
+        },
+    }
+
+
+def test_targets_met() -> None:
+    targets = evaluate_targets(results())
+    assert len(targets) == 6
+    assert all(t.met for t in targets)
+    assert "210x" in targets[0].detail
+
+
+def test_targets_missed_are_reported_precisely() -> None:
+    targets = evaluate_targets(
+        results(invocations_per_1000_records=10.0, summary_item_writes=700, mismatches=2)
+    )
+    missed = [t for t in targets if t.met is False]
+    assert [t.workload for t in missed] == ["large"] * 3
+    assert "84x" in missed[0].detail
+    assert "700 writes, lower bound 600" in missed[1].detail
+    assert "2 mismatched" in missed[2].detail
+
+
+def test_targets_not_measured() -> None:
+    data = results(lower_bound_writes=None, lower_bound_note="retries")
+    del data["baseline"]
+    targets = evaluate_targets(data)
+    assert [t.met for t in targets[:2]] == [None, None]
+    assert targets[1].detail == "retries"
+
+
+def test_readme_table_has_one_row_per_workload_and_design() -> None:
+    table = readme_table(results())
+    rows = [
+        line
+        for line in table.splitlines()
+        if line.startswith("| large") or line.startswith("| tiny")
+    ]
+    assert len(rows) == 4
+    assert rows[0].startswith("| large | reference design (blog) | 840.0 | 1.68 (0.60)")
+    assert "$28.22" in rows[1]
+    assert all(row.count("|") == table.splitlines()[0].count("|") for row in rows)
+
+
+def test_render_report_sections() -> None:
+    text = render_report(results())
+    for heading in ("## Targets", "## Summary", "## Results: large", "## Results: tiny",
+                    "## Monthly cost", "## Definitions", "## Notes"):  # fmt: skip
+        assert heading in text
+    assert "| f | 1000 |" in text
+    assert "- a note" in text
+
+
+def test_write_chart(tmp_path: Path) -> None:
+    path = tmp_path / "chart.png"
+    write_chart(results(), path)
+    assert path.read_bytes().startswith(b"\x89PNG")
+
+
+# --- command line --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--events-large", "0"], "--events-large"),
+        (["--rate", "fast"], "--rate"),
+        (["--workloads", "huge"], "choose from large, tiny"),
+        (["--configs", ""], "choose from baseline, ours"),
+        (["--ours-duration", "slow"], "duration model"),
+        (["--time-budget", "60"], "at least 120"),
+        (["--writers", "1000"], "at most 64"),
+        (["--nonsense"], "unrecognized arguments"),
+    ],
+)
+def test_bad_arguments_are_one_line_and_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert bench.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1
+
+
+def test_output_dir_must_be_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    file = tmp_path / "file"
+    file.write_text("x")
+    assert bench.main(["--output-dir", str(file)]) == 2
+    assert "not a directory" in capsys.readouterr().err
+
+
+def test_readme_table_from_results(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(results()))
+    assert bench.main(["--readme-table", "--results", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("| workload | design |")
+    assert "| tiny | this project |" in out
+
+
+def test_readme_table_without_results(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench.main(["--readme-table", "--results", str(tmp_path / "none.json")]) == 2
+    assert "run 'make bench' first" in capsys.readouterr().err
+    (tmp_path / "bad.json").write_text("{}")
+    assert bench.main(["--readme-table", "--results", str(tmp_path / "bad.json")]) == 1
+
+
+def test_quick_and_subsets() -> None:
+    args = bench.build_parser().parse_args(["--quick", "--workloads", "tiny", "--configs", "ours"])
+    options = bench.options_from_args(args)
+    assert [(w.key, w.events) for w in options.workloads] == [("tiny", 500)]
+    assert options.configs == ("ours",)
+    assert options.durations["ours"].fixed_ms == 30.0

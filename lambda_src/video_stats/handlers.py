@@ -27,7 +27,9 @@ from video_stats.records import MalformedEvent, parse_batch
 from video_stats.store import SummaryStore
 
 logger = Logger()
-metrics = Metrics()
+# A default namespace: without one Powertools raises after the writes, and the batch would
+# fail (and be retried) although it was applied.
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "VideoStats"))
 
 FUNCTIONS: Final[dict[ItemType, str]] = {"VIEW": "views", "VOTE": "votes"}
 MAX_SKIP_LOGS: Final = 50  # per batch; the metric still counts every skipped record

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -457,3 +461,14 @@ def test_an_event_without_records_fails_the_batch(harness: Harness) -> None:
     with pytest.raises(ValueError, match="Records"):
         handlers.handle({"foo": 1}, FakeContext(), "VIEW")
     assert harness.update_calls == 0
+
+
+def test_metrics_namespace_has_a_default_when_the_environment_lacks_it() -> None:
+    # Without a namespace Powertools raises after the writes: the applied batch would fail.
+    env = {k: v for k, v in os.environ.items() if k != "POWERTOOLS_METRICS_NAMESPACE"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2] / "lambda_src")
+    code = "from video_stats import handlers; print(handlers.metrics.namespace)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "VideoStats"

@@ -495,18 +495,20 @@ def write_chart(results: Mapping[str, Any], path: Path) -> None:
     entries = _entries(results)
     workloads = list(dict.fromkeys(w for w, _, _ in entries))
     panels = (
+        # (title, figure, lower bound, log scale, value labels)
         ("invocations / 1,000 records (log)", "invocations_per_1000_records",
-         "lower_bound_invocations_per_1000_records", True),
-        ("summary item writes / event", "writes_per_event", "lower_bound_writes_per_event", False),
+         "lower_bound_invocations_per_1000_records", True, "{:,.1f}"),
+        ("summary item writes / event", "writes_per_event", "lower_bound_writes_per_event",
+         False, None),
         ("summary WRU / event (table, without GSI)", "wru_per_event",
-         "lower_bound_wru_per_event", False),
-        ("$ / month at 1 M events/day (projected)", "monthly_total", None, False),
-        ("mismatched summaries after drain", "mismatches", None, False),
+         "lower_bound_wru_per_event", False, None),
+        ("$ / month at 1 M events/day (projected)", "monthly_total", None, False, "${:,.0f}"),
+        ("mismatched summaries after drain", "mismatches", None, False, "{:,.0f}"),
     )  # fmt: skip
     fig, axes = plt.subplots(1, len(panels), figsize=(3.9 * len(panels), 4.0))
     colors = {"baseline": "#c0504d", "ours": "#4f81bd"}
     width = 0.38
-    for ax, (title, name, bound, log) in zip(axes, panels, strict=True):
+    for ax, (title, name, bound, log, labels) in zip(axes, panels, strict=True):
         for offset, config in ((-width / 2, "baseline"), (width / 2, "ours")):
             xs, values, bounds = [], [], []
             for index, workload in enumerate(workloads):
@@ -518,7 +520,9 @@ def write_chart(results: Mapping[str, Any], path: Path) -> None:
                 bounds.append(_chart_value(entry, bound))
             if not xs:
                 continue
-            ax.bar(xs, values, width, label=CONFIG_TITLES[config], color=colors[config])
+            bars = ax.bar(xs, values, width, label=CONFIG_TITLES[config], color=colors[config])
+            if labels:
+                ax.bar_label(bars, labels=[labels.format(v) for v in values], fontsize=7)
             lb_x = [x for x, b in zip(xs, bounds, strict=True) if b is not None]
             lb_y = [b for b in bounds if b is not None]
             ax.scatter(lb_x, lb_y, marker="_", s=400, color="black", zorder=3,

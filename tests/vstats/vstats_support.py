@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from video_stats import model
+from video_stats import model, testing
 from video_stats.apply import Applier, ApplyConfig
 from video_stats.marks import shard_tag
 from video_stats.records import parse_batch
@@ -58,49 +58,8 @@ class TableEnv:
 
 
 def create_table(client: Any, name: str) -> str:
-    string = "S"
-    client.create_table(
-        TableName=name,
-        BillingMode="PAY_PER_REQUEST",
-        KeySchema=[
-            {"AttributeName": "PK", "KeyType": "HASH"},
-            {"AttributeName": "SK", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": a, "AttributeType": string}
-            for a in ("PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK")
-        ]
-        + [{"AttributeName": "views", "AttributeType": "N"}],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "GSI1",
-                "KeySchema": [
-                    {"AttributeName": "GSI1PK", "KeyType": "HASH"},
-                    {"AttributeName": "GSI1SK", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            },
-            {
-                "IndexName": "GSI2",
-                "KeySchema": [
-                    {"AttributeName": "GSI2PK", "KeyType": "HASH"},
-                    {"AttributeName": "views", "KeyType": "RANGE"},
-                ],
-                "Projection": {
-                    "ProjectionType": "INCLUDE",
-                    "NonKeyAttributes": [
-                        "type",
-                        "userId",
-                        "videoId",
-                        "duration",
-                        "likes",
-                        "dislikes",
-                    ],
-                },
-            },
-        ],
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )
+    """The project's table (schema from video_stats.testing); returns its stream ARN."""
+    testing.create_table(client, name)
     arn: str = client.describe_table(TableName=name)["Table"]["LatestStreamArn"]
     return arn
 

@@ -7,7 +7,7 @@ recount itself is ``video_stats.model.recount`` (there is only one).
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from video_stats import model
@@ -35,21 +35,13 @@ class Drift:
         return self.actual - self.expected
 
     def as_dict(self) -> dict[str, Any]:
-        def plain(c: Counters) -> dict[str, int]:
-            return {
-                "views": c.views,
-                "duration": c.duration,
-                "likes": c.likes,
-                "dislikes": c.dislikes,
-            }
-
         return {
             "kind": self.key.kind.value,
             "id": self.key.id,
             "exists": self.exists,
-            "expected": plain(self.expected),
-            "actual": plain(self.actual),
-            "difference": plain(self.difference),
+            "expected": asdict(self.expected),
+            "actual": asdict(self.actual),
+            "difference": asdict(self.difference),
         }
 
 

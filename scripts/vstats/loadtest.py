@@ -24,7 +24,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -91,20 +91,12 @@ class Mismatch:
     actual: Counters
 
     def as_dict(self) -> dict[str, Any]:
-        def plain(c: Counters) -> dict[str, int]:
-            return {
-                "views": c.views,
-                "duration": c.duration,
-                "likes": c.likes,
-                "dislikes": c.dislikes,
-            }
-
         return {
             "kind": self.key.kind.value,
             "id": self.key.id,
-            "baseline": plain(self.baseline),
-            "expected": plain(self.expected),
-            "actual": plain(self.actual),
+            "baseline": asdict(self.baseline),
+            "expected": asdict(self.expected),
+            "actual": asdict(self.actual),
         }
 
 

@@ -3,26 +3,19 @@ endpoint), a fresh table with the stack's schema per test, and a stand-in stream
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import Iterator
 
 import boto3
 import pytest
+from localcloud.testing import free_port
 from moto.server import ThreadedMotoServer
 from vstats_support import REGION, StreamConsumer, TableEnv, create_table  # type: ignore[import-not-found]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:

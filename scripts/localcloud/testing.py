@@ -72,10 +72,15 @@ def free_port() -> int:
 
 
 class EndpointProcess:
-    """``python -m localcloud serve`` on a free port, as a child process."""
+    """``python -m <server_module> serve`` on a free port, as a child process in its own session.
 
-    def __init__(self, state_dir: Path) -> None:
+    ``server_module`` is ``localcloud``, or a module whose ``serve`` command wraps it (the
+    benchmark's ``vstats.bench_endpoint``).
+    """
+
+    def __init__(self, state_dir: Path, server_module: str = "localcloud") -> None:
         self.state_dir = state_dir
+        self.server_module = server_module
         self.log_path = state_dir / "serve.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -89,14 +94,15 @@ class EndpointProcess:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _start_once(self) -> LocalEndpoint:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(SCRIPTS_DIR), env.get("PYTHONPATH", "")) if p
         )
         with open(self.log_path, "ab") as log:
             proc = self.proc = subprocess.Popen(
-                [sys.executable, "-m", "localcloud", "serve", "--state-dir", str(self.state_dir),
-                 "--port", str(free_port())],
+                [sys.executable, "-m", self.server_module, "serve",
+                 "--state-dir", str(self.state_dir), "--port", str(free_port())],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -121,7 +127,7 @@ class EndpointProcess:
             return
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(timeout=15)
+            proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=5)

@@ -10,26 +10,19 @@ length of each stream shard, lets moto's own transaction code run against the li
 (its backup becomes the table itself), and restores the snapshot if the transaction fails.
 Nothing else about the endpoint changes (same server, engine, write accounting).
 
-    python -m vstats.bench_endpoint --state-dir DIR --port PORT     # foreground, like serve
+    python -m vstats.bench_endpoint serve --state-dir DIR --port PORT   # foreground
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import os
-import signal
-import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-SCRIPTS_DIR = Path(__file__).resolve().parent.parent
-START_TIMEOUT = 60.0
 
 _local = threading.local()
 
@@ -128,76 +121,10 @@ def install_fast_transactions() -> Callable[[], None]:
     return undo
 
 
-# --- the endpoint process ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class BenchEndpoint:
-    endpoint_url: str
-    control_url: str
-    state_dir: Path
-    pid: int
-
-
-class EndpointProcess:
-    """This module's ``main`` as a child process in its own session (Ctrl-C reaches only us;
-    ``stop`` ends it)."""
-
-    def __init__(self, state_dir: Path, port: int) -> None:
-        self.state_dir = state_dir
-        self.port = port
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> BenchEndpoint:
-        from localcloud.state import health, read_endpoint_info  # noqa: PLC0415
-
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        (self.state_dir / "endpoint.json").unlink(missing_ok=True)
-        log_path = self.state_dir / "serve.log"
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(SCRIPTS_DIR), env.get("PYTHONPATH", "")) if p
-        )
-        with open(log_path, "ab") as log:
-            proc = self.proc = subprocess.Popen(
-                [sys.executable, "-m", "vstats.bench_endpoint", "--state-dir", str(self.state_dir),
-                 "--port", str(self.port)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-            )  # fmt: skip
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                tail = " | ".join(log_path.read_text(errors="replace").strip().splitlines()[-3:])
-                raise RuntimeError(
-                    f"the local endpoint exited with status {proc.returncode}: {tail}"
-                )
-            info = read_endpoint_info(self.state_dir)
-            if info is not None and info.pid == proc.pid and health(info.control_url):
-                return BenchEndpoint(info.endpoint_url, info.control_url, self.state_dir, proc.pid)
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(
-            f"the local endpoint was not healthy within {START_TIMEOUT:.0f} s ({log_path})"
-        )
-
-    def stop(self) -> None:
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vstats.bench_endpoint", description=__doc__)
+    # Same command line as `python -m localcloud serve`, so localcloud.testing starts either.
+    parser.add_argument("command", choices=["serve"])
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config
 from build_lambda_zip import build_zip
-from localcloud.testing import free_port
+from localcloud.testing import EndpointProcess, LocalEndpoint
 from localcloud.writestats import IndexShape
 from rich.console import Console
 
@@ -45,7 +45,6 @@ from vstats.bench_collect import (
     table_writes,
 )
 from vstats.bench_deploy import REPO_ROOT, Stack, Terraform
-from vstats.bench_endpoint import BenchEndpoint, EndpointProcess
 from vstats.bench_math import (
     EVENTS_PER_DAY,
     BatchBound,
@@ -195,21 +194,17 @@ class Bench:
             shutil.copyfile(OURS_ZIP, zips["ours"])
         return zips
 
-    def _start_endpoint(self, state_dir: Path) -> tuple[EndpointProcess, BenchEndpoint]:
+    def _start_endpoint(self, state_dir: Path) -> tuple[EndpointProcess, LocalEndpoint]:
         self.console.print("starting the private local endpoint ...")
         t0 = time.monotonic()
-        for attempt in range(3):  # a free port can be taken before the server binds it
-            process = EndpointProcess(state_dir, free_port())
-            try:
-                endpoint = process.start()
-            except RuntimeError as exc:
-                if attempt == 2:
-                    raise cli.ToolError(str(exc)) from None
-                continue
-            self.timings["endpoint_start"] = round(time.monotonic() - t0, 1)
-            self.console.print(f"endpoint {endpoint.endpoint_url} (control {endpoint.control_url})")
-            return process, endpoint
-        raise AssertionError("unreachable")
+        process = EndpointProcess(state_dir, server_module="vstats.bench_endpoint")
+        try:
+            endpoint = process.start()
+        except RuntimeError as exc:
+            raise cli.ToolError(str(exc)) from None
+        self.timings["endpoint_start"] = round(time.monotonic() - t0, 1)
+        self.console.print(f"endpoint {endpoint.endpoint_url} (control {endpoint.control_url})")
+        return process, endpoint
 
     def _stacks(self, out: Path, zips: dict[str, Path]) -> dict[str, Stack]:
         suffix = uuid.uuid4().hex[:6]
@@ -246,7 +241,7 @@ class Bench:
         return outputs
 
     def _deployment(
-        self, endpoint: BenchEndpoint, stack: Stack, outputs: dict[str, Any]
+        self, endpoint: LocalEndpoint, stack: Stack, outputs: dict[str, Any]
     ) -> Deployment:
         lam = _client("lambda", endpoint.endpoint_url)
         mappings = [
@@ -278,7 +273,7 @@ class Bench:
 
     def _run(
         self,
-        endpoint: BenchEndpoint,
+        endpoint: LocalEndpoint,
         control: BenchControl,
         deployment: Deployment,
         workload: Workload,

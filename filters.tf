@@ -1,4 +1,4 @@
-# Event filter patterns (design.md §4). A pattern only matches a record that
+# Event filter patterns (docs/design.md §4). A pattern only matches a record that
 # holds every field it names, and a REMOVE record has no NewImage: so an item
 # of a type is matched on NewImage when it is written (INSERT, MODIFY) and on
 # OldImage when it is overwritten or deleted (MODIFY, REMOVE). A MODIFY matches

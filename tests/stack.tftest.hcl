@@ -66,7 +66,7 @@ run "filters_match_every_change_of_their_own_item_type" {
         for p in patterns : !(contains(jsondecode(p).eventName, "REMOVE") && can(jsondecode(p).dynamodb.NewImage))
       ]
     ]))
-    error_message = "a pattern that names REMOVE must not require NewImage (design.md §4)"
+    error_message = "a pattern that names REMOVE must not require NewImage (docs/design.md §4)"
   }
 
   assert {

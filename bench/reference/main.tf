@@ -1,5 +1,5 @@
 # The reference design of the blog post "Simplify your code and save money with
-# Lambda Event Filters" (design.md §4, §6), rebuilt on this project's modules for
+# Lambda Event Filters" (docs/design.md §4, §6), rebuilt on this project's modules for
 # `make bench` only: it is never deployed by `make deploy`.
 #
 # Faithful to the reference code, including its mistakes:

@@ -1,7 +1,7 @@
 """video-stats: exact per-video and per-user statistics kept from a DynamoDB stream.
 
 Modules:
-    model     the item format (design.md §2) and what a base item contributes to the
+    model     the item format (docs/design.md §2) and what a base item contributes to the
               summaries (§3); pure, shared by the handlers and every tool.
     records   parsing and merging of a batch of stream records into net deltas; pure.
     marks     exactly-once marks (per summary, function and shard): format, pruning; pure.

@@ -35,7 +35,7 @@ ITEM_TYPES = {"views": "VIEW", "votes": "VOTE"}
 
 
 def expected_patterns(item_type: str) -> list[dict[str, Any]]:
-    """The filter contract (filters.tf, design.md §4), written out independently."""
+    """The filter contract (filters.tf, docs/design.md §4), written out independently."""
     return [
         {"eventName": ["INSERT", "MODIFY"], "dynamodb": {"NewImage": {"type": {"S": [item_type]}}}},
         {"eventName": ["MODIFY", "REMOVE"], "dynamodb": {"OldImage": {"type": {"S": [item_type]}}}},

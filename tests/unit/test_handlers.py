@@ -1,4 +1,4 @@
-"""The handlers end to end against moto in-process: design.md §3 row by row for both
+"""The handlers end to end against moto in-process: docs/design.md §3 row by row for both
 summaries, bad records, summary changes, write counts, response shape, logs and metrics."""
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ BOTH = pytest.mark.parametrize(
 )
 
 
-# --- design.md §3, row by row, for the video and the user summary ------------------------------
+# --- docs/design.md §3, row by row, for the video and the user summary ---------------------------
 
 
 @BOTH
@@ -229,7 +229,7 @@ def test_a_summary_change_never_writes(
     assert harness.update_calls == 0
 
 
-# --- the summary item format (design.md §2) --------------------------------------------------
+# --- the summary item format (docs/design.md §2) -------------------------------------------------
 
 
 def test_summary_items_have_the_contract_format(harness: Harness) -> None:

@@ -18,11 +18,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+# The handler code, and the stream fakes the tests use to build a realistic stream.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lambda_src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "support"))
 
+from stream_fakes import FakeStream, delivered_to
 from video_stats.model import ItemType, view_item, vote_item
 from video_stats.records import parse_batch
-from video_stats.testing import FakeStream, delivered_to
 
 
 def synthetic_records(count: int, seed: int) -> list[dict[str, Any]]:

@@ -8,5 +8,4 @@ Modules:
     apply     the apply loop: concurrent per-key writes, retries, partial batch failure; pure.
     store     the one DynamoDB adapter (conditional UpdateItem with exactly-once marks).
     handlers  the two thin Lambda entry points.
-    testing   stream fakes for tests and benchmarks (pure).
 """

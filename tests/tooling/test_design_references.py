@@ -21,7 +21,7 @@ def _tracked_text_files() -> list[Path]:
     names = subprocess.run(
         ["git", "ls-files", "-z"], cwd=REPO, check=True, capture_output=True, text=True
     ).stdout.split("\0")
-    files = []
+    files: list[Path] = []
     for name in filter(None, names):
         path = REPO / name
         if not path.is_file():  # deleted in the work tree, not yet committed
@@ -36,7 +36,7 @@ def _tracked_text_files() -> list[Path]:
 
 def references(text: str) -> list[tuple[int, int]]:
     """(line, section) for every section a text cites as "design.md §N"."""
-    found = []
+    found: list[tuple[int, int]] = []
     for match in REFERENCE.finditer(text):
         line = text.count("\n", 0, match.start()) + 1
         found.extend((line, int(n)) for n in re.findall(r"§(\d+)", match.group(1)))
@@ -56,7 +56,7 @@ def test_design_document_has_the_numbered_sections() -> None:
 def test_every_design_reference_resolves() -> None:
     sections = {int(n) for n in SECTION_HEADING.findall(DESIGN.read_text(encoding="utf-8"))}
     cited = 0
-    broken = []
+    broken: list[str] = []
     for path in _tracked_text_files():
         for line, section in references(path.read_text(encoding="utf-8")):
             cited += 1
@@ -67,7 +67,7 @@ def test_every_design_reference_resolves() -> None:
 
 
 def test_no_code_points_outside_the_repository() -> None:
-    offenders = []
+    offenders: list[str] = []
     for path in _tracked_text_files():
         # Markdown notes may name the brief; this file names the pattern it looks for.
         if path.suffix == ".md" or path == Path(__file__).resolve():

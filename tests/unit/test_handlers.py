@@ -19,6 +19,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from stream_fakes import FakeStream, create_table, delivered_to, stream_event
 from video_stats import handlers
 from video_stats.model import (
     Counters,
@@ -31,7 +32,6 @@ from video_stats.model import (
     vote_item,
 )
 from video_stats.store import SummaryStore
-from video_stats.testing import FakeStream, create_table, delivered_to, stream_event
 
 TS = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 VIDEO = SummaryKind.VIDEO

@@ -22,9 +22,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lambda_src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "support"))
 
-from stream_fakes import FakeStream, delivered_to
+from stream_fakes import FakeStream
 from video_stats.model import ItemType, view_item, vote_item
 from video_stats.records import parse_batch
+from vstats.filter_patterns import delivered_to
 
 
 def synthetic_records(count: int, seed: int) -> list[dict[str, Any]]:

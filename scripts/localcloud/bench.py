@@ -23,6 +23,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from vstats.filter_patterns import filter_criteria
+
 from localcloud.testing import EndpointProcess, LocalEndpoint, aws_client
 
 HANDLER = "def handler(event, context):\n    return None\n"
@@ -38,14 +40,6 @@ TRUST = json.dumps(
         ],
     }
 )
-
-
-def _filters() -> dict[str, Any]:
-    patterns = [
-        {"eventName": ["INSERT", "MODIFY"], "dynamodb": {"NewImage": {"type": {"S": ["VIEW"]}}}},
-        {"eventName": ["MODIFY", "REMOVE"], "dynamodb": {"OldImage": {"type": {"S": ["VIEW"]}}}},
-    ]
-    return {"Filters": [{"Pattern": json.dumps(p)} for p in patterns]}
 
 
 def _table(endpoint: LocalEndpoint) -> tuple[str, str]:
@@ -118,7 +112,7 @@ def run(endpoint: LocalEndpoint, records: int, writers: int, window: int) -> dic
     mapping = lam.create_event_source_mapping(
         FunctionName=function["FunctionArn"], EventSourceArn=stream_arn,
         StartingPosition="LATEST", BatchSize=1000, MaximumBatchingWindowInSeconds=window,
-        FilterCriteria=_filters(),
+        FilterCriteria=filter_criteria("VIEW"),  # the deployed views filters
     )["UUID"]  # fmt: skip
     endpoint.wait_drained(60)
     start, end = _write(endpoint, table, records, writers)

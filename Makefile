@@ -147,9 +147,9 @@ test: lint tf-test $(CHECKOV_STAMP) ## Everything CI runs: lint, terraform test,
 
 .PHONY: bench-handler bench
 bench-handler: $(VENV_STAMP) ## Parse-and-merge throughput of the handler code
-	@PYTHONPATH=lambda_src $(PY) scripts/bench_handler.py $(ARGS)
+	@$(PY) -m benchmark handler $(ARGS)
 bench: package $(VENV_STAMP) ## Reference design vs ours on the local endpoint (build/bench/)
-	@$(PY) -m vstats.bench $(ARGS)
+	@$(PY) -m benchmark designs $(ARGS)
 
 .PHONY: clean
 clean: ## Remove build outputs (not the venv or deployments)

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from botocore.exceptions import BotoCoreError, ClientError
+from localcloud.client import ControlAPIError
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -54,7 +55,7 @@ def run(prog: str, body: Callable[[], int]) -> int:
     except UsageError as exc:
         print(f"{prog}: error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
-    except ToolError as exc:
+    except (ToolError, ControlAPIError) as exc:
         print(f"{prog}: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_FAILURE
     except (BotoCoreError, ClientError) as exc:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from localcloud.client import ControlClient
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -44,7 +45,6 @@ from video_stats.model import Counters, SummaryKey, SummaryKind
 
 from vstats import cli, deployment
 from vstats.cli import aws_error_message
-from vstats.control import LocalControl, counters_delta, parse_faults
 from vstats.generator import (
     DEFAULT_MIX,
     MAX_ENTITIES,
@@ -53,6 +53,7 @@ from vstats.generator import (
     parse_mix,
     write_effect,
 )
+from vstats.local_endpoint import counters_delta, parse_faults
 from vstats.tables import get_summaries
 
 if TYPE_CHECKING:
@@ -81,6 +82,11 @@ class LoadTestConfig:
     settle_seconds: float = 20.0  # AWS: summaries unchanged this long count as drained
     poll_interval: float | None = None  # None: 0.1 s locally, 1 s on AWS
     faults: Mapping[str, Any] | None = None
+    # Local only: after the writes, wait for the engine to report every mapping drained and
+    # verify once then, with the drain timed from the writers' end. The default stops as soon
+    # as the touched summaries match and polls them meanwhile, which loads a slow pipeline
+    # (the benchmark drains both designs this way, so their drain times compare).
+    verify_when_drained: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,7 +245,7 @@ class LoadTest:
         table: str,
         config: LoadTestConfig,
         *,
-        control: LocalControl | None = None,
+        control: ControlClient | None = None,
         generator: EventGenerator | None = None,
         console: Console | None = None,
     ) -> None:
@@ -266,6 +272,7 @@ class LoadTest:
         self._stats_lock = threading.Lock()
         self._by_kind: Counter[str] = Counter()
         self._own_writes = 0
+        self.writes_done_at: float | None = None  # monotonic: when the writers stopped
         self.report = Report(table=table, target_rate=config.rate, seed=config.seed)
         self.expectation = Expectation({})
 
@@ -364,6 +371,8 @@ class LoadTest:
         for thread in writers:
             thread.join()
         self.report.write_seconds = time.monotonic() - start
+        # The writers' end, not the last probe's: the probe thread may wait for its summary.
+        self.writes_done_at = start + self.report.write_seconds
         self._writers_done.set()
         for thread in threads[config.writers :]:
             thread.join()
@@ -474,6 +483,9 @@ class LoadTest:
     def _drain_and_verify(self) -> None:
         """Wait until the touched summaries match, or the pipeline has drained (local) or they
         stopped changing (AWS), or the timeout; then record what does not match."""
+        if self.config.verify_when_drained and self.control is not None:
+            self._verify_when_drained(self.control)
+            return
         report = self.report
         keys = self.expectation.touched()
         report.touched_summaries = len(keys)
@@ -497,6 +509,21 @@ class LoadTest:
                 report.mismatches = mismatches
                 return
             time.sleep(self.poll_interval)
+
+    def _verify_when_drained(self, control: ControlClient) -> None:
+        report = self.report
+        if report.interrupted:
+            return  # Ctrl-C while writing: the caller stops at once
+        keys = self.expectation.touched()
+        report.touched_summaries = len(keys)
+        drained = control.wait_drained(self.config.drain_timeout, interval=0.1)
+        drained_at = time.monotonic()
+        start = self.writes_done_at if self.writes_done_at is not None else drained_at
+        report.drain_seconds = max(0.0, drained_at - start)
+        report.drained = report.verified = drained
+        report.mismatches = self.expectation.mismatches(
+            get_summaries(self.client, self.table, keys)
+        )
 
     def _local_stats(self, before: Mapping[str, Any]) -> dict[str, Any]:
         assert self.control is not None
@@ -735,7 +762,7 @@ def _main(argv: Sequence[str] | None) -> int:
             "--control-url (fault injection does not exist on AWS)"
         )
     config = config_from_args(args)
-    control = LocalControl(target.control_url) if target.control_url else None
+    control = ControlClient(target.control_url) if target.control_url else None
     console = Console(stderr=True)
     client = target.dynamodb(pool=config.writers + 4)
     client.describe_table(TableName=target.table)  # fail fast, before any output

@@ -37,12 +37,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import ClientError
+from localcloud.client import ControlClient
 from video_stats import model
 from video_stats.marks import decode_mark, mark_name, shard_tag
 from video_stats.model import AttributeMap, Counters, ItemType, SummaryKey, SummaryKind
 
 from vstats.cli import ToolError
-from vstats.control import LocalControl
 from vstats.drift import (
     DEFAULT_SEGMENTS,
     Drift,
@@ -92,7 +92,7 @@ class LambdaPipeline:
 
     lambda_client: Any
     stream_arn: str
-    control: LocalControl | None = None
+    control: ControlClient | None = None
     grace_seconds: float | None = None  # AWS: None = longest function timeout + 5 s
     timeout: float = 300.0
     log: Callable[[str], None] = lambda _message: None

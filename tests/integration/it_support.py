@@ -21,10 +21,10 @@ from typing import Any, Literal, TypeVar
 
 import boto3
 from botocore.config import Config
+from localcloud.client import ControlClient
 from localcloud.testing import LocalEndpoint
 from pytest_terraform.tf import TerraformFixture, TerraformRunner
 from video_stats.model import Counters, SummaryKey
-from vstats.control import LocalControl
 from vstats.drift import Drift, compare, read_snapshot
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -79,8 +79,8 @@ class Target:
         return self.endpoint is not None
 
     @property
-    def control(self) -> LocalControl | None:
-        return LocalControl(self.endpoint.control_url, timeout=30.0) if self.endpoint else None
+    def control(self) -> ControlClient | None:
+        return ControlClient(self.endpoint.control_url, timeout=30.0) if self.endpoint else None
 
     @property
     def tf_binary(self) -> Path:

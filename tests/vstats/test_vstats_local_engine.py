@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from localcloud.client import ControlClient
 from localcloud.testing import LocalEndpoint
 from video_stats import model
 from video_stats.model import SummaryKey, SummaryKind
 from vstats import loadtest, reconcile
-from vstats.control import LocalControl
 from vstats.drift import find_drift
 from vstats.generator import EventGenerator
 from vstats_support import REGION, create_table  # type: ignore[import-not-found]
@@ -162,7 +162,7 @@ def test_loadtest_on_the_engine_with_faults(
     assert doc["local"]["summary_writes"] > 0
     assert doc["local"]["base_writes"] == 150 + doc["probes"]
     # Fault injection is switched back off at the end.
-    faults = LocalControl(stack.endpoint.control_url).faults()
+    faults = ControlClient(stack.endpoint.control_url).faults()
     assert faults["fail_invocation_rate"] == 0
     assert faults["duplicate_batch_rate"] == 0
 
@@ -170,7 +170,7 @@ def test_loadtest_on_the_engine_with_faults(
 def test_repair_on_the_engine_while_the_application_writes(
     stack: Stack, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    control = LocalControl(stack.endpoint.control_url)
+    control = ControlClient(stack.endpoint.control_url)
     assert control.wait_drained(60)
     assert find_drift(stack.client, stack.table) == []
     video = SummaryKey(SummaryKind.VIDEO, "0")

@@ -7,9 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from video_stats import model
-from video_stats.model import Counters, SummaryKey, SummaryKind
-from vstats.bench_math import (
+from benchmark.figures import (
     EVENTS_PER_MONTH,
     PRICES,
     BatchBound,
@@ -30,6 +28,8 @@ from vstats.bench_math import (
     record_effect,
     split_batches,
 )
+from video_stats import model
+from video_stats.model import Counters, SummaryKey, SummaryKind
 
 TS = datetime(2022, 1, 2, 17, 5, 29, 123000, tzinfo=UTC)
 VIDEO = SummaryKind.VIDEO

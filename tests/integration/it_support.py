@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import boto3
 from botocore.config import Config
@@ -40,7 +40,6 @@ STREAM_MAPPING = {"maximum_batching_window_in_seconds": 1}
 FUNCTION_ROLES = ("views", "votes")
 
 TargetName = Literal["local", "aws"]
-T = TypeVar("T")
 
 
 def selected_target(environ: Mapping[str, str] | None = None) -> TargetName:
@@ -327,20 +326,6 @@ def wait_for_no_leftovers(target: Target, prefix: str, timeout: float) -> list[s
 
 
 # --- waiting and the exactness check ----------------------------------------------------------
-
-
-def wait_until(
-    probe: Callable[[], T | None], timeout: float, interval: float = 0.1, what: str = "condition"
-) -> T:
-    """Poll ``probe`` until it returns something other than None/False."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value is not None and value is not False:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
 
 
 def wait_drained(stack: Stack, timeout: float = 120.0) -> None:

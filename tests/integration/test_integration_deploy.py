@@ -19,11 +19,11 @@ from it_support import (  # type: ignore[import-not-found]
     Stack,
     find_leftovers,
     record_figure,
-    wait_until,
 )
 from video_stats import model
 from video_stats.model import Counters, SummaryKey, SummaryKind
 from vstats.tables import get_summaries
+from waiting import wait_until  # type: ignore[import-not-found]
 
 pytestmark = pytest.mark.integration
 

@@ -22,13 +22,13 @@ from it_support import (  # type: ignore[import-not-found]
     read_stream,
     record_figure,
     wait_drained,
-    wait_until,
 )
 from video_stats import model
 from video_stats.model import Counters, SummaryKey, SummaryKind
 from vstats.generator import MIX_KEYS
 from vstats.loadtest import LoadTest, LoadTestConfig, Report
 from vstats.tables import get_summaries, list_summaries
+from waiting import wait_until  # type: ignore[import-not-found]
 
 pytestmark = pytest.mark.integration
 

@@ -27,6 +27,7 @@ from localcloud.writestats import IndexShape
 from rich.console import Console
 from vstats import cli
 from vstats.drift import find_drift
+from vstats.effects import ITEM_TYPE_OF_FUNCTION, record_effect
 from vstats.loadtest import LoadTest, LoadTestConfig
 
 from benchmark.collect import (
@@ -50,7 +51,6 @@ from benchmark.figures import (
     parse_batch_sizes,
     parse_report_durations,
     project,
-    record_effect,
     split_batches,
 )
 from benchmark.options import OURS_ZIP, REFERENCE_SOURCE, TEARDOWN_RESERVE, Options
@@ -61,7 +61,6 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 REGION = "us-east-1"
-ITEM_TYPES: dict[str, Any] = {"views": "VIEW", "votes": "VOTE"}
 
 
 @dataclass(slots=True)
@@ -210,7 +209,7 @@ class Bench:
     ) -> Deployment:
         lam = _client("lambda", endpoint.endpoint_url)
         mappings = [
-            describe_mapping(lam, mapping_uuid, ITEM_TYPES[role])
+            describe_mapping(lam, mapping_uuid, ITEM_TYPE_OF_FUNCTION[role])
             for role, mapping_uuid in sorted(outputs["event_source_mapping_uuids"].items())
         ]
         function_dir = endpoint.state_dir / "logs" / "functions"

@@ -45,13 +45,13 @@ from video_stats.model import Counters, SummaryKey, SummaryKind
 
 from vstats import cli, deployment
 from vstats.cli import aws_error_message
+from vstats.effects import write_effect
 from vstats.generator import (
     DEFAULT_MIX,
     MAX_ENTITIES,
     EventGenerator,
     Operation,
     parse_mix,
-    write_effect,
 )
 from vstats.local_endpoint import counters_delta, parse_faults
 from vstats.tables import get_summaries

@@ -25,11 +25,11 @@ from benchmark.figures import (
     parse_report_durations,
     percentile,
     project,
-    record_effect,
     split_batches,
 )
 from video_stats import model
 from video_stats.model import Counters, SummaryKey, SummaryKind
+from vstats.effects import record_effect
 
 TS = datetime(2022, 1, 2, 17, 5, 29, 123000, tzinfo=UTC)
 VIDEO = SummaryKind.VIDEO
@@ -39,7 +39,7 @@ USER = SummaryKind.USER
 def record(
     name: str, new: dict[str, Any] | None = None, old: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    images: dict[str, Any] = {}
+    images: dict[str, Any] = {"SequenceNumber": "1"}
     if new is not None:
         images["NewImage"] = new
     if old is not None:

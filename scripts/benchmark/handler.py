@@ -23,6 +23,7 @@ from video_stats.model import ItemType, view_item, vote_item
 from video_stats.records import parse_batch
 from video_stats.testing import FakeStream, delivered_to
 from vstats import cli
+from vstats.effects import FUNCTION_OF_ITEM_TYPE
 
 
 def synthetic_records(count: int, seed: int) -> list[dict[str, Any]]:
@@ -73,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
 
     records = synthetic_records(args.records, args.seed)
     batches: list[tuple[ItemType, list[dict[str, Any]]]] = []
-    for item_type in ("VIEW", "VOTE"):
+    for item_type in FUNCTION_OF_ITEM_TYPE:
         selected = [r for r in records if delivered_to(r, item_type)]
         for start in range(0, len(selected), args.batch_size):
             batches.append((item_type, selected[start : start + args.batch_size]))

@@ -26,6 +26,12 @@ ITEM_TYPE_OF_FUNCTION: Final[Mapping[str, ItemType]] = {
     function: item_type for item_type, function in FUNCTIONS.items()
 }
 
+
+def is_base_item(item: AttributeMap | None) -> bool:
+    """A VIEW or VOTE item (valid or not): what a function is fed."""
+    return model.item_type_of(item) in FUNCTION_OF_ITEM_TYPE
+
+
 # A stream record needs a sequence number to be parsed; one record alone is always in order.
 _ONE_RECORD_SEQUENCE = "1"
 

@@ -26,6 +26,7 @@ from localcloud.testing import LocalEndpoint
 from pytest_terraform.tf import TerraformFixture, TerraformRunner
 from video_stats.model import Counters, SummaryKey
 from vstats.drift import Drift, compare, read_snapshot
+from vstats.effects import ITEM_TYPE_OF_FUNCTION
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STACK_MODULE = "stack"  # tests/terraform/stack, found by pytest-terraform's module lookup
@@ -37,7 +38,7 @@ TF_BINARIES = {
 DEFAULT_REGION = "us-east-1"
 # Short batching window: every scenario waits for at least one window per batch.
 STREAM_MAPPING = {"maximum_batching_window_in_seconds": 1}
-FUNCTION_ROLES = ("views", "votes")
+FUNCTION_ROLES = tuple(ITEM_TYPE_OF_FUNCTION)  # the root module's function keys
 
 TargetName = Literal["local", "aws"]
 

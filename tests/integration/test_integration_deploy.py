@@ -22,6 +22,7 @@ from it_support import (  # type: ignore[import-not-found]
 )
 from video_stats import model
 from video_stats.model import Counters, SummaryKey, SummaryKind
+from vstats.effects import ITEM_TYPE_OF_FUNCTION
 from vstats.tables import get_summaries
 from waiting import wait_until  # type: ignore[import-not-found]
 
@@ -31,7 +32,6 @@ HANDLERS = {
     "views": "video_stats.handlers.update_view_counters",
     "votes": "video_stats.handlers.update_vote_counters",
 }
-ITEM_TYPES = {"views": "VIEW", "votes": "VOTE"}
 
 
 def expected_patterns(item_type: str) -> list[dict[str, Any]]:
@@ -114,7 +114,7 @@ def test_mapping_filters_and_settings(stack: Stack, role: str) -> None:
     assert mapping["FunctionArn"].endswith(f":function:{stack.function_names[role]}")
     # The filters are ORed: their order means nothing (Lambda and moto may reorder them).
     patterns = [json.loads(f["Pattern"]) for f in mapping["FilterCriteria"]["Filters"]]
-    assert _canonical(patterns) == _canonical(expected_patterns(ITEM_TYPES[role]))
+    assert _canonical(patterns) == _canonical(expected_patterns(ITEM_TYPE_OF_FUNCTION[role]))
     assert mapping["BatchSize"] == 1000
     assert (
         mapping["MaximumBatchingWindowInSeconds"]

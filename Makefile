@@ -123,7 +123,7 @@ loadtest: ## Write traffic and verify the summaries (ARGS="--events 5000 --rate 
 summary: ## Live view of the video and user summaries (ARGS="--once --top 10")
 	@$(TOOL_ENV) $(PY) -m vstats.summary $(ARGS)
 stats: ## Access patterns through GSI1 (ARGS="video 3 likes")
-	@$(TOOL_ENV) $(PY) -m vstats.stats $(ARGS)
+	@$(TOOL_ENV) $(PY) -m vstats.access_patterns $(ARGS)
 reconcile: ## Recount every summary from the base items (ARGS="--repair")
 	@$(TOOL_ENV) $(PY) -m vstats.reconcile $(ARGS)
 

@@ -74,7 +74,10 @@ class Outcome:
 
 
 @dataclass(slots=True)
-class Deployment:
+class DeployedDesign:
+    """One design (``baseline`` or ``ours``) deployed on the private endpoint, with the readers
+    of what its runs do (not ``vstats.deployment.Deployment``, which a tool talks to)."""
+
     key: str
     stack: Stack
     table: str
@@ -107,7 +110,7 @@ class Bench:
         terraform: Terraform | None = None
         stacks: dict[str, Stack] = {}
         runs: dict[str, dict[str, RunCounts]] = {}
-        deployments: dict[str, Deployment] = {}
+        deployments: dict[str, DeployedDesign] = {}
         interrupted = False
         try:
             process, endpoint = self._start_endpoint(out / "endpoint")
@@ -206,7 +209,7 @@ class Bench:
 
     def _deployment(
         self, endpoint: LocalEndpoint, stack: Stack, outputs: dict[str, Any]
-    ) -> Deployment:
+    ) -> DeployedDesign:
         lam = _client("lambda", endpoint.endpoint_url)
         mappings = [
             describe_mapping(lam, mapping_uuid, ITEM_TYPE_OF_FUNCTION[role])
@@ -215,7 +218,7 @@ class Bench:
         function_dir = endpoint.state_dir / "logs" / "functions"
         table = str(outputs["table_name"])
         first = mappings[0]
-        return Deployment(
+        return DeployedDesign(
             key=stack.key,
             stack=stack,
             table=table,
@@ -239,7 +242,7 @@ class Bench:
         self,
         endpoint: LocalEndpoint,
         control: ControlClient,
-        deployment: Deployment,
+        deployment: DeployedDesign,
         workload: Workload,
         remaining: float,
     ) -> RunCounts:
@@ -299,7 +302,7 @@ class Bench:
 
     def _counts(
         self,
-        deployment: Deployment,
+        deployment: DeployedDesign,
         *,
         workload: Workload,
         report: Any,
@@ -423,7 +426,7 @@ class Bench:
     def _write(
         self,
         runs: dict[str, dict[str, RunCounts]],
-        deployments: dict[str, Deployment],
+        deployments: dict[str, DeployedDesign],
         terraform: Terraform | None,
         interrupted: bool,
     ) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from typing import Any, Final, TypeVar
 
 from video_stats import model
 from video_stats.model import Counters, SummaryKey
+from vstats.load_report import percentile
 
 EVENTS_PER_DAY: Final = 1_000_000
 DAYS_PER_MONTH: Final = 30
@@ -231,17 +232,6 @@ def parse_report_durations(log_text: str) -> list[float]:
 
 
 # --- percentiles and money ---------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """Linear-interpolated percentile (q in 0..100); None without values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100.0
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from rich.console import Console
 from vstats import cli
 from vstats.drift import find_drift
 from vstats.effects import ITEM_TYPE_OF_FUNCTION, record_effect
-from vstats.loadtest import LoadTest, LoadTestConfig
+from vstats.load_run import LoadTest, LoadTestConfig
 
 from benchmark.collect import (
     DeployedMapping,

@@ -23,7 +23,6 @@ from benchmark.figures import (
     parse_batch_sizes,
     parse_duration_model,
     parse_report_durations,
-    percentile,
     project,
     split_batches,
 )
@@ -183,12 +182,6 @@ def test_monthly_cost_uses_the_architecture_price() -> None:
     assert compute("x86_64") == pytest.approx(EVENTS_PER_MONTH * 0.01 * PRICES.gb_second_x86_64)
     with pytest.raises(ValueError, match="architecture"):
         compute("sparc")
-
-
-def test_percentile() -> None:
-    assert percentile([], 50) is None
-    assert percentile([3.0], 99) == 3.0
-    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == pytest.approx(2.5)
 
 
 # --- figures -------------------------------------------------------------------------------------

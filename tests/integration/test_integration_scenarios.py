@@ -27,7 +27,8 @@ from video_stats import model
 from video_stats.model import Counters, SummaryKey, SummaryKind
 from vstats.effects import ITEM_TYPE_OF_FUNCTION
 from vstats.generator import MIX_KEYS
-from vstats.loadtest import LoadTest, LoadTestConfig, Report
+from vstats.load_report import Report
+from vstats.load_run import LoadTest, LoadTestConfig
 from vstats.tables import get_summaries, list_summaries
 from waiting import wait_until  # type: ignore[import-not-found]
 

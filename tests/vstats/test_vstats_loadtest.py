@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from localcloud.client import ControlClient
 from vstats import loadtest
-from vstats.loadtest import LoadTest, LoadTestConfig, Pacer, percentile
+from vstats.load_report import percentile
+from vstats.load_run import LoadTest, LoadTestConfig, Pacer
 from vstats_support import StreamConsumer, TableEnv  # type: ignore[import-not-found]
 
 FAST = LoadTestConfig(

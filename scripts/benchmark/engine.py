@@ -23,22 +23,10 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from localcloud.testing import EndpointProcess, LocalEndpoint, aws_client
+from localcloud.testing import LAMBDA_TRUST_POLICY, EndpointProcess, LocalEndpoint, aws_client
 from vstats import cli
 
 HANDLER = "def handler(event, context):\n    return None\n"
-TRUST = json.dumps(
-    {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "lambda.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-)
 
 
 def _filters() -> dict[str, Any]:
@@ -108,7 +96,9 @@ def measure(endpoint: LocalEndpoint, records: int, writers: int, window: int) ->
 
     table, stream_arn = _table(endpoint)
     lam, iam = endpoint.client("lambda"), endpoint.client("iam")
-    role = iam.create_role(RoleName=table, AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
+    role = iam.create_role(RoleName=table, AssumeRolePolicyDocument=LAMBDA_TRUST_POLICY)["Role"][
+        "Arn"
+    ]
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("app.py", HANDLER)

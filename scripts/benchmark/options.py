@@ -94,7 +94,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for key, default in DEFAULT_DURATIONS.items():
         money.add_argument(
             f"--{key}-duration",
-            type=_duration,
+            type=cli.value_type(parse_duration_model),
             default=parse_duration_model(default),
             metavar="MS[+MS_PER_WRITE]",
             help=f"billed ms per invocation of {key} (default {default}: fixed + per summary "
@@ -133,13 +133,6 @@ def _writers(text: str) -> int:
     if value > 64:
         raise argparse.ArgumentTypeError(f"at most 64 writers, got {value}")
     return value
-
-
-def _duration(text: str) -> DurationModel:
-    try:
-        return parse_duration_model(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _budget(text: str) -> float:

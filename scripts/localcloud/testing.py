@@ -6,6 +6,7 @@ Used by the ``local_endpoint`` fixture in tests/conftest.py; importable by any t
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -24,6 +25,19 @@ from localcloud.state import health, read_endpoint_info
 SCRIPTS_DIR = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
 START_TIMEOUT = 60.0
+#: The role policy every local test function (and the engine benchmark's) is created with.
+LAMBDA_TRUST_POLICY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+)
 
 
 def aws_client(service: str, endpoint_url: str) -> Any:

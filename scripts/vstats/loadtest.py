@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     shape.add_argument(
         "--mix",
-        type=_mix,
+        type=cli.value_type(parse_mix),
         default=parse_mix(DEFAULT_MIX),
         help=f"relative weights of the kinds of event (default {DEFAULT_MIX})",
     )
@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument(
         "--faults",
-        type=_faults,
+        type=cli.value_type(parse_faults),
         help="local only: fault injection during the run, e.g. fail=0.1,kill=0.05,duplicate=0.05"
         "[,seed=N]; switched back off at the end",
     )
@@ -129,20 +129,6 @@ def _entities(text: str) -> int:
     if value > MAX_ENTITIES:
         raise argparse.ArgumentTypeError(f"at most {MAX_ENTITIES:,}, got {value:,}")
     return value
-
-
-def _mix(text: str) -> dict[str, float]:
-    try:
-        return parse_mix(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _faults(text: str) -> dict[str, Any]:
-    try:
-        return parse_faults(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _prefix(text: str) -> str:

@@ -195,20 +195,6 @@ def _time(item: dict[str, Any]) -> int:
     return int(item["t"]["N"])
 
 
-TRUST_POLICY = json.dumps(
-    {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "lambda.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-)
-
-
 def create_table(ddb: Any, name: str, stream: bool) -> None:
     params: dict[str, Any] = {
         "TableName": name,

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from localcloud.client import ControlClient
-from localcloud.testing import LocalEndpoint
+from localcloud.testing import LAMBDA_TRUST_POLICY, LocalEndpoint
 from video_stats import model
 from video_stats.model import SummaryKey, SummaryKind
 from vstats import loadtest, reconcile
@@ -27,18 +27,6 @@ from vstats.generator import EventGenerator
 from vstats_support import REGION, create_table  # type: ignore[import-not-found]
 
 LAMBDA_SRC = Path(__file__).resolve().parents[2] / "lambda_src"
-TRUST = json.dumps(
-    {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "lambda.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-)
 
 
 def filters(item_type: str) -> dict[str, Any]:
@@ -101,7 +89,9 @@ def stack(local_endpoint: LocalEndpoint) -> Iterator[Stack]:
     name = f"vs-{uuid.uuid4().hex[:8]}"
     ddb, lam, iam = (local_endpoint.client(s) for s in ("dynamodb", "lambda", "iam"))
     stream_arn = create_table(ddb, f"{name}-data")
-    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
+    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=LAMBDA_TRUST_POLICY)["Role"][
+        "Arn"
+    ]
     code = package()
     mappings = []
     for function, item_type, handler in (

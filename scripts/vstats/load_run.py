@@ -31,7 +31,7 @@ from vstats.expectation import Expectation
 from vstats.generator import EventGenerator, Operation
 from vstats.load_report import Report
 from vstats.local_endpoint import counters_delta
-from vstats.tables import get_summaries
+from vstats.tables import get_summaries, write_operation
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -263,21 +263,14 @@ class LoadTest:
                 self.report.events_by_kind = dict(self._by_kind)
 
     def _apply(self, operation: Operation) -> None:
+        old = write_operation(self.client, self.table, operation)
         if operation.action == "put":
-            assert operation.item is not None
-            response = self.client.put_item(
-                TableName=self.table, Item=operation.item, ReturnValues="ALL_OLD"
-            )
-            old = response.get("Attributes")
             # A view key is unique per run: finding the very same item means the SDK retried a
             # put that had already succeeded, and the write was an insert.
             retried = operation.kind == "views" and old == operation.item
             effect = write_effect(operation.item, old, retried_put=retried)
         else:
-            response = self.client.delete_item(
-                TableName=self.table, Key=operation.key, ReturnValues="ALL_OLD"
-            )
-            effect = write_effect(None, response.get("Attributes"))
+            effect = write_effect(None, old)
         self.expectation.add(effect)
         with self._stats_lock:
             self._own_writes += 1

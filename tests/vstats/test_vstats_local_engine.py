@@ -24,6 +24,7 @@ from video_stats.model import SummaryKey, SummaryKind
 from vstats import loadtest, reconcile
 from vstats.drift import find_drift
 from vstats.generator import EventGenerator
+from vstats.tables import write_operation
 from vstats_support import REGION, create_table  # type: ignore[import-not-found]
 
 LAMBDA_SRC = Path(__file__).resolve().parents[2] / "lambda_src"
@@ -180,11 +181,7 @@ def test_repair_on_the_engine_while_the_application_writes(
         generator = EventGenerator(users=8, videos=12, seed=21)
         while not stop.is_set():
             op = generator.next()
-            if op.action == "put":
-                assert op.item is not None
-                stack.client.put_item(TableName=stack.table, Item=op.item)
-            else:
-                stack.client.delete_item(TableName=stack.table, Key=op.key)
+            write_operation(stack.client, stack.table, op)
             written[0] += 1
 
     writer = threading.Thread(target=application, daemon=True)

@@ -9,9 +9,10 @@ import time
 
 import pytest
 from botocore.exceptions import ClientError
-from lc_support import Pipeline, function_zip, wait_until  # type: ignore[import-not-found]
+from lc_support import Pipeline, function_zip  # type: ignore[import-not-found]
 from localcloud.testing import LocalEndpoint
 from vstats.filter_patterns import filter_criteria
+from waiting import wait_until  # type: ignore[import-not-found]
 
 VIEW_FILTERS = filter_criteria("VIEW")  # the project's deployed views filters
 

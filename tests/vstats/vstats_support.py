@@ -10,7 +10,6 @@ stand in for the pipeline in reconcile --repair and load-test runs without the l
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -159,10 +158,3 @@ def _lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
         "eventSourceARN": stream_arn,
         "dynamodb": ddb,
     }
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from benchmark.collect import DeployedMapping, LogTail, base_gsi_units, table_writes
 from localcloud.filters import compile_filter_criteria
 from localcloud.writestats import IndexShape
 from video_stats import model
-from vstats.bench_collect import DeployedMapping, LogTail, base_gsi_units, table_writes
 from vstats.filter_patterns import deployed_patterns
 
 TS = datetime(2022, 1, 2, 17, 5, 29, 123000, tzinfo=UTC)

@@ -27,7 +27,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Final, TypeVar
 
 from video_stats import model
-from video_stats.model import Counters, ItemType, SummaryKey
+from video_stats.model import Counters, SummaryKey
+from vstats.load_report import percentile
 
 EVENTS_PER_DAY: Final = 1_000_000
 DAYS_PER_MONTH: Final = 30
@@ -91,21 +92,6 @@ def parse_duration_model(text: str) -> DurationModel:
 
 
 # --- lower bounds ------------------------------------------------------------------------------
-
-
-def record_effect(record: Mapping[str, Any], item_type: ItemType) -> dict[SummaryKey, Counters]:
-    """What one stream record (Lambda event format) changes, for a function of ``item_type``:
-    contribution(NewImage) - contribution(OldImage). A malformed image counts for nothing."""
-    images = record.get("dynamodb") or {}
-    effect: dict[SummaryKey, Counters] = {}
-    for image, sign in ((images.get("NewImage"), 1), (images.get("OldImage"), -1)):
-        try:
-            part = model.contribution(image, item_type)
-        except model.InvalidItem:
-            continue
-        for key, counters in part.items():
-            effect[key] = effect.get(key, model.ZERO) + (counters if sign > 0 else -counters)
-    return effect
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,17 +232,6 @@ def parse_report_durations(log_text: str) -> list[float]:
 
 
 # --- percentiles and money ---------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """Linear-interpolated percentile (q in 0..100); None without values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100.0
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 @dataclass(frozen=True, slots=True)

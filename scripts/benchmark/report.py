@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from vstats.bench_math import DAYS_PER_MONTH, EVENTS_PER_DAY, PRICES
+from benchmark.figures import DAYS_PER_MONTH, EVENTS_PER_DAY, PRICES
 
 CONFIGS: Final = ("baseline", "ours")
 CONFIG_TITLES: Final = {

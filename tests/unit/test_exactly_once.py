@@ -25,6 +25,7 @@ from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
+from stream_fakes import FakeStream, create_table, scan_all, stream_event
 from video_stats import handlers
 from video_stats.apply import (
     Applier,
@@ -59,7 +60,7 @@ from video_stats.model import (
 )
 from video_stats.records import parse_batch
 from video_stats.store import SummaryStore
-from video_stats.testing import FakeStream, create_table, delivered_to, scan_all, stream_event
+from vstats.filter_patterns import delivered_to
 
 TS = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 VIDEO = SummaryKind.VIDEO
@@ -856,7 +857,7 @@ def test_summaries_equal_the_recount_across_rotations_and_out_of_order_redeliver
 ) -> None:
     with make_world(moto_client) as world:
         partitions = [Partition(p, [fresh_stream(first=10**20 + p)]) for p in range(2)]
-        esms = [LineageEsm(p, t) for p in partitions for t in ("VIEW", "VOTE")]  # type: ignore[arg-type]
+        esms = [LineageEsm(p, t) for p in partitions for t in ("VIEW", "VOTE")]
         clock = [0]
         for _ in range(data.draw(st.integers(min_value=1, max_value=60))):
             world.shards = _shards_of(partitions)

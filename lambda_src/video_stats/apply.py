@@ -17,7 +17,7 @@ zero-net keys costs one write where the previous version read the item, and only
 or vote is created and undone inside one batch; in exchange no record is ever left
 "acknowledged but not covered by a mark", which an out-of-order duplicate could re-apply.
 
-Cost, per batch and key (design.md §6): one UpdateItem, sized by the summary item (1 WRU
+Cost, per batch and key (docs/design.md §6): one UpdateItem, sized by the summary item (1 WRU
 while it stays under 1 KB, which compact marks and lineage pruning keep it for up to 16
 partitions), plus the index writes it causes: GSI1 (video summaries; projects only the data
 model's attributes, so one write when a counter changes and none for mark changes) and GSI2

@@ -1,7 +1,7 @@
 """Exactly-once marks: which stream records a summary item already holds.
 
-The argument (design.md §8)
----------------------------
+The argument (docs/design.md §8)
+--------------------------------
 Stream sequence numbers are unique and increase *within a shard*; nothing orders records of
 different shards. A video summary is fed by every partition's shards at once, so a single
 "highest sequence number applied" per summary would wrongly suppress a slower shard's records.
@@ -98,7 +98,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from video_stats.model import LEGACY_MARK_PREFIX, MARK_PREFIX
+from video_stats.model import LEGACY_MARK_PREFIX, MARK_PREFIX, is_mark_attribute
 
 #: Fallback when the function gets no MARK_RETENTION_SECONDS: the stream's 24 h and a margin.
 DEFAULT_RETENTION_SECONDS: Final = 25 * 3600
@@ -150,6 +150,11 @@ def shard_marks(function: str, shard_id: str) -> ShardMarks:
         mark_name(function, shard_tag(shard_id)),
         f"{legacy_mark_prefix(function)}{legacy_shard_tag(shard_id)}",
     )
+
+
+def is_mark_name(name: str) -> bool:
+    """True for a mark of either format (``model.is_mark_attribute``)."""
+    return is_mark_attribute(name)
 
 
 def names_of(function: str, shard_ids: Iterable[str]) -> tuple[str, ...]:

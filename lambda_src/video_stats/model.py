@@ -46,7 +46,7 @@ SUMMARY_SK: Final = "SUMMARY"
 MARK_PREFIX: Final = "@"
 #: The previous, longer mark format (``applied#views#…``), still honoured during an upgrade.
 LEGACY_MARK_PREFIX: Final = "applied#"
-#: The data model's attributes (design.md §2), the only non-key attributes GSI1 projects.
+#: The data model's attributes (docs/design.md §2), the only non-key attributes GSI1 projects.
 DATA_MODEL_ATTRIBUTES: Final = (
     "type",
     "userId",

@@ -10,7 +10,7 @@ of every partition wrote it (views and votes) until it closed, and the item is u
 time, so a mark is gone as soon as a rule allows (retention, lineage). A user summary lives in
 one partition, so it carries one partition's shards.
 
-    .venv/bin/python tests/support/mark_budget.py            # the table of the report
+    PYTHONPATH=lambda_src:scripts .venv/bin/python tests/support/mark_budget.py
 """
 
 from __future__ import annotations

@@ -46,6 +46,8 @@ metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Vide
 
 FUNCTIONS: Final[dict[ItemType, str]] = {"VIEW": "views", "VOTE": "votes"}
 MAX_SKIP_LOGS: Final = 50  # per batch; the metric still counts every skipped record
+#: Window-state key: the record the last invocation asked Lambda to resume the shard from.
+RESUME_FROM: Final = "resumeFrom"
 
 
 class MissingShardId(MalformedEvent):
@@ -67,8 +69,6 @@ class Runtime:
     lineage: LineageCache = field(default_factory=lambda: LineageCache(_no_lineage))
     allow_missing_shard_id: bool = False
     warned_no_shard: bool = False
-    #: per shard: the record this container asked Lambda to resume from (out-of-order check)
-    resume_from: dict[str, int] = field(default_factory=dict)
 
 
 _runtime: Runtime | None = None
@@ -178,24 +178,29 @@ def handle(event: Mapping[str, Any], context: Any, item_type: ItemType) -> dict[
             unit=MetricUnit.Seconds,
             value=max(0.0, time.time() - batch.oldest_created),
         )
-    _check_resume_point(shard, records, runtime)
+    _check_resume_point(shard, event.get("state"), records)
 
     applier = Applier(runtime.writer, config, executor=runtime.executor, cache=runtime.cache)
     result = applier.apply(batch, _remaining_seconds(context))
     _report(batch.skipped, result, runtime)
     if result.failure is not None:
         response["batchItemFailures"] = [{"itemIdentifier": result.failure}]
-        runtime.resume_from[shard] = parse_sequence_number(result.failure)
+        if windowed:
+            response["state"] = {RESUME_FROM: result.failure}
     return response
 
 
-def _check_resume_point(shard: str, records: list[Any], runtime: Runtime) -> None:
-    """After this container reported a failure at F for a shard, Lambda must resume the shard
-    at F. A batch starting above F is the one delivery order the marks cannot make exact
-    (``marks``): count it loudly so an alarm fires and ``reconcile --repair`` is run."""
-    expected = runtime.resume_from.pop(shard, None)
-    if expected is None:
+def _check_resume_point(shard: str, state: object, records: list[Any]) -> None:
+    """After an invocation reported a failure at F, Lambda must resume the shard at F. The
+    window state carries F to the next invocation of the shard (Lambda keeps the state per
+    shard and window, whichever container runs it; if it drops the state of a partly failed
+    invocation, nothing is checked, and nothing is flagged wrongly). A batch starting above F
+    is the one delivery order the marks cannot make exact (``marks``): count it loudly so an
+    alarm fires and ``reconcile --repair`` is run."""
+    text = state.get(RESUME_FROM) if isinstance(state, Mapping) else None
+    if not isinstance(text, str) or not text.isdigit():
         return
+    expected = int(text)
     first = min(parse_sequence_number(r["dynamodb"]["SequenceNumber"]) for r in records)
     if first > expected:
         metrics.add_metric(name="RecordsOutOfOrder", unit=MetricUnit.Count, value=len(records))

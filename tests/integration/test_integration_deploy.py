@@ -91,6 +91,8 @@ def test_function_handler_runtime_and_environment(stack: Stack, role: str) -> No
         "POWERTOOLS_SERVICE_NAME": f"update-{role}",
         "POWERTOOLS_METRICS_NAMESPACE": "VideoStats",
         "POWERTOOLS_LOG_LEVEL": "INFO",
+        # The mapping's maximum record age (21,600 s) + the 1 h margin (marks.py, retention).
+        "MARK_RETENTION_SECONDS": "25200",
     }
 
 

@@ -744,15 +744,25 @@ def test_a_batch_starting_after_the_resume_point_is_counted(
     for n in range(4):
         s.put(view_item(f"u{n}", f"v{n}", 1, TS))
     batch = views_of(s)
+
+    def invoke(records: list[dict[str, Any]], state: dict[str, Any]) -> dict[str, Any]:
+        # Lambda hands the shard's next invocation the state the previous one returned.
+        event = stream_event(records, "shard-a") | {"state": state}
+        return handlers.handle(event, Context(), "VIEW")
+
     world.writer.throttle = {SummaryKey(VIDEO, "v1")}
-    assert world.handle(batch, "VIEW") == seq_of(batch[1])
+    response = invoke(batch, {})
+    assert response == {
+        "batchItemFailures": [{"itemIdentifier": seq_of(batch[1])}],
+        "state": {"resumeFrom": seq_of(batch[1])},
+    }
     world.writer.reset()
     handlers.metrics.clear_metrics()
-    assert world.handle(batch[2:], "VIEW") is None  # Lambda skipping v1's record: detected
+    assert invoke(batch[2:], response["state"])["state"] == {}  # v1's record skipped: detected
     assert handlers.metrics.metric_set["RecordsOutOfOrder"]["Value"] == [2]
     assert any("resume from" in r.getMessage() for r in caplog.records)
     handlers.metrics.clear_metrics()
-    assert world.handle(batch[1:], "VIEW") is None  # in order again: nothing to report
+    assert invoke(batch[1:], response["state"])["state"] == {}  # in order: nothing to report
     assert "RecordsOutOfOrder" not in handlers.metrics.metric_set
     world.assert_exact(s)
 

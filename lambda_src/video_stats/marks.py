@@ -31,9 +31,10 @@ of that shard whose effect the item holds. Invariant P, per (item K, function, s
   of a shard delivered while an *earlier, unacknowledged* range of that shard is still
   pending (e.g. the second half of a bisected batch before the first half succeeded). Its
   writes move marks past records not yet applied, which are then suppressed. The handler
-  detects the case it can see — a batch of shard S that starts above the record it asked
-  Lambda to resume S from — and counts it (metric ``RecordsOutOfOrder``, an error log;
-  ``make reconcile --repair`` restores the counters).
+  detects the case it can see — a batch of shard S that starts above the record the previous
+  invocation asked Lambda to resume S from (carried in the window state) — and counts it
+  (metric ``RecordsOutOfOrder``, an error log; ``make reconcile --repair`` restores the
+  counters).
 
 Where the shard comes from
 --------------------------

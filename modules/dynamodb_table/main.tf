@@ -42,7 +42,7 @@ resource "aws_dynamodb_table" "this" {
     type = "S"
   }
 
-  # The data model's access patterns (design.md §2). It projects the data model's
+  # The data model's access patterns (docs/design.md §2). It projects the data model's
   # attributes, not ALL: the summaries' exactly-once marks are bookkeeping, and
   # with ALL every mark change would be copied into the index (a second write as
   # large as the item). Every item of the model holds only keys and these

@@ -28,7 +28,7 @@ variable "tags" {
 }
 
 variable "gsi1_attributes" {
-  description = "Non-key attributes GSI1 projects: the data model's attributes (design.md §2, video_stats.model.DATA_MODEL_ATTRIBUTES), so that bookkeeping attributes are not copied."
+  description = "Non-key attributes GSI1 projects: the data model's attributes (docs/design.md §2, video_stats.model.DATA_MODEL_ATTRIBUTES), so that bookkeeping attributes are not copied."
   type        = list(string)
   default     = ["type", "userId", "videoId", "duration", "voteType", "views", "likes", "dislikes"]
 

@@ -549,4 +549,4 @@ def test_a_stale_bucket_is_fixed_by_one_conditional_write(harness: Harness) -> N
     # A remembers 1 view: it predicts "02" for 5 views, the returned item says 5: one fix.
     assert deliver_with(first, "a", 1) == 2 + 1
     assert _bucket(harness, VIDEO, "v1") == "03"
-    assert harness.summary(VIDEO, "v1").views == 5
+    assert harness.summary(VIDEO, "v1") == Counters(views=5, duration=5)

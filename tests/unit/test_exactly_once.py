@@ -678,6 +678,22 @@ def test_without_lineage_the_marks_stay_exact_and_unpruned(world: World) -> None
     world.assert_exact(parent, child)
 
 
+def test_lineage_pruning_can_be_switched_off(world: World) -> None:
+    runtime = handlers._get_runtime()
+    handlers.configure(
+        handlers.Runtime(runtime.writer, None, lineage=runtime.lineage, lineage_pruning=False)
+    )
+    parent, child = fresh_stream(), fresh_stream(first=3 * 10**20)
+    world.shards = [closed("p"), opened("c", parent="p")]
+    parent.put(view_item("u1", "v", 1, TS))
+    child.put(view_item("u2", "v", 1, TS))
+    assert world.handle(views_of(parent), "VIEW", shard="p") is None
+    assert world.handle(views_of(child), "VIEW", shard="c") is None
+    assert len(world.marks(VIDEO, "v")) == 2  # the parent's mark stays
+    assert world.describe_calls == 0  # and DescribeStream is never called
+    world.assert_exact(parent, child)
+
+
 def test_the_lineage_is_fetched_rarely() -> None:
     calls: list[str] = []
     now = [0.0]

@@ -88,6 +88,7 @@ def test_control_api(local_endpoint: LocalEndpoint) -> None:
         "fail_invocation_rate": 0.0,
         "kill_mid_batch_rate": 0.0,
         "duplicate_batch_rate": 0.0,
+        "replay_rate": 0.0,
         "seed": None,
         "fail_invocation_mode": "after",
         "clock_offset_seconds": 0.0,

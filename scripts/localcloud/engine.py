@@ -67,6 +67,7 @@ class MappingRunner:
         self._lock = threading.Lock()
         self._shards_checked = 0.0
         self._history: dict[str, deque[bytes]] = {}
+        self._replays: dict[str, int] = {}
         self._random = random.Random(config.uuid)
 
     def update(self, config: MappingConfig) -> None:
@@ -185,12 +186,13 @@ class MappingRunner:
             history.append(event)
 
     def replay_range(self, shard_id: str, parent_id: str | None) -> list[bytes]:
-        """A range of events already processed: of the parent shard (after this child started)
-        half of the time when there is one, else of this shard."""
+        """A range of events already processed: every other time (starting with the first) of
+        the parent shard when it has one — after this child started — else of this shard."""
         with self._lock:
+            turn = self._replays.get(shard_id, 0)
+            self._replays[shard_id] = turn + 1
             parent = self._history.get(parent_id) if parent_id else None
-            source = parent if parent and self._random.random() < 0.5 else None
-            source = source or self._history.get(shard_id)
+            source = parent if parent and turn % 2 == 0 else self._history.get(shard_id)
             if not source:
                 return []
             events = list(source)

@@ -13,8 +13,8 @@
   unchanged, before the shard moves on.
 * ``replay_rate`` — share of successful batches after which a range of batches the shard
   already processed is delivered again, in order, as first sent: of the shard itself, or
-  (half of the time, when it has one) of its parent shard after the child has started — what
-  a mapping re-created at ``TRIM_HORIZON`` would re-read.
+  (every other replay, starting with the first, when it has one) of its parent shard after
+  the child has started — what a mapping re-created at ``TRIM_HORIZON`` would re-read.
 * ``seed`` — seeds the random draws (null: not reproducible).
 * ``clock_offset_seconds`` — added to the engine's clock for record ages, so that tests of
   ``MaximumRecordAgeInSeconds`` need not wait a minute.

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 
 def delay(attempt: int) -> float:
     """Backoff before retry ``attempt`` (1, 2, ...): 50 ms doubling, at most 1 s."""
-    return float(min(1.0, 0.05 * 2 ** max(0, attempt - 1)))
+    return min(1.0, 0.05 * 2.0 ** min(max(0, attempt - 1), 10))
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,6 @@ from botocore.exceptions import ClientError
 from lc_support import TRUST_POLICY, Pipeline, create_table, function_zip  # type: ignore[import-not-found]
 from localcloud.testing import LocalEndpoint
 
-
 # The source table's stream: 4 partitions (the endpoint's default) and no rotation unless a
 # test says otherwise with @pytest.mark.stream(partitions=..., rotation_records=..., ...).
 # Tests whose asserted batches depend on every record sharing one shard say partitions=1.

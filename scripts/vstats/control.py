@@ -17,11 +17,13 @@ FAULT_KEYS = {
     "fail": "fail_invocation_rate",
     "kill": "kill_mid_batch_rate",
     "duplicate": "duplicate_batch_rate",
+    "replay": "replay_rate",
 }
 NO_FAULTS: dict[str, Any] = {
     "fail_invocation_rate": 0.0,
     "kill_mid_batch_rate": 0.0,
     "duplicate_batch_rate": 0.0,
+    "replay_rate": 0.0,
     "seed": None,
 }
 
@@ -73,6 +75,10 @@ class LocalControl:
 
     def stats(self) -> dict[str, Any]:
         result = self._call("GET", "/stats")
+        return result if isinstance(result, dict) else {}
+
+    def streams(self) -> dict[str, Any]:
+        result = self._call("GET", "/streams")
         return result if isinstance(result, dict) else {}
 
     def faults(self) -> dict[str, Any]:

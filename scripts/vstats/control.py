@@ -23,7 +23,6 @@ NO_FAULTS: dict[str, Any] = {
     "fail_invocation_rate": 0.0,
     "kill_mid_batch_rate": 0.0,
     "duplicate_batch_rate": 0.0,
-    "replay_rate": 0.0,
     "seed": None,
 }
 

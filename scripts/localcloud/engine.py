@@ -185,20 +185,21 @@ class MappingRunner:
                 history = self._history[shard_id] = deque(maxlen=HISTORY_BATCHES)
             history.append(event)
 
-    def replay_range(self, shard_id: str, parent_id: str | None) -> list[bytes]:
+    def replay_range(self, shard_id: str, parent_id: str | None) -> tuple[list[bytes], bool]:
         """A range of events already processed: every other time (starting with the first) of
         the parent shard when it has one — after this child started — else of this shard."""
         with self._lock:
             turn = self._replays.get(shard_id, 0)
             self._replays[shard_id] = turn + 1
             parent = self._history.get(parent_id) if parent_id else None
-            source = parent if parent and turn % 2 == 0 else self._history.get(shard_id)
+            from_parent = bool(parent) and turn % 2 == 0
+            source = parent if from_parent else self._history.get(shard_id)
             if not source:
-                return []
+                return [], False
             events = list(source)
             start = self._random.randrange(len(events))
             end = self._random.randint(start + 1, len(events))
-            return events[start:end]
+            return events[start:end], from_parent
 
     def stop(self) -> None:
         with self._lock:

@@ -437,10 +437,12 @@ class Lane:
     def _replay(self, cfg: MappingConfig) -> None:
         """Re-delivers a range of batches already processed, of this shard or its parent, as
         a mapping re-created at TRIM_HORIZON would (the events as first sent)."""
-        events = self.runner.replay_range(self.shard_id, self.worker.parent_id)
+        events, from_parent = self.runner.replay_range(self.shard_id, self.worker.parent_id)
         if not events:
             return
         self.stats.add("replayed_batches", len(events))
+        if from_parent:
+            self.stats.add("replayed_parent_batches", len(events))
         for event in events:
             for _ in range(REPLAY_ATTEMPTS):
                 self.stats.shard_add(self.shard_id, "invocations")

@@ -24,6 +24,7 @@ COUNTERS = (
     "injected_failures",
     "injected_kills",
     "replayed_batches",
+    "replayed_parent_batches",
     "window_final_invocations",
 )
 SHARD_COUNTERS = ("records_delivered", "invocations", "function_errors", "records_discarded")

@@ -111,5 +111,9 @@ def test_replayed_ranges_stay_exact(rotating: Stack) -> None:
         assert report.ok, f"mismatches: {[m.as_dict() for m in report.mismatches[:5]]}"
         assert_exact(stack)
         replayed = delta().total(stack.mapping_uuids, "replayed_batches")
+        of_parents = delta().total(stack.mapping_uuids, "replayed_parent_batches")
     assert replayed > 0, "no range was replayed"
-    record_figure("5 replays", events=report.events, replayed_batches=replayed)
+    assert of_parents > 0, "no parent shard was replayed after its child started"
+    record_figure(
+        "5 replays", events=report.events, replayed_batches=replayed, of_parents=of_parents
+    )

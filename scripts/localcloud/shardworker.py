@@ -4,10 +4,12 @@ The reader polls the shard (``ShardReader``) and hands each record to the lane o
 key, so one key's records stay in one lane, in order; each lane invokes the function one batch
 at a time with Lambda's batching, retry, bisect and partial-batch rules (``batching``,
 ``retrypolicy``), record age, on-failure messages naming the shard, and tumbling windows
-(``windows``). "Lambda processes each shard ... up to ParallelizationFactor batches at once,
-... and still ensures in-order processing at the partition-key level" (Lambda developer guide,
-"Polling and batching streams" / "Concurrent batches per shard",
-https://docs.aws.amazon.com/lambda/latest/dg/with-ddb.html).
+(``windows``). ``ParallelizationFactor`` is "the number of batches to process concurrently
+from each shard" (Lambda API reference, ``CreateEventSourceMapping``); Lambda keeps the order
+of records with the same key while doing so (Lambda developer guide,
+https://docs.aws.amazon.com/lambda/latest/dg/with-ddb.html, concurrent batches per shard).
+The lanes keep each *partition key* in order; where the guide promises order only per item
+(partition and sort key), AWS may do less, so a handler must not count on more than that.
 
 The worker is *finished* once the shard is closed, read to its end, and every lane is empty
 with its tumbling window (if any) closed: only then does the mapping start the child shards

@@ -5,8 +5,6 @@ summary item (bytes, exactly-once marks)."""
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +15,8 @@ from it_support import (  # type: ignore[import-not-found]
     engine_delta,
     record_figure,
 )
-from vstats.loadtest import LoadTest, LoadTestConfig, Report
+from vstats.load_report import Report
+from vstats.load_run import LoadTest, LoadTestConfig
 
 pytestmark = pytest.mark.integration
 
@@ -27,17 +26,6 @@ FAULTS = {
     "kill_mid_batch_rate": 0.2,
     "duplicate_batch_rate": 0.2,
 }
-
-
-def _put_streams(stack: Stack, body: dict[str, Any]) -> dict[str, Any]:
-    control = stack.target.control
-    assert control is not None
-    request = urllib.request.Request(
-        f"{control.url}/streams", data=json.dumps(body).encode(), method="PUT"
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        result: dict[str, Any] = json.loads(response.read())
-        return result
 
 
 @pytest.fixture
@@ -50,11 +38,11 @@ def rotating(no_faults: Stack) -> Iterator[Stack]:
     assert control is not None
     settings = control.streams()["tables"][stack.table]["settings"]
     assert settings["partitions"] >= 4, "the local stream should have 4 partitions by default"
-    _put_streams(stack, {"table": stack.table, "rotation_seconds": ROTATION_SECONDS})
+    control.set_streams({"table": stack.table, "rotation_seconds": ROTATION_SECONDS})
     try:
         yield stack
     finally:
-        _put_streams(stack, {"table": stack.table, **settings})
+        control.set_streams({"table": stack.table, **settings})
 
 
 def _load(stack: Stack, **config: Any) -> Report:

@@ -9,34 +9,17 @@ import time
 
 import pytest
 from botocore.exceptions import ClientError
-from lc_support import Pipeline, function_zip, wait_until  # type: ignore[import-not-found]
+from lc_support import Pipeline, function_zip  # type: ignore[import-not-found]
 from localcloud.testing import LocalEndpoint
+from vstats.filter_patterns import filter_criteria
+from waiting import wait_until  # type: ignore[import-not-found]
 
 # These tests assert the exact batches of records written under different keys, which only
 # holds while every record is in one shard: their stream has one partition, no rotation.
-# The multi-shard behaviour has its own tests (test_shards.py).
+# The multi-shard behaviour has its own tests (test_multishard.py).
 ONE_SHARD = pytest.mark.stream(partitions=1)
 
-VIEW_FILTERS = {
-    "Filters": [
-        {
-            "Pattern": json.dumps(
-                {
-                    "eventName": ["INSERT", "MODIFY"],
-                    "dynamodb": {"NewImage": {"type": {"S": ["VIEW"]}}},
-                }
-            )
-        },
-        {
-            "Pattern": json.dumps(
-                {
-                    "eventName": ["MODIFY", "REMOVE"],
-                    "dynamodb": {"OldImage": {"type": {"S": ["VIEW"]}}},
-                }
-            )
-        },
-    ]
-}
+VIEW_FILTERS = filter_criteria("VIEW")  # the project's deployed views filters
 
 
 @ONE_SHARD

@@ -42,6 +42,7 @@ from moto.dynamodb.models import dynamodb_backends
 from localcloud import protocol
 from localcloud.faults import FaultPlan, Faults
 from localcloud.filters import CompiledFilters, PatternError, compile_filter_criteria
+from localcloud.metrics_publisher import NO_METRICS, InvocationSink
 from localcloud.motopatch import START_SEQUENCE_ATTR
 from localcloud.runtime import InvokeResult, WorkerPool, function_spec
 from localcloud.stats import MappingStats, StatsRegistry
@@ -412,6 +413,7 @@ class ShardWorker:
             if self.final_attempts:
                 self.stats.add("retries")
             outcome = self._invoke(cfg, json.dumps(event).encode(), 0)
+            self.engine.metrics.invoked(cfg.function_arn, outcome.result, None)
             if outcome.result.ok:
                 self.window, self.window_state, self.final_attempts = None, {}, 0
                 return
@@ -449,6 +451,7 @@ class ShardWorker:
                 body.update(self._window_fields(cfg, self.window, final=False))
             event = json.dumps(body).encode()
             outcome = self._invoke(cfg, event, len(batch))
+            self.engine.metrics.invoked(cfg.function_arn, outcome.result, now - batch[-1].created)
             self.invoke_count += 1
             self.last_request_id = outcome.result.request_id
             self._handle(cfg, batch, event, outcome)
@@ -716,6 +719,7 @@ class Engine:
         self.pool = pool
         self.stats = stats
         self.faults = faults
+        self.metrics: InvocationSink = NO_METRICS  # the server installs a MetricsPublisher
         self.runners: dict[str, MappingRunner] = {}
         self._wake = threading.Event()
         self._stop = threading.Event()

@@ -30,6 +30,7 @@ from localcloud import motopatch
 from localcloud.control import ControlState, start_control_server
 from localcloud.engine import Engine
 from localcloud.faults import Faults
+from localcloud.metrics_publisher import MetricsPublisher
 from localcloud.runtime import WorkerPool, function_spec
 from localcloud.state import EndpointInfo, write_endpoint_info
 from localcloud.stats import StatsRegistry
@@ -123,6 +124,7 @@ def serve(state_dir: Path, port: int, host: str = "127.0.0.1", control_port: int
     faults = Faults()
     pool = WorkerPool(state_dir, endpoint_url)
     engine = Engine(endpoint_url, pool, stats, faults)
+    engine.metrics = publisher = MetricsPublisher(endpoint_url, pool.log_dir)
 
     def invoke(function: Any, event: bytes) -> tuple[bool, bytes]:
         """The Lambda Invoke API, run in the engine's workers."""
@@ -141,6 +143,7 @@ def serve(state_dir: Path, port: int, host: str = "127.0.0.1", control_port: int
     state = ControlState(engine, stats, write_stats, faults, endpoint_url, time.time())
     control = start_control_server(state, host, control_port)
     engine.start()
+    publisher.start()
     info = EndpointInfo(os.getpid(), endpoint_url, state.control_url)
     write_endpoint_info(state_dir, info)
     log.info("serving %s (control %s)", endpoint_url, state.control_url)
@@ -154,6 +157,7 @@ def serve(state_dir: Path, port: int, host: str = "127.0.0.1", control_port: int
         current = json.loads((state_dir / "endpoint.json").read_text())
         if current.get("pid") == os.getpid():
             (state_dir / "endpoint.json").unlink()
+    publisher.stop()
     engine.stop(timeout=5.0)
     for server in (control, moto_server):
         stopper = threading.Thread(target=server.shutdown, daemon=True)

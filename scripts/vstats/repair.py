@@ -283,6 +283,8 @@ def pending_corrections(
     base_items: Mapping[tuple[str, str], AttributeMap],
     summaries: Mapping[SummaryKey, AttributeMap],
     stream_arn: str,
+    *,
+    processed_through: Mapping[tuple[str, str], int] | None = None,
 ) -> dict[SummaryKey, Counters]:
     """What to add to the recount so that each summary's target holds only the records it has
     applied: for each summary K and base item I with a record K has not applied (above K's
@@ -291,7 +293,11 @@ def pending_corrections(
 
     A summary without a mark for a function and shard (deleted, or its records were lost)
     takes the mapping's position instead, estimated as the highest mark any summary holds:
-    records up to it were processed, so the target counts them and they are repaired."""
+    records up to it were processed, so the target counts them and they are repaired.
+
+    ``processed_through`` ({(function, shard id): sequence number}) says what the caller knows
+    the mapping has done with a shard: every record up to that number was applied or given up
+    on (redrive: the end of a batch on the failure queue), so each summary's target counts it."""
     by_item: dict[tuple[str, str], list[StreamRecord]] = defaultdict(list)
     for record in records:
         by_item[record.identity].append(record)
@@ -306,11 +312,12 @@ def pending_corrections(
         # Per shard with tumbling-window events, else one mark per stream (handlers.py).
         names = (mark_name(function, shard_tag(shard_id)), mark_name(function, stream_tag))
         held = marks.get(key, {})
+        floor = (processed_through or {}).get((function, shard_id))
         for source in (held, checkpoint):
             for name in names:
                 if name in source:
-                    return source[name]
-        return None
+                    return source[name] if floor is None else max(source[name], floor)
+        return floor
 
     corrections: dict[SummaryKey, Counters] = {}
     for identity, item_records in by_item.items():
@@ -354,10 +361,18 @@ class RepairResult:
     seconds: float = 0.0
 
 
-def write_target(client: DynamoDBClient, table: str, drift: Drift, index_shards: int) -> bool:
+def write_target(
+    client: DynamoDBClient,
+    table: str,
+    drift: Drift,
+    index_shards: int,
+    *,
+    marks: Mapping[str, tuple[str | None, str]] | None = None,
+) -> bool:
     """SET the four counters of one summary to absolute values, conditional on them still
-    being what was read (a late invocation would make the target stale). Marks untouched.
-    False when the condition failed."""
+    being what was read (a late invocation would make the target stale). Marks untouched,
+    except ``marks`` ({name: (value read or None, new value)}), set in the same write and
+    conditional on the value read. False when the condition failed."""
     key = drift.key
     target = drift.expected
     names = {
@@ -391,8 +406,18 @@ def write_target(client: DynamoDBClient, table: str, drift: Drift, index_shards:
         names |= {"#gsi1pk": "GSI1PK", "#gsi1sk": "GSI1SK"}
         values |= {":gsi1pk": {"S": f"VIDEO#{key.id}"}, ":gsi1sk": {"S": model.SUMMARY_SK}}
         sets += ["#gsi1pk = :gsi1pk", "#gsi1sk = :gsi1sk"]
+    mark_conditions = []
+    for number, (name, (old_mark, new_mark)) in enumerate(sorted((marks or {}).items())):
+        names[f"#mark{number}"] = name
+        values[f":mark{number}"] = {"S": new_mark}
+        sets.append(f"#mark{number} = :mark{number}")
+        if old_mark is None:
+            mark_conditions.append(f"attribute_not_exists(#mark{number})")
+        else:
+            values[f":old_mark{number}"] = {"S": old_mark}
+            mark_conditions.append(f"#mark{number} = :old_mark{number}")
     if drift.exists:
-        conditions = []
+        conditions = list(mark_conditions)
         for name in ("views", "duration", "likes", "dislikes"):
             old = getattr(drift.actual, name)
             values[f":old_{name}"] = {"N": str(old)}

@@ -260,7 +260,8 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.json:
         print(json.dumps(status.as_dict()))
     else:
-        console = Console()
+        # Piped or logged output keeps its columns (rich assumes 80 without a terminal).
+        console = Console() if sys.stdout.isatty() else Console(width=160)
         for line in render(status):
             console.print(line)
     return cli.EXIT_OK if status.healthy else cli.EXIT_FAILURE

@@ -225,8 +225,23 @@ class Trimmed(Exception):
     """The stream no longer holds the whole range."""
 
 
+def stream_shards(streams: Any, stream_arn: str) -> set[str]:
+    """The shard ids the stream still describes (a shard goes once its records are trimmed)."""
+    shards: set[str] = set()
+    request: dict[str, Any] = {"StreamArn": stream_arn}
+    while True:
+        description = streams.describe_stream(**request)["StreamDescription"]
+        shards |= {s["ShardId"] for s in description.get("Shards", [])}
+        last = description.get("LastEvaluatedShardId")
+        if not last:
+            return shards
+        request["ExclusiveStartShardId"] = last
+
+
 def read_range(streams: Any, batch: FailedBatch, *, empty_polls: int = 3) -> list[StreamRecord]:
     """The records of ``batch``'s shard from its start to its end sequence number."""
+    if batch.shard_id not in stream_shards(streams, batch.stream_arn):
+        raise Trimmed(f"the stream no longer has shard {batch.shard_id}")
     try:
         iterator = streams.get_shard_iterator(
             StreamArn=batch.stream_arn,

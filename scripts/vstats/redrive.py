@@ -516,7 +516,7 @@ def redrive(
                     timing=timing,
                 )
             )
-            log(f"{batch.function} {batch.shard_id} {batch.start}..{batch.end}: "
+            log(f"{batch.function} …{batch.shard_id[-8:]} {batch.start}..{batch.end}: "
                 f"{report.outcomes[-1].status}")  # fmt: skip
     finally:
         if dry_run:  # put the messages back at once

@@ -123,7 +123,7 @@ loadtest: ## Write traffic and verify the summaries (ARGS="--events 5000 --rate 
 summary: ## Live view of the video and user summaries (ARGS="--once --top 10")
 	@$(TOOL_ENV) $(PY) -m vstats.summary $(ARGS)
 stats: ## Access patterns through GSI1 (ARGS="video 3 likes")
-	@$(TOOL_ENV) $(PY) -m vstats.stats $(ARGS)
+	@$(TOOL_ENV) $(PY) -m vstats.access_patterns $(ARGS)
 reconcile: ## Recount every summary from the base items (ARGS="--repair")
 	@$(TOOL_ENV) $(PY) -m vstats.reconcile $(ARGS)
 
@@ -153,9 +153,9 @@ test: lint tf-test $(CHECKOV_STAMP) ## Everything CI runs: lint, terraform test,
 
 .PHONY: bench-handler bench
 bench-handler: $(VENV_STAMP) ## Parse-and-merge throughput of the handler code
-	@PYTHONPATH=lambda_src $(PY) scripts/bench_handler.py $(ARGS)
+	@$(PY) -m benchmark handler $(ARGS)
 bench: package $(VENV_STAMP) ## Reference design vs ours on the local endpoint (build/bench/)
-	@$(PY) -m vstats.bench $(ARGS)
+	@$(PY) -m benchmark designs $(ARGS)
 
 .PHONY: clean
 clean: ## Remove build outputs (not the venv or deployments)

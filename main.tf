@@ -32,7 +32,7 @@ locals {
   metrics_service = { for role in keys(local.stream_functions) : role => "update-${role}" }
 }
 
-# One filtered stream function per base item type (design.md §3, §4).
+# One filtered stream function per base item type (docs/design.md §3, §4).
 module "stream_function" {
   source   = "./modules/stream_function"
   for_each = local.stream_functions
@@ -60,7 +60,7 @@ module "stream_function" {
 }
 
 # Alarms (stream lag, errors, throttles, given-up batches, skipped records), their SNS
-# topic and the dashboard; the same on AWS and on the local endpoint (design.md §9).
+# topic and the dashboard; the same on AWS and on the local endpoint (docs/design.md §9).
 module "monitoring" {
   source = "./modules/monitoring"
 

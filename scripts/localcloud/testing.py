@@ -13,18 +13,31 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
 
+from localcloud.client import ControlClient
 from localcloud.state import health, read_endpoint_info
 
 SCRIPTS_DIR = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
 START_TIMEOUT = 60.0
+#: The role policy every local test function (and the engine benchmark's) is created with.
+LAMBDA_TRUST_POLICY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+)
 
 
 def aws_client(service: str, endpoint_url: str) -> Any:
@@ -51,17 +64,11 @@ class LocalEndpoint:
 
     def control(self, method: str, path: str, body: Any = None, timeout: float = 30.0) -> Any:
         """Calls the control API; returns the decoded JSON."""
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.control_url + path, data=data, method=method)
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.loads(response.read())
+        return ControlClient(self.control_url, timeout).call(method, path, body)
 
     def wait_drained(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not self.control("GET", "/drained")["drained"]:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"local endpoint not drained within {timeout} s")
-            time.sleep(0.1)
+        if not ControlClient(self.control_url).wait_drained(timeout, interval=0.1):
+            raise AssertionError(f"local endpoint not drained within {timeout} s")
 
 
 def free_port() -> int:
@@ -75,7 +82,7 @@ class EndpointProcess:
     """``python -m <server_module> serve`` on a free port, as a child process in its own session.
 
     ``server_module`` is ``localcloud``, or a module whose ``serve`` command wraps it (the
-    benchmark's ``vstats.bench_endpoint``).
+    benchmark's ``benchmark.endpoint``).
     """
 
     def __init__(self, state_dir: Path, server_module: str = "localcloud") -> None:

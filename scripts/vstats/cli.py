@@ -7,9 +7,12 @@ import argparse
 import math
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
+from localcloud.client import ControlAPIError
+
+T = TypeVar("T")
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -54,7 +57,7 @@ def run(prog: str, body: Callable[[], int]) -> int:
     except UsageError as exc:
         print(f"{prog}: error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
-    except ToolError as exc:
+    except (ToolError, ControlAPIError) as exc:
         print(f"{prog}: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_FAILURE
     except (BotoCoreError, ClientError) as exc:
@@ -121,3 +124,17 @@ def entity_id(text: str) -> str:
             f"invalid id {text!r}: must be non-empty, without '#' or surrounding spaces"
         )
     return text
+
+
+def value_type(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """An argparse ``type`` from a parser that raises ValueError: its message becomes the
+    one-line error (argparse would say only "invalid value")."""
+
+    def convert(text: str) -> T:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = parse.__name__
+    return convert

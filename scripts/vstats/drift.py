@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from video_stats import model
 from video_stats.model import AttributeMap, Counters, SummaryKey
 
+from vstats.effects import is_base_item
 from vstats.tables import scan_items
 
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ def read_snapshot(
             key = model.summary_key_of(item)
             if key is not None:
                 snapshot.summaries[key] = item
-            elif snapshot.base_items is not None and model.item_type_of(item) in ("VIEW", "VOTE"):
+            elif snapshot.base_items is not None and is_base_item(item):
                 snapshot.base_items[item_identity(item)] = item
             yield item
 

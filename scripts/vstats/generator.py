@@ -3,8 +3,8 @@ which come from an injectable clock), no I/O.
 
 It produces the operations an application would: new views and votes, changed and removed
 votes, removed views, for users and videos drawn with a Zipf popularity skew. Items are built
-by ``video_stats.model`` (design.md §2); what a write did to the summaries is computed from the
-item written and the item it replaced with ``model.contribution`` (see ``write_effect``).
+by ``video_stats.model`` (docs/design.md §2); what a write did to the summaries is
+``vstats.effects.write_effect``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
 from video_stats import model
-from video_stats.model import AttributeMap, Counters, SummaryKey
+from video_stats.model import SummaryKey
 
 MIX_KEYS: Final = (
     "views",
@@ -231,29 +231,3 @@ class EventGenerator:
         self._votes[(user, video)] = vote_type
         self._vote_pool.add((user, video))
         return Operation(kind, "put", {"PK": item["PK"], "SK": item["SK"]}, item)
-
-
-def write_effect(
-    new: AttributeMap | None, old: AttributeMap | None, *, retried_put: bool = False
-) -> dict[SummaryKey, Counters]:
-    """What one write did to the summaries: contribution(new) - contribution(old).
-
-    ``old`` is the item the write replaced or deleted (ReturnValues=ALL_OLD), so the effect is
-    exact whatever was in the table before. ``retried_put``: a put that found its own item
-    already there (an SDK retry of a write that had succeeded) counts as the insert it was.
-    """
-    if retried_put:
-        old = None
-    effect: dict[SummaryKey, Counters] = {}
-    for key, counters in _safe_contribution(new).items():
-        effect[key] = effect.get(key, model.ZERO) + counters
-    for key, counters in _safe_contribution(old).items():
-        effect[key] = effect.get(key, model.ZERO) - counters
-    return effect
-
-
-def _safe_contribution(item: AttributeMap | None) -> dict[SummaryKey, Counters]:
-    try:
-        return model.contribution(item)
-    except model.InvalidItem:  # a malformed item in the table counts for nothing (as recount)
-        return {}

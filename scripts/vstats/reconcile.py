@@ -16,13 +16,13 @@ import json
 import sys
 from collections.abc import Sequence
 
+from localcloud.client import ControlClient
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 from video_stats.model import Counters
 
 from vstats import cli, deployment
-from vstats.control import LocalControl
 from vstats.drift import DEFAULT_SEGMENTS, Drift, find_drift
 from vstats.repair import (
     AWS_TIMING,
@@ -161,7 +161,7 @@ def _main(argv: Sequence[str] | None) -> int:
     pipeline = LambdaPipeline(
         target.client("lambda"),
         stream_arn,
-        control=LocalControl(target.control_url) if target.control_url else None,
+        control=ControlClient(target.control_url) if target.control_url else None,
         grace_seconds=args.grace,
         timeout=args.timeout,
         log=lambda message: err.print(f"[dim]{message}[/]"),

@@ -66,13 +66,13 @@ from rich.table import Table
 from rich.text import Text
 from video_stats import model
 from video_stats.marks import decode_mark, encode_mark, mark_name, mark_value, shard_tag
-from video_stats.model import AttributeMap, Counters, ItemType, SummaryKey, SummaryKind
+from video_stats.model import AttributeMap, ItemType, SummaryKey, SummaryKind
 
 from vstats import cli, deployment
 from vstats.drift import Drift, item_identity
+from vstats.effects import FUNCTION_OF_ITEM_TYPE, counted_contribution
 from vstats.repair import (
     AWS_TIMING,
-    FUNCTIONS,
     LOCAL_TIMING,
     LambdaPipeline,
     StreamRecord,
@@ -113,7 +113,7 @@ class FailedBatch:
 
     @property
     def function(self) -> str:
-        return FUNCTIONS[self.item_type]
+        return FUNCTION_OF_ITEM_TYPE[self.item_type]
 
 
 @dataclass(slots=True)
@@ -287,11 +287,8 @@ def read_range(streams: Any, batch: FailedBatch, *, empty_polls: int = 3) -> lis
 def touched_keys(records: Iterable[StreamRecord], item_type: ItemType) -> list[SummaryKey]:
     keys: set[SummaryKey] = set()
     for record in records:
-        for image in (record.new, record.old):
-            try:
-                keys |= set(model.contribution(image, item_type))
-            except model.InvalidItem:  # skipped by the handler, counted by nobody
-                continue
+        for image in (record.new, record.old):  # a malformed image is skipped by the handler
+            keys |= set(counted_contribution(image, item_type))
     return sorted(keys, key=lambda k: (k.kind.value, k.id))
 
 
@@ -349,9 +346,9 @@ class StreamIndex:
         for record in records:
             self.by_item.setdefault(record.identity, []).append(record)
             touched: set[SummaryKey] = set()
-            for item_type in FUNCTIONS:
+            for item_type in FUNCTION_OF_ITEM_TYPE:
                 for image in (record.new, record.old):
-                    touched |= set(_contribution(image, item_type))
+                    touched |= set(counted_contribution(image, item_type))
             for key in touched:
                 self.by_key.setdefault(key, []).append(record)
 
@@ -426,13 +423,6 @@ def make_exact(
             return results
         pending = changed
     raise cli.ToolError(f"{len(pending)} summaries kept changing during the redrive; run it again")
-
-
-def _contribution(image: AttributeMap | None, item_type: ItemType) -> dict[SummaryKey, Counters]:
-    try:
-        return model.contribution(image, item_type)
-    except model.InvalidItem:
-        return {}
 
 
 def _mark_seq(value: str) -> int:

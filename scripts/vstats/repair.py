@@ -37,12 +37,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import ClientError
+from localcloud.client import ControlClient
 from video_stats import model
 from video_stats.marks import decode_mark, mark_name, shard_tag
-from video_stats.model import AttributeMap, Counters, ItemType, SummaryKey, SummaryKind
+from video_stats.model import AttributeMap, Counters, SummaryKey, SummaryKind
 
 from vstats.cli import ToolError
-from vstats.control import LocalControl
 from vstats.drift import (
     DEFAULT_SEGMENTS,
     Drift,
@@ -51,11 +51,11 @@ from vstats.drift import (
     item_identity,
     read_snapshot,
 )
+from vstats.effects import FUNCTION_OF_ITEM_TYPE, counted_contribution
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-FUNCTIONS: dict[ItemType, str] = {"VIEW": "views", "VOTE": "votes"}
 ACTIVE_STATES = ("Enabled", "Enabling", "Updating", "Creating")
 
 
@@ -92,7 +92,7 @@ class LambdaPipeline:
 
     lambda_client: Any
     stream_arn: str
-    control: LocalControl | None = None
+    control: ControlClient | None = None
     grace_seconds: float | None = None  # AWS: None = longest function timeout + 5 s
     timeout: float = 300.0
     log: Callable[[str], None] = lambda _message: None
@@ -271,13 +271,6 @@ def marks_of(item: AttributeMap | None) -> dict[str, int]:
     return found
 
 
-def _contribution(image: AttributeMap | None, item_type: ItemType) -> dict[SummaryKey, Counters]:
-    try:
-        return model.contribution(image, item_type)
-    except model.InvalidItem:  # as in recount: a malformed item counts for nothing
-        return {}
-
-
 def pending_corrections(
     records: Iterable[StreamRecord],
     base_items: Mapping[tuple[str, str], AttributeMap],
@@ -323,12 +316,12 @@ def pending_corrections(
     for identity, item_records in by_item.items():
         item_records.sort(key=lambda r: r.seq)
         scanned = base_items.get(identity)
-        for item_type, function in FUNCTIONS.items():
-            now = _contribution(scanned, item_type)
+        for item_type, function in FUNCTION_OF_ITEM_TYPE.items():
+            now = counted_contribution(scanned, item_type)
             keys = set(now)
             for record in item_records:
-                keys |= set(_contribution(record.new, item_type))
-                keys |= set(_contribution(record.old, item_type))
+                keys |= set(counted_contribution(record.new, item_type))
+                keys |= set(counted_contribution(record.old, item_type))
             for key in keys:
                 first = next(
                     (
@@ -341,7 +334,7 @@ def pending_corrections(
                 )
                 if first is None:
                     continue
-                before = _contribution(first.old, item_type).get(key, model.ZERO)
+                before = counted_contribution(first.old, item_type).get(key, model.ZERO)
                 change = before - now.get(key, model.ZERO)
                 if not change.is_zero():
                     corrections[key] = corrections.get(key, model.ZERO) + change

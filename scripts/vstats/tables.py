@@ -21,6 +21,8 @@ from vstats.cli import UsageError
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
+    from vstats.generator import Operation
+
 GSI1 = "GSI1"
 GSI2 = "GSI2"
 COUNTERS = ("views", "duration", "likes", "dislikes")
@@ -265,3 +267,16 @@ def _put(pages: queue.Queue[Any], stop: threading.Event, value: Any) -> None:
             return
         except queue.Full:
             continue
+
+
+def write_operation(
+    client: DynamoDBClient, table: str, operation: Operation
+) -> AttributeMap | None:
+    """Put or delete one generated operation, as the application would; returns the item it
+    replaced or deleted (``ReturnValues=ALL_OLD``), None if there was none."""
+    if operation.action == "put":
+        assert operation.item is not None
+        response = client.put_item(TableName=table, Item=operation.item, ReturnValues="ALL_OLD")
+    else:
+        response = client.delete_item(TableName=table, Key=operation.key, ReturnValues="ALL_OLD")
+    return response.get("Attributes")

@@ -17,15 +17,16 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import boto3
 from botocore.config import Config
+from localcloud.client import ControlClient
 from localcloud.testing import LocalEndpoint
 from pytest_terraform.tf import TerraformFixture, TerraformRunner
 from video_stats.model import Counters, SummaryKey
-from vstats.control import LocalControl
 from vstats.drift import Drift, compare, read_snapshot
+from vstats.effects import ITEM_TYPE_OF_FUNCTION
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STACK_MODULE = "stack"  # tests/terraform/stack, found by pytest-terraform's module lookup
@@ -37,10 +38,9 @@ TF_BINARIES = {
 DEFAULT_REGION = "us-east-1"
 # Short batching window: every scenario waits for at least one window per batch.
 STREAM_MAPPING = {"maximum_batching_window_in_seconds": 1}
-FUNCTION_ROLES = ("views", "votes")
+FUNCTION_ROLES = tuple(ITEM_TYPE_OF_FUNCTION)  # the root module's function keys
 
 TargetName = Literal["local", "aws"]
-T = TypeVar("T")
 
 
 def selected_target(environ: Mapping[str, str] | None = None) -> TargetName:
@@ -79,8 +79,8 @@ class Target:
         return self.endpoint is not None
 
     @property
-    def control(self) -> LocalControl | None:
-        return LocalControl(self.endpoint.control_url, timeout=30.0) if self.endpoint else None
+    def control(self) -> ControlClient | None:
+        return ControlClient(self.endpoint.control_url, timeout=30.0) if self.endpoint else None
 
     @property
     def tf_binary(self) -> Path:
@@ -338,20 +338,6 @@ def wait_for_no_leftovers(target: Target, prefix: str, timeout: float) -> list[s
 
 
 # --- waiting and the exactness check ----------------------------------------------------------
-
-
-def wait_until(
-    probe: Callable[[], T | None], timeout: float, interval: float = 0.1, what: str = "condition"
-) -> T:
-    """Poll ``probe`` until it returns something other than None/False."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value is not None and value is not False:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
 
 
 def wait_drained(stack: Stack, timeout: float = 120.0) -> None:

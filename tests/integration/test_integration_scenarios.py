@@ -22,19 +22,20 @@ from it_support import (  # type: ignore[import-not-found]
     read_stream,
     record_figure,
     wait_drained,
-    wait_until,
 )
 from video_stats import model
 from video_stats.model import Counters, SummaryKey, SummaryKind
+from vstats.effects import ITEM_TYPE_OF_FUNCTION
 from vstats.generator import MIX_KEYS
-from vstats.loadtest import LoadTest, LoadTestConfig, Report
+from vstats.load_report import Report
+from vstats.load_run import LoadTest, LoadTestConfig
 from vstats.tables import get_summaries, list_summaries
+from waiting import wait_until  # type: ignore[import-not-found]
 
 pytestmark = pytest.mark.integration
 
 FAULTS = {"fail_invocation_rate": 0.3, "kill_mid_batch_rate": 0.3, "duplicate_batch_rate": 0.3}
 FAULT_COUNTERS = ("injected_failures", "injected_kills", "duplicate_deliveries")
-ITEM_TYPES = {"views": "VIEW", "votes": "VOTE"}
 POISON = "itPoison"  # marks the poison items this test writes (an attribute DynamoDB keeps)
 
 
@@ -173,7 +174,7 @@ def test_poison_records_are_skipped_logged_and_counted(no_faults: Stack) -> None
     timeout = 15.0 if stack.target.is_local else 180.0
     figures: dict[str, Any] = {"writes": writes}
     for role in FUNCTION_ROLES:
-        item_type = ITEM_TYPES[role]
+        item_type = ITEM_TYPE_OF_FUNCTION[role]
         mine = [r for r in records if _image_type(r) == item_type]
         poison = sorted(r["dynamodb"]["SequenceNumber"] for r in mine if _is_poison(r))
         assert len(poison) >= 4, f"the scenario wrote too few {item_type} poison records"

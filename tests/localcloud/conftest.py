@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 from botocore.exceptions import ClientError
-from lc_support import TRUST_POLICY, Pipeline, create_table, function_zip  # type: ignore[import-not-found]
-from localcloud.testing import LocalEndpoint
+from lc_support import Pipeline, create_table, function_zip  # type: ignore[import-not-found]
+from localcloud.testing import LAMBDA_TRUST_POLICY, LocalEndpoint
 
 
 @pytest.fixture
@@ -19,7 +19,9 @@ def pipeline(local_endpoint: LocalEndpoint) -> Iterator[Pipeline]:
     sqs, iam = local_endpoint.client("sqs"), local_endpoint.client("iam")
     create_table(ddb, name, stream=True)
     create_table(ddb, f"{name}-log", stream=False)
-    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=TRUST_POLICY)["Role"]["Arn"]
+    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=LAMBDA_TRUST_POLICY)["Role"][
+        "Arn"
+    ]
     function = lam.create_function(
         FunctionName=f"{name}-fn",
         Runtime="python3.12",

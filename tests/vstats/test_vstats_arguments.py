@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
-from vstats import loadtest, plan_review, reconcile, stats, summary
+from vstats import access_patterns, loadtest, plan_review, reconcile, summary
 from vstats_support import TableEnv  # type: ignore[import-not-found]
 
 Main = Callable[[Sequence[str] | None], int]
@@ -39,15 +39,23 @@ BAD: list[tuple[Main, list[str], str]] = [
     (summary.main, ["--top", "3", "--all", *TABLE], "not allowed with argument"),
     (summary.main, ["--format", "xml", *TABLE], "invalid choice: 'xml'"),
     # stats
-    (stats.main, [], "the following arguments are required"),
-    (stats.main, ["video"], "the following arguments are required: id"),
-    (stats.main, ["video", "3", "ratings", *TABLE], "invalid choice: 'ratings'"),
-    (stats.main, ["video", "a#b", *TABLE], "invalid id 'a#b'"),
-    (stats.main, ["video", "3", "likes", "--limit", "0", *TABLE], "--limit"),
-    (stats.main, ["video", "3", "--limit", "5", *TABLE], "--limit and --next-token apply to"),
-    (stats.main, ["video", "3", "likes", "--next-token", "@@@", *TABLE], "invalid --next-token"),
-    (stats.main, ["user", "7", "likes", *TABLE], "unrecognized arguments: likes"),
-    (stats.main, ["channel", "7", *TABLE], "invalid choice: 'channel'"),
+    (access_patterns.main, [], "the following arguments are required"),
+    (access_patterns.main, ["video"], "the following arguments are required: id"),
+    (access_patterns.main, ["video", "3", "ratings", *TABLE], "invalid choice: 'ratings'"),
+    (access_patterns.main, ["video", "a#b", *TABLE], "invalid id 'a#b'"),
+    (access_patterns.main, ["video", "3", "likes", "--limit", "0", *TABLE], "--limit"),
+    (
+        access_patterns.main,
+        ["video", "3", "--limit", "5", *TABLE],
+        "--limit and --next-token apply to",
+    ),
+    (
+        access_patterns.main,
+        ["video", "3", "likes", "--next-token", "@@@", *TABLE],
+        "invalid --next-token",
+    ),
+    (access_patterns.main, ["user", "7", "likes", *TABLE], "unrecognized arguments: likes"),
+    (access_patterns.main, ["channel", "7", *TABLE], "invalid choice: 'channel'"),
     # reconcile
     (reconcile.main, ["--segments", "0", *TABLE], "--segments: must be a whole number >= 1"),
     (reconcile.main, ["--segments", "65", *TABLE], "at most 64 segments"),
@@ -103,7 +111,7 @@ def test_plan_review_rejects_what_is_not_a_json_plan(
     "main",
     [
         lambda a: summary.main(["--once", *a]),
-        lambda a: stats.main(["video", "3", *a]),
+        lambda a: access_patterns.main(["video", "3", *a]),
         reconcile.main,
         lambda a: loadtest.main(["--events", "1", *a]),
     ],

@@ -1,4 +1,4 @@
-"""The load test's generator: items exactly in the design.md §2 format, mixes, skew, seeds."""
+"""The load test's generator: items exactly in the docs/design.md §2 format, mixes, skew, seeds."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from video_stats import model
 from video_stats.model import Counters, SummaryKey, SummaryKind
-from vstats.generator import EventGenerator, Zipf, parse_mix, write_effect
+from vstats.effects import write_effect
+from vstats.generator import EventGenerator, Zipf, parse_mix
 
 TIMESTAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00"
 

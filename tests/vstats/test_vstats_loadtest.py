@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from localcloud.client import ControlClient
 from vstats import loadtest
-from vstats.control import LocalControl
-from vstats.loadtest import LoadTest, LoadTestConfig, Pacer, percentile
+from vstats.load_report import percentile
+from vstats.load_run import LoadTest, LoadTestConfig, Pacer
 from vstats_support import StreamConsumer, TableEnv  # type: ignore[import-not-found]
 
 FAST = LoadTestConfig(
@@ -213,7 +214,7 @@ def test_unreachable_control_api_is_one_line(
 
 
 def test_control_client_wait_drained_times_out() -> None:
-    class Never(LocalControl):
+    class Never(ControlClient):
         def drained(self) -> bool:
             return False
 

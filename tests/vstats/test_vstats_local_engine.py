@@ -17,42 +17,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from localcloud.testing import LocalEndpoint
+from localcloud.client import ControlClient
+from localcloud.testing import LAMBDA_TRUST_POLICY, LocalEndpoint
 from video_stats import model
 from video_stats.model import SummaryKey, SummaryKind
 from vstats import loadtest, reconcile
-from vstats.control import LocalControl
 from vstats.drift import find_drift
+from vstats.filter_patterns import filter_criteria
 from vstats.generator import EventGenerator
+from vstats.tables import write_operation
 from vstats_support import REGION, create_table  # type: ignore[import-not-found]
 
 LAMBDA_SRC = Path(__file__).resolve().parents[2] / "lambda_src"
-TRUST = json.dumps(
-    {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "lambda.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-)
-
-
-def filters(item_type: str) -> dict[str, Any]:
-    """The contract's filters (filters.tf): inserts/changes by NewImage, changes/removals by
-    OldImage."""
-    new = {
-        "eventName": ["INSERT", "MODIFY"],
-        "dynamodb": {"NewImage": {"type": {"S": [item_type]}}},
-    }
-    old = {
-        "eventName": ["MODIFY", "REMOVE"],
-        "dynamodb": {"OldImage": {"type": {"S": [item_type]}}},
-    }
-    return {"Filters": [{"Pattern": json.dumps(new)}, {"Pattern": json.dumps(old)}]}
 
 
 def package() -> bytes:
@@ -101,7 +77,9 @@ def stack(local_endpoint: LocalEndpoint) -> Iterator[Stack]:
     name = f"vs-{uuid.uuid4().hex[:8]}"
     ddb, lam, iam = (local_endpoint.client(s) for s in ("dynamodb", "lambda", "iam"))
     stream_arn = create_table(ddb, f"{name}-data")
-    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
+    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=LAMBDA_TRUST_POLICY)["Role"][
+        "Arn"
+    ]
     code = package()
     mappings = []
     for function, item_type, handler in (
@@ -135,7 +113,7 @@ def stack(local_endpoint: LocalEndpoint) -> Iterator[Stack]:
                 BisectBatchOnFunctionError=True,
                 FunctionResponseTypes=["ReportBatchItemFailures"],
                 TumblingWindowInSeconds=900,  # as deployed: its events carry the shardId
-                FilterCriteria=filters(item_type),
+                FilterCriteria=filter_criteria(item_type),  # as deployed (filter_patterns.json)
             )["UUID"]
         )
     try:
@@ -162,7 +140,7 @@ def test_loadtest_on_the_engine_with_faults(
     assert doc["local"]["summary_writes"] > 0
     assert doc["local"]["base_writes"] == 150 + doc["probes"]
     # Fault injection is switched back off at the end.
-    faults = LocalControl(stack.endpoint.control_url).faults()
+    faults = ControlClient(stack.endpoint.control_url).faults()
     assert faults["fail_invocation_rate"] == 0
     assert faults["duplicate_batch_rate"] == 0
 
@@ -170,7 +148,7 @@ def test_loadtest_on_the_engine_with_faults(
 def test_repair_on_the_engine_while_the_application_writes(
     stack: Stack, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    control = LocalControl(stack.endpoint.control_url)
+    control = ControlClient(stack.endpoint.control_url)
     assert control.wait_drained(60)
     assert find_drift(stack.client, stack.table) == []
     video = SummaryKey(SummaryKind.VIDEO, "0")
@@ -190,11 +168,7 @@ def test_repair_on_the_engine_while_the_application_writes(
         generator = EventGenerator(users=8, videos=12, seed=21)
         while not stop.is_set():
             op = generator.next()
-            if op.action == "put":
-                assert op.item is not None
-                stack.client.put_item(TableName=stack.table, Item=op.item)
-            else:
-                stack.client.delete_item(TableName=stack.table, Key=op.key)
+            write_operation(stack.client, stack.table, op)
             written[0] += 1
 
     writer = threading.Thread(target=application, daemon=True)

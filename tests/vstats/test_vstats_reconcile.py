@@ -14,6 +14,7 @@ from vstats import deployment, reconcile
 from vstats.drift import find_drift, read_snapshot
 from vstats.generator import EventGenerator
 from vstats.repair import StreamTiming, live_drift, pending_corrections, read_stream, repair
+from vstats.tables import write_operation
 from vstats_support import StreamConsumer, TableEnv  # type: ignore[import-not-found]
 
 VIDEO0 = SummaryKey(SummaryKind.VIDEO, "0")
@@ -23,11 +24,7 @@ FAST = StreamTiming(delay=0.0, margin=0.5)
 def write_traffic(table: TableEnv, generator: EventGenerator, events: int) -> None:
     for _ in range(events):
         op = generator.next()
-        if op.action == "put":
-            assert op.item is not None
-            table.client.put_item(TableName=table.name, Item=op.item)
-        else:
-            table.client.delete_item(TableName=table.name, Key=op.key)
+        write_operation(table.client, table.name, op)
 
 
 def inject_drift(table: TableEnv, key: SummaryKey, views: int) -> None:

@@ -14,14 +14,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from localcloud.testing import LocalEndpoint
-from test_vstats_local_engine import TRUST, filters, package  # type: ignore[import-not-found]
+from localcloud.client import ControlClient
+from localcloud.testing import LAMBDA_TRUST_POLICY, LocalEndpoint
+from test_vstats_local_engine import package  # type: ignore[import-not-found]
 from vstats import redrive, status
-from vstats.control import LocalControl
 from vstats.drift import find_drift
+from vstats.filter_patterns import filter_criteria
 from vstats.generator import EventGenerator
 from vstats.repair import LOCAL_TIMING, live_drift
-from vstats_support import REGION, create_table, wait_until  # type: ignore[import-not-found]
+from vstats_support import REGION, create_table  # type: ignore[import-not-found]
+from waiting import wait_until  # type: ignore[import-not-found]
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
@@ -74,7 +76,9 @@ def stack(local_endpoint: LocalEndpoint) -> Iterator[Stack]:
     name = f"rd-{uuid.uuid4().hex[:8]}"
     ddb, lam, iam, sqs = (local_endpoint.client(s) for s in ("dynamodb", "lambda", "iam", "sqs"))
     stream_arn = create_table(ddb, f"{name}-data")
-    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
+    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=LAMBDA_TRUST_POLICY)["Role"][
+        "Arn"
+    ]
     code = package()
     mappings, queues, functions = [], [], []
     for function, item_type, handler in (
@@ -111,7 +115,7 @@ def stack(local_endpoint: LocalEndpoint) -> Iterator[Stack]:
                 BisectBatchOnFunctionError=False,
                 FunctionResponseTypes=["ReportBatchItemFailures"],
                 TumblingWindowInSeconds=900,
-                FilterCriteria=filters(item_type),
+                FilterCriteria=filter_criteria(item_type),
                 DestinationConfig={"OnFailure": {"Destination": queue_arn}},
             )["UUID"]
         )
@@ -121,12 +125,12 @@ def stack(local_endpoint: LocalEndpoint) -> Iterator[Stack]:
     try:
         yield Stack(local_endpoint, f"{name}-data", ddb, stream_arn, queues, functions, generator)
     finally:
-        LocalControl(local_endpoint.control_url).set_faults({"fail_invocation_rate": 0.0})
+        ControlClient(local_endpoint.control_url).set_faults({"fail_invocation_rate": 0.0})
         for mapping in mappings:
             lam.delete_event_source_mapping(UUID=mapping)
 
 
-def _given_up(control: LocalControl, functions: list[str]) -> float:
+def _given_up(control: ControlClient, functions: list[str]) -> float:
     return sum(
         float(m.get("records_discarded", 0))
         for m in control.stats().values()
@@ -134,7 +138,7 @@ def _given_up(control: LocalControl, functions: list[str]) -> float:
     )
 
 
-def _fail_until_given_up(stack: Stack, control: LocalControl, mode: str, events: int) -> None:
+def _fail_until_given_up(stack: Stack, control: ControlClient, mode: str, events: int) -> None:
     """Every invocation fails (``mode``: after or before the handler ran) until the engine
     has given up on all ``events`` records."""
     before = _given_up(control, stack.functions)
@@ -155,7 +159,7 @@ def _redrive(stack: Stack, capsys: pytest.CaptureFixture[str], *extra: str) -> d
 def test_fault_status_redrive_exact(
     stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    control = LocalControl(stack.endpoint.control_url)
+    control = ControlClient(stack.endpoint.control_url)
     cloudwatch = stack.endpoint.client("cloudwatch")
     for queue in stack.queues:
         cloudwatch.put_metric_alarm(

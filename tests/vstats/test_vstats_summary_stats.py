@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from video_stats import model
 from video_stats.model import Counters, SummaryKey, SummaryKind
-from vstats import stats, summary
+from vstats import access_patterns, summary
 from vstats.tables import list_summaries
 from vstats_support import TableEnv  # type: ignore[import-not-found]
 
@@ -97,7 +97,7 @@ def test_summary_of_an_empty_table(table: TableEnv, capsys: pytest.CaptureFixtur
 
 def test_stats_of_a_video_and_a_user(table: TableEnv, capsys: pytest.CaptureFixture[str]) -> None:
     seed(table)
-    assert stats.main(["video", "3", "--format", "json", *table.args()]) == 0
+    assert access_patterns.main(["video", "3", "--format", "json", *table.args()]) == 0
     assert json.loads(capsys.readouterr().out) == {
         "type": "VIDEO_SUMMARY",
         "videoId": "3",
@@ -107,11 +107,11 @@ def test_stats_of_a_video_and_a_user(table: TableEnv, capsys: pytest.CaptureFixt
         "likes": 9,
         "dislikes": 0,
     }
-    assert stats.main(["user", "4", *table.args()]) == 0
+    assert access_patterns.main(["user", "4", *table.args()]) == 0
     out = capsys.readouterr().out
     assert "userId 4" in out
     assert "240" in out
-    assert stats.main(["user", "nobody", "--format", "json", *table.args()]) == 0
+    assert access_patterns.main(["user", "nobody", "--format", "json", *table.args()]) == 0
     assert json.loads(capsys.readouterr().out)["exists"] is False
 
 
@@ -123,7 +123,7 @@ def test_stats_listings_through_gsi1(
     table: TableEnv, listing: str, users: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     seed(table)
-    assert stats.main(["video", "3", listing, "--format", "json", *table.args()]) == 0
+    assert access_patterns.main(["video", "3", listing, "--format", "json", *table.args()]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert sorted(r["userId"] for r in doc[listing]) == users
     assert doc["next_token"] is None
@@ -146,7 +146,7 @@ def test_stats_listing_pages(table: TableEnv, capsys: pytest.CaptureFixture[str]
         argv = ["video", "3", "views", "--limit", "2", "--format", "json", *table.args()]
         if token:
             argv += ["--next-token", token]
-        assert stats.main(argv) == 0
+        assert access_patterns.main(argv) == 0
         doc = json.loads(capsys.readouterr().out)
         assert len(doc["views"]) <= 2
         seen += [r["timestamp"] for r in doc["views"]]
@@ -160,7 +160,7 @@ def test_stats_listing_pages(table: TableEnv, capsys: pytest.CaptureFixture[str]
 
 def test_stats_listing_table_output(table: TableEnv, capsys: pytest.CaptureFixture[str]) -> None:
     seed(table)
-    assert stats.main(["video", "3", "views", "--limit", "2", *table.args()]) == 0
+    assert access_patterns.main(["video", "3", "views", "--limit", "2", *table.args()]) == 0
     out = capsys.readouterr().out
     assert "video 3: 2 views" in out
     assert "--next-token " in out

@@ -10,12 +10,12 @@ stand in for the pipeline in reconcile --repair and load-test runs without the l
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from video_stats import model, testing
+import stream_fakes
+from video_stats import model
 from video_stats.apply import Applier, ApplyConfig
 from video_stats.marks import shard_tag
 from video_stats.records import parse_batch
@@ -58,8 +58,8 @@ class TableEnv:
 
 
 def create_table(client: Any, name: str) -> str:
-    """The project's table (schema from video_stats.testing); returns its stream ARN."""
-    testing.create_table(client, name)
+    """The project's table (schema from stream_fakes); returns its stream ARN."""
+    stream_fakes.create_table(client, name)
     arn: str = client.describe_table(TableName=name)["Table"]["LatestStreamArn"]
     return arn
 
@@ -158,10 +158,3 @@ def _lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
         "eventSourceARN": stream_arn,
         "dynamodb": ddb,
     }
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)

@@ -10,7 +10,7 @@ length of each stream shard, lets moto's own transaction code run against the li
 (its backup becomes the table itself), and restores the snapshot if the transaction fails.
 Nothing else about the endpoint changes (same server, engine, write accounting).
 
-    python -m vstats.bench_endpoint serve --state-dir DIR --port PORT   # foreground
+    python -m benchmark.endpoint serve --state-dir DIR --port PORT   # foreground
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def install_fast_transactions() -> Callable[[], None]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vstats.bench_endpoint", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmark.endpoint", description=__doc__)
     # Same command line as `python -m localcloud serve`, so localcloud.testing starts either.
     parser.add_argument("command", choices=["serve"])
     parser.add_argument("--state-dir", type=Path, required=True)

@@ -21,21 +21,16 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config
 from build_lambda_zip import build_zip
+from localcloud.client import ControlClient
 from localcloud.testing import EndpointProcess, LocalEndpoint
 from localcloud.writestats import IndexShape
 from rich.console import Console
-
 from vstats import cli
-from vstats.bench import (
-    OURS_ZIP,
-    REFERENCE_SOURCE,
-    TEARDOWN_RESERVE,
-    Options,
-    Outcome,
-    assemble_results,
-    write_outputs,
-)
-from vstats.bench_collect import (
+from vstats.drift import find_drift
+from vstats.effects import ITEM_TYPE_OF_FUNCTION, record_effect
+from vstats.load_run import LoadTest, LoadTestConfig
+
+from benchmark.collect import (
     DeployedMapping,
     LogTail,
     StreamCursor,
@@ -44,8 +39,8 @@ from vstats.bench_collect import (
     index_shapes,
     table_writes,
 )
-from vstats.bench_deploy import REPO_ROOT, Stack, Terraform
-from vstats.bench_math import (
+from benchmark.deploy import REPO_ROOT, Stack, Terraform
+from benchmark.figures import (
     EVENTS_PER_DAY,
     BatchBound,
     FunctionSettings,
@@ -56,61 +51,33 @@ from vstats.bench_math import (
     parse_batch_sizes,
     parse_report_durations,
     project,
-    record_effect,
     split_batches,
 )
-from vstats.bench_report import Workload, evaluate_targets, readme_table
-from vstats.control import LocalControl
-from vstats.drift import find_drift
-from vstats.loadtest import LoadTest, LoadTestConfig
-from vstats.tables import get_summaries
+from benchmark.options import OURS_ZIP, REFERENCE_SOURCE, TEARDOWN_RESERVE, Options
+from benchmark.report import Workload, evaluate_targets, readme_table
+from benchmark.results import assemble_results, write_outputs
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 REGION = "us-east-1"
-ITEM_TYPES: dict[str, Any] = {"views": "VIEW", "votes": "VOTE"}
-
-
-class BenchControl(LocalControl):
-    def reset_stats(self) -> None:
-        self._call("POST", "/stats/reset")
-
-
-class BenchLoadTest(LoadTest):
-    """The load test with one change: the drain is measured the same way for both designs,
-    from the last write until the endpoint reports every mapping drained, and verified once
-    then (the stock load test stops as soon as the touched summaries match, and polls them all
-    meanwhile, which would load the endpoint while the reference design drains)."""
-
-    writes_done_at: float | None = None
-    drained_at: float | None = None
-
-    def _write_phase(self) -> None:
-        started = time.monotonic()
-        super()._write_phase()
-        # The writers' end, not the last probe's: the probe thread may wait for its summary.
-        self.writes_done_at = started + self.report.write_seconds
-
-    def _drain_and_verify(self) -> None:
-        report = self.report
-        if report.interrupted:
-            return  # Ctrl-C while writing: the bench tears down at once
-        keys = self.expectation.touched()
-        report.touched_summaries = len(keys)
-        assert self.control is not None
-        drained = self.control.wait_drained(self.config.drain_timeout, interval=0.1)
-        self.drained_at = time.monotonic()
-        start = self.writes_done_at if self.writes_done_at is not None else self.drained_at
-        report.drain_seconds = max(0.0, self.drained_at - start)
-        report.drained = report.verified = drained
-        report.mismatches = self.expectation.mismatches(
-            get_summaries(self.client, self.table, keys)
-        )
 
 
 @dataclass(slots=True)
-class Deployment:
+class Outcome:
+    summary: str
+    report_path: Path
+    chart_path: Path
+    results_path: Path
+    targets_met: bool
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class DeployedDesign:
+    """One design (``baseline`` or ``ours``) deployed on the private endpoint, with the readers
+    of what its runs do (not ``vstats.deployment.Deployment``, which a tool talks to)."""
+
     key: str
     stack: Stack
     table: str
@@ -143,7 +110,7 @@ class Bench:
         terraform: Terraform | None = None
         stacks: dict[str, Stack] = {}
         runs: dict[str, dict[str, RunCounts]] = {}
-        deployments: dict[str, Deployment] = {}
+        deployments: dict[str, DeployedDesign] = {}
         interrupted = False
         try:
             process, endpoint = self._start_endpoint(out / "endpoint")
@@ -153,7 +120,7 @@ class Bench:
             deployments = {
                 key: self._deployment(endpoint, stacks[key], outputs[key]) for key in stacks
             }
-            control = BenchControl(endpoint.control_url, timeout=30.0)
+            control = ControlClient(endpoint.control_url, timeout=30.0)
             for workload in options.workloads:
                 for key in options.configs:
                     remaining = deadline - time.monotonic() - TEARDOWN_RESERVE
@@ -197,7 +164,7 @@ class Bench:
     def _start_endpoint(self, state_dir: Path) -> tuple[EndpointProcess, LocalEndpoint]:
         self.console.print("starting the private local endpoint ...")
         t0 = time.monotonic()
-        process = EndpointProcess(state_dir, server_module="vstats.bench_endpoint")
+        process = EndpointProcess(state_dir, server_module="benchmark.endpoint")
         try:
             endpoint = process.start()
         except RuntimeError as exc:
@@ -242,16 +209,16 @@ class Bench:
 
     def _deployment(
         self, endpoint: LocalEndpoint, stack: Stack, outputs: dict[str, Any]
-    ) -> Deployment:
+    ) -> DeployedDesign:
         lam = _client("lambda", endpoint.endpoint_url)
         mappings = [
-            describe_mapping(lam, mapping_uuid, ITEM_TYPES[role])
+            describe_mapping(lam, mapping_uuid, ITEM_TYPE_OF_FUNCTION[role])
             for role, mapping_uuid in sorted(outputs["event_source_mapping_uuids"].items())
         ]
         function_dir = endpoint.state_dir / "logs" / "functions"
         table = str(outputs["table_name"])
         first = mappings[0]
-        return Deployment(
+        return DeployedDesign(
             key=stack.key,
             stack=stack,
             table=table,
@@ -274,8 +241,8 @@ class Bench:
     def _run(
         self,
         endpoint: LocalEndpoint,
-        control: BenchControl,
-        deployment: Deployment,
+        control: ControlClient,
+        deployment: DeployedDesign,
         workload: Workload,
         remaining: float,
     ) -> RunCounts:
@@ -290,7 +257,7 @@ class Bench:
         for tail in deployment.logs.values():
             tail.mark()
         client = _dynamodb(endpoint.endpoint_url, options.writers + 4)
-        test = BenchLoadTest(
+        test = LoadTest(
             client,
             deployment.table,
             LoadTestConfig(
@@ -305,6 +272,7 @@ class Bench:
                 probe_interval=options.probe_interval,
                 drain_timeout=max(30.0, remaining - 60.0),
                 poll_interval=0.1,
+                verify_when_drained=True,
             ),
             control=control,
             console=self.console,
@@ -334,7 +302,7 @@ class Bench:
 
     def _counts(
         self,
-        deployment: Deployment,
+        deployment: DeployedDesign,
         *,
         workload: Workload,
         report: Any,
@@ -458,14 +426,14 @@ class Bench:
     def _write(
         self,
         runs: dict[str, dict[str, RunCounts]],
-        deployments: dict[str, Deployment],
+        deployments: dict[str, DeployedDesign],
         terraform: Terraform | None,
         interrupted: bool,
     ) -> dict[str, Any]:
         if interrupted:
             self.notes.append("interrupted (Ctrl-C): only the runs that finished are reported")
         self.notes.append(
-            "The endpoint runs with vstats.bench_endpoint's TransactWriteItems patch: stock moto "
+            "The endpoint runs with benchmark.endpoint's TransactWriteItems patch: stock moto "
             "deep-copies the whole table before every transaction (about 0.8 s at 1,500 items, "
             "growing with the table), which would make the reference design's drain time "
             "measure moto, not its invocations. Semantics are unchanged."

@@ -1,5 +1,8 @@
 """Parse-and-merge throughput of the stream handlers (``make bench-handler``; not a test).
 
+    python -m benchmark handler [--records N] [--batch-size N] [--repeat N] [--seed N]
+
+
 Builds a synthetic 100,000-record mix the way the stream would deliver it (views inserted,
 re-timed and deleted, votes cast, changed and withdrawn, a few malformed items, each record
 routed to the function its filter selects), then times ``records.parse_batch`` over batches of
@@ -18,11 +21,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lambda_src"))
+# The stream fakes the tests use to build a realistic stream.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "support"))
 
+from stream_fakes import FakeStream
 from video_stats.model import ItemType, view_item, vote_item
 from video_stats.records import parse_batch
-from video_stats.testing import FakeStream, delivered_to
+from vstats import cli
+from vstats.effects import FUNCTION_OF_ITEM_TYPE
+from vstats.filter_patterns import delivered_to
 
 
 def synthetic_records(count: int, seed: int) -> list[dict[str, Any]]:
@@ -60,17 +67,20 @@ def synthetic_records(count: int, seed: int) -> list[dict[str, Any]]:
     return stream.records[:count]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=100_000)
-    parser.add_argument("--batch-size", type=int, default=1_000)
-    parser.add_argument("--repeat", type=int, default=5, help="timed passes; the best is kept")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--records", type=cli.positive_int, default=100_000)
+    parser.add_argument("--batch-size", type=cli.positive_int, default=1_000)
+    parser.add_argument(
+        "--repeat", type=cli.positive_int, default=5, help="timed passes; the best is kept"
+    )
     parser.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
 
     records = synthetic_records(args.records, args.seed)
     batches: list[tuple[ItemType, list[dict[str, Any]]]] = []
-    for item_type in ("VIEW", "VOTE"):
+    for item_type in FUNCTION_OF_ITEM_TYPE:
         selected = [r for r in records if delivered_to(r, item_type)]
         for start in range(0, len(selected), args.batch_size):
             batches.append((item_type, selected[start : start + args.batch_size]))
@@ -97,7 +107,3 @@ def main(argv: list[str] | None = None) -> int:
     print(f"best of {args.repeat}: {best * 1000:.1f} ms CPU")
     print(f"records/s: {int(total / best)}")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -13,7 +13,7 @@ Definitions (the report repeats them):
 * WRU: write request units at the endpoint (1 per KB written, 2 for a transactional item);
   lower bound: one plain (1 WRU) write per lower-bound write. GSI units are counted apart.
 * monthly dollars for ``EVENTS_PER_DAY`` events a day over ``DAYS_PER_MONTH`` days at the
-  design.md §6 prices: Lambda requests + GB-seconds (an assumed duration per invocation: the
+  docs/design.md §6 prices: Lambda requests + GB-seconds (an assumed duration per invocation: the
   local engine does not measure AWS durations) + the summaries' WRU including their GSI writes.
 """
 
@@ -27,7 +27,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Final, TypeVar
 
 from video_stats import model
-from video_stats.model import Counters, ItemType, SummaryKey
+from video_stats.model import Counters, SummaryKey
+from vstats.load_report import percentile
 
 EVENTS_PER_DAY: Final = 1_000_000
 DAYS_PER_MONTH: Final = 30
@@ -38,7 +39,7 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class Prices:
-    """design.md §6 (us-east-1 list prices)."""
+    """docs/design.md §6 (us-east-1 list prices)."""
 
     lambda_request_per_million: float = 0.20
     gb_second_x86_64: float = 0.0000166667
@@ -91,21 +92,6 @@ def parse_duration_model(text: str) -> DurationModel:
 
 
 # --- lower bounds ------------------------------------------------------------------------------
-
-
-def record_effect(record: Mapping[str, Any], item_type: ItemType) -> dict[SummaryKey, Counters]:
-    """What one stream record (Lambda event format) changes, for a function of ``item_type``:
-    contribution(NewImage) - contribution(OldImage). A malformed image counts for nothing."""
-    images = record.get("dynamodb") or {}
-    effect: dict[SummaryKey, Counters] = {}
-    for image, sign in ((images.get("NewImage"), 1), (images.get("OldImage"), -1)):
-        try:
-            part = model.contribution(image, item_type)
-        except model.InvalidItem:
-            continue
-        for key, counters in part.items():
-            effect[key] = effect.get(key, model.ZERO) + (counters if sign > 0 else -counters)
-    return effect
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,17 +232,6 @@ def parse_report_durations(log_text: str) -> list[float]:
 
 
 # --- percentiles and money ---------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """Linear-interpolated percentile (q in 0..100); None without values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100.0
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 @dataclass(frozen=True, slots=True)
@@ -480,7 +455,7 @@ def _projected(
     }
     if settings.transactional:
         # The endpoint bills a transaction's index writes at 2 WRU like its items; if AWS bills
-        # them as standard writes (design.md §6 counts the reference's GSI1 write once):
+        # them as standard writes (docs/design.md §6 counts the reference's GSI1 write once):
         saved = writes * gsi_per_write / 2 * EVENTS_PER_MONTH * PRICES.wru_per_million / 1e6
         result["monthly_usd_if_gsi_billed_once"] = round(cost.total - saved, 2)
     return result

@@ -19,6 +19,7 @@ from localcloud.filters import CompiledFilters, compile_filter_criteria
 from localcloud.protocol import event_record
 from localcloud.writestats import IndexShape, index_write_units
 from video_stats import model
+from vstats.effects import is_base_item
 
 BASE_OPERATIONS = ("PutItem", "DeleteItem")  # the load test writes base items only this way
 SUMMARY_OPERATIONS = ("UpdateItem", "TransactWriteItems")
@@ -185,7 +186,7 @@ def base_gsi_units(records: Iterable[Mapping[str, Any]], shapes: Sequence[IndexS
     for raw in records:
         images = raw.get("dynamodb") or {}
         old, new = images.get("OldImage"), images.get("NewImage")
-        if model.item_type_of(new or old) not in ("VIEW", "VOTE"):
+        if not is_base_item(new or old):
             continue
         total += sum(index_write_units(shape, old, new) for shape in shapes)
     return total

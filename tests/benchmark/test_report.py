@@ -1,4 +1,4 @@
-"""The report, the README table, the targets and the command line of ``vstats.bench``."""
+"""The report, the README table, the targets and the command line of ``benchmark designs``."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from vstats import bench
-from vstats.bench_report import evaluate_targets, readme_table, render_report, write_chart
+from benchmark import cli
+from benchmark.options import options_from_args
+from benchmark.report import evaluate_targets, readme_table, render_report, write_chart
 
 
 def entry(**overrides: Any) -> dict[str, Any]:
@@ -149,7 +150,7 @@ def test_write_chart(tmp_path: Path) -> None:
 def test_bad_arguments_are_one_line_and_exit_2(
     argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert bench.main(argv) == 2
+    assert cli.main(["designs", *argv]) == 2
     err = capsys.readouterr().err
     assert message in err
     assert err.count("\n") == 1
@@ -158,29 +159,31 @@ def test_bad_arguments_are_one_line_and_exit_2(
 def test_output_dir_must_be_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     file = tmp_path / "file"
     file.write_text("x")
-    assert bench.main(["--output-dir", str(file)]) == 2
+    assert cli.main(["designs", "--output-dir", str(file)]) == 2
     assert "not a directory" in capsys.readouterr().err
 
 
 def test_readme_table_from_results(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "results.json"
     path.write_text(json.dumps(results()))
-    assert bench.main(["--readme-table", "--results", str(path)]) == 0
+    assert cli.main(["designs", "--readme-table", "--results", str(path)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("| workload | design |")
     assert "| tiny | this project |" in out
 
 
 def test_readme_table_without_results(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert bench.main(["--readme-table", "--results", str(tmp_path / "none.json")]) == 2
+    assert cli.main(["designs", "--readme-table", "--results", str(tmp_path / "none.json")]) == 2
     assert "run 'make bench' first" in capsys.readouterr().err
     (tmp_path / "bad.json").write_text("{}")
-    assert bench.main(["--readme-table", "--results", str(tmp_path / "bad.json")]) == 1
+    assert cli.main(["designs", "--readme-table", "--results", str(tmp_path / "bad.json")]) == 1
 
 
 def test_quick_and_subsets() -> None:
-    args = bench.build_parser().parse_args(["--quick", "--workloads", "tiny", "--configs", "ours"])
-    options = bench.options_from_args(args)
+    args = cli.build_parser().parse_args(
+        ["designs", "--quick", "--workloads", "tiny", "--configs", "ours"]
+    )
+    options = options_from_args(args)
     assert [(w.key, w.events) for w in options.workloads] == [("tiny", 500)]
     assert options.configs == ("ours",)
     assert options.durations["ours"].fixed_ms == 30.0

@@ -1,4 +1,4 @@
-"""Is the engine the bottleneck? ``python -m localcloud.bench [--records N] [--window S]``
+"""Is the local engine the bottleneck? ``python -m benchmark engine [--records N] [--window S]``
 
 1. Raw write rate: writers put items into a table with a stream and no mapping.
 2. Engine: the same writes into a table whose stream feeds a function (the project's view
@@ -23,29 +23,11 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from localcloud.testing import EndpointProcess, LocalEndpoint, aws_client
+from localcloud.testing import LAMBDA_TRUST_POLICY, EndpointProcess, LocalEndpoint, aws_client
+from vstats import cli
+from vstats.filter_patterns import filter_criteria
 
 HANDLER = "def handler(event, context):\n    return None\n"
-TRUST = json.dumps(
-    {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "lambda.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-)
-
-
-def _filters() -> dict[str, Any]:
-    patterns = [
-        {"eventName": ["INSERT", "MODIFY"], "dynamodb": {"NewImage": {"type": {"S": ["VIEW"]}}}},
-        {"eventName": ["MODIFY", "REMOVE"], "dynamodb": {"OldImage": {"type": {"S": ["VIEW"]}}}},
-    ]
-    return {"Filters": [{"Pattern": json.dumps(p)} for p in patterns]}
 
 
 def _table(endpoint: LocalEndpoint) -> tuple[str, str]:
@@ -100,14 +82,16 @@ def _write(endpoint: LocalEndpoint, table: str, records: int, writers: int) -> t
     return start, time.time()
 
 
-def run(endpoint: LocalEndpoint, records: int, writers: int, window: int) -> dict[str, Any]:
+def measure(endpoint: LocalEndpoint, records: int, writers: int, window: int) -> dict[str, Any]:
     raw_table, _ = _table(endpoint)
     start, end = _write(endpoint, raw_table, records, writers)
     raw_rate = records / (end - start)
 
     table, stream_arn = _table(endpoint)
     lam, iam = endpoint.client("lambda"), endpoint.client("iam")
-    role = iam.create_role(RoleName=table, AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
+    role = iam.create_role(RoleName=table, AssumeRolePolicyDocument=LAMBDA_TRUST_POLICY)["Role"][
+        "Arn"
+    ]
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("app.py", HANDLER)
@@ -118,7 +102,7 @@ def run(endpoint: LocalEndpoint, records: int, writers: int, window: int) -> dic
     mapping = lam.create_event_source_mapping(
         FunctionName=function["FunctionArn"], EventSourceArn=stream_arn,
         StartingPosition="LATEST", BatchSize=1000, MaximumBatchingWindowInSeconds=window,
-        FilterCriteria=_filters(),
+        FilterCriteria=filter_criteria("VIEW"),  # the deployed views filters
     )["UUID"]  # fmt: skip
     endpoint.wait_drained(60)
     start, end = _write(endpoint, table, records, writers)
@@ -142,28 +126,25 @@ def run(endpoint: LocalEndpoint, records: int, writers: int, window: int) -> dic
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=3000)
-    parser.add_argument("--writers", type=int, default=4)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--records", type=cli.positive_int, default=3000)
+    parser.add_argument("--writers", type=cli.positive_int, default=4)
     parser.add_argument("--window", type=int, nargs="*", default=[1, 5])
     parser.add_argument("--endpoint-url")
     parser.add_argument("--control-url")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
     process = None
     if args.endpoint_url and args.control_url:
         endpoint = LocalEndpoint(args.endpoint_url, args.control_url, Path("."), 0)
     else:
-        process = EndpointProcess(Path(tempfile.mkdtemp(prefix="localcloud-bench-")))
+        process = EndpointProcess(Path(tempfile.mkdtemp(prefix="benchmark-engine-")))
         endpoint = process.start()
     try:
         for window in args.window:
-            print(json.dumps(run(endpoint, args.records, args.writers, window)), flush=True)
+            print(json.dumps(measure(endpoint, args.records, args.writers, window)), flush=True)
     finally:
         if process is not None:
             process.stop()
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -8,9 +8,9 @@ from typing import Any
 
 import boto3
 import pytest
+from benchmark.endpoint import install_fast_transactions
 from moto import mock_aws
 from moto.dynamodb.models import dynamodb_backends
-from vstats.bench_endpoint import install_fast_transactions
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account

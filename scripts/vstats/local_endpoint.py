@@ -1,17 +1,11 @@
-"""Client of the local engine's control API (``LOCALCLOUD_CONTROL_URL``): drained, statistics
-and fault injection. AWS has no equivalent; tools fall back to polling the table there."""
+"""What the tools send to and read from the local endpoint's control API
+(``LOCALCLOUD_CONTROL_URL``, through ``localcloud.client.ControlClient``): the ``--faults``
+option as a /faults body, and what happened between two /stats snapshots."""
 
 from __future__ import annotations
 
-import json
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
-
-from vstats.cli import ToolError
 
 FAULT_KEYS = {
     "fail": "fail_invocation_rate",
@@ -24,64 +18,6 @@ NO_FAULTS: dict[str, Any] = {
     "duplicate_batch_rate": 0.0,
     "seed": None,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class LocalControl:
-    url: str
-    timeout: float = 10.0
-
-    def _call(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            self.url + path,
-            data=data,
-            method=method,
-            headers={"Content-Type": "application/json"} if data is not None else {},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                raw = response.read()
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")[:200]
-            raise ToolError(
-                f"local control API {method} {path}: HTTP {exc.code} {detail}"
-            ) from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise ToolError(
-                f"local control API at {self.url} unreachable ({reason}): is the local "
-                "endpoint running ('make local-up')?"
-            ) from None
-        try:
-            return json.loads(raw) if raw else None
-        except json.JSONDecodeError:
-            raise ToolError(f"local control API {method} {path}: not JSON") from None
-
-    def drained(self) -> bool:
-        return bool(self._call("GET", "/drained").get("drained"))
-
-    def wait_drained(self, timeout: float, interval: float = 0.2) -> bool:
-        """Poll /drained until true (True) or until ``timeout`` seconds pass (False)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.drained():
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(interval)
-
-    def stats(self) -> dict[str, Any]:
-        result = self._call("GET", "/stats")
-        return result if isinstance(result, dict) else {}
-
-    def faults(self) -> dict[str, Any]:
-        result = self._call("GET", "/faults")
-        return result if isinstance(result, dict) else dict(NO_FAULTS)
-
-    def set_faults(self, faults: Mapping[str, Any]) -> dict[str, Any]:
-        result = self._call("PUT", "/faults", faults)
-        return result if isinstance(result, dict) else dict(faults)
 
 
 def parse_faults(text: str) -> dict[str, Any]:

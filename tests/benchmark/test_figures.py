@@ -7,9 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from video_stats import model
-from video_stats.model import Counters, SummaryKey, SummaryKind
-from vstats.bench_math import (
+from benchmark.figures import (
     EVENTS_PER_MONTH,
     PRICES,
     BatchBound,
@@ -25,11 +23,12 @@ from vstats.bench_math import (
     parse_batch_sizes,
     parse_duration_model,
     parse_report_durations,
-    percentile,
     project,
-    record_effect,
     split_batches,
 )
+from video_stats import model
+from video_stats.model import Counters, SummaryKey, SummaryKind
+from vstats.effects import record_effect
 
 TS = datetime(2022, 1, 2, 17, 5, 29, 123000, tzinfo=UTC)
 VIDEO = SummaryKind.VIDEO
@@ -39,7 +38,7 @@ USER = SummaryKind.USER
 def record(
     name: str, new: dict[str, Any] | None = None, old: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    images: dict[str, Any] = {}
+    images: dict[str, Any] = {"SequenceNumber": "1"}
     if new is not None:
         images["NewImage"] = new
     if old is not None:
@@ -154,7 +153,7 @@ def test_parse_duration_model() -> None:
 
 
 def test_monthly_cost_of_the_reference_design_by_hand() -> None:
-    # design.md §6: per event one invocation and a transaction of two updates (4 WRU) plus a
+    # docs/design.md §6: per event one invocation and a transaction of two updates (4 WRU) plus a
     # GSI1 write; 1 M events a day for 30 days, 128 MB x86_64 at 25 ms.
     cost = monthly_cost(
         invocations_per_event=1.0,
@@ -183,12 +182,6 @@ def test_monthly_cost_uses_the_architecture_price() -> None:
     assert compute("x86_64") == pytest.approx(EVENTS_PER_MONTH * 0.01 * PRICES.gb_second_x86_64)
     with pytest.raises(ValueError, match="architecture"):
         compute("sparc")
-
-
-def test_percentile() -> None:
-    assert percentile([], 50) is None
-    assert percentile([3.0], 99) == 3.0
-    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == pytest.approx(2.5)
 
 
 # --- figures -------------------------------------------------------------------------------------

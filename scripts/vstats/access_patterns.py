@@ -1,10 +1,10 @@
-"""Access patterns of design.md §2: statistics per video and per user, and all views, likes or
+"""Access patterns of docs/design.md §2: statistics per video and per user, and all views, likes or
 dislikes of a video through GSI1, paginated.
 
-    python -m vstats.stats video 3
-    python -m vstats.stats user 7 --format json
-    python -m vstats.stats video 3 likes                 # every page
-    python -m vstats.stats video 3 views --limit 50      # one page, then --next-token TOKEN
+    python -m vstats.access_patterns video 3                       # or: make stats ARGS="video 3"
+    python -m vstats.access_patterns user 7 --format json
+    python -m vstats.access_patterns video 3 likes                 # every page
+    python -m vstats.access_patterns video 3 views --limit 50      # one page, then --next-token
 """
 
 from __future__ import annotations

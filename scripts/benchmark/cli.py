@@ -1,0 +1,118 @@
+"""``python -m benchmark``: the one entry point of the benchmark (``make bench``,
+``make bench-handler``).
+
+    python -m benchmark designs                   # both designs, both workloads (~10 min)
+    python -m benchmark designs --quick           # small workloads, a smoke test (~3 min)
+    python -m benchmark designs --events-large 20000 --rate 60
+    python -m benchmark designs --readme-table    # README summary table from results.json
+    python -m benchmark handler                   # parse-and-merge throughput of the handlers
+    python -m benchmark engine                    # is the local engine the bottleneck?
+
+``designs``: the blog's reference design against this project, side by side, on a private
+local endpoint: invocations, summary writes and WRU per event, delay, exactness and the monthly
+bill, each with its lower bound. Writes build/bench/{report.md,chart.png,results.json}.
+How: start a private endpoint (``benchmark.endpoint``), deploy ``bench/reference`` (the
+reference design: batch size 1, the blog's filters, one transaction per record) and the
+repository's root module with its production defaults, each with its own Terraform data dir
+and state under build/bench/tf/; then run the load test with a fixed seed on each
+configuration in turn (a large Zipf key space and the blog's tiny one), every run starting
+from a drained pipeline and reset counters; finally destroy both and stop the endpoint, also
+after a failure or Ctrl-C (``benchmark.run``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import signal
+import sys
+from collections.abc import Sequence
+from types import FrameType
+
+from rich.console import Console
+from vstats import cli
+
+from benchmark import engine, handler, options
+from benchmark.deploy import REPO_ROOT
+from benchmark.report import readme_table
+from benchmark.results import load_results
+from benchmark.run import Bench
+
+PROG = "benchmark"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = cli.ArgumentParser(prog=PROG, description="The benchmarks of video-stats.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    designs = commands.add_parser(
+        "designs",
+        help="the reference design against this project (make bench)",
+        description="Benchmark the blog's reference design against this project on a private "
+        "local endpoint; writes report.md, chart.png and results.json.",
+    )
+    options.add_arguments(designs)
+    handler.add_arguments(
+        commands.add_parser(
+            "handler",
+            help="parse-and-merge throughput of the handler code (make bench-handler)",
+            description=handler.__doc__.splitlines()[0] if handler.__doc__ else None,
+        )
+    )
+    engine.add_arguments(
+        commands.add_parser(
+            "engine",
+            help="raw write rate against the local engine's delivery rate",
+            description=engine.__doc__.splitlines()[0] if engine.__doc__ else None,
+        )
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return cli.run(PROG, lambda: _main(argv))
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = cli.parse(build_parser(), argv)
+    if args.command == "handler":
+        return handler.run(args)
+    if args.command == "engine":
+        return engine.run(args)
+    return _designs(args)
+
+
+def _designs(args: argparse.Namespace) -> int:
+    if args.readme_table:
+        print(readme_table(load_results(args.results)))
+        return cli.EXIT_OK
+    chosen = options.options_from_args(args)
+    if "ours" in chosen.configs and not options.OURS_ZIP.is_file():
+        raise cli.UsageError(
+            f"{options.OURS_ZIP.relative_to(REPO_ROOT)} is missing: run 'make package'"
+        )
+    if shutil.which("terraform") is None:
+        raise cli.ToolError("terraform not found on PATH: install Terraform >= 1.7")
+    _terminate_on_sigterm()
+    outcome = Bench(chosen, Console(stderr=True)).run()
+    # Plain print: a console would wrap the Markdown table.
+    print(outcome.summary)
+    for name, path in (
+        ("report", outcome.report_path),
+        ("chart", outcome.chart_path),
+        ("results", outcome.results_path),
+    ):
+        print(f"{name}: {path}")
+    return cli.EXIT_OK if outcome.targets_met else cli.EXIT_FAILURE
+
+
+def _terminate_on_sigterm() -> None:
+    """SIGTERM takes the Ctrl-C path, so the stacks are destroyed and the endpoint stopped."""
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

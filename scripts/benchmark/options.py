@@ -1,0 +1,162 @@
+"""``python -m benchmark designs``: its options (the workloads, the two configurations, the cost
+assumptions) and where its inputs and outputs live."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from vstats import cli
+
+from benchmark.deploy import REPO_ROOT
+from benchmark.figures import DurationModel, parse_duration_model
+from benchmark.report import CONFIGS, WORKLOADS, Workload
+
+DEFAULT_OUTPUT = REPO_ROOT / "build" / "bench"
+DEFAULT_RESULTS = DEFAULT_OUTPUT / "results.json"
+OURS_ZIP = REPO_ROOT / "build" / "lambda.zip"
+REFERENCE_SOURCE = REPO_ROOT / "bench" / "reference" / "lambda_src"
+DEFAULT_SEED = 20220111  # the blog's publication date
+TEARDOWN_RESERVE = 90.0  # seconds kept for destroy + endpoint stop
+DEFAULT_DURATIONS = {"baseline": "10+15", "ours": "30+0.5"}
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    workloads: tuple[Workload, ...]
+    configs: tuple[str, ...]
+    rate: float
+    writers: int
+    seed: int
+    output_dir: Path
+    time_budget: float
+    durations: dict[str, DurationModel]
+    probe_interval: float = 1.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``python -m benchmark designs``."""
+    parser.add_argument(
+        "--readme-table",
+        action="store_true",
+        help="print the README summary table (Markdown) from --results and exit",
+    )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=DEFAULT_RESULTS,
+        help="results.json to read for --readme-table (default build/bench/results.json)",
+    )
+    sizes = parser.add_argument_group("workloads")
+    sizes.add_argument(
+        "--events-large",
+        type=cli.positive_int,
+        default=WORKLOADS["large"].events,
+        help=f"events of the large workload (default {WORKLOADS['large'].events:,})",
+    )
+    sizes.add_argument(
+        "--events-tiny",
+        type=cli.positive_int,
+        default=WORKLOADS["tiny"].events,
+        help=f"events of the tiny workload (default {WORKLOADS['tiny'].events:,})",
+    )
+    sizes.add_argument(
+        "--quick", action="store_true", help="1,000 and 500 events: a smoke test of the bench"
+    )
+    sizes.add_argument(
+        "--workloads",
+        type=_names(tuple(WORKLOADS)),
+        default=tuple(WORKLOADS),
+        help="comma-separated subset of: large,tiny",
+    )
+    sizes.add_argument(
+        "--configs",
+        type=_names(CONFIGS),
+        default=CONFIGS,
+        help="comma-separated subset of: baseline,ours",
+    )
+    sizes.add_argument(
+        "--rate",
+        type=cli.positive_float,
+        default=80.0,
+        help="target events per second offered to both designs (default 80; the local "
+        "endpoint sustains about 60 with this project's larger batches of summary writes)",
+    )
+    sizes.add_argument("--writers", type=_writers, default=4, help="concurrent writers (default 4)")
+    sizes.add_argument(
+        "--seed", type=int, default=DEFAULT_SEED, help=f"generator seed (default {DEFAULT_SEED})"
+    )
+    money = parser.add_argument_group(
+        "cost assumptions (the local engine measures no AWS durations)"
+    )
+    for key, default in DEFAULT_DURATIONS.items():
+        money.add_argument(
+            f"--{key}-duration",
+            type=cli.value_type(parse_duration_model),
+            default=parse_duration_model(default),
+            metavar="MS[+MS_PER_WRITE]",
+            help=f"billed ms per invocation of {key} (default {default}: fixed + per summary "
+            "write request)",
+        )
+    run = parser.add_argument_group("run")
+    run.add_argument(
+        "--output-dir",
+        type=Path,
+        default=DEFAULT_OUTPUT,
+        help=f"where everything goes (default {DEFAULT_OUTPUT.relative_to(REPO_ROOT)})",
+    )
+    run.add_argument(
+        "--time-budget",
+        type=_budget,
+        default=900.0,
+        help="seconds for the whole bench; later runs are skipped past it (default 900)",
+    )
+
+
+def _names(known: tuple[str, ...]) -> Callable[[str], tuple[str, ...]]:
+    def parse(text: str) -> tuple[str, ...]:
+        names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+        unknown = [n for n in names if n not in known]
+        if unknown or not names:
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: choose from {', '.join(known)} (comma-separated)"
+            )
+        return tuple(n for n in known if n in names)
+
+    return parse
+
+
+def _writers(text: str) -> int:
+    value = cli.positive_int(text)
+    if value > 64:
+        raise argparse.ArgumentTypeError(f"at most 64 writers, got {value}")
+    return value
+
+
+def _budget(text: str) -> float:
+    value = cli.positive_float(text)
+    if value < 120:
+        raise argparse.ArgumentTypeError(f"the time budget must be at least 120 s, got {text}")
+    return value
+
+
+def options_from_args(args: argparse.Namespace) -> Options:
+    events = {"large": args.events_large, "tiny": args.events_tiny}
+    if args.quick:
+        events = {"large": 1000, "tiny": 500}
+    workloads = tuple(replace(WORKLOADS[key], events=events[key]) for key in args.workloads)
+    output_dir = args.output_dir.resolve()
+    if output_dir.exists() and not output_dir.is_dir():
+        raise cli.UsageError(f"--output-dir {args.output_dir} is not a directory")
+    return Options(
+        workloads=workloads,
+        configs=args.configs,
+        rate=args.rate,
+        writers=args.writers,
+        seed=args.seed,
+        output_dir=output_dir,
+        time_budget=args.time_budget,
+        durations={"baseline": args.baseline_duration, "ours": args.ours_duration},
+    )

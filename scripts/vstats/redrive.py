@@ -6,13 +6,15 @@ gave up on, then delete its message.
     python -m vstats.redrive --json       # counts and one entry per message
 
 A message (Lambda's ``DDBStreamBatchInfo``) names a shard and a sequence range; the records are
-still in the stream for 24 h. For each message:
+still in the stream for 24 h. A run:
 
-1. Read the range back from the stream. If the stream no longer holds all of it (trimmed, or the
-   shard is gone), the message is reported with ``make reconcile ARGS=--repair`` and kept.
-2. The summary keys the range's records touch (for the function whose queue it is, by the same
-   ``video_stats.model.contribution`` the handlers use).
-3. Make each of those summaries exact (below), then delete the message.
+1. Receives every message of the table's mappings' SQS on-failure queues and reads each range
+   back from the stream. If the stream no longer holds all of it (trimmed, or the shard is
+   gone), the message is reported with ``make reconcile ARGS=--repair`` and kept.
+2. Collects the summary keys the ranges' records touch (for the function whose queue it is, by
+   the handlers' own contribution rule, ``vstats.effects``).
+3. Makes each of those summaries exact (below), in one pass for all messages.
+4. Only then deletes the messages.
 
 Why not re-apply the records through the handler
 ------------------------------------------------
@@ -46,7 +48,8 @@ for records still to come.
 
 Idempotent: a second run, or a run after one killed half-way, finds each touched summary
 already equal to its target and its mark at or above the range's end, writes nothing, and
-deletes what is left. Messages are deleted only after all their keys are exact.
+deletes what is left. Messages are deleted only after all their keys are exact; a message
+received by a run that died reappears after its visibility timeout (5 minutes).
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ from rich.table import Table
 from rich.text import Text
 from video_stats import model
 from video_stats.marks import decode_mark, encode_mark, mark_name, mark_value, shard_tag
-from video_stats.model import AttributeMap, ItemType, SummaryKey, SummaryKind
+from video_stats.model import AttributeMap, Counters, ItemType, SummaryKey, SummaryKind
 
 from vstats import cli, deployment
 from vstats.drift import Drift, item_identity
@@ -122,8 +125,7 @@ class BatchOutcome:
     status: str  # redriven | trimmed | would-redrive | conflict | invalid
     records: int = 0
     keys: list[SummaryKey] = field(default_factory=list)
-    rewritten: list[Drift] = field(default_factory=list)
-    marks_raised: int = 0
+    rewritten: list[Drift] = field(default_factory=list)  # of its keys (shared with others)
     detail: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -140,7 +142,6 @@ class BatchOutcome:
             "records": self.records,
             "keys": [f"{k.kind.value}#{k.id}" for k in self.keys],
             "rewritten": [d.as_dict() for d in self.rewritten],
-            "marks_raised": self.marks_raised,
             "detail": self.detail,
         }
 
@@ -334,7 +335,7 @@ def base_items(client: DynamoDBClient, table: str, key: SummaryKey) -> list[Attr
 class KeyResult:
     key: SummaryKey
     drift: Drift | None  # written (dry run: to write); None: the counters were exact
-    mark_raised: bool
+    marks_raised: int
 
 
 class StreamIndex:
@@ -365,19 +366,19 @@ def make_exact(
     client: DynamoDBClient,
     streams: Any,
     table: str,
-    keys: Sequence[SummaryKey],
+    touched_by: Mapping[SummaryKey, Sequence[FailedBatch]],
     *,
-    batch: FailedBatch,
+    stream_arn: str,
     processed_through: Mapping[tuple[str, str], int],
     index_shards: int,
     timing: StreamTiming,
     dry_run: bool,
-) -> list[KeyResult]:
-    """Write each key's exact value and raise its mark for the batch's shard, in one
-    conditional write per key; keys that invocations changed under us are recomputed."""
-    name = mark_name(batch.function, shard_tag(batch.shard_id))
-    results: list[KeyResult] = []
-    pending = list(keys)
+) -> dict[SummaryKey, KeyResult]:
+    """Write each key's exact value and raise its marks for the shards of the batches that
+    touch it, in one conditional write per key; keys that invocations changed under us are
+    recomputed. One pass over the stream per round, for all keys."""
+    results: dict[SummaryKey, KeyResult] = {}
+    pending = list(touched_by)
     for _ in range(MAX_ATTEMPTS):
         # Summary first, then its base items, then the stream (see repair.applied_targets):
         # any change after the summary was read has a record above its marks.
@@ -385,7 +386,7 @@ def make_exact(
         items = {key: base_items(client, table, key) for key in pending}
         until = time.time() + timing.margin
         time.sleep(timing.delay)
-        stream = StreamIndex(read_stream(streams, batch.stream_arn, until=until))
+        stream = StreamIndex(read_stream(streams, stream_arn, until=until))
         changed: list[SummaryKey] = []
         for key in pending:
             summary = summaries[key]
@@ -394,35 +395,47 @@ def make_exact(
                 stream.relevant(key, found),
                 found,
                 {key: summary} if summary is not None else {},
-                batch.stream_arn,
+                stream_arn,
                 processed_through=processed_through,
             ).get(key, model.ZERO)
             actual = model.summary_counters(summary) if summary is not None else model.ZERO
-            old_mark = mark_value(summary, name)
-            raise_mark = (summary is not None or not target.is_zero()) and (
-                old_mark is None or _mark_seq(old_mark) < batch.end
-            )
+            marks = _raised_marks(summary, touched_by[key], target)
             drift = Drift(key, target, actual, summary is not None)
-            result = KeyResult(key, drift if actual != target else None, raise_mark)
-            if actual == target and not raise_mark:
-                results.append(result)
-                continue
-            if dry_run:
-                results.append(result)
-                continue
-            marks = (
-                {name: (old_mark, encode_mark(batch.end, batch.last_arrival))}
-                if raise_mark
-                else None
-            )
-            if write_target(client, table, drift, index_shards, marks=marks):
-                results.append(result)
+            result = KeyResult(key, drift if actual != target else None, len(marks))
+            nothing_to_write = actual == target and not marks
+            if (
+                nothing_to_write
+                or dry_run
+                or write_target(client, table, drift, index_shards, marks=marks or None)
+            ):
+                results[key] = result
             else:
                 changed.append(key)
         if not changed:
             return results
         pending = changed
     raise cli.ToolError(f"{len(pending)} summaries kept changing during the redrive; run it again")
+
+
+def _raised_marks(
+    summary: AttributeMap | None, batches: Sequence[FailedBatch], target: Counters
+) -> dict[str, tuple[str | None, str]]:
+    """{mark name: (value read, new value)} for each (function, shard) whose mark on the summary
+    is below the end of the last failed range there. No marks for a summary that does not
+    exist and stays zero (nothing to write)."""
+    if summary is None and target.is_zero():
+        return {}
+    last: dict[str, FailedBatch] = {}
+    for batch in batches:
+        name = mark_name(batch.function, shard_tag(batch.shard_id))
+        if name not in last or batch.end > last[name].end:
+            last[name] = batch
+    raised: dict[str, tuple[str | None, str]] = {}
+    for name, batch in last.items():
+        old = mark_value(summary, name)
+        if old is None or _mark_seq(old) < batch.end:
+            raised[name] = (old, encode_mark(batch.end, batch.last_arrival))
+    return raised
 
 
 def _mark_seq(value: str) -> int:
@@ -440,6 +453,8 @@ class RedriveReport:
     outcomes: list[BatchOutcome] = field(default_factory=list)
     invalid: list[str] = field(default_factory=list)  # message ids that are not batch records
     dry_run: bool = False
+    rewritten: list[Drift] = field(default_factory=list)  # distinct summaries (to) rewrite
+    marks_raised: int = 0
 
     def counts(self) -> dict[str, int]:
         statuses = [o.status for o in self.outcomes]
@@ -450,9 +465,9 @@ class RedriveReport:
             "trimmed": statuses.count("trimmed"),
             "invalid": len(self.invalid),
             "records": sum(o.records for o in self.outcomes),
-            "summaries_checked": sum(len(o.keys) for o in self.outcomes),
-            "summaries_rewritten": sum(len(o.rewritten) for o in self.outcomes),
-            "marks_raised": sum(o.marks_raised for o in self.outcomes),
+            "summaries_checked": len({k for o in self.outcomes for k in o.keys}),
+            "summaries_rewritten": len(self.rewritten),
+            "marks_raised": self.marks_raised,
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -495,19 +510,51 @@ def redrive(
         where = (batch.function, batch.shard_id)
         processed_through[where] = max(batch.end, processed_through.get(where, batch.end))
     try:
+        # 1. Each range back from the stream: the keys it touches (or it is trimmed).
+        touched_by: dict[SummaryKey, list[FailedBatch]] = {}
+        readable: list[tuple[FailedBatch, int, list[SummaryKey]]] = []
         for batch, _ in received:
+            try:
+                records = read_range(streams, batch)
+            except Trimmed as exc:
+                report.outcomes.append(
+                    BatchOutcome(batch, "trimmed", detail=f"{exc}: run `{REPAIR_COMMAND}`")
+                )
+                continue
+            keys = touched_keys(records, batch.item_type)
+            readable.append((batch, len(records), keys))
+            for key in keys:
+                touched_by.setdefault(key, []).append(batch)
+        # 2. Every touched summary exact, in one pass (one stream read per round).
+        results = make_exact(
+            client,
+            streams,
+            target.table,
+            touched_by,
+            stream_arn=stream_arn,
+            processed_through=processed_through,
+            index_shards=target.index_shards,
+            timing=timing,
+            dry_run=dry_run,
+        )
+        report.rewritten = [r.drift for r in results.values() if r.drift is not None]
+        report.marks_raised = sum(r.marks_raised for r in results.values())
+        # 3. Only now are the messages done with.
+        for batch, records_read, keys in readable:
+            if not dry_run:
+                sqs.delete_message(QueueUrl=batch.queue_url, ReceiptHandle=batch.receipt_handle)
             report.outcomes.append(
-                _redrive_one(
-                    (client, streams, sqs),
-                    target,
+                BatchOutcome(
                     batch,
-                    processed_through=processed_through,
-                    dry_run=dry_run,
-                    timing=timing,
+                    "would-redrive" if dry_run else "redriven",
+                    records=records_read,
+                    keys=keys,
+                    rewritten=[d for k in keys if (d := results[k].drift) is not None],
                 )
             )
-            log(f"{batch.function} …{batch.shard_id[-8:]} {batch.start}..{batch.end}: "
-                f"{report.outcomes[-1].status}")  # fmt: skip
+        for outcome in report.outcomes:
+            b = outcome.batch
+            log(f"{b.function} …{b.shard_id[-8:]} {b.start}..{b.end}: {outcome.status}")
     finally:
         if dry_run:  # put the messages back at once
             for batch, receipt in received:
@@ -515,45 +562,6 @@ def redrive(
                     QueueUrl=batch.queue_url, ReceiptHandle=receipt, VisibilityTimeout=0
                 )
     return report
-
-
-def _redrive_one(
-    clients: tuple[DynamoDBClient, Any, Any],
-    target: deployment.Deployment,
-    batch: FailedBatch,
-    *,
-    processed_through: Mapping[tuple[str, str], int],
-    dry_run: bool,
-    timing: StreamTiming,
-) -> BatchOutcome:
-    client, streams, sqs = clients
-    try:
-        records = read_range(streams, batch)
-    except Trimmed as exc:
-        return BatchOutcome(batch, "trimmed", detail=f"{exc}: run `{REPAIR_COMMAND}`")
-    keys = touched_keys(records, batch.item_type)
-    results = make_exact(
-        client,
-        streams,
-        target.table,
-        keys,
-        batch=batch,
-        processed_through=processed_through,
-        index_shards=target.index_shards,
-        timing=timing,
-        dry_run=dry_run,
-    )
-    outcome = BatchOutcome(
-        batch,
-        "would-redrive" if dry_run else "redriven",
-        records=len(records),
-        keys=keys,
-        rewritten=[r.drift for r in results if r.drift is not None],
-        marks_raised=sum(r.mark_raised for r in results),
-    )
-    if not dry_run:  # every key is exact: the message has done its job
-        sqs.delete_message(QueueUrl=batch.queue_url, ReceiptHandle=batch.receipt_handle)
-    return outcome
 
 
 # --- command line -----------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """CloudWatch metrics and alarm states for the local endpoint, so that ``make status`` and the
-dashboard read real numbers locally through the same APIs as on AWS.
+dashboard read real numbers locally through the same APIs as on AWS (docs/design.md §7, §9).
 
 On AWS three services feed CloudWatch: Lambda publishes ``AWS/Lambda`` Invocations, Errors,
 Duration and (for stream mappings) IteratorAge per function; CloudWatch Logs turns the

@@ -1,5 +1,5 @@
 """Replay what the on-failure queues hold: make the summaries exact for every batch that Lambda
-gave up on, then delete its message.
+gave up on, then delete its message (docs/design.md §9).
 
     python -m vstats.redrive              # every queue of the table's mappings
     python -m vstats.redrive --dry-run    # what it would do; nothing written, nothing deleted

@@ -1,4 +1,4 @@
-"""The one screen an operator reads first: is the pipeline healthy?
+"""The one screen an operator reads first: is the pipeline healthy? (docs/design.md §9)
 
     python -m vstats.status                 # tables; exit 1 when anything needs attention
     python -m vstats.status --minutes 60 --json

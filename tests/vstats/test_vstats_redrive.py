@@ -208,6 +208,10 @@ def test_fault_status_redrive_exact(
     assert any(a["state"] == "ALARM" for m in doc["mappings"] for a in m["alarms"])
 
     # Dry run: reports, writes nothing, deletes nothing.
+    assert redrive.main(["--dry-run", *stack.args()]) == 0
+    table = capsys.readouterr().out
+    assert "would-redrive" in table
+    assert f"{messages} messages" in table
     dry = _redrive(stack, capsys, "--dry-run")
     assert dry["counts"]["would_redrive"] == messages
     assert dry["counts"]["summaries_rewritten"] > 0

@@ -68,8 +68,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 from video_stats import model
-from video_stats.marks import decode_mark, encode_mark, mark_name, mark_value, shard_tag
+from video_stats.lineage import Lineage
+from video_stats.marks import covered_seq, encode_mark, mark_value, names_of, shard_marks
 from video_stats.model import AttributeMap, Counters, ItemType, SummaryKey, SummaryKind
+from video_stats.streams import describe_shards
 
 from vstats import cli, deployment
 from vstats.drift import Drift, item_identity
@@ -387,6 +389,7 @@ def make_exact(
         until = time.time() + timing.margin
         time.sleep(timing.delay)
         stream = StreamIndex(read_stream(streams, stream_arn, until=until))
+        lineage = Lineage.of(describe_shards(streams, stream_arn), time.time())
         changed: list[SummaryKey] = []
         for key in pending:
             summary = summaries[key]
@@ -396,10 +399,11 @@ def make_exact(
                 found,
                 {key: summary} if summary is not None else {},
                 stream_arn,
+                lineage,
                 processed_through=processed_through,
             ).get(key, model.ZERO)
             actual = model.summary_counters(summary) if summary is not None else model.ZERO
-            marks = _raised_marks(summary, touched_by[key], target)
+            marks = _raised_marks(summary, touched_by[key], target, lineage)
             drift = Drift(key, target, actual, summary is not None)
             result = KeyResult(key, drift if actual != target else None, len(marks))
             nothing_to_write = actual == target and not marks
@@ -418,31 +422,37 @@ def make_exact(
 
 
 def _raised_marks(
-    summary: AttributeMap | None, batches: Sequence[FailedBatch], target: Counters
+    summary: AttributeMap | None,
+    batches: Sequence[FailedBatch],
+    target: Counters,
+    lineage: Lineage,
 ) -> dict[str, tuple[str | None, str]]:
     """{mark name: (value read, new value)} for each (function, shard) whose mark on the summary
-    is below the end of the last failed range there. No marks for a summary that does not
-    exist and stays zero (nothing to write)."""
+    is below the end of the last failed range there. None for a summary that does not exist
+    and stays zero (nothing to write), nor for a shard whose descendant already marked the
+    summary (lineage pruning: its records all count as applied, marks.py)."""
     if summary is None and target.is_zero():
         return {}
-    last: dict[str, FailedBatch] = {}
+    last: dict[tuple[str, str], FailedBatch] = {}
     for batch in batches:
-        name = mark_name(batch.function, shard_tag(batch.shard_id))
-        if name not in last or batch.end > last[name].end:
-            last[name] = batch
+        where = (batch.function, batch.shard_id)
+        if where not in last or batch.end > last[where].end:
+            last[where] = batch
     raised: dict[str, tuple[str | None, str]] = {}
-    for name, batch in last.items():
-        old = mark_value(summary, name)
-        if old is None or _mark_seq(old) < batch.end:
-            raised[name] = (old, encode_mark(batch.end, batch.last_arrival))
+    for (function, shard_id), batch in last.items():
+        if any(mark_value(summary, n) for n in names_of(function, lineage.descendants(shard_id))):
+            continue
+        marks = shard_marks(function, shard_id)
+        try:
+            covered = covered_seq(summary, marks)
+        except ValueError:  # a corrupt mark: leave it to the handler, which fails the key
+            continue
+        if covered < batch.end:
+            raised[marks.current] = (
+                mark_value(summary, marks.current),
+                encode_mark(batch.end, batch.last_arrival),
+            )
     return raised
-
-
-def _mark_seq(value: str) -> int:
-    try:
-        return decode_mark(value).seq
-    except ValueError:
-        return -1
 
 
 # --- the run ----------------------------------------------------------------------------------

@@ -44,7 +44,9 @@ machinery, which stays exact while the stack writes on). Per key K:
 
 Raising the mark records that K now holds the range: later records of the shard are above it
 and apply normally, and a later ``reconcile --repair`` does not mistake the redriven records
-for records still to come.
+for records still to come. A summary that already holds a mark of one of the shard's
+descendants needs none (lineage pruning, ``video_stats.marks``: every record of the shard
+counts as applied to it), and the current mark format is written, beside any legacy mark.
 
 Idempotent: a second run, or a run after one killed half-way, finds each touched summary
 already equal to its target and its mark at or above the range's end, writes nothing, and

@@ -2,15 +2,15 @@
 summary item (bytes, as DynamoDB sizes items) and the most marks on one item.
 
 The item format is the project's (lambda_src/video_stats/model.py): summary items are those
-``summary_key_of`` recognises, marks are the attributes named with ``MARK_PREFIX``. Read in
-process from moto's table, so the figure costs no API call and no read units.
+``summary_key_of`` recognises, marks the attributes ``is_mark_attribute`` recognises (both mark
+formats). Read in process from moto's table, so the figure costs no API call and no read units.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from video_stats.model import MARK_PREFIX, SUMMARY_SK, summary_key_of
+from video_stats.model import SUMMARY_SK, is_mark_attribute, summary_key_of
 
 from localcloud.writestats import item_size
 
@@ -36,7 +36,7 @@ def _figures(items: list[Any]) -> dict[str, int]:
             continue
         count += 1
         largest = max(largest, item_size(attributes))
-        most_marks = max(most_marks, sum(1 for name in attributes if name.startswith(MARK_PREFIX)))
+        most_marks = max(most_marks, sum(1 for name in attributes if is_mark_attribute(name)))
     return {
         "summary_items": count,
         "max_summary_item_bytes": largest,

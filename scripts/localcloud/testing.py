@@ -82,12 +82,16 @@ class EndpointProcess:
     """``python -m <server_module> serve`` on a free port, as a child process in its own session.
 
     ``server_module`` is ``localcloud``, or a module whose ``serve`` command wraps it (the
-    benchmark's ``benchmark.endpoint``).
+    benchmark's ``benchmark.endpoint``). ``scripts_dir`` is where it is imported from: this
+    checkout, or an earlier release's (the upgrade test deploys that release as it was).
     """
 
-    def __init__(self, state_dir: Path, server_module: str = "localcloud") -> None:
+    def __init__(
+        self, state_dir: Path, server_module: str = "localcloud", scripts_dir: Path = SCRIPTS_DIR
+    ) -> None:
         self.state_dir = state_dir
         self.server_module = server_module
+        self.scripts_dir = scripts_dir
         self.log_path = state_dir / "serve.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -104,7 +108,7 @@ class EndpointProcess:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(SCRIPTS_DIR), env.get("PYTHONPATH", "")) if p
+            p for p in (str(self.scripts_dir), env.get("PYTHONPATH", "")) if p
         )
         with open(self.log_path, "ab") as log:
             proc = self.proc = subprocess.Popen(

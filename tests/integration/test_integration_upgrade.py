@@ -27,13 +27,14 @@ import subprocess
 import tarfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
 from it_support import (  # type: ignore[import-not-found]
     FAULT_COUNTERS,
     FAULTS,
+    FUNCTION_ROLES,
     REPO_ROOT,
     STREAM_MAPPING,
     Stack,
@@ -51,9 +52,13 @@ from it_support import (  # type: ignore[import-not-found]
 )
 from localcloud.testing import EndpointProcess
 from py.path import local as py_path  # type: ignore[import-untyped]
+from video_stats.model import SummaryKey, SummaryKind
 from vstats import plan_review
+from vstats.deployment import SHARDS_ENV
 from vstats.drift import compare, read_snapshot
 from vstats.generator import MIX_KEYS
+from vstats.tables import list_summaries
+from waiting import wait_until  # type: ignore[import-not-found]
 
 pytestmark = pytest.mark.integration
 
@@ -153,6 +158,7 @@ def test_previous_release_upgrades_in_place_without_drift(
     assert upgraded.base_items == snapshot.base_items, "base items changed by the upgrade"
     lost = compare(snapshot.recount, upgraded.summaries)
     assert not lost, "summaries changed by the upgrade: " + describe_drift(lost)
+    assert_ranked(after, upgraded.summaries, "right after the upgrade")
 
     # The same users and videos again: the new handlers update summaries that carry the
     # earlier release's marks, under retries, kills and duplicates where the endpoint can.
@@ -165,6 +171,8 @@ def test_previous_release_upgrades_in_place_without_drift(
             {n: delta().total(after.mapping_uuids, n) for n in FAULT_COUNTERS} if delta else {}
         )
     assert not target.is_local or sum(injected.values()) > 0, f"no fault happened: {injected}"
+    final = read_snapshot(after.client("dynamodb"), after.table)
+    assert_ranked(after, final.summaries, "after the second load")
     code, output = new.plan_exit_code()
     assert code == 0, f"plan after the upgrade: exit {code} (2: changes):\n{output[-4000:]}"
 
@@ -191,6 +199,34 @@ def assert_in_place(review: plan_review.Review) -> None:
         f"  {w.level}: {w.address}: {w.text}" for w in bad
     )
     assert tables[0].action in ("no-op", "update"), tables[0]
+
+
+def assert_ranked(stack: Stack, summaries: Iterable[SummaryKey], when: str) -> None:
+    """``make summary``'s reader (GSI2, never a scan) lists every summary the table holds: an
+    upgrade must not leave summaries written by the earlier release out of the ranking."""
+    expected = set(summaries)
+    lam = stack.client("lambda")
+    function = stack.function_names[FUNCTION_ROLES[0]]
+    variables = lam.get_function_configuration(FunctionName=function)["Environment"]["Variables"]
+    shards = int(variables[SHARDS_ENV])
+    ddb = stack.client("dynamodb")
+    listed: set[SummaryKey] = set()
+
+    def probe() -> bool:  # a GSI is eventually consistent (AWS); the endpoint's at once
+        listed.clear()
+        for kind in SummaryKind:
+            listed.update(row.key for row in list_summaries(ddb, stack.table, kind, shards=shards))
+        return listed >= expected
+
+    timeout = 0.0 if stack.target.is_local else 60.0
+    with contextlib.suppress(AssertionError):
+        wait_until(probe, timeout, interval=1.0, what="the ranking index")
+    missing = sorted(expected - listed, key=lambda k: (k.kind.value, k.id))
+    assert not missing, (
+        f"{when}, the ranking index (GSI2, read by `make summary`) lists {len(expected & listed)} "
+        f"of {len(expected)} summaries; missing: "
+        + ", ".join(f"{k.kind.value} {k.id}" for k in missing[:10])
+    )
 
 
 def extract_release(commit: str, destination: Path) -> Path:

@@ -228,7 +228,8 @@ def assert_ranked(stack: Stack, summaries: Iterable[SummaryKey], when: str) -> N
     missing = sorted(expected - listed, key=lambda k: (k.kind.value, k.id))
     assert not missing, (
         f"{when}, the ranking index (GSI2, read by `make summary`) lists {len(expected & listed)} "
-        f"of {len(expected)} summaries; missing: "
+        f"of {len(expected)} summaries (a summary the earlier release wrote must be ranked "
+        "before its next update, which may never come); missing: "
         + ", ".join(f"{k.kind.value} {k.id}" for k in missing[:10])
     )
 

@@ -23,6 +23,7 @@ from localcloud.client import ControlClient
 from localcloud.state import health, read_endpoint_info
 
 SCRIPTS_DIR = Path(__file__).resolve().parent.parent
+LAMBDA_SRC = SCRIPTS_DIR.parent / "lambda_src"
 REGION = "us-east-1"
 START_TIMEOUT = 60.0
 #: The role policy every local test function (and the engine benchmark's) is created with.
@@ -87,11 +88,17 @@ class EndpointProcess:
     """
 
     def __init__(
-        self, state_dir: Path, server_module: str = "localcloud", scripts_dir: Path = SCRIPTS_DIR
+        self,
+        state_dir: Path,
+        server_module: str = "localcloud",
+        environment: dict[str, str] | None = None,
+        scripts_dir: Path = SCRIPTS_DIR,
     ) -> None:
         self.state_dir = state_dir
         self.server_module = server_module
         self.scripts_dir = scripts_dir
+        # e.g. {"LOCALCLOUD_STREAM_PARTITIONS": "1"}: the endpoint's stream settings
+        self.environment = dict(environment or {})
         self.log_path = state_dir / "serve.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -108,8 +115,15 @@ class EndpointProcess:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(self.scripts_dir), env.get("PYTHONPATH", "")) if p
+            p
+            for p in (
+                str(self.scripts_dir),
+                str(self.scripts_dir.parent / "lambda_src"),
+                env.get("PYTHONPATH", ""),
+            )
+            if p
         )
+        env.update(self.environment)
         with open(self.log_path, "ab") as log:
             proc = self.proc = subprocess.Popen(
                 [sys.executable, "-m", self.server_module, "serve",

@@ -38,7 +38,8 @@ _ONE_RECORD_SEQUENCE = "1"
 
 def record_effect(record: Mapping[str, Any], item_type: ItemType) -> dict[SummaryKey, Counters]:
     """What the function of ``item_type`` applies for one stream record (Lambda event format):
-    a key per summary the record touches, also where its changes cancel out (zero)."""
+    a key per summary the record changes (a record that leaves a summary as it was, like an
+    unchanged vote re-put, is no work for the handler and has no key here)."""
     batch = parse_batch([record], item_type)
     return {summary_key(key): delta.counters() for key, delta in batch.keys.items()}
 

@@ -23,7 +23,6 @@ from localcloud.client import ControlClient
 from localcloud.state import health, read_endpoint_info
 
 SCRIPTS_DIR = Path(__file__).resolve().parent.parent
-LAMBDA_SRC = SCRIPTS_DIR.parent / "lambda_src"
 REGION = "us-east-1"
 START_TIMEOUT = 60.0
 #: The role policy every local test function (and the engine benchmark's) is created with.

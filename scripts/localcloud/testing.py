@@ -23,7 +23,6 @@ from localcloud.client import ControlClient
 from localcloud.state import health, read_endpoint_info
 
 SCRIPTS_DIR = Path(__file__).resolve().parent.parent
-LAMBDA_SRC = SCRIPTS_DIR.parent / "lambda_src"
 REGION = "us-east-1"
 START_TIMEOUT = 60.0
 #: The role policy every local test function (and the engine benchmark's) is created with.
@@ -83,7 +82,8 @@ class EndpointProcess:
     """``python -m <server_module> serve`` on a free port, as a child process in its own session.
 
     ``server_module`` is ``localcloud``, or a module whose ``serve`` command wraps it (the
-    benchmark's ``benchmark.endpoint``).
+    benchmark's ``benchmark.endpoint``). ``scripts_dir`` is where it is imported from: this
+    checkout, or an earlier release's (the upgrade test deploys that release as it was).
     """
 
     def __init__(
@@ -91,9 +91,11 @@ class EndpointProcess:
         state_dir: Path,
         server_module: str = "localcloud",
         environment: dict[str, str] | None = None,
+        scripts_dir: Path = SCRIPTS_DIR,
     ) -> None:
         self.state_dir = state_dir
         self.server_module = server_module
+        self.scripts_dir = scripts_dir
         # e.g. {"LOCALCLOUD_STREAM_PARTITIONS": "1"}: the endpoint's stream settings
         self.environment = dict(environment or {})
         self.log_path = state_dir / "serve.log"
@@ -112,7 +114,13 @@ class EndpointProcess:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(SCRIPTS_DIR), str(LAMBDA_SRC), env.get("PYTHONPATH", "")) if p
+            p
+            for p in (
+                str(self.scripts_dir),
+                str(self.scripts_dir.parent / "lambda_src"),
+                env.get("PYTHONPATH", ""),
+            )
+            if p
         )
         env.update(self.environment)
         with open(self.log_path, "ab") as log:

@@ -16,10 +16,7 @@ Tests marked ``aws`` run only with ``VIDEO_STATS_TEST_TARGET=aws``.
 
 from __future__ import annotations
 
-import json
 import secrets
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,8 +32,10 @@ from it_support import (  # type: ignore[import-not-found]
     StackFixture,
     Target,
     aws_region,
+    build_lambda_package,
     selected_target,
     set_faults,
+    tf_var_object,
 )
 from py.path import local as py_path  # type: ignore[import-untyped]
 
@@ -88,19 +87,8 @@ def lambda_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     into the session's temp dir so a stale build/lambda.zip is never tested and `make
     package` running beside the tests is never raced."""
     output = tmp_path_factory.mktemp("package") / "lambda.zip"
-    subprocess.run(
-        [
-            sys.executable, str(REPO_ROOT / "scripts" / "build_lambda_zip.py"),
-            "--source", str(REPO_ROOT / "lambda_src"),
-            "--requirements", str(REPO_ROOT / "lambda_src" / "requirements.txt"),
-            "--output", str(output),
-            "--cache", str(REPO_ROOT / "build" / "cache"),
-        ],
-        check=True,
-        cwd=REPO_ROOT,
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    return output
+    package: Path = build_lambda_package(REPO_ROOT, output)
+    return package
 
 
 @pytest.fixture(scope="session")
@@ -119,7 +107,7 @@ def stack(
         {
             "TF_VAR_name_prefix": prefix,
             "TF_VAR_package_file": str(lambda_package),
-            "TF_VAR_stream_mapping": _hcl_object(STREAM_MAPPING),
+            "TF_VAR_stream_mapping": tf_var_object(STREAM_MAPPING),
         },
     )
     module_dir = fixture.resolve_module_dir()
@@ -152,8 +140,3 @@ def no_faults(stack: Stack) -> Iterator[Stack]:
     yield stack
     if stack.target.is_local:
         set_faults(stack)
-
-
-def _hcl_object(values: dict[str, Any]) -> str:
-    """A TF_VAR_ value for an object variable (JSON is valid HCL for one)."""
-    return json.dumps(values)

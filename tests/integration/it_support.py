@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -23,10 +24,12 @@ import boto3
 from botocore.config import Config
 from localcloud.client import ControlClient
 from localcloud.testing import LocalEndpoint
-from pytest_terraform.tf import TerraformFixture, TerraformRunner
+from pytest_terraform.tf import TerraformFixture, TerraformRunner, TerraformState
 from video_stats.model import Counters, SummaryKey
 from vstats.drift import Drift, compare, read_snapshot
 from vstats.effects import ITEM_TYPE_OF_FUNCTION
+from vstats.load_report import Report
+from vstats.load_run import LoadTest, LoadTestConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STACK_MODULE = "stack"  # tests/terraform/stack, found by pytest-terraform's module lookup
@@ -61,6 +64,31 @@ def aws_region(environ: Mapping[str, str] | None = None) -> str:
         or boto3.session.Session().region_name
         or DEFAULT_REGION
     )
+
+
+def tf_var_object(values: Mapping[str, Any]) -> str:
+    """A TF_VAR_ value for an object variable (JSON is valid HCL for one)."""
+    return json.dumps(values)
+
+
+def build_lambda_package(tree: Path, output: Path) -> Path:
+    """The deployment zip of the source in ``tree`` (this checkout, or an extracted earlier
+    release), built by that tree's own ``scripts/build_lambda_zip.py``: deterministic, about
+    half a second with the shared dependency cache."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            sys.executable, str(tree / "scripts" / "build_lambda_zip.py"),
+            "--source", str(tree / "lambda_src"),
+            "--requirements", str(tree / "lambda_src" / "requirements.txt"),
+            "--output", str(output),
+            "--cache", str(REPO_ROOT / "build" / "cache"),
+        ],
+        check=True,
+        cwd=tree,
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    return output
 
 
 # --- the target -------------------------------------------------------------------------------
@@ -170,6 +198,17 @@ class StackRunner(TerraformRunner):  # type: ignore[misc]
         except TerraformError as err:
             return err.returncode, err.output.decode(errors="replace")
         return 0, out.decode(errors="replace")
+
+    def saved_plan(self, plan_path: Path) -> dict[str, Any]:
+        """``terraform plan -out`` to ``plan_path``, returned as ``terraform show -json``."""
+        self.plan(str(plan_path))
+        shown = self._run_cmd([self.tf_bin, "show", "-no-color", "-json", str(plan_path)], True)
+        return dict(json.loads(shown))
+
+    def apply_saved(self, plan_path: Path) -> TerraformState:
+        """Apply exactly the plan that ``saved_plan`` wrote (no second plan)."""
+        self._run_cmd(self._get_cmd_args("apply", plan=str(plan_path)))
+        return TerraformState.from_file(self.state_path, self)
 
 
 class StackFixture(TerraformFixture):  # type: ignore[misc]
@@ -401,6 +440,46 @@ def counters_for_prefix(
     return {k: v for k, v in recount.items() if k.id.startswith(prefix)}
 
 
+# --- load ------------------------------------------------------------------------------------
+
+
+def run_loadtest(stack: Stack, *, engine_api: bool = True, **config: Any) -> Report:
+    """The load test's own engine (vstats.loadtest), run programmatically.
+
+    ``engine_api=False``: the load test gets no control client (it then waits until the touched
+    summaries match, as on AWS) and ``faults`` are set through the control API's ``/faults``
+    alone, the route every release of the endpoint has: for an endpoint of an earlier release,
+    which lacks routes today's load test reads.
+    """
+    settings: dict[str, Any] = {
+        "rate": 150.0,
+        "writers": 4,
+        "users": 12,
+        "videos": 20,
+        "probe_interval": 0.0,
+        "drain_timeout": 120.0,
+        **config,
+    }
+    control = stack.target.control
+    faults = None if engine_api else settings.pop("faults", None)
+    test = LoadTest(
+        stack.client("dynamodb"),
+        stack.table,
+        LoadTestConfig(**settings),
+        control=control if engine_api else None,
+    )
+    if faults is not None and control is not None:
+        set_faults(stack, **faults)
+    try:
+        report = test.run()
+    finally:
+        if faults is not None and control is not None:
+            set_faults(stack)
+    assert report.failed_writes == 0, report.first_error
+    assert report.ok, f"load test mismatches: {[m.as_dict() for m in report.mismatches[:5]]}"
+    return report
+
+
 # --- engine statistics (local) -----------------------------------------------------------------
 
 
@@ -430,6 +509,12 @@ def engine_delta(stack: Stack) -> Iterator[Callable[[], EngineDelta]]:
     assert control is not None, "engine statistics exist only on the local endpoint"
     before = control.stats()
     yield lambda: EngineDelta(before, control.stats())
+
+
+# Fault injection the scenarios turn on (local endpoint): failed invocations, workers killed
+# after the k-th summary write, duplicate batches; and the engine counters that show each.
+FAULTS = {"fail_invocation_rate": 0.3, "kill_mid_batch_rate": 0.3, "duplicate_batch_rate": 0.3}
+FAULT_COUNTERS = ("injected_failures", "injected_kills", "duplicate_deliveries")
 
 
 def set_faults(stack: Stack, **faults: Any) -> dict[str, Any]:

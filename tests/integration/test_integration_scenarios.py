@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 from it_support import (  # type: ignore[import-not-found]
+    FAULT_COUNTERS,
+    FAULTS,
     FUNCTION_ROLES,
     FunctionLog,
     Stack,
@@ -21,6 +23,7 @@ from it_support import (  # type: ignore[import-not-found]
     engine_delta,
     read_stream,
     record_figure,
+    run_loadtest,
     wait_drained,
 )
 from video_stats import model
@@ -28,38 +31,12 @@ from video_stats.model import Counters, SummaryKey, SummaryKind
 from vstats.effects import ITEM_TYPE_OF_FUNCTION
 from vstats.generator import MIX_KEYS
 from vstats.load_report import Report
-from vstats.load_run import LoadTest, LoadTestConfig
 from vstats.tables import get_summaries, list_summaries
 from waiting import wait_until  # type: ignore[import-not-found]
 
 pytestmark = pytest.mark.integration
 
-FAULTS = {"fail_invocation_rate": 0.3, "kill_mid_batch_rate": 0.3, "duplicate_batch_rate": 0.3}
-FAULT_COUNTERS = ("injected_failures", "injected_kills", "duplicate_deliveries")
 POISON = "itPoison"  # marks the poison items this test writes (an attribute DynamoDB keeps)
-
-
-def run_loadtest(stack: Stack, **config: Any) -> Report:
-    """The load test's own engine (vstats.loadtest), run programmatically."""
-    settings: dict[str, Any] = {
-        "rate": 150.0,
-        "writers": 4,
-        "users": 12,
-        "videos": 20,
-        "probe_interval": 0.0,
-        "drain_timeout": 120.0,
-        **config,
-    }
-    test = LoadTest(
-        stack.client("dynamodb"),
-        stack.table,
-        LoadTestConfig(**settings),
-        control=stack.target.control,
-    )
-    report = test.run()
-    assert report.failed_writes == 0, report.first_error
-    assert report.ok, f"load test mismatches: {[m.as_dict() for m in report.mismatches[:5]]}"
-    return report
 
 
 def local_only(stack: Stack, what: str) -> None:

@@ -1,0 +1,270 @@
+"""Upgrade in place: a stack deployed by an earlier release takes the current version without
+losing an item, a summary or its stream position, and without drift.
+
+1. The root module and the handlers' zip AS OF ``PREVIOUS_RELEASE`` (extracted from git history
+   with ``git archive``; the zip built by that release's own builder) are applied under a
+   unique prefix to a fresh endpoint of that release (see ``upgrade_target``), and a mixed
+   load (views, votes, changed and removed votes, removed views) runs and drains.
+2. The CURRENT root module and zip are planned against the same state (same prefix, same
+   endpoint): the plan must neither replace nor destroy the table (every item and the stream
+   would be lost) nor a mapping (its stream position would be lost); ``vstats.plan_review``
+   calls these out, the same review as ``make plan``. Then the saved plan is applied.
+3. Right after the upgrade every base item and every summary is as before; a second load
+   (with fault injection on the local endpoint: retried, killed and duplicated batches write
+   over summaries that carry the earlier release's marks) drains; every summary equals the
+   recount, and a plan right after is empty.
+4. Destroy, and nothing with the prefix is left.
+
+Terraform runs nine times (init, plan, apply per version; show, plan, destroy), which is most
+of the test's time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import subprocess
+import tarfile
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sized
+from pathlib import Path
+
+import pytest
+from it_support import (  # type: ignore[import-not-found]
+    FAULT_COUNTERS,
+    FAULTS,
+    FUNCTION_ROLES,
+    REPO_ROOT,
+    STREAM_MAPPING,
+    Stack,
+    StackFixture,
+    StackRunner,
+    Target,
+    assert_exact,
+    build_lambda_package,
+    describe_drift,
+    engine_delta,
+    record_figure,
+    run_loadtest,
+    selected_target,
+    tf_var_object,
+)
+from localcloud.testing import EndpointProcess
+from py.path import local as py_path  # type: ignore[import-untyped]
+from video_stats.model import SummaryKey, SummaryKind
+from vstats import plan_review
+from vstats.deployment import SHARDS_ENV
+from vstats.drift import compare, read_snapshot
+from vstats.generator import MIX_KEYS
+from vstats.tables import list_summaries
+from waiting import wait_until  # type: ignore[import-not-found]
+
+pytestmark = pytest.mark.integration
+
+# The release whose deployments must upgrade in place: f9359f7 is the last commit before the
+# work on issues 10-13 (compact exactly-once marks, new GSI1 projection and GSI2 key), so it is
+# what a live stack runs today. Move it forward when a release ships; a clone needs the history
+# down to it (a shallow CI clone: `git fetch --unshallow`).
+PREVIOUS_RELEASE = "f9359f7"
+STACK_DIR = Path("tests") / "terraform" / "stack"  # the test wrapper of the root module
+# A known gap of the upgrade, found by this test (issue 12's GSI2 change): the summaries the
+# earlier release wrote carry no GSI2SK, so `make summary` does not list them until their
+# next update, which may never come. Every other check must pass first; the test then
+# reports XFAIL with this reason while the gap exists, and passes once it is closed.
+UNRANKED_AFTER_UPGRADE = (
+    "known gap: summaries written by the earlier release are not ranked until their next update"
+)
+# The endpoint is the earlier release's: the load test uses only the control routes it has.
+LOAD = {"engine_api": False}
+UPGRADE_FAULTS = dict.fromkeys(FAULTS, 0.5)  # the scenarios' faults, more often
+# Plan warnings (vstats.plan_review) that an in-place upgrade must never carry.
+FORBIDDEN = ("DATA LOSS", "STREAM POSITION LOST")
+
+
+@pytest.fixture(scope="module")
+def previous_release(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The repository as of ``PREVIOUS_RELEASE`` and the zip its own builder makes."""
+    tree = extract_release(PREVIOUS_RELEASE, tmp_path_factory.mktemp("previous") / "tree")
+    return tree, build_lambda_package(tree, tree.parent / "lambda.zip")
+
+
+@pytest.fixture
+def upgrade_target(
+    request: pytest.FixtureRequest,
+    previous_release: tuple[Path, Path],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Target]:
+    """AWS, or a fresh local endpoint OF THE EARLIER RELEASE: today's endpoint refuses its
+    filter patterns (they name ``eventName``; localcloud/filters.py takes the Lambda guide's
+    "only support filtering on the `dynamodb` key" strictly), so under that reading such a
+    stack exists only where that release's endpoint accepted it. The upgrade is applied there."""
+    if selected_target() == "aws":
+        yield request.getfixturevalue("it_target")
+        return
+    tree, _ = previous_release
+    state_dir = tmp_path_factory.mktemp("upgrade-endpoint")
+    process = EndpointProcess(state_dir, scripts_dir=tree / "scripts")
+    endpoint = process.start()
+    try:
+        yield Target("local", "us-east-1", endpoint)
+    finally:
+        process.stop()
+
+
+def test_previous_release_upgrades_in_place_without_drift(
+    request: pytest.FixtureRequest,
+    upgrade_target: Target,
+    previous_release: tuple[Path, Path],
+    lambda_package: Path,
+    tmp_path: Path,
+) -> None:
+    started = time.monotonic()
+    target = upgrade_target
+    previous, previous_zip = previous_release
+    prefix = f"it-up-{secrets.token_hex(3)}"
+    # The integration fixture's teardown (destroy with the runner that applied last, then
+    # nothing with the prefix may be left), registered before anything is applied. One data
+    # dir and one state file (work/../terraform.tfstate) serve both versions: the upgrade is
+    # the current configuration applied to the earlier release's state.
+    fixture = StackFixture(request.config, py_path(str(Path(__file__).parent)))
+    work_dir = tmp_path / "work"
+
+    def use_version(tree: Path, package: Path) -> StackRunner:
+        variables = {
+            "TF_VAR_name_prefix": prefix,
+            "TF_VAR_package_file": str(package),
+            "TF_VAR_stream_mapping": tf_var_object(STREAM_MAPPING),
+        }
+        fixture.configure(target, prefix, variables)
+        runner: StackRunner = fixture.get_runner(tree / STACK_DIR, work_dir)
+        runner.init()  # a new module source: what `terraform init` does on a new checkout
+        fixture.runner = runner  # the teardown destroys with the runner that applied last
+        return runner
+
+    old = use_version(previous, previous_zip)
+    request.addfinalizer(fixture.tear_down)
+    state = old.apply()
+    before = Stack(prefix, target, state.outputs, old, previous_zip)
+    first = run_loadtest(before, events=300, seed=7, id_prefix="upgrade-", **LOAD)
+    lacking = [k for k in MIX_KEYS if not first.events_by_kind.get(k)]
+    assert not lacking, f"the first load lacked {lacking}: {first.events_by_kind}"
+    exact_before = assert_exact(before)
+    snapshot = read_snapshot(before.client("dynamodb"), before.table, keep_base=True)
+
+    # The upgrade: the current configuration and zip against the same state.
+    new = use_version(REPO_ROOT, lambda_package)
+    review = plan_review.review(new.saved_plan(tmp_path / "upgrade.tfplan"))
+    assert_in_place(review)
+    state = new.apply_saved(tmp_path / "upgrade.tfplan")
+    after = Stack(prefix, target, state.outputs, new, lambda_package)
+    assert after.table == before.table
+    assert after.stream_arn == before.stream_arn, "the upgrade changed the table's stream"
+    assert after.mapping_uuids == before.mapping_uuids, "the upgrade re-created a mapping"
+
+    # Nothing lost or changed by the upgrade itself.
+    upgraded = read_snapshot(after.client("dynamodb"), after.table, keep_base=True)
+    assert upgraded.base_items == snapshot.base_items, "base items changed by the upgrade"
+    lost = compare(snapshot.recount, upgraded.summaries)
+    assert not lost, "summaries changed by the upgrade: " + describe_drift(lost)
+    # Known gap (reported below, after every other check): see UNRANKED_AFTER_UPGRADE.
+    unranked = unranked_summaries(after, upgraded.summaries)
+
+    # The same users and videos again: the new handlers update summaries that carry the
+    # earlier release's marks, under retries, kills and duplicates where the endpoint can.
+    # A slower rate makes more batches, so that more of them meet a fault.
+    faults = {"faults": {**UPGRADE_FAULTS, "seed": 17}} if target.is_local else {}
+    with engine_delta(after) if target.is_local else contextlib.nullcontext() as delta:
+        second = run_loadtest(
+            after, events=300, rate=50.0, seed=8, id_prefix="upgrade-", **LOAD, **faults
+        )
+        exact_after = assert_exact(after)
+        injected = (
+            {n: delta().total(after.mapping_uuids, n) for n in FAULT_COUNTERS} if delta else {}
+        )
+    assert not target.is_local or sum(injected.values()) > 0, f"no fault happened: {injected}"
+    final = read_snapshot(after.client("dynamodb"), after.table)
+    missing = unranked_summaries(after, final.summaries)
+    assert not missing, describe_unranked("after the second load", missing, final.summaries)
+    code, output = new.plan_exit_code()
+    assert code == 0, f"plan after the upgrade: exit {code} (2: changes):\n{output[-4000:]}"
+
+    actions = Counter(c.action for c in review.changes)
+    table = next(c for c in review.changes if c.type == "aws_dynamodb_table")
+    record_figure(
+        "upgrade",
+        release=PREVIOUS_RELEASE,
+        plan=dict(sorted(actions.items())),
+        table=f"{table.action} ({', '.join(table.changed) or 'nothing'})",
+        events=first.events + second.events,
+        summaries=f"{exact_before.summaries} -> {exact_after.summaries}",
+        faults_after_upgrade=injected,
+        seconds=round(time.monotonic() - started),
+        unranked_right_after_upgrade=len(unranked),
+    )
+    if unranked:
+        pytest.xfail(
+            f"{UNRANKED_AFTER_UPGRADE}: "
+            + describe_unranked("right after the upgrade", unranked, upgraded.summaries)
+        )
+
+
+def assert_in_place(review: plan_review.Review) -> None:
+    """The upgrade plan keeps the table, its stream and the mappings' positions."""
+    tables = [c for c in review.changes if c.type == "aws_dynamodb_table"]
+    assert len(tables) == 1, [c.address for c in tables]
+    bad = [w for w in review.warnings if w.level in FORBIDDEN]
+    assert not bad, "the upgrade plan is not in place:\n" + "\n".join(
+        f"  {w.level}: {w.address}: {w.text}" for w in bad
+    )
+    assert tables[0].action in ("no-op", "update"), tables[0]
+
+
+def unranked_summaries(stack: Stack, summaries: Iterable[SummaryKey]) -> list[SummaryKey]:
+    """The summaries that ``make summary``'s reader (GSI2, never a scan) does not list."""
+    expected = set(summaries)
+    lam = stack.client("lambda")
+    function = stack.function_names[FUNCTION_ROLES[0]]
+    variables = lam.get_function_configuration(FunctionName=function)["Environment"]["Variables"]
+    shards = int(variables[SHARDS_ENV])
+    ddb = stack.client("dynamodb")
+    listed: set[SummaryKey] = set()
+
+    def probe() -> bool:  # a GSI is eventually consistent (AWS); the endpoint's at once
+        listed.clear()
+        for kind in SummaryKind:
+            listed.update(row.key for row in list_summaries(ddb, stack.table, kind, shards=shards))
+        return listed >= expected
+
+    timeout = 0.0 if stack.target.is_local else 60.0
+    with contextlib.suppress(AssertionError):
+        wait_until(probe, timeout, interval=1.0, what="the ranking index")
+    return sorted(expected - listed, key=lambda k: (k.kind.value, k.id))
+
+
+def describe_unranked(when: str, missing: list[SummaryKey], summaries: Sized) -> str:
+    return (
+        f"{when}, the ranking index (GSI2, read by `make summary`) lists "
+        f"{len(summaries) - len(missing)} of {len(summaries)} summaries; missing: "
+        + ", ".join(f"{k.kind.value} {k.id}" for k in missing[:10])
+    )
+
+
+def extract_release(commit: str, destination: Path) -> Path:
+    """The repository as of ``commit`` (``git archive``), in ``destination``."""
+    archive = destination.with_suffix(".tar")
+    result = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "archive", "--format=tar", f"--output={archive}", commit],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        pytest.fail(
+            f"cannot extract release {commit} from git history ({result.stderr.strip()}): "
+            "the test needs a clone with that commit (not shallow: git fetch --unshallow)"
+        )
+    destination.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(destination, filter="data")
+    return destination

@@ -17,8 +17,9 @@ from typing import Any
 
 from localcloud.filters import CompiledFilters, compile_filter_criteria
 from localcloud.protocol import event_record
-from localcloud.writestats import IndexShape, index_write_units
+from localcloud.writestats import IndexShape, index_write_units, item_size
 from video_stats import model
+from video_stats.model import AttributeMap
 from vstats.effects import is_base_item
 
 BASE_OPERATIONS = ("PutItem", "DeleteItem")  # the load test writes base items only this way
@@ -225,3 +226,27 @@ def table_writes(stats: Mapping[str, Any], table: str) -> TableWrites:
 
 def mapping_counters(stats: Mapping[str, Any], uuids: Iterable[str]) -> dict[str, dict[str, Any]]:
     return {uuid: dict(stats.get(uuid) or {}) for uuid in uuids}
+
+
+@dataclass(frozen=True, slots=True)
+class SummarySizes:
+    items: int
+    max_bytes: int | None  # DynamoDB's item size (the endpoint's own rule)
+    max_marks: int | None  # exactly-once bookkeeping attributes
+
+
+def summary_sizes(items: Iterable[AttributeMap], id_prefix: str) -> SummarySizes:
+    """The largest summary item of a workload (its ids start with ``id_prefix``) and the most
+    marks one holds: a write costs one WRU per started KB of the item."""
+    count = 0
+    max_bytes = max_marks = None
+    for item in items:
+        key = model.summary_key_of(item)
+        if key is None or not key.id.startswith(id_prefix):
+            continue
+        count += 1
+        size = item_size(item)
+        marks = sum(1 for name in item if model.is_mark_attribute(name))
+        max_bytes = size if max_bytes is None else max(max_bytes, size)
+        max_marks = marks if max_marks is None else max(max_marks, marks)
+    return SummarySizes(count, max_bytes, max_marks)

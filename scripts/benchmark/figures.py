@@ -318,6 +318,9 @@ class RunCounts:
     local_ms_per_invocation: float | None = None
     projection: Projection | None = None  # at EVENTS_PER_DAY
     events_by_kind: dict[str, int] = field(default_factory=dict)
+    partitions: int = 1  # of the measured stream
+    max_summary_item_bytes: int | None = None  # after the run, over the workload's summaries
+    max_marks_per_item: int | None = None
 
     @property
     def records(self) -> int:
@@ -349,6 +352,9 @@ def figures(counts: RunCounts, settings: FunctionSettings) -> dict[str, Any]:
         "probes": counts.probes,
         "records": records,
         "events_by_kind": dict(sorted(counts.events_by_kind.items())),
+        "partitions": counts.partitions,
+        "max_summary_item_bytes": counts.max_summary_item_bytes,
+        "max_marks_per_item": counts.max_marks_per_item,
         "achieved_rate": _r(counts.achieved_rate, 1),
         "write_seconds": _r(counts.write_seconds, 2),
         "invocations": counts.invocations,

@@ -34,6 +34,7 @@ class Options:
     time_budget: float
     durations: dict[str, DurationModel]
     probe_interval: float = 1.0
+    projection_operations: int = 100_000  # generator operations simulated for the projection
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -159,4 +160,5 @@ def options_from_args(args: argparse.Namespace) -> Options:
         output_dir=output_dir,
         time_budget=args.time_budget,
         durations={"baseline": args.baseline_duration, "ours": args.ours_duration},
+        projection_operations=30_000 if args.quick else 100_000,
     )

@@ -29,6 +29,7 @@ from vstats import cli
 from vstats.drift import find_drift
 from vstats.effects import ITEM_TYPE_OF_FUNCTION, record_effect
 from vstats.load_run import LoadTest, LoadTestConfig
+from vstats.tables import scan_items
 
 from benchmark.collect import (
     DeployedMapping,
@@ -37,6 +38,7 @@ from benchmark.collect import (
     base_gsi_units,
     describe_mapping,
     index_shapes,
+    summary_sizes,
     table_writes,
 )
 from benchmark.deploy import REPO_ROOT, Stack, Terraform
@@ -54,6 +56,17 @@ from benchmark.figures import (
     split_batches,
 )
 from benchmark.options import OURS_ZIP, REFERENCE_SOURCE, TEARDOWN_RESERVE, Options
+from benchmark.projection import (
+    PRODUCTION_USERS,
+    PRODUCTION_VIDEOS,
+    Consumer,
+    Design,
+    Sample,
+    WriteCost,
+    production_operations,
+    projection_table,
+    stream_records,
+)
 from benchmark.report import Workload, evaluate_targets, readme_table
 from benchmark.results import assemble_results, write_outputs
 
@@ -361,6 +374,7 @@ class Bench:
             for d in find_drift(client, deployment.table)
             if d.key.id.startswith(workload.id_prefix)
         ]
+        item_sizes = summary_sizes(scan_items(client, deployment.table, 4), workload.id_prefix)
         bound_note = "; ".join(notes) if notes else None
         if bound_note:
             self.notes.append(f"{label}: lower bound of writes unavailable: {bound_note}")
@@ -394,6 +408,8 @@ class Bench:
             local_ms_per_invocation=sum(durations) / len(durations) if durations else None,
             projection=project(streams, report.events + report.probes, EVENTS_PER_DAY / 86_400),
             events_by_kind=dict(report.events_by_kind),
+            max_summary_item_bytes=item_sizes.max_bytes,
+            max_marks_per_item=item_sizes.max_marks,
         )
 
     # --- teardown and outputs ------------------------------------------------------------------
@@ -438,13 +454,27 @@ class Bench:
             "growing with the table), which would make the reference design's drain time "
             "measure moto, not its invocations. Semantics are unchanged."
         )
-        meta = {
+        meta: dict[str, Any] = {
             "total_seconds": self.timings.get("total"),
             "timings_seconds": {**self.timings, **(terraform.timings if terraform else {})},
             "skipped": self.skipped,
             "notes": self.notes,
             "machine": {"cpus": os.cpu_count(), "load_average": _load_average()},
         }
+        projections = {} if interrupted else self._projections(runs, deployments)
+        if projections:
+            meta["projection"] = {
+                "operations_simulated": self.options.projection_operations,
+                "seed": self.options.seed,
+                "users": PRODUCTION_USERS,
+                "videos": PRODUCTION_VIDEOS,
+                "measured_partitions": 1,
+                "note": "Batches simulated with the load test's generator and merged by the "
+                "handlers' parse_batch; per-write WRU (table and index) as measured on the "
+                "one-partition endpoint: the growth of the exactly-once marks with partitions "
+                "is not in these figures until the multi-partition endpoint measures it. The "
+                "reference design's index writes are billed at 1 WRU.",
+            }
         results = assemble_results(
             self.options,
             runs,
@@ -462,8 +492,37 @@ class Bench:
             },
             meta,
         )
+        for workload, rows in projections.items():
+            for config in ("baseline", "ours"):
+                if workload in results.get(config, {}):
+                    results[config][workload]["projection"] = rows
         write_outputs(self.options.output_dir, results, self.console)
         return results
+
+    def _projections(
+        self, runs: dict[str, dict[str, RunCounts]], deployments: dict[str, DeployedDesign]
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Per workload: both designs at the production shape, from that workload's measured
+        write costs (``benchmark.projection``)."""
+        if not {"baseline", "ours"} <= deployments.keys():
+            return {}
+        workloads = [w for w in runs.get("ours", {}) if w in runs.get("baseline", {})]
+        if not workloads:
+            return {}
+        self.console.print("projecting both designs to the production shape ...")
+        t0 = time.monotonic()
+        operations = production_operations(self.options.projection_operations, self.options.seed)
+        sample = Sample(list(stream_records(operations)))
+        tables = {
+            workload: projection_table(
+                sample,
+                _design(deployments["baseline"], runs["baseline"][workload]),
+                _design(deployments["ours"], runs["ours"][workload]),
+            )
+            for workload in workloads
+        }
+        self.timings["projection"] = round(time.monotonic() - t0, 1)
+        return tables
 
     def _outcome(self) -> Outcome:
         results = self.results
@@ -542,6 +601,35 @@ def _batch_problem(
             f"({stats.get('batches')} batches, {len(delivered)} records)"
         )
     return None
+
+
+def _design(deployed: DeployedDesign, counts: RunCounts) -> Design:
+    """A deployed design with the per-write costs one of its runs measured."""
+    items = counts.summary_item_writes
+    table_wru = counts.summary_wru / items if items else 1.0
+    index_wru = counts.summary_gsi_wru / items if items else 0.0
+    transactional = deployed.settings.transactional
+    if transactional:
+        index_wru /= 2  # the endpoint bills a transaction's index write at 2; AWS may at 1
+    consumers = tuple(
+        Consumer(
+            item_type=m.item_type,
+            batch_size=m.batch_size,
+            window_seconds=float(m.settings.get("MaximumBatchingWindowInSeconds") or 0),
+            tumbling_window_seconds=int(m.settings.get("TumblingWindowInSeconds") or 0),
+            accepts=m.filters.matches,
+        )
+        for m in deployed.mappings
+    )
+    return Design(
+        consumers=consumers,
+        settings=deployed.settings,
+        cost=WriteCost(table_wru, index_wru),
+        # One transaction of the record's two summaries per delivered record.
+        writes_per_record=(
+            items / counts.records_delivered if transactional and counts.records_delivered else None
+        ),
+    )
 
 
 def _load_average() -> list[float] | None:

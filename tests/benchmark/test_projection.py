@@ -1,0 +1,200 @@
+"""The production-shape projection: the simulated stream, the batch formula, exact write counts
+through the handlers' merge, the bill and the targets (pure; no endpoint)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from benchmark.figures import DurationModel, FunctionSettings
+from benchmark.projection import (
+    Cell,
+    Consumer,
+    Design,
+    Sample,
+    WriteCost,
+    batch_records,
+    changed_keys,
+    partition_of,
+    production_operations,
+    project_cell,
+    projection_table,
+    stream_records,
+)
+from benchmark.report import evaluate_targets, production_table, production_target
+from video_stats import model
+from vstats.generator import Operation
+
+TS = datetime(2022, 1, 2, 17, 5, 29, 123000, tzinfo=UTC)
+SETTINGS = FunctionSettings(1024, "arm64", False, DurationModel(30.0))
+
+
+def of_type(item_type: str) -> Any:
+    # A test stand-in for a deployed filter: the run passes the engine's compiled patterns.
+    def accepts(record: Mapping[str, Any]) -> bool:
+        images = record["dynamodb"]
+        return item_type in (
+            model.item_type_of(images.get("NewImage")),
+            model.item_type_of(images.get("OldImage")),
+        )
+
+    return accepts
+
+
+def consumer(item_type: str, batch_size: int = 1000, window: float = 5.0) -> Consumer:
+    return Consumer(item_type, batch_size, window, 0, of_type(item_type))  # type: ignore[arg-type]
+
+
+def put(item: dict[str, Any]) -> Operation:
+    return Operation("views", "put", {"PK": item["PK"], "SK": item["SK"]}, item)
+
+
+def test_stream_records_follow_dynamodb() -> None:
+    view = model.view_item("u", "v", 30, TS)
+    longer = {**view, "duration": {"N": "45"}}
+    key = {"PK": view["PK"], "SK": view["SK"]}
+    operations = [
+        put(view),
+        put(view),  # unchanged: no record
+        put(longer),
+        Operation("removed-views", "delete", key),
+        Operation("removed-views", "delete", key),  # nothing to delete: no record
+    ]
+    records = list(stream_records(operations))
+    assert [r["eventName"] for r in records] == ["INSERT", "MODIFY", "REMOVE"]
+    assert records[1]["dynamodb"]["OldImage"] == view
+    assert records[1]["dynamodb"]["NewImage"] == longer
+    assert records[2]["dynamodb"]["OldImage"] == longer
+    assert "NewImage" not in records[2]["dynamodb"]
+    assert [r["dynamodb"]["SequenceNumber"] for r in records] == ["1", "2", "3"]
+
+
+def test_a_users_records_stay_on_one_partition() -> None:
+    records = list(
+        stream_records(
+            put(model.view_item("u7", f"v{n}", 1, TS.replace(second=n))) for n in range(9)
+        )
+    )
+    assert len({partition_of(r, 16) for r in records}) == 1
+    assert {partition_of(r, 1) for r in records} == {0}
+
+
+def test_batch_formula_clamps_to_one_and_to_the_batch_size() -> None:
+    views = consumer("VIEW", batch_size=1000, window=5.0)
+    # 1 M events a day, one partition, 70 % views: 11.574 * 0.7 * 5 = 40.51 records.
+    assert batch_records(1_000_000, 1, 0.7, views) == 41
+    assert batch_records(1_000_000, 16, 0.7, views) == 3
+    assert batch_records(10_000, 16, 0.7, views) == 1
+    assert batch_records(100_000_000, 1, 0.7, views) == 1000
+
+
+def test_changed_keys_come_from_the_handlers_merge() -> None:
+    first = model.view_item("u", "v", 30, TS)
+    second = model.view_item("u", "v", 10, TS.replace(second=40))
+    other = model.view_item("w", "v", 5, TS.replace(second=41))
+    records = list(
+        stream_records([put(first), put(second), put(other), Operation("x", "delete", _key(first))])
+    )
+    # u's video and user summaries, w's user summary: the delete nets out part of u's changes.
+    assert changed_keys(records, "VIEW") == 3
+    assert changed_keys(records[:1] + records[3:], "VIEW") == 0  # inserted and deleted
+    assert changed_keys(records, "VOTE") == 0
+
+
+def _key(item: dict[str, Any]) -> dict[str, Any]:
+    return {"PK": item["PK"], "SK": item["SK"]}
+
+
+def test_project_cell_counts_invocations_and_writes() -> None:
+    # 8 views of one user and video: every batch writes 2 keys, whatever its size.
+    records = list(
+        stream_records(put(model.view_item("u", "v", 1, TS.replace(second=n))) for n in range(8))
+    )
+    ours = Design((consumer("VIEW", batch_size=4, window=5.0),), SETTINGS, WriteCost(1.0, 1.0))
+    cell = project_cell(Sample(records), ours, 100_000_000, 1)
+    assert cell.batch_records == (4,)
+    assert cell.invocations_per_event == pytest.approx(1 / 4)
+    assert cell.writes_per_event == pytest.approx(2 / 4)
+    tiny = project_cell(Sample(records), ours, 10_000, 1)  # a batch of one record
+    assert tiny.writes_per_event == pytest.approx(2.0)
+
+
+def test_the_reference_writes_two_items_per_delivered_record() -> None:
+    records = list(
+        stream_records(put(model.view_item("u", "v", 1, TS.replace(second=n))) for n in range(8))
+    )
+    reference = Design(
+        (Consumer("VIEW", 1, 0.0, 0, of_type("VIEW")),),
+        FunctionSettings(128, "x86_64", True, DurationModel(10.0, 15.0)),
+        WriteCost(2.0, 0.5),
+        writes_per_record=2.0,
+    )
+    cell = project_cell(Sample(records), reference, 1_000_000, 16)
+    assert cell.invocations_per_event == pytest.approx(1.0)
+    assert cell.writes_per_event == pytest.approx(2.0)
+
+
+def test_monthly_bill() -> None:
+    cell = Cell(1_000_000, 1, invocations_per_event=0.5, writes_per_event=2.0, batch_records=(1,))
+    design = Design((), FunctionSettings(1024, "x86_64", False, DurationModel(100.0, 0.0)),
+                    WriteCost(1.0, 1.0))  # fmt: skip
+    events = 30_000_000
+    expected = (
+        events * 0.5 * 0.20 / 1e6  # requests
+        + events * 0.5 * 0.1 * 1.0 * 0.0000166667  # 100 ms at 1 GB
+        + events * 2.0 * 2.0 * 0.625 / 1e6  # two writes of 2 WRU each
+    )
+    assert cell.monthly_usd(design) == pytest.approx(expected)
+
+
+def test_projection_table_of_the_generator_is_deterministic() -> None:
+    records = list(stream_records(production_operations(3000, seed=5)))
+    assert records == list(stream_records(production_operations(3000, seed=5)))
+    sample = Sample(records)
+    ours = Design((consumer("VIEW"), consumer("VOTE")), SETTINGS, WriteCost(1.0, 2.0))
+    reference = Design(
+        (
+            Consumer("VIEW", 1, 0.0, 0, of_type("VIEW")),
+            Consumer("VOTE", 1, 0.0, 0, of_type("VOTE")),
+        ),
+        FunctionSettings(128, "x86_64", True, DurationModel(10.0, 15.0)),
+        WriteCost(2.0, 0.5),
+        writes_per_record=2.0,
+    )
+    rows = projection_table(sample, reference, ours)
+    assert [(r["events_per_day"], r["partitions"]) for r in rows] == [
+        (e, p) for e in (1_000_000, 10_000_000, 100_000_000) for p in (1, 4, 16)
+    ]
+    for row in rows:
+        assert row["ratio"] == pytest.approx(
+            row["reference_usd_month"] / row["ours_usd_month"], rel=0.01
+        )
+        assert row["reference_invocations_per_1000_records"] == pytest.approx(1000.0)
+    # More partitions at the same rate: smaller batches, so more invocations per record.
+    one, four, sixteen = rows[0], rows[1], rows[2]
+    assert (
+        one["ours_invocations_per_1000_records"]
+        < four["ours_invocations_per_1000_records"]
+        < sixteen["ours_invocations_per_1000_records"]
+    )
+
+
+def test_production_targets_and_table() -> None:
+    assert production_target(1_000_000, 1) == production_target(1_000_000, 4) == 3.0
+    assert production_target(1_000_000, 16) == 2.0
+    assert production_target(10_000_000, 4) == production_target(100_000_000, 16) == 4.0
+    assert production_target(10_000_000, 1) == 1.0
+    rows = [
+        {"events_per_day": 1_000_000, "partitions": 4, "reference_usd_month": 90.0,
+         "ours_usd_month": 30.0, "ratio": 3.0, "ours_batch_records": [10, 5]},
+        {"events_per_day": 10_000_000, "partitions": 16, "reference_usd_month": 900.0,
+         "ours_usd_month": 300.0, "ratio": 3.0, "ours_batch_records": [24, 12]},
+    ]  # fmt: skip
+    results = {"ours": {"large": {"projection": rows}}, "meta": {}}
+    table = production_table(results)
+    assert table[2].startswith("| 1 M | 4 | 10, 5 |")
+    assert "**3.00x** | ≥ 4x |" in table[3]
+    production = [t for t in evaluate_targets(results) if "projected" in t.name]
+    assert [t.met for t in production] == [True, False]

@@ -85,7 +85,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="target events per second offered to both designs (default 80; the local "
         "endpoint sustains about 60 with this project's larger batches of summary writes)",
     )
-    sizes.add_argument("--writers", type=_writers, default=4, help="concurrent writers (default 4)")
+    sizes.add_argument(
+        "--writers",
+        type=cli.positive_int_at_most(64, "writers"),
+        default=4,
+        help="concurrent writers (default 4)",
+    )
     sizes.add_argument(
         "--seed", type=int, default=DEFAULT_SEED, help=f"generator seed (default {DEFAULT_SEED})"
     )
@@ -127,13 +132,6 @@ def _names(known: tuple[str, ...]) -> Callable[[str], tuple[str, ...]]:
         return tuple(n for n in known if n in names)
 
     return parse
-
-
-def _writers(text: str) -> int:
-    value = cli.positive_int(text)
-    if value > 64:
-        raise argparse.ArgumentTypeError(f"at most 64 writers, got {value}")
-    return value
 
 
 def _budget(text: str) -> float:

@@ -233,6 +233,7 @@ class SummarySizes:
     items: int
     max_bytes: int | None  # DynamoDB's item size (the endpoint's own rule)
     max_marks: int | None  # exactly-once bookkeeping attributes
+    largest: dict[model.SummaryKind, AttributeMap]  # the largest summary item of each kind
 
 
 def summary_sizes(items: Iterable[AttributeMap], id_prefix: str) -> SummarySizes:
@@ -240,6 +241,7 @@ def summary_sizes(items: Iterable[AttributeMap], id_prefix: str) -> SummarySizes
     marks one holds: a write costs one WRU per started KB of the item."""
     count = 0
     max_bytes = max_marks = None
+    largest: dict[model.SummaryKind, AttributeMap] = {}
     for item in items:
         key = model.summary_key_of(item)
         if key is None or not key.id.startswith(id_prefix):
@@ -249,4 +251,6 @@ def summary_sizes(items: Iterable[AttributeMap], id_prefix: str) -> SummarySizes
         marks = sum(1 for name in item if model.is_mark_attribute(name))
         max_bytes = size if max_bytes is None else max(max_bytes, size)
         max_marks = marks if max_marks is None else max(max_marks, marks)
-    return SummarySizes(count, max_bytes, max_marks)
+        if key.kind not in largest or size > item_size(largest[key.kind]):
+            largest[key.kind] = item
+    return SummarySizes(count, max_bytes, max_marks, largest)

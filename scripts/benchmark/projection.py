@@ -14,16 +14,22 @@ module's defaults, read from the deployed mapping, never copied). Invocations pe
 ``sum_f d_f / n_f``, plus one record-less call per open shard and tumbling window.
 
 The writes. A record's partition is its partition key's (``USER#<id>``: a user's records stay on
-one shard, a video's spread over all of them). The simulation takes the generator's records of
-partition 0 (the others are alike), lets each function's deployed filter choose its records,
-cuts them into batches of ``n_f`` and merges every batch with ``video_stats.records.parse_batch``,
+one shard, a video's spread over all of them). The simulation splits the generator's records by
+partition, lets each function's deployed filter choose its records, cuts each shard's records
+into batches of ``n_f`` and merges every batch with ``video_stats.records.parse_batch``,
 the handlers' own parse and merge: a batch writes one summary per key whose net change is not
 zero. That count per delivered record is exact for the simulated traffic, not a model.
 
 The bill. Lambda requests and GB-seconds (the run's assumed duration per invocation), plus the
-summary writes' write units, table and index, at the per-write costs the run measured
-(``WriteCost``). The reference design writes one ``TransactWriteItems`` of the two summaries per
-record it receives (2 WRU per item, as AWS documents for transactions); its index write is
+write units of every summary write, table and index, by the endpoint's own cost rules
+(``localcloud.writestats``: one unit per started KB of the item, and of each index's projection
+of it, a moved index key costing a delete and a put). Each write is costed on the largest summary
+item of its kind the run left, measured, with its exactly-once marks replaced by the number a
+day leaves at that partition count, injected (not simulated): one mark per function and shard
+seen within the retention (``video_stats.marks``), a stream rotating its shards every
+``ROTATION_SECONDS`` per partition; a video summary hears from every partition, a user summary
+from its own. The reference design writes one ``TransactWriteItems`` of the two summaries per
+record it receives (2 WRU per item, as AWS documents for transactions); its index writes are
 billed at 1 WRU, the reading least favourable to this project (AWS documents the doubling for
 the table item only). The application's own view and vote writes are the same for both designs
 and are not in the ratio.
@@ -31,14 +37,19 @@ and are not in the ratio.
 
 from __future__ import annotations
 
+import math
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from video_stats.model import AttributeMap, ItemType
-from video_stats.records import parse_batch
+from localcloud.writestats import IndexShape, item_size, write_cost
+from video_stats import marks, model
+from video_stats.model import AttributeMap, ItemType, SummaryKind
+from video_stats.records import parse_batch, summary_key
+from vstats.effects import FUNCTION_OF_ITEM_TYPE
 from vstats.generator import EventGenerator, Operation
 
 from benchmark.figures import PRICES, DurationModel, FunctionSettings, Prices
@@ -49,6 +60,9 @@ PRODUCTION_USERS: Final = 100_000
 PRODUCTION_VIDEOS: Final = 1_000
 SECONDS_PER_DAY: Final = 86_400
 DAYS_PER_MONTH: Final = 30
+# DynamoDB Streams documents no rotation period; ~4 h per shard is what the issue's review and
+# observed streams suggest. A later, measured figure replaces it here.
+ROTATION_SECONDS: Final = 4 * 3600
 
 Record = dict[str, Any]
 
@@ -66,7 +80,7 @@ class Consumer:
 
 @dataclass(frozen=True, slots=True)
 class WriteCost:
-    """Measured cost of one summary item write: table WRU and index WRU."""
+    """Write units of one summary item write: table and indexes."""
 
     table_wru: float
     index_wru: float
@@ -76,14 +90,66 @@ class WriteCost:
         return self.table_wru + self.index_wru
 
 
+#: A kind of summary write: which summary, and whether ``views`` (GSI2's sort key) moved.
+WriteKind = tuple[SummaryKind, bool]
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryShape:
+    """What a summary write costs in one design, from what its run measured: the largest
+    summary item of each kind it left, the table's indexes, transactional or not."""
+
+    items: Mapping[SummaryKind, AttributeMap]
+    indexes: tuple[IndexShape, ...]
+    transactional: bool
+
+    def item_after_a_day(self, kind: SummaryKind, partitions: int) -> AttributeMap:
+        """The measured item with the marks a day of traffic leaves on ``partitions``."""
+        return with_marks(self.items[kind], marks_after_a_day(kind, partitions))
+
+    def cost(self, kind: SummaryKind, views_moved: bool, partitions: int) -> WriteCost:
+        if kind not in self.items:
+            return WriteCost(1.0, 0.0)
+        old = self.item_after_a_day(kind, partitions)
+        new = dict(old)
+        counter = "views" if views_moved else "likes"
+        current = int((old.get(counter) or {}).get("N", "0"))
+        new[counter] = {"N": str(current + 1)}
+        table = write_cost(old, new, self.indexes, self.transactional).units
+        # Index writes at 1 WRU even in a transaction (the reading least favourable to us).
+        index = sum(write_cost(old, new, self.indexes, False).index_units.values())
+        return WriteCost(float(table), float(index))
+
+
+def marks_after_a_day(kind: SummaryKind, partitions: int) -> int:
+    """Marks a summary holds after a day: one per function and shard seen within the retention;
+    a video summary is fed by every partition, a user summary by its user's partition."""
+    shards = math.ceil(marks.DEFAULT_RETENTION_SECONDS / ROTATION_SECONDS)
+    fed_by = partitions if kind is SummaryKind.VIDEO else 1
+    return len(FUNCTION_OF_ITEM_TYPE) * fed_by * shards
+
+
+def with_marks(item: AttributeMap, count: int) -> AttributeMap:
+    """``item`` with ``count`` marks named and valued as the handlers write them (the value of
+    one of its own marks, so the measured length); an item without marks keeps none."""
+    template = next((value for name, value in item.items() if model.is_mark_attribute(name)), None)
+    kept = {name: value for name, value in item.items() if not model.is_mark_attribute(name)}
+    if template is None:
+        return kept
+    functions = list(FUNCTION_OF_ITEM_TYPE.values())
+    for n in range(count):
+        function = functions[n % len(functions)]
+        kept[marks.mark_name(function, marks.shard_tag(f"shard-{n}"))] = dict(template)
+    return kept
+
+
 @dataclass(frozen=True, slots=True)
 class Design:
     """One configuration as the projection needs it."""
 
     consumers: tuple[Consumer, ...]
     settings: FunctionSettings
-    cost: WriteCost
-    writes_per_record: float | None = None  # None: merged per batch (this project)
+    summaries: SummaryShape
 
 
 # --- the simulated stream ------------------------------------------------------------------------
@@ -153,10 +219,15 @@ def batch_records(events_per_day: float, partitions: int, share: float, consumer
     return max(1, min(consumer.batch_size, round(per_second * consumer.window_seconds)))
 
 
-def changed_keys(batch: Sequence[Record], item_type: ItemType) -> int:
-    """Summary writes of one batch, by the handlers' own parse and merge."""
-    merged = parse_batch(batch, item_type)
-    return sum(1 for delta in merged.keys.values() if not delta.counters().is_zero())
+def summary_writes(batch: Sequence[Record], item_type: ItemType) -> Counter[WriteKind]:
+    """Summary writes of one batch, by the handlers' own parse and merge: one per key whose
+    net change is not zero, by kind and whether ``views`` moved."""
+    writes: Counter[WriteKind] = Counter()
+    for key, delta in parse_batch(batch, item_type).keys.items():
+        counters = delta.counters()
+        if not counters.is_zero():
+            writes[(summary_key(key).kind, counters.views != 0)] += 1
+    return writes
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,8 +235,18 @@ class Cell:
     events_per_day: int
     partitions: int
     invocations_per_event: float
-    writes_per_event: float
+    writes: Mapping[WriteKind, float]  # summary writes per event, by kind
     batch_records: tuple[int, ...]  # per consumer
+
+    @property
+    def writes_per_event(self) -> float:
+        return sum(self.writes.values())
+
+    def wru_per_event(self, design: Design) -> float:
+        return sum(
+            per_event * design.summaries.cost(kind, moved, self.partitions).wru_per_write
+            for (kind, moved), per_event in self.writes.items()
+        )
 
     def monthly_usd(self, design: Design, prices: Prices = PRICES) -> float:
         events = self.events_per_day * DAYS_PER_MONTH
@@ -180,10 +261,7 @@ class Cell:
         return (
             invocations * prices.lambda_request_per_million / 1e6
             + gb_seconds * prices.gb_second(settings.architecture)
-            + writes
-            * (design.cost.table_wru + design.cost.index_wru)
-            * prices.wru_per_million
-            / 1e6
+            + self.wru_per_event(design) * events * prices.wru_per_million / 1e6
         )
 
 
@@ -208,18 +286,25 @@ class Sample:
     def share(self, consumer: Consumer) -> float:
         return sum(self.accepted(consumer)) / len(self.records)
 
-    def delivered_on_one_shard(self, consumer: Consumer, partitions: int) -> list[Record]:
-        """The records partition 0's shard hands to ``consumer``, in stream order."""
+    def delivered_per_shard(self, consumer: Consumer, partitions: int) -> list[list[Record]]:
+        """The records each partition's shard hands to ``consumer``, in stream order."""
         if partitions not in self._partitions:
             self._partitions[partitions] = [partition_of(r, partitions) for r in self.records]
-        where = self._partitions[partitions]
+        shards: list[list[Record]] = [[] for _ in range(partitions)]
         accepted = self.accepted(consumer)
-        return [r for r, p, ok in zip(self.records, where, accepted, strict=True) if ok and not p]
+        for record, where, ok in zip(
+            self.records, self._partitions[partitions], accepted, strict=True
+        ):
+            if ok:
+                shards[where].append(record)
+        return shards
 
 
 def project_cell(sample: Sample, design: Design, events_per_day: int, partitions: int) -> Cell:
     """One design at ``events_per_day`` on ``partitions`` partitions (see the module notes)."""
-    invocations = writes = 0.0
+    invocations = 0.0
+    writes: Counter[WriteKind] = Counter()
+    per_event: dict[WriteKind, float] = {}
     sizes: list[int] = []
     for consumer in design.consumers:
         share = sample.share(consumer)
@@ -231,18 +316,17 @@ def project_cell(sample: Sample, design: Design, events_per_day: int, partitions
         if consumer.tumbling_window_seconds > 0:
             closing_per_day = partitions * SECONDS_PER_DAY / consumer.tumbling_window_seconds
             invocations += closing_per_day / events_per_day
-        if design.writes_per_record is not None:
-            writes += share * design.writes_per_record
-            continue
-        delivered = sample.delivered_on_one_shard(consumer, partitions)
-        # Whole batches only, unless the sample is smaller than one.
-        sample_size = max(1, len(delivered) // size) * size
-        batches = [
-            delivered[i : i + size] for i in range(0, min(sample_size, len(delivered)), size)
-        ]
-        written = sum(changed_keys(batch, consumer.item_type) for batch in batches)
-        writes += share * written / sum(len(batch) for batch in batches)
-    return Cell(events_per_day, partitions, invocations, writes, tuple(sizes))
+        writes.clear()
+        merged = 0
+        for delivered in sample.delivered_per_shard(consumer, partitions):
+            # Whole batches only, unless the shard's sample is smaller than one.
+            whole = min(len(delivered), max(1, len(delivered) // size) * size)
+            for start in range(0, whole, size):
+                writes.update(summary_writes(delivered[start : start + size], consumer.item_type))
+            merged += whole
+        for kind, count in writes.items():
+            per_event[kind] = per_event.get(kind, 0.0) + share * count / merged
+    return Cell(events_per_day, partitions, invocations, per_event, tuple(sizes))
 
 
 def projection_table(
@@ -272,10 +356,20 @@ def projection_table(
                         our_cell.invocations_per_event * 1000, 3
                     ),
                     "ours_writes_per_event": round(our_cell.writes_per_event, 4),
+                    "ours_wru_per_event": round(our_cell.wru_per_event(ours), 4),
+                    "ours_video_summary_bytes": _item_bytes(ours, SummaryKind.VIDEO, count),
+                    "ours_marks_per_video_summary": marks_after_a_day(SummaryKind.VIDEO, count),
                     "reference_invocations_per_1000_records": round(
                         ref_cell.invocations_per_event * 1000, 3
                     ),
                     "reference_writes_per_event": round(ref_cell.writes_per_event, 4),
+                    "reference_wru_per_event": round(ref_cell.wru_per_event(reference), 4),
                 }
             )
     return rows
+
+
+def _item_bytes(design: Design, kind: SummaryKind, partitions: int) -> int | None:
+    if kind not in design.summaries.items:
+        return None
+    return item_size(design.summaries.item_after_a_day(kind, partitions))

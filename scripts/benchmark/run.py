@@ -25,6 +25,7 @@ from localcloud.client import ControlClient
 from localcloud.testing import EndpointProcess, LocalEndpoint
 from localcloud.writestats import IndexShape
 from rich.console import Console
+from video_stats.model import AttributeMap, SummaryKind
 from vstats import cli
 from vstats.drift import find_drift
 from vstats.effects import ITEM_TYPE_OF_FUNCTION, record_effect
@@ -62,7 +63,7 @@ from benchmark.projection import (
     Consumer,
     Design,
     Sample,
-    WriteCost,
+    SummaryShape,
     production_operations,
     projection_table,
     stream_records,
@@ -109,6 +110,10 @@ class Bench:
     skipped: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     results: dict[str, Any] = field(default_factory=dict)
+    # (config, workload) -> the largest summary item of each kind the run left
+    summary_items: dict[tuple[str, str], dict[SummaryKind, AttributeMap]] = field(
+        default_factory=dict
+    )
 
     # --- the whole run -------------------------------------------------------------------------
 
@@ -375,6 +380,7 @@ class Bench:
             if d.key.id.startswith(workload.id_prefix)
         ]
         item_sizes = summary_sizes(scan_items(client, deployment.table, 4), workload.id_prefix)
+        self.summary_items[(deployment.key, workload.key)] = item_sizes.largest
         bound_note = "; ".join(notes) if notes else None
         if bound_note:
             self.notes.append(f"{label}: lower bound of writes unavailable: {bound_note}")
@@ -516,8 +522,8 @@ class Bench:
         tables = {
             workload: projection_table(
                 sample,
-                _design(deployments["baseline"], runs["baseline"][workload]),
-                _design(deployments["ours"], runs["ours"][workload]),
+                _design(deployments["baseline"], self.summary_items.get(("baseline", workload))),
+                _design(deployments["ours"], self.summary_items.get(("ours", workload))),
             )
             for workload in workloads
         }
@@ -603,14 +609,8 @@ def _batch_problem(
     return None
 
 
-def _design(deployed: DeployedDesign, counts: RunCounts) -> Design:
-    """A deployed design with the per-write costs one of its runs measured."""
-    items = counts.summary_item_writes
-    table_wru = counts.summary_wru / items if items else 1.0
-    index_wru = counts.summary_gsi_wru / items if items else 0.0
-    transactional = deployed.settings.transactional
-    if transactional:
-        index_wru /= 2  # the endpoint bills a transaction's index write at 2; AWS may at 1
+def _design(deployed: DeployedDesign, items: dict[SummaryKind, AttributeMap] | None) -> Design:
+    """A deployed design with the summary items one of its runs left (their sizes)."""
     consumers = tuple(
         Consumer(
             item_type=m.item_type,
@@ -621,15 +621,12 @@ def _design(deployed: DeployedDesign, counts: RunCounts) -> Design:
         )
         for m in deployed.mappings
     )
-    return Design(
-        consumers=consumers,
-        settings=deployed.settings,
-        cost=WriteCost(table_wru, index_wru),
-        # One transaction of the record's two summaries per delivered record.
-        writes_per_record=(
-            items / counts.records_delivered if transactional and counts.records_delivered else None
-        ),
+    summaries = SummaryShape(
+        items=items or {},
+        indexes=tuple(deployed.shapes),
+        transactional=deployed.settings.transactional,
     )
+    return Design(consumers=consumers, settings=deployed.settings, summaries=summaries)
 
 
 def _load_average() -> list[float] | None:

@@ -14,21 +14,30 @@ from benchmark.projection import (
     Consumer,
     Design,
     Sample,
-    WriteCost,
+    SummaryShape,
     batch_records,
-    changed_keys,
+    marks_after_a_day,
     partition_of,
     production_operations,
     project_cell,
     projection_table,
     stream_records,
+    summary_writes,
+    with_marks,
 )
 from benchmark.report import evaluate_targets, production_table, production_target
+from localcloud.writestats import IndexShape, item_size
 from video_stats import model
+from video_stats.marks import encode_mark
 from vstats.generator import Operation
 
 TS = datetime(2022, 1, 2, 17, 5, 29, 123000, tzinfo=UTC)
 SETTINGS = FunctionSettings(1024, "arm64", False, DurationModel(30.0))
+REFERENCE = FunctionSettings(128, "x86_64", True, DurationModel(10.0, 15.0))
+VIDEO, USER = model.SummaryKind.VIDEO, model.SummaryKind.USER
+UNMEASURED = SummaryShape({}, (), False)  # every write costs 1 WRU
+GSI1 = IndexShape("GSI1", ("GSI1PK", "GSI1SK"), ("PK", "SK"), "ALL")
+GSI2 = IndexShape("GSI2", ("GSI2PK", "views"), ("PK", "SK"), "INCLUDE", ("videoId", "userId"))
 
 
 def of_type(item_type: str) -> Any:
@@ -98,9 +107,9 @@ def test_changed_keys_come_from_the_handlers_merge() -> None:
         stream_records([put(first), put(second), put(other), Operation("x", "delete", _key(first))])
     )
     # u's video and user summaries, w's user summary: the delete nets out part of u's changes.
-    assert changed_keys(records, "VIEW") == 3
-    assert changed_keys(records[:1] + records[3:], "VIEW") == 0  # inserted and deleted
-    assert changed_keys(records, "VOTE") == 0
+    assert summary_writes(records, "VIEW") == {(VIDEO, True): 1, (USER, True): 2}
+    assert summary_writes(records[:1] + records[3:], "VIEW") == {}  # inserted and deleted
+    assert summary_writes(records, "VOTE") == {}
 
 
 def _key(item: dict[str, Any]) -> dict[str, Any]:
@@ -112,7 +121,7 @@ def test_project_cell_counts_invocations_and_writes() -> None:
     records = list(
         stream_records(put(model.view_item("u", "v", 1, TS.replace(second=n))) for n in range(8))
     )
-    ours = Design((consumer("VIEW", batch_size=4, window=5.0),), SETTINGS, WriteCost(1.0, 1.0))
+    ours = Design((consumer("VIEW", batch_size=4, window=5.0),), SETTINGS, UNMEASURED)
     cell = project_cell(Sample(records), ours, 100_000_000, 1)
     assert cell.batch_records == (4,)
     assert cell.invocations_per_event == pytest.approx(1 / 4)
@@ -125,26 +134,22 @@ def test_the_reference_writes_two_items_per_delivered_record() -> None:
     records = list(
         stream_records(put(model.view_item("u", "v", 1, TS.replace(second=n))) for n in range(8))
     )
-    reference = Design(
-        (Consumer("VIEW", 1, 0.0, 0, of_type("VIEW")),),
-        FunctionSettings(128, "x86_64", True, DurationModel(10.0, 15.0)),
-        WriteCost(2.0, 0.5),
-        writes_per_record=2.0,
-    )
+    reference = Design((Consumer("VIEW", 1, 0.0, 0, of_type("VIEW")),), REFERENCE, UNMEASURED)
     cell = project_cell(Sample(records), reference, 1_000_000, 16)
     assert cell.invocations_per_event == pytest.approx(1.0)
     assert cell.writes_per_event == pytest.approx(2.0)
 
 
 def test_monthly_bill() -> None:
-    cell = Cell(1_000_000, 1, invocations_per_event=0.5, writes_per_event=2.0, batch_records=(1,))
+    writes = {(VIDEO, True): 1.0, (USER, False): 1.0}
+    cell = Cell(1_000_000, 1, invocations_per_event=0.5, writes=writes, batch_records=(1,))
     design = Design((), FunctionSettings(1024, "x86_64", False, DurationModel(100.0, 0.0)),
-                    WriteCost(1.0, 1.0))  # fmt: skip
+                    UNMEASURED)  # fmt: skip
     events = 30_000_000
     expected = (
         events * 0.5 * 0.20 / 1e6  # requests
         + events * 0.5 * 0.1 * 1.0 * 0.0000166667  # 100 ms at 1 GB
-        + events * 2.0 * 2.0 * 0.625 / 1e6  # two writes of 2 WRU each
+        + events * 2.0 * 1.0 * 0.625 / 1e6  # two writes of 1 WRU each
     )
     assert cell.monthly_usd(design) == pytest.approx(expected)
 
@@ -153,16 +158,9 @@ def test_projection_table_of_the_generator_is_deterministic() -> None:
     records = list(stream_records(production_operations(3000, seed=5)))
     assert records == list(stream_records(production_operations(3000, seed=5)))
     sample = Sample(records)
-    ours = Design((consumer("VIEW"), consumer("VOTE")), SETTINGS, WriteCost(1.0, 2.0))
-    reference = Design(
-        (
-            Consumer("VIEW", 1, 0.0, 0, of_type("VIEW")),
-            Consumer("VOTE", 1, 0.0, 0, of_type("VOTE")),
-        ),
-        FunctionSettings(128, "x86_64", True, DurationModel(10.0, 15.0)),
-        WriteCost(2.0, 0.5),
-        writes_per_record=2.0,
-    )
+    ours = Design((consumer("VIEW"), consumer("VOTE")), SETTINGS, UNMEASURED)
+    singles = tuple(Consumer(t, 1, 0.0, 0, of_type(t)) for t in ("VIEW", "VOTE"))
+    reference = Design(singles, REFERENCE, UNMEASURED)
     rows = projection_table(sample, reference, ours)
     assert [(r["events_per_day"], r["partitions"]) for r in rows] == [
         (e, p) for e in (1_000_000, 10_000_000, 100_000_000) for p in (1, 4, 16)
@@ -198,3 +196,42 @@ def test_production_targets_and_table() -> None:
     assert "**3.00x** | ≥ 4x |" in table[3]
     production = [t for t in evaluate_targets(results) if "projected" in t.name]
     assert [t.met for t in production] == [True, False]
+
+
+def summary_item(marks: int) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "PK": {"S": "VIDEO#v1"}, "SK": {"S": "SUMMARY"}, "type": {"S": "VIDEO_SUMMARY"},
+        "videoId": {"S": "v1"}, "views": {"N": "7"}, "duration": {"N": "300"},
+        "likes": {"N": "1"}, "dislikes": {"N": "0"}, "GSI1PK": {"S": "VIDEO#v1"},
+        "GSI1SK": {"S": "SUMMARY"}, "GSI2PK": {"S": "VIDEO_SUMMARY#1"},
+    }  # fmt: skip
+    for n in range(marks):
+        item[f"applied#views#tag{n}"] = {"S": encode_mark(10**23 + n, 1_700_000_000)}
+    return item
+
+
+def test_marks_a_day_leaves_grow_with_partitions_for_videos_only() -> None:
+    # Two functions, ceil(25 h / 4 h) = 7 shards per partition within the retention.
+    assert marks_after_a_day(VIDEO, 1) == 14
+    assert marks_after_a_day(VIDEO, 16) == 224
+    assert marks_after_a_day(USER, 16) == 14
+    grown = with_marks(summary_item(1), 14)
+    assert sum(1 for name in grown if model.is_mark_attribute(name)) == 14
+    assert with_marks({**summary_item(0)}, 14) == summary_item(0)  # no marks to copy: none
+
+
+def test_a_write_costs_what_the_item_after_a_day_weighs() -> None:
+    shape = SummaryShape({VIDEO: summary_item(1)}, (GSI1, GSI2), transactional=False)
+    one = shape.cost(VIDEO, views_moved=True, partitions=1)
+    sixteen = shape.cost(VIDEO, views_moved=True, partitions=16)
+    size = item_size(shape.item_after_a_day(VIDEO, 16))
+    assert size > 1024
+    assert sixteen.table_wru == -(-size // 1024)
+    # GSI1 (ALL) copies the item; GSI2's key moved: a delete and a put of its small projection.
+    assert sixteen.index_wru == sixteen.table_wru + 2
+    assert one.table_wru < sixteen.table_wru
+    unmoved = shape.cost(VIDEO, views_moved=False, partitions=16)
+    assert unmoved.index_wru == sixteen.table_wru  # GSI2 projects no counter here: untouched
+    transactional = SummaryShape({VIDEO: summary_item(0)}, (GSI1,), transactional=True)
+    cost = transactional.cost(VIDEO, views_moved=True, partitions=4)
+    assert (cost.table_wru, cost.index_wru) == (2.0, 1.0)  # the index at 1x

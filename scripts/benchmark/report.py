@@ -196,6 +196,22 @@ def _production_targets(results: Mapping[str, Any]) -> list[Target]:
                 f"{_usd(row.get('ours_usd_month'))} a month)",
             )
         )
+    sizes = [
+        (row["partitions"], row.get("ours_video_summary_bytes"))
+        for row in rows
+        if row["events_per_day"] == rows[0]["events_per_day"]
+    ]
+    measured = [(count, size) for count, size in sizes if isinstance(size, int)]
+    if measured:
+        largest = max(measured, key=lambda pair: pair[1])
+        targets.append(
+            Target(
+                "a summary item stays ≤ 1 KB after a day, up to 16 partitions (projected)",
+                workload or "-",
+                largest[1] <= 1024,
+                ", ".join(f"{size:,} B at {count}" for count, size in measured),
+            )
+        )
     return targets
 
 
@@ -406,9 +422,10 @@ def production_table(results: Mapping[str, Any]) -> list[str]:
     lines = [
         "| events/day | partitions | records per batch per shard (views, votes) | "
         "invocations / 1,000 records (reference, ours) | summary writes / event "
-        "(reference, ours) | reference $ / month | this project $ / month | reference ÷ ours "
+        "(reference, ours) | WRU / event incl. indexes (reference, ours) | video summary after "
+        "a day (bytes, marks) | reference $ / month | this project $ / month | reference ÷ ours "
         "| target |",
-        "|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         sizes = ", ".join(_num(n) for n in row.get("ours_batch_records") or [])
@@ -419,6 +436,10 @@ def production_table(results: Mapping[str, Any]) -> list[str]:
             f"{_num(row.get('ours_invocations_per_1000_records'), 1)} | "
             f"{_num(row.get('reference_writes_per_event'), 2)}, "
             f"{_num(row.get('ours_writes_per_event'), 2)} | "
+            f"{_num(row.get('reference_wru_per_event'), 2)}, "
+            f"{_num(row.get('ours_wru_per_event'), 2)} | "
+            f"{_num(row.get('ours_video_summary_bytes'))}, "
+            f"{_num(row.get('ours_marks_per_video_summary'))} | "
             f"{_usd(row.get('reference_usd_month'))} | {_usd(row.get('ours_usd_month'))} | "
             f"**{_num(row.get('ratio'))}x** | ≥ {wanted:g}x |"
         )

@@ -193,6 +193,7 @@ def test_production_targets_and_table() -> None:
     results = {"ours": {"large": {"projection": rows}}, "meta": {}}
     table = production_table(results)
     assert table[2].startswith("| 1 M | 4 | 10, 5 |")
+    assert table[2].count("|") == table[0].count("|")
     assert "**3.00x** | ≥ 4x |" in table[3]
     production = [t for t in evaluate_targets(results) if "projected" in t.name]
     assert [t.met for t in production] == [True, False]

@@ -27,7 +27,7 @@ locals {
   }
 }
 
-# One filtered stream function per base item type (design.md §3, §4).
+# One filtered stream function per base item type (docs/design.md §3, §4).
 module "stream_function" {
   source   = "./modules/stream_function"
   for_each = local.stream_functions

@@ -1,12 +1,11 @@
 """video-stats: exact per-video and per-user statistics kept from a DynamoDB stream.
 
 Modules:
-    model     the item format (design.md §2) and what a base item contributes to the
+    model     the item format (docs/design.md §2) and what a base item contributes to the
               summaries (§3); pure, shared by the handlers and every tool.
     records   parsing and merging of a batch of stream records into net deltas; pure.
     marks     exactly-once marks (per summary, function and shard): format, pruning; pure.
     apply     the apply loop: concurrent per-key writes, retries, partial batch failure; pure.
     store     the one DynamoDB adapter (conditional UpdateItem with exactly-once marks).
     handlers  the two thin Lambda entry points.
-    testing   stream fakes for tests and benchmarks (pure).
 """

@@ -1,4 +1,4 @@
-"""The item format (design.md §2) and what a base item contributes to the summaries (§3).
+"""The item format (docs/design.md §2) and what a base item contributes to the summaries (§3).
 
 Pure: no boto3, no I/O. Items are DynamoDB AttributeValue maps (``{"S": ...}``/``{"N": ...}``)
 exactly as they appear in stream images and in boto3 *client* results.

@@ -2,7 +2,7 @@
 
 Pure and allocation-light: this is the hot path (``make bench-handler``). A record's effect on
 the summaries is ``contribution(NewImage) - contribution(OldImage)`` for the function's own item
-type (see ``model``), which covers every row of design.md §3:
+type (see ``model``), which covers every row of docs/design.md §3:
 
 * INSERT: only a NewImage, so +contribution;
 * REMOVE: only an OldImage, so -contribution (duration and vote from the OldImage);

@@ -1,4 +1,4 @@
-# One table in single-table design (design.md §2). The key schema and GSI1 are a
+# One table in single-table design (docs/design.md §2). The key schema and GSI1 are a
 # contract with existing readers and writers; GSI2 is a sparse ranking index that
 # only the summary items project into.
 resource "aws_dynamodb_table" "this" {

@@ -25,16 +25,9 @@ from typing import Any
 
 from localcloud.testing import LAMBDA_TRUST_POLICY, EndpointProcess, LocalEndpoint, aws_client
 from vstats import cli
+from vstats.filter_patterns import filter_criteria
 
 HANDLER = "def handler(event, context):\n    return None\n"
-
-
-def _filters() -> dict[str, Any]:
-    patterns = [
-        {"eventName": ["INSERT", "MODIFY"], "dynamodb": {"NewImage": {"type": {"S": ["VIEW"]}}}},
-        {"eventName": ["MODIFY", "REMOVE"], "dynamodb": {"OldImage": {"type": {"S": ["VIEW"]}}}},
-    ]
-    return {"Filters": [{"Pattern": json.dumps(p)} for p in patterns]}
 
 
 def _table(endpoint: LocalEndpoint) -> tuple[str, str]:
@@ -109,7 +102,7 @@ def measure(endpoint: LocalEndpoint, records: int, writers: int, window: int) ->
     mapping = lam.create_event_source_mapping(
         FunctionName=function["FunctionArn"], EventSourceArn=stream_arn,
         StartingPosition="LATEST", BatchSize=1000, MaximumBatchingWindowInSeconds=window,
-        FilterCriteria=_filters(),
+        FilterCriteria=filter_criteria("VIEW"),  # the deployed views filters
     )["UUID"]  # fmt: skip
     endpoint.wait_drained(60)
     start, end = _write(endpoint, table, records, writers)

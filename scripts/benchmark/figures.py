@@ -13,7 +13,7 @@ Definitions (the report repeats them):
 * WRU: write request units at the endpoint (1 per KB written, 2 for a transactional item);
   lower bound: one plain (1 WRU) write per lower-bound write. GSI units are counted apart.
 * monthly dollars for ``EVENTS_PER_DAY`` events a day over ``DAYS_PER_MONTH`` days at the
-  design.md §6 prices: Lambda requests + GB-seconds (an assumed duration per invocation: the
+  docs/design.md §6 prices: Lambda requests + GB-seconds (an assumed duration per invocation: the
   local engine does not measure AWS durations) + the summaries' WRU including their GSI writes.
 """
 
@@ -39,7 +39,7 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class Prices:
-    """design.md §6 (us-east-1 list prices)."""
+    """docs/design.md §6 (us-east-1 list prices)."""
 
     lambda_request_per_million: float = 0.20
     gb_second_x86_64: float = 0.0000166667
@@ -461,7 +461,7 @@ def _projected(
     }
     if settings.transactional:
         # The endpoint bills a transaction's index writes at 2 WRU like its items; if AWS bills
-        # them as standard writes (design.md §6 counts the reference's GSI1 write once):
+        # them as standard writes (docs/design.md §6 counts the reference's GSI1 write once):
         saved = writes * gsi_per_write / 2 * EVENTS_PER_MONTH * PRICES.wru_per_million / 1e6
         result["monthly_usd_if_gsi_billed_once"] = round(cost.total - saved, 2)
     return result

@@ -15,15 +15,21 @@ from __future__ import annotations
 import argparse
 import gc
 import random
+import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+# The stream fakes the tests use to build a realistic stream.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "support"))
+
+from stream_fakes import FakeStream
 from video_stats.model import ItemType, view_item, vote_item
 from video_stats.records import parse_batch
-from video_stats.testing import FakeStream, delivered_to
 from vstats import cli
 from vstats.effects import FUNCTION_OF_ITEM_TYPE
+from vstats.filter_patterns import delivered_to
 
 
 def synthetic_records(count: int, seed: int) -> list[dict[str, Any]]:

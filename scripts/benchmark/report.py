@@ -260,7 +260,7 @@ def readme_table(results: Mapping[str, Any]) -> str:
     lines.append("")
     lines.append(
         f"Measured by `make bench` on the local endpoint ({meta.get('generated_at', '?')}) at "
-        f"{_num(meta.get('rate'), 0)} events/s; dollars from design.md §6 prices for the same "
+        f"{_num(meta.get('rate'), 0)} events/s; dollars from docs/design.md §6 prices for the same "
         "records batched as 1 M events a day would be, with an assumed duration per invocation "
         "(see build/bench/report.md)."
     )
@@ -551,7 +551,7 @@ def render_report(results: Mapping[str, Any]) -> str:
         "",
         *_cost_table(results),
         "",
-        f"Prices (design.md §6): ${PRICES.lambda_request_per_million} per million requests, "
+        f"Prices (docs/design.md §6): ${PRICES.lambda_request_per_million} per million requests, "
         f"${PRICES.gb_second_x86_64} per GB-s (x86_64) and ${PRICES.gb_second_arm64} (arm64), "
         f"${PRICES.wru_per_million} per million WRU. The local engine does not measure AWS "
         "durations: each invocation is billed at the assumed duration shown per configuration "
@@ -572,9 +572,9 @@ def render_report(results: Mapping[str, Any]) -> str:
         "or one record per batch at batch size 1); *distinct keys* also counts keys whose "
         "changes cancel out. Lower bound of WRU: one plain write (1 WRU) each.",
         "- *WRU*: counted at the endpoint per table: 1 per KB per item, 2 for a transactional "
-        "item; GSI units apart (the endpoint also doubles a transaction's GSI units; design.md "
-        "§6 counts the reference's GSI1 write once). The workload's own writes are the same for "
-        "both designs and are not part of the designs' columns.",
+        "item; GSI units apart (the endpoint also doubles a transaction's GSI units; "
+        "docs/design.md §6 counts the reference's GSI1 write once). The workload's own writes "
+        "are the same for both designs and are not part of the designs' columns.",
         "- *mismatches*: summaries of the workload that differ from a full recount of the base "
         "items (`vstats.drift.find_drift`) after the pipeline drained. The reference design "
         "never applies deletes or changed votes, so it drifts by design.",

@@ -1,10 +1,15 @@
-"""Lambda event filtering (``FilterCriteria``) by AWS's rules, for stream records. Pure.
+"""Lambda event filtering (``FilterCriteria``) by AWS's rules, for DynamoDB stream records. Pure.
 
-Lambda uses EventBridge's pattern syntax (AWS Lambda developer guide, "Lambda event
-filtering"). The rules implemented here:
+Lambda uses EventBridge's pattern syntax, restricted to the operators its own guide lists
+(AWS Lambda developer guide, "Control which events Lambda sends to your function", section
+"Filter rule syntax"). The rules implemented here:
 
 * A mapping has up to 5 filters; a record is delivered when it matches any of them (OR).
   No filters (or ``FilterCriteria = {}``) delivers everything.
+* "DynamoDB event source mappings only support filtering on the `dynamodb` key" (guide,
+  "Using event filtering with a DynamoDB event source"): a pattern of a mapping whose top-level
+  key is anything else (``eventName``, ``awsRegion``, ``$or``, ...) is rejected. Older pages,
+  CDK examples and the blog filter on ``eventName``; we take the stricter current wording.
 * Inside a pattern, every field is required (AND) and must exist in the record, unless its
   rule is ``{"exists": false}``. Values listed for one field are alternatives (OR).
 * Fields are leaves of the record's JSON: an object is never a value, so ``exists`` on an
@@ -12,11 +17,14 @@ filtering"). The rules implemented here:
   documents for DynamoDB. An array in the record matches when any element matches.
 * Matching is exact and by string: ``"300"`` and ``"300.0"`` differ; numbers in a pattern
   match JSON numbers of the same representation.
-* Operators: equals, null ``[null]``, empty ``[""]``, ``anything-but`` (value, list,
-  ``prefix``, ``suffix``, ``equals-ignore-case``), ``numeric`` (``=``, ``<``, ``<=``, ``>``,
-  ``>=``, two-sided ranges), ``exists``, ``prefix``, ``suffix``, ``equals-ignore-case``,
-  ``wildcard``, ``cidr`` and ``$or``. ``numeric`` also compares DynamoDB ``N`` strings (AWS
-  documents numeric ranges on ``N``), nothing else that is a string.
+* Operators (``LAMBDA_OPERATORS``, the guide's table): equals, null ``[null]``, empty
+  ``[""]``, ``equals-ignore-case``, ``anything-but`` (a value or a list of values),
+  ``numeric`` (``=``, ``<``, ``<=``, ``>``, ``>=``, two-sided ranges), ``exists``,
+  ``prefix``, ``suffix`` and ``$or`` (inside ``dynamodb``). EventBridge's other operators
+  (``wildcard``, ``cidr``, ``anything-but`` with ``prefix``/``suffix``/``wildcard``/
+  ``equals-ignore-case``, ``prefix``/``suffix`` with ``equals-ignore-case``) are not in
+  Lambda's documentation and are rejected. ``numeric`` also compares DynamoDB ``N`` strings
+  (AWS documents numeric ranges on ``N``), nothing else that is a string.
 
 Patterns are checked when compiled (``PatternError``), as Lambda rejects an invalid pattern
 when the mapping is created or updated.
@@ -24,16 +32,22 @@ when the mapping is created or updated.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import math
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 MAX_FILTERS = 5
 MAX_PATTERN_LENGTH = 4096
+#: The one top-level key a DynamoDB mapping's pattern may name.
+DYNAMODB_KEY = "dynamodb"
+DYNAMODB_KEY_ONLY = (
+    "DynamoDB event source mappings only support filtering on the `dynamodb` key "
+    '(AWS Lambda developer guide, "Using event filtering with a DynamoDB event source")'
+)
+#: The operators of the Lambda guide's filter rule table (besides plain values, null and "").
+LAMBDA_OPERATORS = ("equals-ignore-case", "anything-but", "numeric", "exists", "prefix", "suffix")
 
 Path = tuple[str, ...]
 FlatRecord = dict[Path, list[Any]]
@@ -63,18 +77,10 @@ class Rule:
             return _same_json(self.value, value)
         if kind == "prefix":
             return isinstance(value, str) and value.startswith(self.value)
-        if kind == "prefix-ignore-case":
-            return isinstance(value, str) and value.casefold().startswith(self.value)
         if kind == "suffix":
             return isinstance(value, str) and value.endswith(self.value)
-        if kind == "suffix-ignore-case":
-            return isinstance(value, str) and value.casefold().endswith(self.value)
         if kind == "equals-ignore-case":
             return isinstance(value, str) and value.casefold() == self.value
-        if kind == "wildcard":
-            return isinstance(value, str) and self.value.fullmatch(value) is not None
-        if kind == "cidr":
-            return _in_network(value, self.value)
         if kind == "numeric":
             number = _as_number(value, leaf_key)
             return number is not None and all(_compare(number, op, b) for op, b in self.bounds)
@@ -119,15 +125,6 @@ def _compare(number: float, op: str, bound: float) -> bool:
     return number >= bound
 
 
-def _in_network(value: Any, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        return ipaddress.ip_address(value) in network
-    except ValueError:
-        return False
-
-
 # --- patterns ----------------------------------------------------------------------------
 
 
@@ -155,6 +152,7 @@ class Pattern:
 
     source: str
     alternatives: tuple[tuple[FieldTest, ...], ...]
+    top_level_keys: tuple[str, ...] = ()
 
     def matches(self, flat: FlatRecord) -> bool:
         return any(all(test.matches(flat) for test in alt) for alt in self.alternatives)
@@ -189,11 +187,17 @@ def compile_filter_criteria(criteria: Mapping[str, Any] | None) -> CompiledFilte
     for item in filters:
         if not isinstance(item, Mapping) or not isinstance(item.get("Pattern"), str):
             raise PatternError("each filter must be an object with a Pattern string")
-        patterns.append(compile_pattern(item["Pattern"]))
+        pattern = compile_pattern(item["Pattern"])
+        others = [key for key in pattern.top_level_keys if key != DYNAMODB_KEY]
+        if others:
+            raise PatternError(f"{DYNAMODB_KEY_ONLY}; the pattern names {', '.join(others)}")
+        patterns.append(pattern)
     return CompiledFilters(tuple(patterns))
 
 
 def compile_pattern(text: str) -> Pattern:
+    """One pattern's syntax and operators (any top-level key: ``compile_filter_criteria``
+    applies the DynamoDB rule)."""
     if len(text) > MAX_PATTERN_LENGTH:
         raise PatternError(f"pattern longer than {MAX_PATTERN_LENGTH} characters")
     try:
@@ -203,7 +207,7 @@ def compile_pattern(text: str) -> Pattern:
     if not isinstance(parsed, dict) or not parsed:
         raise PatternError("pattern must be a non-empty JSON object")
     alternatives = tuple(tuple(tests) for tests in _compile_object(parsed, ()))
-    return Pattern(text, alternatives)
+    return Pattern(text, alternatives, tuple(parsed))
 
 
 def _compile_object(obj: Mapping[str, Any], prefix: Path) -> list[list[FieldTest]]:
@@ -256,40 +260,23 @@ def _compile_field(path: Path, items: Sequence[Any]) -> FieldTest:
     return FieldTest(path, tuple(rules), tuple(exists))
 
 
-_STRING_OPERATORS = ("prefix", "suffix")
-
-
 def _compile_operator(where: str, op: str, arg: Any) -> Rule:
-    if op in _STRING_OPERATORS:
-        if isinstance(arg, dict) and set(arg) == {"equals-ignore-case"}:
-            inner = arg["equals-ignore-case"]
-            if not isinstance(inner, str):
-                raise PatternError(f"{where}: {op} equals-ignore-case takes a string")
-            return Rule(f"{op}-ignore-case", inner.casefold())
+    if op in ("prefix", "suffix"):
         if not isinstance(arg, str):
-            raise PatternError(f"{where}: {op} takes a string")
+            raise PatternError(f"{where}: {op} takes a string (Lambda documents no other form)")
         return Rule(op, arg)
     if op == "equals-ignore-case":
         if not isinstance(arg, str):
             raise PatternError(f"{where}: equals-ignore-case takes a string")
         return Rule(op, arg.casefold())
-    if op == "wildcard":
-        if not isinstance(arg, str):
-            raise PatternError(f"{where}: wildcard takes a string")
-        return Rule(op, _wildcard_regex(where, arg))
-    if op == "cidr":
-        if not isinstance(arg, str):
-            raise PatternError(f"{where}: cidr takes a string")
-        try:
-            network = ipaddress.ip_network(arg, strict=False)
-        except ValueError:
-            raise PatternError(f"{where}: {arg!r} is not a CIDR block") from None
-        return Rule(op, network)
     if op == "numeric":
         return Rule(op, bounds=_numeric_bounds(where, arg))
     if op == "anything-but":
         return Rule(op, inner=_anything_but(where, arg))
-    raise PatternError(f"{where}: unknown operator {op!r}")
+    raise PatternError(
+        f"{where}: operator {op!r} is not one Lambda documents for event filtering "
+        f"({', '.join(LAMBDA_OPERATORS)})"
+    )
 
 
 def _numeric_bounds(where: str, arg: Any) -> tuple[tuple[str, float], ...]:
@@ -311,14 +298,9 @@ def _numeric_bounds(where: str, arg: Any) -> tuple[tuple[str, float], ...]:
 
 def _anything_but(where: str, arg: Any) -> tuple[Rule, ...]:
     if isinstance(arg, dict):
-        if len(arg) != 1:
-            raise PatternError(f"{where}: anything-but takes one operator")
-        ((op, inner),) = arg.items()
-        if op == "equals-ignore-case" and isinstance(inner, list) and inner:
-            return tuple(_compile_operator(where, op, value) for value in inner)
-        if op not in ("prefix", "suffix", "equals-ignore-case", "wildcard"):
-            raise PatternError(f"{where}: anything-but does not take {op!r}")
-        return (_compile_operator(where, op, inner),)
+        # EventBridge's anything-but with prefix/suffix/wildcard/equals-ignore-case: not in
+        # Lambda's filter rule table.
+        raise PatternError(f"{where}: anything-but takes a value or a list of values")
     values = arg if isinstance(arg, list) else [arg]
     if not values:
         raise PatternError(f"{where}: anything-but needs at least one value")
@@ -326,17 +308,6 @@ def _anything_but(where: str, arg: Any) -> tuple[Rule, ...]:
         if isinstance(value, dict | list) or value is None or isinstance(value, bool):
             raise PatternError(f"{where}: anything-but takes strings or numbers")
     return tuple(Rule("equals", value) for value in values)
-
-
-def _wildcard_regex(where: str, text: str) -> re.Pattern[str]:
-    if "**" in text:
-        raise PatternError(f"{where}: consecutive wildcards are not allowed")
-    parts = re.split(r"(\\\*|\\\\|\*)", text)
-    regex = "".join(
-        ".*" if part == "*" else re.escape(part[1:] if part.startswith("\\") else part)
-        for part in parts
-    )
-    return re.compile(regex, re.DOTALL)
 
 
 # --- records -----------------------------------------------------------------------------

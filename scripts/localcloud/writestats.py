@@ -1,6 +1,6 @@
 """DynamoDB write accounting at the endpoint: requests and write request units per table.
 
-AWS's rules (DynamoDB developer guide, "Read/write capacity mode"; design.md §6), applied
+AWS's rules (DynamoDB developer guide, "Read/write capacity mode"; docs/design.md §6), applied
 to the item as stored before and after each write:
 
 * one write of an item costs ``ceil(size / 1 KB)`` WRU (at least 1), the size being the

@@ -1,4 +1,4 @@
-"""Access patterns of design.md §2: statistics per video and per user, and all views, likes or
+"""Access patterns of docs/design.md §2: statistics per video and per user, and all views, likes or
 dislikes of a video through GSI1, paginated.
 
     python -m vstats.access_patterns video 3                       # or: make stats ARGS="video 3"

@@ -3,7 +3,7 @@ which come from an injectable clock), no I/O.
 
 It produces the operations an application would: new views and votes, changed and removed
 votes, removed views, for users and videos drawn with a Zipf popularity skew. Items are built
-by ``video_stats.model`` (design.md §2); what a write did to the summaries is
+by ``video_stats.model`` (docs/design.md §2); what a write did to the summaries is
 ``vstats.effects.write_effect``.
 """
 

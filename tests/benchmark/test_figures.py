@@ -153,7 +153,7 @@ def test_parse_duration_model() -> None:
 
 
 def test_monthly_cost_of_the_reference_design_by_hand() -> None:
-    # design.md §6: per event one invocation and a transaction of two updates (4 WRU) plus a
+    # docs/design.md §6: per event one invocation and a transaction of two updates (4 WRU) plus a
     # GSI1 write; 1 M events a day for 30 days, 128 MB x86_64 at 25 ms.
     cost = monthly_cost(
         invocations_per_event=1.0,

@@ -11,28 +11,10 @@ import pytest
 from botocore.exceptions import ClientError
 from lc_support import Pipeline, function_zip  # type: ignore[import-not-found]
 from localcloud.testing import LocalEndpoint
+from vstats.filter_patterns import filter_criteria
 from waiting import wait_until  # type: ignore[import-not-found]
 
-VIEW_FILTERS = {
-    "Filters": [
-        {
-            "Pattern": json.dumps(
-                {
-                    "eventName": ["INSERT", "MODIFY"],
-                    "dynamodb": {"NewImage": {"type": {"S": ["VIEW"]}}},
-                }
-            )
-        },
-        {
-            "Pattern": json.dumps(
-                {
-                    "eventName": ["MODIFY", "REMOVE"],
-                    "dynamodb": {"OldImage": {"type": {"S": ["VIEW"]}}},
-                }
-            )
-        },
-    ]
-}
+VIEW_FILTERS = filter_criteria("VIEW")  # the project's deployed views filters
 
 
 def test_records_stay_readable_through_the_streams_api(pipeline: Pipeline) -> None:

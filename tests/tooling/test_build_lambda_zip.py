@@ -63,3 +63,66 @@ def test_bad_arguments_exit_with_a_usage_error(tmp_path: Path) -> None:
             ["--source", str(tmp_path / "nope"), "--requirements", "x", "--output", "y"]
         )
     assert exc.value.code == 2
+
+
+# --- what the deployment zip holds: only what runs in Lambda --------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+
+#: The handler modules, exactly. A new module means a new line here, on purpose.
+HANDLER_MODULES = [
+    "video_stats/__init__.py",
+    "video_stats/apply.py",
+    "video_stats/handlers.py",
+    "video_stats/marks.py",
+    "video_stats/model.py",
+    "video_stats/records.py",
+    "video_stats/store.py",
+]
+#: Top-level entries of the zip: the handler package and the pinned runtime dependencies
+#: (lambda_src/requirements.txt) with their metadata; no tests, fakes, requirements file or
+#: console scripts.
+ZIP_TOP_LEVEL = {
+    "aws_lambda_powertools",
+    "aws_lambda_powertools-3.37.0.dist-info",
+    "jmespath",
+    "jmespath-1.1.0.dist-info",
+    "typing_extensions-4.16.0.dist-info",
+    "typing_extensions.py",
+    "video_stats",
+}
+
+
+def test_source_allow_list_takes_only_the_handler_modules() -> None:
+    source = REPO / "lambda_src"
+    names = [p.relative_to(source).as_posix() for p in build_lambda_zip.source_files(source)]
+    assert names == HANDLER_MODULES
+
+
+def test_source_allow_list_leaves_out_everything_else(tmp_path: Path) -> None:
+    (tmp_path / "video_stats" / "__pycache__").mkdir(parents=True)
+    for name in ("video_stats/__init__.py", "video_stats/notes.txt", "requirements.txt"):
+        (tmp_path / name).write_text("x")
+    (tmp_path / "video_stats" / "__pycache__" / "m.cpython-311.pyc").write_bytes(b"\0")
+    (tmp_path / "other_pkg").mkdir()
+    (tmp_path / "other_pkg" / "fakes.py").write_text("x")
+    selected = [p.relative_to(tmp_path).as_posix() for p in build_lambda_zip.source_files(tmp_path)]
+    assert selected == ["video_stats/__init__.py"]
+
+
+def test_deployment_zip_lists_exactly_what_runs_in_lambda(tmp_path: Path) -> None:
+    # The dependency cache `make package` fills (pip installs the pinned wheels once).
+    output = tmp_path / "lambda.zip"
+    build_lambda_zip.main(
+        [
+            "--source", str(REPO / "lambda_src"),
+            "--requirements", str(REPO / "lambda_src" / "requirements.txt"),
+            "--output", str(output),
+            "--cache", str(REPO / "build" / "cache"),
+        ]
+    )  # fmt: skip
+    with zipfile.ZipFile(output) as zf:
+        names = zf.namelist()
+    assert {name.split("/")[0] for name in names} == ZIP_TOP_LEVEL
+    assert sorted(n for n in names if n.startswith("video_stats/")) == HANDLER_MODULES
+    assert not [n for n in names if n.endswith((".pyc", "requirements.txt"))]

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from stream_fakes import FakeStream
 from video_stats.marks import (
     decode_mark,
     encode_mark,
@@ -18,7 +19,6 @@ from video_stats.marks import (
 )
 from video_stats.model import Counters, view_item, vote_item
 from video_stats.records import MalformedEvent, parse_batch
-from video_stats.testing import FakeStream
 
 TS = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 

@@ -25,6 +25,7 @@ from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
+from stream_fakes import FakeStream, create_table, scan_all, stream_event
 from video_stats import handlers
 from video_stats.apply import (
     Applier,
@@ -50,7 +51,7 @@ from video_stats.model import (
 )
 from video_stats.records import parse_batch
 from video_stats.store import SummaryStore
-from video_stats.testing import FakeStream, create_table, delivered_to, scan_all, stream_event
+from vstats.filter_patterns import delivered_to
 
 TS = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 VIDEO = SummaryKind.VIDEO

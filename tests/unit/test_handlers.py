@@ -1,4 +1,4 @@
-"""The handlers end to end against moto in-process: design.md §3 row by row for both
+"""The handlers end to end against moto in-process: docs/design.md §3 row by row for both
 summaries, bad records, summary changes, write counts, response shape, logs and metrics."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from stream_fakes import FakeStream, create_table, stream_event
 from video_stats import handlers
 from video_stats.model import (
     Counters,
@@ -31,7 +32,7 @@ from video_stats.model import (
     vote_item,
 )
 from video_stats.store import SummaryStore
-from video_stats.testing import FakeStream, create_table, delivered_to, stream_event
+from vstats.filter_patterns import delivered_to
 
 TS = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 VIDEO = SummaryKind.VIDEO
@@ -69,7 +70,7 @@ class Harness:
         """Deliver every new record the function's filter selects, as one batch."""
         new = self.stream.records[self.delivered[item_type] :]
         self.delivered[item_type] = len(self.stream.records)
-        batch = [r for r in new if delivered_to(r, item_type)]  # type: ignore[arg-type]
+        batch = [r for r in new if delivered_to(r, item_type)]
         return handlers.handle(stream_event(batch, shard), FakeContext(), item_type)  # type: ignore[arg-type]
 
     def deliver_raw(self, item_type: str, records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -125,7 +126,7 @@ BOTH = pytest.mark.parametrize(
 )
 
 
-# --- design.md §3, row by row, for the video and the user summary ------------------------------
+# --- docs/design.md §3, row by row, for the video and the user summary ---------------------------
 
 
 @BOTH
@@ -222,14 +223,14 @@ def test_a_summary_change_never_writes(
     harness.stream.put(summary | {"views": {"N": "6"}})
     harness.stream.delete((summary["PK"]["S"], "SUMMARY"))
     # Not selected by the filters at all...
-    assert not any(delivered_to(r, item_type) for r in harness.stream.records)  # type: ignore[arg-type]
+    assert not any(delivered_to(r, item_type) for r in harness.stream.records)
     # ...and harmless even if they slipped through.
     response = harness.deliver_raw(item_type, harness.stream.records)
     assert response["batchItemFailures"] == []
     assert harness.update_calls == 0
 
 
-# --- the summary item format (design.md §2) --------------------------------------------------
+# --- the summary item format (docs/design.md §2) -------------------------------------------------
 
 
 def test_summary_items_have_the_contract_format(harness: Harness) -> None:

@@ -1,4 +1,4 @@
-"""The load test's generator: items exactly in the design.md §2 format, mixes, skew, seeds."""
+"""The load test's generator: items exactly in the docs/design.md §2 format, mixes, skew, seeds."""
 
 from __future__ import annotations
 

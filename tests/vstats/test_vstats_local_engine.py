@@ -23,25 +23,12 @@ from video_stats import model
 from video_stats.model import SummaryKey, SummaryKind
 from vstats import loadtest, reconcile
 from vstats.drift import find_drift
+from vstats.filter_patterns import filter_criteria
 from vstats.generator import EventGenerator
 from vstats.tables import write_operation
 from vstats_support import REGION, create_table  # type: ignore[import-not-found]
 
 LAMBDA_SRC = Path(__file__).resolve().parents[2] / "lambda_src"
-
-
-def filters(item_type: str) -> dict[str, Any]:
-    """The contract's filters (filters.tf): inserts/changes by NewImage, changes/removals by
-    OldImage."""
-    new = {
-        "eventName": ["INSERT", "MODIFY"],
-        "dynamodb": {"NewImage": {"type": {"S": [item_type]}}},
-    }
-    old = {
-        "eventName": ["MODIFY", "REMOVE"],
-        "dynamodb": {"OldImage": {"type": {"S": [item_type]}}},
-    }
-    return {"Filters": [{"Pattern": json.dumps(new)}, {"Pattern": json.dumps(old)}]}
 
 
 def package() -> bytes:
@@ -126,7 +113,7 @@ def stack(local_endpoint: LocalEndpoint) -> Iterator[Stack]:
                 BisectBatchOnFunctionError=True,
                 FunctionResponseTypes=["ReportBatchItemFailures"],
                 TumblingWindowInSeconds=900,  # as deployed: its events carry the shardId
-                FilterCriteria=filters(item_type),
+                FilterCriteria=filter_criteria(item_type),  # as deployed (filter_patterns.json)
             )["UUID"]
         )
     try:

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from video_stats import model, testing
+import stream_fakes
+from video_stats import model
 from video_stats.apply import Applier, ApplyConfig
 from video_stats.marks import shard_tag
 from video_stats.records import parse_batch
@@ -57,8 +58,8 @@ class TableEnv:
 
 
 def create_table(client: Any, name: str) -> str:
-    """The project's table (schema from video_stats.testing); returns its stream ARN."""
-    testing.create_table(client, name)
+    """The project's table (schema from stream_fakes); returns its stream ARN."""
+    stream_fakes.create_table(client, name)
     arn: str = client.describe_table(TableName=name)["Table"]["LatestStreamArn"]
     return arn
 

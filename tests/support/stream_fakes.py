@@ -2,8 +2,8 @@
 
 Pure (no boto3). ``FakeStream`` applies puts and deletes to an in-memory copy of the table and
 returns the stream record DynamoDB would emit (``NEW_AND_OLD_IMAGES``), with 21-digit, increasing
-sequence numbers as a real shard has. ``delivered_to`` mirrors the Terraform filters (filters.tf)
-so a test sees exactly what a function would.
+sequence numbers as a real shard has. Which records reach which function is
+``vstats.filter_patterns.delivered_to`` (the deployed patterns, evaluated by the engine's code).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import copy
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from video_stats.model import AttributeMap, ItemType
+from video_stats.model import AttributeMap
 
 STREAM_ARN: Final = (
     "arn:aws:dynamodb:us-east-1:123456789012:table/test-data/stream/2024-01-01T00:00:00.000"
@@ -82,20 +82,6 @@ class FakeStream:
         }
         self.records.append(record)
         return record
-
-
-def delivered_to(record: Mapping[str, Any], item_type: ItemType) -> bool:
-    """The event filter of the function for ``item_type`` (filters.tf), evaluated locally."""
-    name = record.get("eventName")
-    ddb = record.get("dynamodb", {})
-
-    def has_type(image_name: str) -> bool:
-        image = ddb.get(image_name)
-        return isinstance(image, Mapping) and image.get("type") == {"S": item_type}
-
-    return (name in ("INSERT", "MODIFY") and has_type("NewImage")) or (
-        name in ("MODIFY", "REMOVE") and has_type("OldImage")
-    )
 
 
 def stream_event(

@@ -3,7 +3,7 @@ through the handlers' merge, the bill and the targets (pure; no endpoint)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +29,7 @@ from benchmark.report import evaluate_targets, production_table, production_targ
 from localcloud.writestats import IndexShape, item_size
 from video_stats import model
 from video_stats.marks import encode_mark
+from vstats.filter_patterns import delivered_to
 from vstats.generator import Operation
 
 TS = datetime(2022, 1, 2, 17, 5, 29, 123000, tzinfo=UTC)
@@ -41,15 +42,8 @@ GSI2 = IndexShape("GSI2", ("GSI2PK", "views"), ("PK", "SK"), "INCLUDE", ("videoI
 
 
 def of_type(item_type: str) -> Any:
-    # A test stand-in for a deployed filter: the run passes the engine's compiled patterns.
-    def accepts(record: Mapping[str, Any]) -> bool:
-        images = record["dynamodb"]
-        return item_type in (
-            model.item_type_of(images.get("NewImage")),
-            model.item_type_of(images.get("OldImage")),
-        )
-
-    return accepts
+    """The deployed filter of ``item_type`` (filter_patterns.json, the engine's filter code)."""
+    return functools.partial(delivered_to, item_type=item_type)
 
 
 def consumer(item_type: str, batch_size: int = 1000, window: float = 5.0) -> Consumer:

@@ -365,6 +365,10 @@ class Bench:
                 )
             )
             problem = _batch_problem(mapping, mstats, delivered, sizes)
+            if problem is None and deployment.cursor.shards_read > 1:
+                # The function logs its batch sizes, not their shards: with several shards
+                # the batches cannot be cut out of the records again.
+                problem = f"{deployment.cursor.shards_read} shards: batches are per shard"
             if problem is not None:
                 notes.append(f"{mapping.function_name}: {problem}")
                 bound = None

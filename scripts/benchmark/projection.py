@@ -16,9 +16,10 @@ module's defaults, read from the deployed mapping, never copied). Invocations pe
 The writes. A record's partition is its partition key's (``USER#<id>``: a user's records stay on
 one shard, a video's spread over all of them). The simulation splits the generator's records by
 partition, lets each function's deployed filter choose its records, cuts each shard's records
-into batches of ``n_f`` and merges every batch with ``video_stats.records.parse_batch``,
-the handlers' own parse and merge: a batch writes one summary per key whose net change is not
-zero. That count per delivered record is exact for the simulated traffic, not a model.
+into batches of ``n_f`` and merges every batch with ``vstats.effects.batch_effect``, that is
+``video_stats.records.parse_batch``, the handlers' own parse and merge: a batch writes one
+summary per key whose net change is not zero. That count per delivered record is exact for
+the simulated traffic, not a model.
 
 The bill. Lambda requests and GB-seconds (the run's assumed duration per invocation), plus the
 write units of every summary write, table and index, by the endpoint's own cost rules
@@ -48,8 +49,7 @@ from typing import Any, Final
 from localcloud.writestats import IndexShape, item_size, write_cost
 from video_stats import marks, model
 from video_stats.model import AttributeMap, ItemType, SummaryKind
-from video_stats.records import parse_batch, summary_key
-from vstats.effects import FUNCTION_OF_ITEM_TYPE
+from vstats.effects import FUNCTION_OF_ITEM_TYPE, batch_effect
 from vstats.generator import EventGenerator, Operation
 
 from benchmark.figures import PRICES, DurationModel, FunctionSettings, Prices
@@ -223,10 +223,9 @@ def summary_writes(batch: Sequence[Record], item_type: ItemType) -> Counter[Writ
     """Summary writes of one batch, by the handlers' own parse and merge: one per key whose
     net change is not zero, by kind and whether ``views`` moved."""
     writes: Counter[WriteKind] = Counter()
-    for key, delta in parse_batch(batch, item_type).keys.items():
-        counters = delta.counters()
+    for key, counters in batch_effect(batch, item_type).items():
         if not counters.is_zero():
-            writes[(summary_key(key).kind, counters.views != 0)] += 1
+            writes[(key.kind, counters.views != 0)] += 1
     return writes
 
 

@@ -28,7 +28,7 @@ from rich.console import Console
 from video_stats.model import AttributeMap, SummaryKind
 from vstats import cli
 from vstats.drift import find_drift
-from vstats.effects import ITEM_TYPE_OF_FUNCTION, record_effect
+from vstats.effects import ITEM_TYPE_OF_FUNCTION
 from vstats.load_run import LoadTest, LoadTestConfig
 from vstats.tables import scan_items
 
@@ -355,10 +355,10 @@ class Bench:
                 if isinstance(value, int | float):
                     values.append(float(value))
             sizes = [1] * len(delivered) if mapping.batch_size == 1 else parse_batch_sizes(log_text)
-            effects = [record_effect(r, mapping.item_type) for r in delivered]
             streams.append(
                 FunctionStream(
-                    effects,
+                    delivered,
+                    mapping.item_type,
                     mapping.batch_size,
                     float(mapping.settings.get("MaximumBatchingWindowInSeconds") or 0),
                     int(mapping.settings.get("TumblingWindowInSeconds") or 0),
@@ -374,7 +374,8 @@ class Bench:
                 bound = None
             elif bound is not None:
                 # Size 0: the closing invocation of a tumbling window (no records).
-                bound = bound + batch_bound(split_batches(effects, [n for n in sizes if n]))
+                batches = split_batches(delivered, [n for n in sizes if n])
+                bound = bound + batch_bound(batches, mapping.item_type)
         writes = table_writes(stats, deployment.table)
         if writes.other_operations:
             self.notes.append(f"{label}: unexpected write operations {writes.other_operations}")

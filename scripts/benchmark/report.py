@@ -157,7 +157,32 @@ def evaluate_targets(results: Mapping[str, Any]) -> list[Target]:
                 + ("" if entry.get("drained") else " (not drained)"),
             )
         )
-    return targets + _production_targets(results)
+    return targets + _delay_targets(results) + _production_targets(results)
+
+
+def _delay_targets(results: Mapping[str, Any]) -> list[Target]:
+    """This project's write-to-summary p99 within its batching window + 2 s (the default
+    configuration, on the local stream)."""
+    configuration = ((results.get("meta") or {}).get("configurations") or {}).get("ours") or {}
+    windows = [
+        float((m.get("settings") or {}).get("MaximumBatchingWindowInSeconds") or 0)
+        for m in configuration.get("mappings") or []
+    ]
+    if not windows:
+        return []
+    budget = max(windows) + 2.0
+    targets = []
+    for workload, entry in (results.get("ours") or {}).items():
+        p99 = entry.get("write_to_summary_p99_seconds")
+        targets.append(
+            Target(
+                f"write-to-summary p99 ≤ batching window + 2 s ({budget:g} s)",
+                workload,
+                None if p99 is None else p99 <= budget,
+                f"p99 {_num(p99, 2)} s",
+            )
+        )
+    return targets
 
 
 def production_target(events_per_day: int, partitions: int) -> float:

@@ -10,6 +10,10 @@ MAKEFLAGS += --no-print-directory
 
 TARGET     ?= local
 LOCAL_PORT ?= 4566
+# The local stream: open shards per table, and seconds until a shard closes and a child shard
+# continues it (AWS: a few hours; 0 = never). Applied to a running endpoint, too.
+LOCAL_STREAM_PARTITIONS      ?= 4
+LOCAL_SHARD_ROTATION_SECONDS ?= 45
 ARGS       ?=
 PYTHON     ?= python3
 
@@ -71,8 +75,9 @@ package: $(ZIP) ## Build the deployment zip (byte-identical for identical source
 # --- local endpoint --------------------------------------------------------
 
 .PHONY: local-up
-local-up: $(VENV_STAMP) ## Start the local endpoint (moto server + stream engine) if not running
-	@$(PY) -m localcloud up --state-dir $(ENDPOINT_DIR) --port $(LOCAL_PORT)
+local-up: $(VENV_STAMP) ## Start the local endpoint if not running (LOCAL_STREAM_PARTITIONS=4 LOCAL_SHARD_ROTATION_SECONDS=45)
+	@$(PY) -m localcloud up --state-dir $(ENDPOINT_DIR) --port $(LOCAL_PORT) \
+	  --stream-partitions $(LOCAL_STREAM_PARTITIONS) --shard-rotation-seconds $(LOCAL_SHARD_ROTATION_SECONDS)
 
 .PHONY: local-down
 local-down: ## Stop the local endpoint (its data is lost)

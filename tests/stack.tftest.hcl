@@ -130,9 +130,18 @@ run "table_follows_the_data_model" {
   assert {
     condition = anytrue([
       for gsi in aws_dynamodb_table.this.global_secondary_index :
-      gsi.name == "GSI1" && gsi.hash_key == "GSI1PK" && gsi.range_key == "GSI1SK" && gsi.projection_type == "ALL"
+      gsi.name == "GSI1" && gsi.hash_key == "GSI1PK" && gsi.range_key == "GSI1SK" && gsi.projection_type == "INCLUDE"
+      && toset(gsi.non_key_attributes) == toset(["type", "userId", "videoId", "duration", "voteType", "views", "likes", "dislikes"])
     ])
-    error_message = "GSI1 must be GSI1PK/GSI1SK with projection ALL"
+    error_message = "GSI1 must be GSI1PK/GSI1SK projecting exactly the data model's attributes (no marks)"
+  }
+
+  assert {
+    condition = anytrue([
+      for gsi in aws_dynamodb_table.this.global_secondary_index :
+      gsi.name == "GSI2" && gsi.hash_key == "GSI2PK" && gsi.range_key == "GSI2SK" && gsi.projection_type == "KEYS_ONLY"
+    ])
+    error_message = "GSI2 must be GSI2PK/GSI2SK (views bucket) with projection KEYS_ONLY, so most summary updates cost it nothing"
   }
 
   assert {
@@ -178,6 +187,11 @@ run "mapping_uses_production_defaults" {
   assert {
     condition     = aws_lambda_event_source_mapping.this.tumbling_window_in_seconds == 900
     error_message = "a tumbling window is needed: only its events carry the shardId of the exactly-once marks"
+  }
+
+  assert {
+    condition     = aws_lambda_function.this.environment[0].variables["MARK_RETENTION_SECONDS"] == "25200"
+    error_message = "the handlers keep marks for the mapping's maximum record age (6 h) plus the 1 h margin"
   }
 
   assert {
@@ -270,6 +284,33 @@ run "rejects_out_of_range_mapping_settings" {
     var.filter_patterns,
     var.maximum_batching_window_in_seconds,
     var.maximum_record_age_in_seconds,
+  ]
+}
+
+run "rejects_settings_that_lose_counts_silently" {
+  command = plan
+
+  module {
+    source = "./modules/stream_function"
+  }
+
+  variables {
+    name                          = "tftest-update-views"
+    handler                       = "video_stats.handlers.update_view_counters"
+    table_arn                     = "arn:aws:dynamodb:us-east-1:123456789012:table/tftest-data"
+    stream_arn                    = "arn:aws:dynamodb:us-east-1:123456789012:table/tftest-data/stream/x"
+    filter_patterns               = ["{}"]
+    report_batch_item_failures    = false
+    tumbling_window_in_seconds    = 0
+    maximum_record_age_in_seconds = -1
+    mark_retention_margin_seconds = 60
+  }
+
+  expect_failures = [
+    var.report_batch_item_failures,
+    var.tumbling_window_in_seconds,
+    var.maximum_record_age_in_seconds,
+    var.mark_retention_margin_seconds,
   ]
 }
 

@@ -1,24 +1,28 @@
 """Apply a merged batch to the summaries: one conditional UpdateItem per key, concurrently.
 
 Pure orchestration (no boto3): the DynamoDB calls go through a ``SummaryWriter`` (``store.py``
-in production, fakes in tests). The exactly-once argument is in ``marks``; this module adds the
-partial-failure rule:
+in production, fakes in tests). The exactly-once argument (invariant P, lineage pruning, the
+replay guard, retention) is in ``marks``; this module adds the partial-failure rule:
 
-When some keys fail (throttling, a network error, anything but a condition check), the batch
-reports ``batchItemFailures`` = the lowest sequence number ``F`` among the records that failed
-keys still need; Lambda checkpoints before ``F`` and redelivers from ``F``. That is exact if,
-for every key, the records below ``F`` that it has *not* applied sum to zero:
+Every key of the batch is written, also a key whose records net to zero (its write only moves
+the mark). So once a key's write succeeded, every record of the batch for that key is covered
+by its mark. When some keys fail (throttling, a network error, anything but a condition
+check), the batch reports ``batchItemFailures`` = the lowest sequence number ``F`` among the
+records that failed keys still need; Lambda checkpoints before ``F`` and redelivers from ``F``.
+Below ``F`` every key applied every record (a failed key's first unapplied record is at or
+above ``F``), so the checkpoint never passes an unapplied record; at and above ``F`` the
+written keys' marks suppress what they already hold. That keeps invariant P, and with it
+exactness under any redelivery of acknowledged records, in any order (``marks``). Writing
+zero-net keys costs one write where the previous version read the item, and only when a view
+or vote is created and undone inside one batch; in exchange no record is ever left
+"acknowledged but not covered by a mark", which an out-of-order duplicate could re-apply.
 
-* a written key applied all its records (its mark covers them), so anything is fine;
-* a failed key has no unapplied record below ``F`` (``F`` is at most its first one);
-* a key whose net delta was zero is not written (no write for no change). Its mark is read
-  first (a consistent GetItem, only on this rare path), because an earlier, partly failed
-  delivery may have applied some of its records already (+1 applied, the -1 not): only the
-  records above the mark may be skipped, and only if they sum to zero. If they straddle ``F``
-  (say +1 below, -1 above), the part below ``F`` would be lost and the part above re-applied:
-  such a key gets its records below ``F`` written (with the mark), and if that write fails too,
-  ``F`` moves down to its first record; repeat until stable (``F`` only decreases, so this
-  ends). That happens only on failure.
+Cost, per batch and key (docs/design.md §6): one UpdateItem, sized by the summary item (1 WRU
+while it stays under 1 KB, which compact marks and lineage pruning keep it for up to 16
+partitions), plus the index writes it causes: GSI1 (video summaries; projects only the data
+model's attributes, so one write when a counter changes and none for mark changes) and GSI2
+(only when the views bucket moves, see ``store``). A redelivered key costs one rejected
+conditional write.
 """
 
 from __future__ import annotations
@@ -33,10 +37,11 @@ from typing import Literal, Protocol
 
 from video_stats.marks import (
     DEFAULT_RETENTION_SECONDS,
-    decode_mark,
+    ShardMarks,
+    covered_seq,
     encode_mark,
     encode_seq,
-    mark_name,
+    legacy_encode_seq,
     mark_value,
     stale_marks,
 )
@@ -48,26 +53,39 @@ from video_stats.records import Batch, RawKey, summary_key
 
 @dataclass(frozen=True, slots=True)
 class Expect:
-    """Condition on the mark: ``below`` = absent or lower than ``value`` (normal path, no read);
-    ``equals`` = exactly ``value`` (absent if None), after the mark has been read."""
+    """Condition on the shard's mark, in both formats (``marks``): ``below`` = each absent or
+    lower than its bound (``value`` compact, ``legacy`` previous format; normal path, no
+    read); ``equals`` = each exactly its value (absent if None), after the item was seen."""
 
     kind: Literal["below", "equals"]
     value: str | None
+    legacy: str | None = None
+
+    @classmethod
+    def below(cls, seq: int) -> Expect:
+        return cls("below", encode_seq(seq), legacy_encode_seq(seq))
 
 
 @dataclass(frozen=True, slots=True)
 class UpdateRequest:
     key: SummaryKey
     delta: Counters
-    mark_name: str
+    marks: ShardMarks  # this shard's mark names; the legacy one is removed by the update
     mark_value: str
     expect: Expect
     remove: Mapping[str, str]  # stale marks to drop, each conditional on its value
+    drop: tuple[str, ...] = ()  # ancestors' marks: removed unconditionally (lineage pruning)
+    forbid: tuple[str, ...] = ()  # descendants' marks: must be absent (replay guard)
+
+    @property
+    def mark_name(self) -> str:
+        return self.marks.current
 
 
 @dataclass(frozen=True, slots=True)
 class Written:
     item: AttributeMap | None  # the item after the update (ReturnValues=ALL_NEW)
+    index_writes: int = 0  # extra UpdateItem calls made to move the item in GSI2
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +98,8 @@ class SummaryWriter(Protocol):
         """One conditional UpdateItem; raises for anything but a failed condition."""
 
     def read(self, key: SummaryKey) -> AttributeMap | None:
-        """Strongly consistent read of a summary item (None if absent)."""
+        """Strongly consistent read of a summary item (None if absent); used only when a
+        rejected update did not return the item."""
 
     def remove_marks(self, key: SummaryKey, marks: Mapping[str, str]) -> bool:
         """Drop marks, each conditional on its value; False if a condition failed."""
@@ -92,31 +111,34 @@ class SummaryWriter(Protocol):
 @dataclass(frozen=True, slots=True)
 class ApplyConfig:
     function: str  # "views" or "votes": the mark namespace of this function
-    shard_tag: str
+    marks: ShardMarks  # the shard's mark names (``marks.shard_marks``)
     retention_seconds: float = DEFAULT_RETENTION_SECONDS
     max_attempts: int = 5  # conditional attempts per key before it counts as failed
     eager_prune: int = 3  # this many stale marks on an item: remove them at once (1 write)
     deadline_margin_seconds: float = 3.0  # stop starting keys this close to the timeout
+    drop: tuple[str, ...] = ()  # marks of the shard's known ancestors (both formats)
+    forbid: tuple[str, ...] = ()  # marks of the shard's known descendants (both formats)
 
     @property
     def mark(self) -> str:
-        return mark_name(self.function, self.shard_tag)
+        return self.marks.current
 
 
-#: applied: every record of the key is covered by its mark; open: some are not, but their net
-#: delta is zero so far (no write needed); failed: the update failed, records to redeliver.
-State = Literal["applied", "open", "failed"]
+#: applied: every record of the key is covered by its mark; failed: the update failed, its
+#: pending records are redelivered.
+State = Literal["applied", "failed"]
 
 
 @dataclass(slots=True)
 class KeyOutcome:
     key: RawKey
     state: State
-    pending: list[int]  # record indices not covered by the mark (open/failed)
+    pending: list[int]  # record indices not covered by the mark (failed keys)
     expect: Expect  # the condition a further write of this key must use
     suppressed: list[int] = field(default_factory=list)  # found already applied
     writes: int = 0
     reads: int = 0
+    replayed: bool = False  # a descendant's mark was found: the shard is being replayed
     error: str | None = None
 
 
@@ -125,11 +147,12 @@ class BatchResult:
     failure: str | None  # the batchItemFailures itemIdentifier, or None
     keys: int
     writes: int  # UpdateItem calls (a rejected conditional update costs a write unit too)
-    reads: int  # GetItem calls (zero-delta keys, or a rejection that returned no item)
+    reads: int  # GetItem calls (a rejection that returned no item)
     applied_records: int
     suppressed_records: int
     retried_records: int
     failed_keys: list[tuple[SummaryKey, str]]
+    replayed_keys: int = 0  # keys whose records were suppressed by the replay guard
 
 
 class StaleMarkCache:
@@ -200,8 +223,7 @@ class Applier:
         delta: Counters,
         remaining: Callable[[], float] | None,
     ) -> KeyOutcome:
-        first = batch.records[indices[0]].seq
-        expect = Expect("below", encode_seq(first))
+        expect = Expect.below(batch.records[indices[0]].seq)
         if remaining is not None and remaining() < self._config.deadline_margin_seconds:
             return KeyOutcome(key, "failed", list(indices), expect, error="deadline")
         return self._apply_key(batch, key, list(indices), expect, delta)
@@ -222,49 +244,45 @@ class Applier:
         while True:
             if delta is None:
                 delta = batch.sum_delta(key, outcome.pending)
-            if delta.is_zero() and outcome.expect.kind == "equals":
-                # Nothing to write, and the mark is known: every pending record is unapplied,
-                # so skipping them all is exact (see _settle for a partial failure).
-                outcome.state = "open"
-                if remove:
-                    self._cache.put(key, remove)
-                return outcome
             if attempts >= config.max_attempts:
                 outcome.state = "failed"
                 outcome.error = f"condition failed {attempts} times"
                 return outcome
             try:
-                if delta.is_zero():
-                    # A zero net delta may hide records applied by an earlier, partly failed
-                    # delivery (+1 applied, the -1 not): read the mark instead of writing.
-                    # Rare (an insert and its removal in one batch), and a read is cheaper.
+                # Written even when the delta is zero: the mark must cover every record.
+                attempts += 1
+                outcome.writes += 1
+                last = batch.records[outcome.pending[-1]]
+                request = UpdateRequest(
+                    skey,
+                    delta,
+                    config.marks,
+                    encode_mark(last.seq, last.created),
+                    outcome.expect,
+                    remove,
+                    config.drop,
+                    config.forbid,
+                )
+                result = self._writer.update(request)
+                if isinstance(result, Written):
+                    outcome.state = "applied"
+                    outcome.pending = []
+                    outcome.expect = Expect("equals", request.mark_value)
+                    outcome.writes += result.index_writes
+                    self._prune_later(key, skey, result.item, outcome)
+                    return outcome
+                item = result.item
+                if item is None:  # DynamoDB did not return the old item (or it is gone)
                     outcome.reads += 1
                     item = self._writer.read(skey)
-                else:
-                    attempts += 1
-                    outcome.writes += 1
-                    last = batch.records[outcome.pending[-1]]
-                    request = UpdateRequest(
-                        skey,
-                        delta,
-                        config.mark,
-                        encode_mark(last.seq, last.created),
-                        outcome.expect,
-                        remove,
-                    )
-                    result = self._writer.update(request)
-                    if isinstance(result, Written):
-                        outcome.state = "applied"
-                        outcome.pending = []
-                        outcome.expect = Expect("equals", request.mark_value)
-                        self._prune_later(key, skey, result.item, outcome)
-                        return outcome
-                    item = result.item
-                    if item is None:  # DynamoDB did not return the old item (or it is gone)
-                        outcome.reads += 1
-                        item = self._writer.read(skey)
-                current = mark_value(item, config.mark)
-                covered = decode_mark(current).seq if current is not None else -1
+                if item is not None and any(name in item for name in config.forbid):
+                    # A descendant of this shard already wrote the item: this is a replay of
+                    # records the item holds (marks: the replay guard).
+                    outcome.replayed = True
+                    outcome.suppressed.extend(outcome.pending)
+                    outcome.pending = []
+                    return outcome
+                covered = covered_seq(item, config.marks)
             except Exception as err:  # throttling, network, a corrupt mark: retry via Lambda
                 outcome.state = "failed"
                 outcome.error = f"{type(err).__name__}: {err}"
@@ -274,9 +292,13 @@ class Applier:
             records = batch.records
             outcome.suppressed.extend(i for i in outcome.pending if records[i].seq <= covered)
             outcome.pending = [i for i in outcome.pending if records[i].seq > covered]
-            outcome.expect = Expect("equals", current)
+            outcome.expect = Expect(
+                "equals",
+                mark_value(item, config.marks.current),
+                mark_value(item, config.marks.legacy),
+            )
             remove = stale_marks(
-                item, config.function, config.mark, self._clock(), config.retention_seconds
+                item, config.function, config.marks.names(), self._clock(), config.retention_seconds
             )
             delta = None
             if not outcome.pending:
@@ -290,7 +312,7 @@ class Applier:
     ) -> None:
         config = self._config
         stale = stale_marks(
-            item, config.function, config.mark, self._clock(), config.retention_seconds
+            item, config.function, config.marks.names(), self._clock(), config.retention_seconds
         )
         if not stale:
             return
@@ -306,48 +328,25 @@ class Applier:
     # partial failure
 
     def _settle(self, batch: Batch, outcomes: list[KeyOutcome]) -> int | None:
-        """The lowest sequence number to redeliver (None: the whole batch is done), after
-        writing the below-the-limit part of any open key that would otherwise lose it."""
+        """The lowest sequence number to redeliver (None: the whole batch is done). Every key
+        that did not fail covers all its records, so it is the first record a failed key
+        still needs."""
         records = batch.records
         failed = [records[o.pending[0]].seq for o in outcomes if o.state == "failed"]
-        if not failed:
-            return None
-        limit = min(failed)
-        changed = True
-        while changed:
-            changed = False
-            for index, outcome in enumerate(outcomes):
-                # A failed key's pending records are all at or above the limit by construction.
-                if outcome.state == "failed" or not outcome.pending:
-                    continue
-                below = [i for i in outcome.pending if records[i].seq < limit]
-                if not below or batch.sum_delta(outcome.key, below).is_zero():
-                    continue
-                above = outcome.pending[len(below) :]
-                fixed = self._apply_key(batch, outcome.key, below, outcome.expect)
-                fixed.suppressed[:0] = outcome.suppressed
-                fixed.writes += outcome.writes
-                fixed.reads += outcome.reads
-                if fixed.state == "failed":
-                    limit = min(limit, records[fixed.pending[0]].seq)
-                    changed = True
-                elif above:
-                    fixed.state = "open"  # fixed.expect holds the mark it left
-                fixed.pending = fixed.pending + above
-                outcomes[index] = fixed
-        return limit
+        return min(failed) if failed else None
 
     def _result(
         self, batch: Batch, outcomes: Iterable[KeyOutcome], limit: int | None
     ) -> BatchResult:
         records = batch.records
         suppressed: set[int] = set()
-        writes = reads = 0
+        writes = reads = replayed = 0
         failed_keys: list[tuple[SummaryKey, str]] = []
         for outcome in outcomes:
             suppressed.update(outcome.suppressed)
             writes += outcome.writes
             reads += outcome.reads
+            replayed += outcome.replayed
             if outcome.state == "failed":
                 failed_keys.append((summary_key(outcome.key), outcome.error or "failed"))
         # Disjoint counts: a record with a malformed image is counted as skipped (by the
@@ -369,6 +368,7 @@ class Applier:
             suppressed_records=done_suppressed,
             retried_records=retried,
             failed_keys=failed_keys,
+            replayed_keys=replayed,
         )
 
 

@@ -3,8 +3,19 @@
 emit metrics and answer with ``batchItemFailures``.
 
 Environment: TABLE_NAME, SUMMARY_INDEX_SHARDS (default 4), POWERTOOLS_SERVICE_NAME,
-POWERTOOLS_METRICS_NAMESPACE, POWERTOOLS_LOG_LEVEL; optional APPLY_CONCURRENCY (default 16)
-and MARK_RETENTION_SECONDS (default 90000 = 25 h).
+POWERTOOLS_METRICS_NAMESPACE, POWERTOOLS_LOG_LEVEL, MARK_RETENTION_SECONDS (the mapping's
+MaximumRecordAgeInSeconds + a margin, set by modules/stream_function; default 90000 = 25 h);
+optional APPLY_CONCURRENCY (default 16) and ALLOW_EVENTS_WITHOUT_SHARD_ID.
+
+Events without ``shardId``: only tumbling-window events name their shard, and the
+exactly-once marks are per shard (``marks``), so such an event raises (the batch fails and is
+retried, then goes to the on-failure queue): a mapping without a window would otherwise count
+records of different shards against one mark and lose some. ``ALLOW_EVENTS_WITHOUT_SHARD_ID=
+true`` is the explicit opt-out for a stream with exactly one shard at a time (a unit test, a
+local endpoint with one partition): the marks then fall back to one per stream.
+
+The final invocation of a tumbling window (``isFinalInvokeForWindow``, no records) is answered
+before anything else: Lambda holds the shard until it succeeds.
 """
 
 from __future__ import annotations
@@ -20,10 +31,12 @@ from typing import Any, Final
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from video_stats import streams
 from video_stats.apply import Applier, ApplyConfig, BatchResult, StaleMarkCache, SummaryWriter
-from video_stats.marks import DEFAULT_RETENTION_SECONDS, shard_tag
+from video_stats.lineage import Lineage, LineageCache
+from video_stats.marks import DEFAULT_RETENTION_SECONDS, names_of, shard_marks
 from video_stats.model import ItemType
-from video_stats.records import MalformedEvent, parse_batch
+from video_stats.records import MalformedEvent, parse_batch, parse_sequence_number
 from video_stats.store import SummaryStore
 
 logger = Logger()
@@ -33,6 +46,16 @@ metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Vide
 
 FUNCTIONS: Final[dict[ItemType, str]] = {"VIEW": "views", "VOTE": "votes"}
 MAX_SKIP_LOGS: Final = 50  # per batch; the metric still counts every skipped record
+#: Window-state key: the record the last invocation asked Lambda to resume the shard from.
+RESUME_FROM: Final = "resumeFrom"
+
+
+class MissingShardId(MalformedEvent):
+    """An event without ``shardId`` while the opt-out is off."""
+
+
+def _no_lineage(_stream_arn: str) -> list[Any]:
+    return []
 
 
 @dataclass
@@ -43,6 +66,8 @@ class Runtime:
     executor: Executor | None
     retention_seconds: float = DEFAULT_RETENTION_SECONDS
     cache: StaleMarkCache = field(default_factory=StaleMarkCache)
+    lineage: LineageCache = field(default_factory=lambda: LineageCache(_no_lineage))
+    allow_missing_shard_id: bool = False
     warned_no_shard: bool = False
 
 
@@ -70,39 +95,74 @@ def _get_runtime() -> Runtime:
                 retention_seconds=float(
                     os.environ.get("MARK_RETENTION_SECONDS", DEFAULT_RETENTION_SECONDS)
                 ),
+                lineage=LineageCache(_describe_shards()),
+                allow_missing_shard_id=_flag("ALLOW_EVENTS_WITHOUT_SHARD_ID"),
             )
         return _runtime
 
 
-def _shard_tag(event: Mapping[str, Any], records: list[Any], runtime: Runtime) -> str:
-    shard_id = event.get("shardId")
-    if isinstance(shard_id, str) and shard_id:
-        return shard_tag(shard_id)
-    # No shardId: only tumbling-window events carry it. One mark per stream is exact only
-    # while the stream has a single open shard (see marks.py).
-    if not runtime.warned_no_shard:
-        runtime.warned_no_shard = True
-        logger.warning(
-            "event has no shardId: exactly-once marks fall back to one per stream; "
-            "set TumblingWindowInSeconds on the event source mapping"
-        )
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
+
+
+def _describe_shards() -> Callable[[str], list[Any]]:
+    client = streams.client_from_env()
+    return lambda stream_arn: streams.describe_shards(client, stream_arn)
+
+
+def _stream_arn(event: Mapping[str, Any], records: list[Any]) -> str | None:
     arn = event.get("eventSourceARN") or (records[0].get("eventSourceARN") if records else None)
-    return shard_tag(str(arn or "stream"))
+    return arn if isinstance(arn, str) and arn else None
+
+
+def _shard_config(
+    event: Mapping[str, Any], records: list[Any], runtime: Runtime, function: str
+) -> tuple[str, ApplyConfig]:
+    """The shard's mark names, and its ancestors' and descendants' (lineage pruning, replay
+    guard)."""
+    shard_id = event.get("shardId")
+    arn = _stream_arn(event, records)
+    if not (isinstance(shard_id, str) and shard_id):
+        if not runtime.allow_missing_shard_id:
+            raise MissingShardId(
+                "event has no shardId: the event source mapping needs a tumbling window "
+                "(TumblingWindowInSeconds > 0); set ALLOW_EVENTS_WITHOUT_SHARD_ID=true only "
+                "for a stream with a single shard"
+            )
+        if not runtime.warned_no_shard:
+            runtime.warned_no_shard = True
+            logger.warning("event has no shardId: one exactly-once mark per stream (opt-out)")
+        identity = arn or "stream"
+        return identity, ApplyConfig(function, shard_marks(function, identity))
+    lineage = runtime.lineage.get(arn, shard_id) if arn else Lineage()
+    return shard_id, ApplyConfig(
+        function,
+        shard_marks(function, shard_id),
+        retention_seconds=runtime.retention_seconds,
+        drop=names_of(function, lineage.ancestors(shard_id)),
+        forbid=names_of(function, lineage.descendants(shard_id)),
+    )
 
 
 def handle(event: Mapping[str, Any], context: Any, item_type: ItemType) -> dict[str, Any]:
     """Process one stream batch; returns the partial batch response."""
+    windowed = "window" in event or "shardId" in event
+    if event.get("isFinalInvokeForWindow") is True:
+        # Answered first: Lambda suspends the shard until this invocation succeeds.
+        return {"batchItemFailures": [], "state": {}}
     records = event.get("Records")
     if not isinstance(records, list):
         raise MalformedEvent("event has no Records list")
     runtime = _get_runtime()
     response: dict[str, Any] = {"batchItemFailures": []}
-    if "window" in event or "shardId" in event:
+    if windowed:
         response["state"] = {}  # a tumbling-window response must carry a state
     metrics.add_metric(name="RecordsReceived", unit=MetricUnit.Count, value=len(records))
     if not records:
         return response
 
+    function = FUNCTIONS[item_type]
+    shard, config = _shard_config(event, records, runtime, function)
     batch = parse_batch(records, item_type)
     for skipped in batch.skipped[:MAX_SKIP_LOGS]:
         logger.warning(
@@ -118,22 +178,38 @@ def handle(event: Mapping[str, Any], context: Any, item_type: ItemType) -> dict[
             unit=MetricUnit.Seconds,
             value=max(0.0, time.time() - batch.oldest_created),
         )
+    _check_resume_point(shard, event.get("state"), records)
 
-    applier = Applier(
-        runtime.writer,
-        ApplyConfig(
-            function=FUNCTIONS[item_type],
-            shard_tag=_shard_tag(event, records, runtime),
-            retention_seconds=runtime.retention_seconds,
-        ),
-        executor=runtime.executor,
-        cache=runtime.cache,
-    )
+    applier = Applier(runtime.writer, config, executor=runtime.executor, cache=runtime.cache)
     result = applier.apply(batch, _remaining_seconds(context))
-    _report(batch.skipped, result)
+    _report(batch.skipped, result, runtime)
     if result.failure is not None:
         response["batchItemFailures"] = [{"itemIdentifier": result.failure}]
+        if windowed:
+            response["state"] = {RESUME_FROM: result.failure}
     return response
+
+
+def _check_resume_point(shard: str, state: object, records: list[Any]) -> None:
+    """After an invocation reported a failure at F, Lambda must resume the shard at F. The
+    window state carries F to the next invocation of the shard (Lambda keeps the state per
+    shard and window, whichever container runs it; if it drops the state of a partly failed
+    invocation, nothing is checked, and nothing is flagged wrongly). A batch starting above F
+    is the one delivery order the marks cannot make exact (``marks``): count it loudly so an
+    alarm fires and ``reconcile --repair`` is run."""
+    text = state.get(RESUME_FROM) if isinstance(state, Mapping) else None
+    if not isinstance(text, str) or not text.isdigit():
+        return
+    expected = int(text)
+    first = min(parse_sequence_number(r["dynamodb"]["SequenceNumber"]) for r in records)
+    if first > expected:
+        metrics.add_metric(name="RecordsOutOfOrder", unit=MetricUnit.Count, value=len(records))
+        logger.error(
+            "batch starts after the record the function asked to resume from",
+            shard=shard,
+            expected=str(expected),
+            first=str(first),
+        )
 
 
 def _remaining_seconds(context: Any) -> Callable[[], float] | None:
@@ -143,7 +219,7 @@ def _remaining_seconds(context: Any) -> Callable[[], float] | None:
     return lambda: float(get_ms()) / 1000.0
 
 
-def _report(skipped: list[Any], result: BatchResult) -> None:
+def _report(skipped: list[Any], result: BatchResult, runtime: Runtime) -> None:
     for key, error in result.failed_keys[:MAX_SKIP_LOGS]:
         logger.error("summary update failed", summary=f"{key.kind}#{key.id}"[:200], error=error)
     metrics.add_metric(name="RecordsApplied", unit=MetricUnit.Count, value=result.applied_records)
@@ -154,6 +230,14 @@ def _report(skipped: list[Any], result: BatchResult) -> None:
     metrics.add_metric(name="RecordsRetried", unit=MetricUnit.Count, value=result.retried_records)
     metrics.add_metric(name="SummaryWrites", unit=MetricUnit.Count, value=result.writes)
     metrics.add_metric(name="SummaryReads", unit=MetricUnit.Count, value=result.reads)
+    metrics.add_metric(name="KeysReplayGuarded", unit=MetricUnit.Count, value=result.replayed_keys)
+    lineage = runtime.lineage
+    if lineage.errors:
+        metrics.add_metric(name="LineageErrors", unit=MetricUnit.Count, value=lineage.errors)
+        logger.warning(
+            "DescribeStream failed: marks not pruned by lineage", error=lineage.last_error
+        )
+        lineage.errors = 0
     logger.info(
         "batch applied",
         keys=result.keys,

@@ -42,8 +42,21 @@ VoteType = Literal["LIKE", "DISLIKE"]
 MAX_ID_BYTES: Final = 1024
 MAX_DURATION: Final = 10**12
 SUMMARY_SK: Final = "SUMMARY"
-#: Every bookkeeping attribute on a summary item starts with this (exactly-once marks).
-MARK_PREFIX: Final = "applied#"
+#: Every exactly-once mark on a summary item starts with this (``marks``: ``@v…``/``@o…``).
+MARK_PREFIX: Final = "@"
+#: The previous, longer mark format (``applied#views#…``), still honoured during an upgrade.
+LEGACY_MARK_PREFIX: Final = "applied#"
+#: The data model's attributes (docs/design.md §2), the only non-key attributes GSI1 projects.
+DATA_MODEL_ATTRIBUTES: Final = (
+    "type",
+    "userId",
+    "videoId",
+    "duration",
+    "voteType",
+    "views",
+    "likes",
+    "dislikes",
+)
 
 
 class SummaryKind(enum.StrEnum):
@@ -319,5 +332,29 @@ def summary_index_partition(key: SummaryKey, shards: int) -> str:
 
 
 def is_mark_attribute(name: str) -> bool:
-    """True for an exactly-once bookkeeping attribute of a summary item."""
-    return name.startswith(MARK_PREFIX)
+    """True for an exactly-once mark of a summary item, in either format (the one test every
+    tool uses to tell bookkeeping from data)."""
+    return name.startswith((MARK_PREFIX, LEGACY_MARK_PREFIX))
+
+
+def summary_index_bucket(views: int) -> str:
+    """GSI2 range key: the power-of-two bucket of ``views`` (``"00"`` for 0 or less, else the
+    bit length, ``"01"`` for 1, ``"11"`` for 1,024-2,047), zero-padded so string order is
+    numeric order. It changes about log2(views) times in a summary's life, so almost no
+    summary update moves the item in the index (see ``store``)."""
+    return f"{max(views, 0).bit_length():02d}"
+
+
+def summary_identity(key: SummaryKey, index_shards: int) -> dict[str, dict[str, str]]:
+    """A summary's identity attributes: type, id, GSI1 keys (videos) and GSI2 hash key. Every
+    writer of a summary sets exactly these (the handlers on each update, repair on a rewrite);
+    the GSI2 range key follows ``views`` (``summary_index_bucket``)."""
+    identity = {
+        "type": {"S": summary_type(key.kind)},
+        summary_id_attribute(key.kind): {"S": key.id},
+        "GSI2PK": {"S": summary_index_partition(key, index_shards)},
+    }
+    if key.kind is SummaryKind.VIDEO:
+        identity["GSI1PK"] = {"S": f"VIDEO#{key.id}"}
+        identity["GSI1SK"] = {"S": SUMMARY_SK}
+    return identity

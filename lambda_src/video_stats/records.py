@@ -65,7 +65,7 @@ class StreamRecord:
                 dislikes += sign * vector[5]
         return views, duration, likes, dislikes
 
-    def keys(self) -> set[RawKey]:
+    def summary_keys(self) -> set[RawKey]:
         found: set[RawKey] = set()
         for vector in (self.new, self.old):
             if vector is not None:
@@ -97,6 +97,9 @@ class KeyDelta:
 class Batch:
     received: int
     records: list[StreamRecord]  # records with an effect, in sequence order
+    #: per summary key, the records that change it (a record whose effect on a key is zero,
+    #: like an unchanged vote re-put, is not attached to it: applying or skipping it is the
+    #: same, so a key with only such records is not written)
     keys: dict[RawKey, KeyDelta]
     skipped: list[SkippedRecord]  # invalid or not of this function's type (with reason)
     oldest_created: float | None
@@ -183,7 +186,26 @@ def parse_batch(raw_records: Sequence[Mapping[str, Any]], item_type: ItemType) -
             continue
 
         index = len(records)
-        records.append(StreamRecord(seq, text, created, new, old, reason is not None))
+        record = StreamRecord(seq, text, created, new, old, reason is not None)
+        if new is not None and old is not None and (new[0] == old[0] or new[1] == old[1]):
+            # A MODIFY touching a summary on both sides: attach it only to the keys it
+            # changes (an unchanged vote re-put by the application is no work for anyone).
+            effects = [(key, record.delta_for(key)) for key in record.summary_keys()]
+            effects = [(key, d) for key, d in effects if d != (0, 0, 0, 0)]
+            if not effects:
+                continue
+            records.append(record)
+            for key, (dv, dd, dl, dx) in effects:
+                delta = get_delta(key)
+                if delta is None:
+                    delta = keys[key] = KeyDelta()
+                delta.views += dv
+                delta.duration += dd
+                delta.likes += dl
+                delta.dislikes += dx
+                delta.records.append(index)
+            continue
+        records.append(record)
         for vector, sign in ((new, 1), (old, -1)):
             if vector is None:
                 continue

@@ -2,21 +2,35 @@
 
 Every summary write is a plain UpdateItem (no transaction):
 
-    SET #type = :type, #id = :id, #gsi2pk = :gsi2pk, #mark = :mark
-        [, #gsi1pk = :gsi1pk, #gsi1sk = :gsi1sk]          (video summary only)
+    SET <identity: type, id, GSI2PK [, GSI1PK, GSI1SK]>, #mark = :mark,
+        #gsi2sk = if_not_exists(#gsi2sk, :bucket)
     ADD #views :views, #duration :duration, #likes :likes, #dislikes :dislikes
-    [REMOVE #stale0, ...]                                  (old marks, each conditional)
+    REMOVE <this shard's old-format mark> [, ancestors' marks] [, stale marks]
+    IF <this shard's marks below the first record, or equal to what was seen>
+       AND <no descendant's mark> AND <each stale mark still has the value seen>
 
-``ADD`` creates the item and the counters on first use, so all four counters always exist
-(``views`` is also the GSI2 range key). ``ReturnValues=ALL_NEW`` and
-``ReturnValuesOnConditionCheckFailure=ALL_OLD`` cost no capacity and save the reads the
-exactly-once protocol would otherwise need.
+``ADD`` creates the item and the counters on first use, so all four counters always exist.
+``ReturnValues=ALL_NEW`` and ``ReturnValuesOnConditionCheckFailure=ALL_OLD`` cost no capacity
+and save the reads the exactly-once protocol would otherwise need.
+
+GSI2, the ranking index, is keyed by ``GSI2PK`` and ``GSI2SK`` = the power-of-two bucket of
+``views`` (``model.summary_index_bucket``) and projects only keys. DynamoDB writes an index
+only when a projected attribute changes, so an update that leaves the bucket alone costs
+GSI2 nothing (with ``views`` as the range key, every view cost a delete and a put: 2 index
+writes). The bucket cannot be computed inside the update (the new ``views`` is known only
+after it), so a new summary gets the bucket of its first delta (``if_not_exists``: exact,
+since ADD starts from 0) and, when the returned item shows ``views`` left its bucket, one
+follow-up UpdateItem moves it, conditional on ``views`` still being in the new bucket (a
+concurrent writer that moved it again fixes it itself). That is about log2(views) extra
+writes in a summary's life.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -27,11 +41,9 @@ from video_stats.apply import Rejected, UpdateRequest, Written
 from video_stats.model import (
     AttributeMap,
     SummaryKey,
-    SummaryKind,
-    summary_id_attribute,
-    summary_index_partition,
+    summary_identity,
+    summary_index_bucket,
     summary_item_key,
-    summary_type,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -76,13 +88,17 @@ class SummaryStore:
     def table_name(self) -> str:
         return self._table
 
+    def identity_attributes(self, key: SummaryKey) -> dict[str, dict[str, str]]:
+        """What every writer of a summary sets besides its counters and marks (type, id, GSI1
+        keys of a video, GSI2 hash key); ``GSI2SK`` follows ``views``."""
+        return summary_identity(key, self._shards)
+
     def update(self, request: UpdateRequest) -> Written | Rejected:
         key = request.key
         names: dict[str, str] = {
-            "#type": "type",
-            "#id": summary_id_attribute(key.kind),
-            "#gsi2pk": "GSI2PK",
-            "#mark": request.mark_name,
+            "#mark": request.marks.current,
+            "#legacy": request.marks.legacy,
+            "#gsi2sk": "GSI2SK",
             "#views": "views",
             "#duration": "duration",
             "#likes": "likes",
@@ -90,44 +106,54 @@ class SummaryStore:
         }
         delta = request.delta
         values: dict[str, dict[str, str]] = {
-            ":type": {"S": summary_type(key.kind)},
-            ":id": {"S": key.id},
-            ":gsi2pk": {"S": summary_index_partition(key, self._shards)},
             ":mark": {"S": request.mark_value},
+            ":bucket": {"S": summary_index_bucket(delta.views)},
             ":views": {"N": str(delta.views)},
             ":duration": {"N": str(delta.duration)},
             ":likes": {"N": str(delta.likes)},
             ":dislikes": {"N": str(delta.dislikes)},
         }
-        sets = ["#type = :type", "#id = :id", "#gsi2pk = :gsi2pk", "#mark = :mark"]
-        if key.kind is SummaryKind.VIDEO:
-            names["#gsi1pk"] = "GSI1PK"
-            names["#gsi1sk"] = "GSI1SK"
-            values[":gsi1pk"] = {"S": f"VIDEO#{key.id}"}
-            values[":gsi1sk"] = {"S": "SUMMARY"}
-            sets += ["#gsi1pk = :gsi1pk", "#gsi1sk = :gsi1sk"]
+        sets = ["#mark = :mark", "#gsi2sk = if_not_exists(#gsi2sk, :bucket)"]
+        for number, (name, value) in enumerate(self.identity_attributes(key).items()):
+            names[f"#id{number}"] = name
+            values[f":id{number}"] = value
+            sets.append(f"#id{number} = :id{number}")
         expression = (
             f"SET {', '.join(sets)} "
             "ADD #views :views, #duration :duration, #likes :likes, #dislikes :dislikes"
         )
 
         expect = request.expect
-        if expect.kind == "below":
-            values[":below"] = {"S": expect.value or ""}
-            conditions = ["(attribute_not_exists(#mark) OR #mark < :below)"]
-        elif expect.value is None:
-            conditions = ["attribute_not_exists(#mark)"]
-        else:
-            values[":expected"] = {"S": expect.value}
-            conditions = ["#mark = :expected"]
-        removes = []
-        for number, (name, value) in enumerate(sorted(request.remove.items())):
+        conditions = []
+        for placeholder, bound in (("#mark", expect.value), ("#legacy", expect.legacy)):
+            token = placeholder.replace("#", ":x")
+            if expect.kind == "below":
+                values[token] = {"S": bound or ""}
+                conditions.append(
+                    f"(attribute_not_exists({placeholder}) OR {placeholder} < {token})"
+                )
+            elif bound is None:
+                conditions.append(f"attribute_not_exists({placeholder})")
+            else:
+                values[token] = {"S": bound}
+                conditions.append(f"{placeholder} = {token}")
+        removes = ["#legacy"]  # converts this shard's old-format mark (its value is compared)
+        own = set(request.marks.names())
+        stale = {n: v for n, v in request.remove.items() if n not in own}
+        for number, (name, stale_value) in enumerate(sorted(stale.items())):
             names[f"#stale{number}"] = name
-            values[f":stale{number}"] = {"S": value}
+            values[f":stale{number}"] = {"S": stale_value}
             removes.append(f"#stale{number}")
             conditions.append(f"#stale{number} = :stale{number}")
-        if removes:
-            expression += f" REMOVE {', '.join(removes)}"
+        taken = own | set(stale)
+        for number, name in enumerate(n for n in dict.fromkeys(request.drop) if n not in taken):
+            names[f"#drop{number}"] = name
+            removes.append(f"#drop{number}")
+        taken |= set(request.drop)
+        for number, name in enumerate(n for n in dict.fromkeys(request.forbid) if n not in taken):
+            names[f"#child{number}"] = name
+            conditions.append(f"attribute_not_exists(#child{number})")
+        expression += f" REMOVE {', '.join(removes)}"
 
         try:
             response = self._client.update_item(
@@ -145,7 +171,43 @@ class SummaryStore:
                 item = err.response.get("Item")
                 return Rejected(item if isinstance(item, Mapping) else None)
             raise
-        return Written(response.get("Attributes"))
+        item = response.get("Attributes")
+        return Written(item, self._move_in_index(key, item))
+
+    def _move_in_index(self, key: SummaryKey, item: AttributeMap | None) -> int:
+        """Move the summary to its views bucket in GSI2 if the update took it out of it;
+        returns the number of extra writes (0 or 1). Best effort: a failure leaves the item
+        ranked by its old bucket until its next update, counters are unaffected."""
+        views_attr = (item or {}).get("views") or {}
+        text = views_attr.get("N")
+        if not isinstance(text, str):
+            return 0
+        views = int(Decimal(text))
+        bucket = summary_index_bucket(views)
+        current = ((item or {}).get("GSI2SK") or {}).get("S")
+        if current == bucket:
+            return 0
+        low, high = (
+            (0, 0) if views <= 0 else (1 << (views.bit_length() - 1), (1 << views.bit_length()) - 1)
+        )
+        condition = "#views BETWEEN :low AND :high"
+        if views <= 0:
+            condition = "#views <= :high"
+        # A failed condition: moved again meanwhile (its writer fixes it); or throttled.
+        with contextlib.suppress(ClientError):
+            self._client.update_item(
+                TableName=self._table,
+                Key=summary_item_key(key),
+                UpdateExpression="SET #gsi2sk = :bucket",
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#gsi2sk": "GSI2SK", "#views": "views"},
+                ExpressionAttributeValues={
+                    ":bucket": {"S": bucket},
+                    ":high": {"N": str(high)},
+                    **({":low": {"N": str(low)}} if views > 0 else {}),
+                },
+            )
+        return 1
 
     def read(self, key: SummaryKey) -> AttributeMap | None:
         response = self._client.get_item(

@@ -26,3 +26,14 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "gsi1_attributes" {
+  description = "Non-key attributes GSI1 projects: the data model's attributes (docs/design.md §2, video_stats.model.DATA_MODEL_ATTRIBUTES), so that bookkeeping attributes are not copied."
+  type        = list(string)
+  default     = ["type", "userId", "videoId", "duration", "voteType", "views", "likes", "dislikes"]
+
+  validation {
+    condition     = length(var.gsi1_attributes) >= 1 && length(var.gsi1_attributes) <= 100 && length(distinct(var.gsi1_attributes)) == length(var.gsi1_attributes)
+    error_message = "gsi1_attributes must list between 1 and 100 distinct attribute names (the DynamoDB limit for INCLUDE projections)."
+  }
+}

@@ -17,7 +17,11 @@ resource "aws_lambda_function" "this" {
   timeout          = var.timeout
 
   environment {
-    variables = var.environment
+    # The handlers keep a shard's exactly-once mark as long as the mapping may still
+    # deliver that shard's records (lambda_src/video_stats/marks.py, "Retention").
+    variables = merge(var.environment, {
+      MARK_RETENTION_SECONDS = tostring(var.maximum_record_age_in_seconds + var.mark_retention_margin_seconds)
+    })
   }
 
   tags = var.tags

@@ -140,13 +140,24 @@ variable "maximum_retry_attempts" {
 }
 
 variable "maximum_record_age_in_seconds" {
-  description = "Records older than this are not processed but sent to the failure queue; -1 keeps them until the stream drops them (24 h)."
+  description = "Records older than this are not processed but sent to the failure queue. Must be finite: the handlers keep their exactly-once marks for this long plus mark_retention_margin_seconds (MARK_RETENTION_SECONDS), and a record older than its mark could be counted twice."
   type        = number
   default     = 21600
 
   validation {
-    condition     = var.maximum_record_age_in_seconds == -1 || (var.maximum_record_age_in_seconds >= 60 && var.maximum_record_age_in_seconds <= 604800)
-    error_message = "maximum_record_age_in_seconds must be -1 or between 60 and 604,800."
+    condition     = var.maximum_record_age_in_seconds >= 60 && var.maximum_record_age_in_seconds <= 86400 && floor(var.maximum_record_age_in_seconds) == var.maximum_record_age_in_seconds
+    error_message = "maximum_record_age_in_seconds must be a whole number between 60 and 86,400 (the stream keeps records 24 h; -1, infinite, is refused: the handlers' exactly-once marks need a finite age)."
+  }
+}
+
+variable "mark_retention_margin_seconds" {
+  description = "How much longer than maximum_record_age_in_seconds the handlers keep a shard's exactly-once mark on a summary: covers the function timeout, retries and clock skew between the record's creation time and the function's clock."
+  type        = number
+  default     = 3600
+
+  validation {
+    condition     = var.mark_retention_margin_seconds >= 900 && var.mark_retention_margin_seconds <= 86400
+    error_message = "mark_retention_margin_seconds must be between 900 (the longest function timeout) and 86,400."
   }
 }
 
@@ -157,9 +168,14 @@ variable "bisect_batch_on_function_error" {
 }
 
 variable "report_batch_item_failures" {
-  description = "Let the function report the first record it could not apply, so that Lambda retries from there instead of the whole batch."
+  description = "Let the function report the first record it could not apply, so that Lambda retries from there. Must stay true: without it Lambda ignores the handlers' batchItemFailures and counts the batch as done, so the records of failed keys would be lost."
   type        = bool
   default     = true
+
+  validation {
+    condition     = var.report_batch_item_failures
+    error_message = "report_batch_item_failures must be true: the handlers report failed keys through batchItemFailures; without it their records would be skipped silently."
+  }
 }
 
 variable "parallelization_factor" {
@@ -174,13 +190,13 @@ variable "parallelization_factor" {
 }
 
 variable "tumbling_window_in_seconds" {
-  description = "Tumbling window of the mapping. The handlers need it: only tumbling-window events carry the shardId that their per-shard exactly-once marks are keyed by (0 falls back to one mark per stream, exact only while the stream has a single open shard). A window ends with one extra invocation per shard, so longer is cheaper."
+  description = "Tumbling window of the mapping. The handlers need it: only tumbling-window events carry the shardId that their per-shard exactly-once marks are keyed by (they refuse events without it). A window ends with one extra invocation per shard, so longer is cheaper."
   type        = number
   default     = 900
 
   validation {
-    condition     = var.tumbling_window_in_seconds >= 0 && var.tumbling_window_in_seconds <= 900 && floor(var.tumbling_window_in_seconds) == var.tumbling_window_in_seconds
-    error_message = "tumbling_window_in_seconds must be a whole number between 0 and 900."
+    condition     = var.tumbling_window_in_seconds >= 1 && var.tumbling_window_in_seconds <= 900 && floor(var.tumbling_window_in_seconds) == var.tumbling_window_in_seconds
+    error_message = "tumbling_window_in_seconds must be a whole number between 1 and 900: 0 would take the shardId out of the events, and the handlers' per-shard marks with it."
   }
 }
 

@@ -183,7 +183,12 @@ class Bench:
     def _start_endpoint(self, state_dir: Path) -> tuple[EndpointProcess, LocalEndpoint]:
         self.console.print("starting the private local endpoint ...")
         t0 = time.monotonic()
-        process = EndpointProcess(state_dir, server_module="benchmark.endpoint")
+        # One shard, never rotating: benchmark.collect reads the stream as a single shard (to
+        # do: read every shard in lineage order, then drop this pin).
+        one_shard = {"LOCALCLOUD_STREAM_PARTITIONS": "1", "LOCALCLOUD_SHARD_ROTATION_SECONDS": "0"}
+        process = EndpointProcess(
+            state_dir, server_module="benchmark.endpoint", environment=one_shard
+        )
         try:
             endpoint = process.start()
         except RuntimeError as exc:

@@ -3,6 +3,10 @@
     up      --state-dir DIR --port PORT   start in the background (or reuse), wait until healthy
     down    --state-dir DIR               stop it (its data is lost)
     serve   --state-dir DIR --port PORT   run in the foreground
+
+``up`` and ``serve`` take ``--stream-partitions N`` (open shards per stream, default 4) and
+``--shard-rotation-seconds S`` (a shard closes and hands over to a child after S seconds;
+0 = never; default 45); ``up`` on a running endpoint applies them to it.
     status  --state-dir DIR               print what is running (exit 1 if nothing)
 
 Every wait is bounded; failures are one line on stderr and exit status 1.
@@ -19,6 +23,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,6 +38,11 @@ from localcloud.state import (
 )
 
 SCRIPTS_DIR = Path(__file__).resolve().parent.parent
+LAMBDA_SRC = SCRIPTS_DIR.parent / "lambda_src"  # the item format, for the control API's figures
+SETTING_VARIABLES = {
+    "partitions": "LOCALCLOUD_STREAM_PARTITIONS",
+    "rotation_seconds": "LOCALCLOUD_SHARD_ROTATION_SECONDS",
+}
 DEFAULT_HOST = "127.0.0.1"
 
 
@@ -97,7 +108,38 @@ def _tail(path: Path, lines: int = 5) -> str:
         return ""
 
 
-def up(state_dir: Path, port: int, host: str, timeout: float) -> int:
+def _stream_flags(args: argparse.Namespace) -> dict[str, float | int]:
+    settings: dict[str, float | int] = {}
+    if args.stream_partitions is not None:
+        settings["partitions"] = args.stream_partitions
+    if args.shard_rotation_seconds is not None:
+        settings["rotation_seconds"] = args.shard_rotation_seconds
+    return settings
+
+
+def _apply_stream_settings(control_url: str, settings: dict[str, float | int]) -> str | None:
+    """PUT /streams on a running endpoint; an error message, or None."""
+    request = urllib.request.Request(
+        f"{control_url}/streams", data=json.dumps(settings).encode(), method="PUT"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
+    except urllib.error.HTTPError as exc:
+        return f"stream settings rejected: {exc.read().decode(errors='replace').strip()}"
+    except OSError as exc:
+        return f"stream settings not applied: {exc}"
+    return None
+
+
+def up(
+    state_dir: Path,
+    port: int,
+    host: str,
+    timeout: float,
+    stream_settings: dict[str, float | int] | None = None,
+) -> int:
+    stream_settings = stream_settings or {}
     with _state_lock(state_dir, timeout):
         current = running_endpoint(state_dir)
         if current is not None:
@@ -106,6 +148,10 @@ def up(state_dir: Path, port: int, host: str, timeout: float) -> int:
                     f"localcloud: already running on port {current.port} (not {port}); reusing it",
                     file=sys.stderr,
                 )
+            if stream_settings:
+                error = _apply_stream_settings(current.control_url, stream_settings)
+                if error:
+                    return _error(error)
             print(current.endpoint_url)
             return 0
         stale = read_endpoint_info(state_dir)
@@ -123,8 +169,10 @@ def up(state_dir: Path, port: int, host: str, timeout: float) -> int:
         serve_log = log_dir / "serve.log"
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(SCRIPTS_DIR), env.get("PYTHONPATH", "")) if p
+            p for p in (str(SCRIPTS_DIR), str(LAMBDA_SRC), env.get("PYTHONPATH", "")) if p
         )
+        for name, value in stream_settings.items():
+            env[SETTING_VARIABLES[name]] = str(value)
         with open(serve_log, "ab") as output:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "localcloud", "serve", "--state-dir", str(state_dir),
@@ -182,6 +230,26 @@ def status(state_dir: Path) -> int:
     return 0 if details is not None else 1
 
 
+def _partitions(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError("must be between 1 and 64")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value <= 86_400:
+        raise argparse.ArgumentTypeError("must be between 0 and 86400")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m localcloud", description=__doc__.splitlines()[0]
@@ -192,6 +260,17 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--state-dir", type=Path, required=True)
         command.add_argument("--port", type=int, required=True)
         command.add_argument("--host", default=DEFAULT_HOST)
+        command.add_argument(
+            "--stream-partitions",
+            type=_partitions,
+            help="open shards per stream (default 4, or LOCALCLOUD_STREAM_PARTITIONS)",
+        )
+        command.add_argument(
+            "--shard-rotation-seconds",
+            type=_seconds,
+            help="close each shard after this long, a child continues it (0: never; default "
+            "45, or LOCALCLOUD_SHARD_ROTATION_SECONDS)",
+        )
         if name == "up":
             command.add_argument(
                 "--timeout", type=float, default=60.0, help="seconds to wait until healthy"
@@ -207,16 +286,25 @@ def main(argv: list[str] | None = None) -> int:
     state_dir = args.state_dir.resolve()
     try:
         if args.command == "up":
-            return up(state_dir, args.port, args.host, args.timeout)
+            return up(state_dir, args.port, args.host, args.timeout, _stream_flags(args))
         if args.command == "down":
             return down(state_dir, args.timeout)
         if args.command == "status":
             return status(state_dir)
         # Imported here: moto takes seconds to import, and up/down/status do not need it.
-        from localcloud.server import PortInUse, serve  # noqa: PLC0415
+        from localcloud.server import (  # noqa: PLC0415
+            PortInUse,
+            serve,
+            stream_settings_from_environment,
+        )
+        from localcloud.shards import merge_settings  # noqa: PLC0415
 
         try:
-            return serve(state_dir, args.port, args.host, args.control_port)
+            settings = merge_settings(stream_settings_from_environment(), _stream_flags(args))
+        except ValueError as exc:
+            return _error(str(exc))
+        try:
+            return serve(state_dir, args.port, args.host, args.control_port, settings)
         except PortInUse as exc:
             return _error(f"{exc}: stop the program using it or pick another port")
     except TimeoutError as exc:

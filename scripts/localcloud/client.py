@@ -1,6 +1,7 @@
 """The one client of the control API (README.md in this folder has the contract): drained,
-statistics, reset and fault injection. Used by the operator tools (``vstats``), the benchmark
-and the tests alike; AWS has no equivalent, so the tools fall back to polling the table there.
+statistics, reset, stream settings and fault injection. Used by the operator tools
+(``vstats``), the benchmark and the tests alike; AWS has no equivalent, so the tools fall back
+to polling the table there.
 
 Errors are ``ControlAPIError`` with one readable line (the tools print it as it is).
 """
@@ -74,6 +75,16 @@ class ControlClient:
     def reset_stats(self) -> None:
         """Zero the mapping and write counters (a benchmark run starts from nothing)."""
         self.call("POST", "/stats/reset")
+
+    def streams(self) -> dict[str, Any]:
+        """Stream settings in force, and per table its shards and summary-item figures."""
+        result = self.call("GET", "/streams")
+        return result if isinstance(result, dict) else {}
+
+    def set_streams(self, settings: Mapping[str, Any]) -> dict[str, Any]:
+        """``PUT /streams``: ``{"table"?: name, "rotation_seconds"?: s, ...}``."""
+        result = self.call("PUT", "/streams", settings)
+        return result if isinstance(result, dict) else {}
 
     def faults(self) -> dict[str, Any]:
         result = self.call("GET", "/faults")

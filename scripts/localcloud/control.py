@@ -14,6 +14,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from localcloud import motostreams
 from localcloud.engine import Engine
 from localcloud.faults import Faults
 from localcloud.stats import StatsRegistry
@@ -40,6 +41,26 @@ class ControlState:
             document[uuid] = {**mapping, **details.get(uuid, {"deleted": True})}
         document["dynamodb"] = self.write_stats.snapshot()
         return document
+
+    def streams_document(self) -> dict[str, Any]:
+        """The stream settings in force and, per table with a stream, its shards (lineage,
+        records) and its summary-item figures."""
+        from localcloud.itemstats import summary_item_figures  # noqa: PLC0415 - domain import
+
+        tables: dict[str, Any] = {}
+        for name, table, stream in motostreams.live_tables():
+            tables[name] = {**stream.summary(), **summary_item_figures(table)}
+        return {**motostreams.settings_document(), "tables": tables}
+
+    def rotate_document(self, body: Any) -> dict[str, Any]:
+        """Closes every open shard holding records (of ``body["table"]``, or of every table)."""
+        table = body.get("table") if isinstance(body, dict) else None
+        rotated = {
+            name: stream.rotate_now()
+            for name, stream in motostreams.live_streams()
+            if table is None or name == table
+        }
+        return {"rotated": rotated}
 
     def faults_document(self) -> dict[str, Any]:
         return self.faults.config.to_json()
@@ -85,15 +106,27 @@ class _Handler(BaseHTTPRequestHandler):
                 "control_url": state.control_url,
                 "uptime_seconds": round(time.time() - state.started, 1),
                 "workers": state.engine.pool.worker_count(),
+                "streams": motostreams.settings_document()["defaults"],
             },
             ("GET", "/stats"): state.stats_document,
             ("POST", "/stats/reset"): state.reset_document,
             ("GET", "/drained"): lambda: {"drained": state.engine.drained()},
             ("GET", "/faults"): state.faults_document,
+            ("GET", "/streams"): state.streams_document,
         }
         try:
             if (method, path) in routes:
                 self._json(HTTPStatus.OK, routes[(method, path)]())
+            elif path == "/streams" and method in ("PUT", "POST"):
+                try:
+                    document = motostreams.update_settings(self._body())
+                except ValueError as exc:
+                    self._json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
+                    return
+                log.info("stream settings set to %s", document)
+                self._json(HTTPStatus.OK, document)
+            elif path == "/streams/rotate" and method == "POST":
+                self._json(HTTPStatus.OK, state.rotate_document(self._body()))
             elif path == "/faults" and method in ("PUT", "POST"):
                 try:
                     config = state.faults.update(self._body())

@@ -11,6 +11,10 @@
   invocation that writes fewer than k items is not killed.
 * ``duplicate_batch_rate`` — share of successful batches delivered a second time,
   unchanged, before the shard moves on.
+* ``replay_rate`` — share of successful batches after which a range of batches the shard
+  already processed is delivered again, in order, as first sent: of the shard itself, or
+  (every other replay, starting with the first, when it has one) of its parent shard after
+  the child has started — what a mapping re-created at ``TRIM_HORIZON`` would re-read.
 * ``seed`` — seeds the random draws (null: not reproducible).
 * ``clock_offset_seconds`` — added to the engine's clock for record ages, so that tests of
   ``MaximumRecordAgeInSeconds`` need not wait a minute.
@@ -24,7 +28,12 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-RATE_KEYS = ("fail_invocation_rate", "kill_mid_batch_rate", "duplicate_batch_rate")
+RATE_KEYS = (
+    "fail_invocation_rate",
+    "kill_mid_batch_rate",
+    "duplicate_batch_rate",
+    "replay_rate",
+)
 MODES = ("after", "before")
 
 
@@ -33,6 +42,7 @@ class FaultConfig:
     fail_invocation_rate: float = 0.0
     kill_mid_batch_rate: float = 0.0
     duplicate_batch_rate: float = 0.0
+    replay_rate: float = 0.0
     seed: int | None = None
     fail_invocation_mode: str = "after"
     clock_offset_seconds: float = 0.0
@@ -124,3 +134,10 @@ class Faults:
             return False
         with self._lock:
             return self._rng.random() < config.duplicate_batch_rate
+
+    def replay_range(self) -> bool:
+        config = self._config
+        if not config.replay_rate:
+            return False
+        with self._lock:
+            return self._rng.random() < config.replay_rate

@@ -1,50 +1,32 @@
 """What the local endpoint changes in moto (in process, before the server starts).
 
-* Synchronous stream delivery off: moto's ``StreamShard.add`` hands every write to
-  ``LambdaBackend.send_dynamodb_items``, which tries Docker, fails, and then clears the
-  shard's records. Returning ``None`` keeps every record for the Streams API.
-* Stream reads stay right after a cancelled transaction: moto rolls a failed
-  ``TransactWriteItems`` back by replacing the table with a deep copy, which strands shard
-  iterators on the discarded copy; iterators follow the live table's shard instead. The deep
-  copy shares the (immutable) stream records rather than copying them all.
-* ``GetRecords`` answers with plain JSON: moto's generic, model-driven serializer spends
-  about 1 ms per stream record, as much CPU as a third of a write, which would make the
-  engine's reading cost the endpoint's write rate. The wire format is the same.
-* Shard iterators are kept for the 10,000 most recent reads (moto keeps them all, forever);
-  an unknown iterator is ``ExpiredIteratorException`` rather than a server error.
+* Moto's synchronous stream delivery (Docker) off; the stream itself is many shards, with
+  rotation and lineage, and the Streams API answers from them (``motostreams``).
 * Event source mappings are validated like Lambda does (filter patterns, ranges) and the
-  engine hears about every create, update and delete at once. ``LATEST`` starts at the
-  stream's tip when the mapping is created.
+  engine hears about every create, update and delete at once. ``LATEST`` starts at each
+  open shard's tip when the mapping is created.
 * DynamoDB writes are counted per table (``writestats``) with their write request units.
 * ``Invoke`` runs the function in the engine's workers instead of moto's Docker path.
 """
 
 from __future__ import annotations
 
-import base64
-import copy
-import json
 import threading
 from collections.abc import Callable, Mapping
-from datetime import datetime
 from typing import Any, ClassVar
 
 from moto.awslambda.exceptions import InvalidParameterValueException
 from moto.awslambda.models import LambdaBackend, LambdaFunction
-from moto.core.exceptions import JsonRESTError
-from moto.core.utils import unix_time
 from moto.dynamodb.exceptions import ConditionalCheckFailed
-from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
-from moto.dynamodb.models.table import StreamShard
+from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.responses import DynamoHandler
-from moto.dynamodbstreams.models import DynamoDBStreamsBackend, ShardIterator
-from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
 
+from localcloud import motostreams
 from localcloud.filters import PatternError, compile_filter_criteria
 from localcloud.writestats import IndexShape, WriteStats, write_cost
 
 MAX_SHARD_ITERATORS = 10_000
-START_SEQUENCE_ATTR = "_localcloud_start_sequence"
+LATEST_POSITIONS_ATTR = "_localcloud_latest_positions"
 WRITE_OPERATIONS = frozenset(
     {
         "PutItem",
@@ -88,7 +70,7 @@ def install(
     _Hooks.installed = True
     _patch_stream_delivery()
     _patch_invoke()
-    _patch_streams()
+    motostreams.install()
     _patch_mappings()
     _patch_writes()
 
@@ -131,80 +113,6 @@ def _patch_stream_delivery() -> None:
     LambdaBackend.send_dynamodb_items = send_dynamodb_items  # type: ignore[method-assign,assignment]
 
 
-def _patch_streams() -> None:
-
-    original_get = ShardIterator.get
-
-    def get(self: Any, limit: int = 1000) -> dict[str, Any]:
-        shard = self.stream_shard
-        live = self.streams_backend.dynamodb.tables.get(shard.table.name)
-        live_shard = getattr(live, "stream_shard", None)
-        if (
-            live_shard is not None
-            and live_shard is not shard
-            and live_shard.id == shard.id
-            and live.latest_stream_label == shard.table.latest_stream_label
-        ):
-            self.stream_shard = live_shard
-        result: dict[str, Any] = original_get(self, limit)
-        return result
-
-    ShardIterator.get = get  # type: ignore[method-assign]
-
-    original_get_records = DynamoDBStreamsBackend.get_records
-
-    def get_records(self: Any, iterator_arn: str, limit: int) -> dict[str, Any]:
-        if iterator_arn not in self.shard_iterators:
-            raise JsonRESTError("ExpiredIteratorException", "Iterator expired or unknown")
-        result: dict[str, Any] = original_get_records(self, iterator_arn, limit)
-        _prune(self.shard_iterators)
-        return result
-
-    DynamoDBStreamsBackend.get_records = get_records  # type: ignore[method-assign]
-
-    def __deepcopy__(self: Any, memo: dict[int, Any]) -> Any:
-        clone: Any = StreamShard.__new__(StreamShard)
-        memo[id(self)] = clone
-        for name, value in self.__dict__.items():
-            if name == "items":
-                clone.items = list(value)  # records never change once written
-            elif name == "table":
-                clone.table = copy.deepcopy(value, memo)
-            else:
-                setattr(clone, name, copy.copy(value))
-        return clone
-
-    StreamShard.__deepcopy__ = __deepcopy__  # type: ignore[attr-defined]
-
-    def handle_get_records(self: Any) -> tuple[int, dict[str, str], str]:
-        limit = self._get_param("Limit") or 1000
-        result = self.backend.get_records(self._get_param("ShardIterator"), limit)
-        body = json.dumps(result, cls=_WireEncoder, separators=(",", ":"))
-        return 200, {"Content-Type": "application/x-amz-json-1.0"}, body
-
-    DynamoDBStreamsHandler.get_records = handle_get_records  # type: ignore[method-assign,assignment]
-
-
-class _WireEncoder(json.JSONEncoder):
-    """What moto's serializer writes for stream records: epoch seconds, base64 binaries."""
-
-    def default(self, o: Any) -> Any:
-        if isinstance(o, datetime):
-            return round(unix_time(o), 3)  # moto's datetimes are naive UTC
-        if isinstance(o, bytes | bytearray):
-            return base64.b64encode(o).decode()
-        if hasattr(o, "to_json"):
-            return o.to_json()
-        return super().default(o)
-
-
-def _prune(iterators: dict[str, Any]) -> None:
-    excess = len(iterators) - MAX_SHARD_ITERATORS
-    if excess > 0:
-        for key in list(iterators)[: excess + MAX_SHARD_ITERATORS // 10]:
-            iterators.pop(key, None)
-
-
 # --- event source mappings -----------------------------------------------------------------
 
 
@@ -237,17 +145,26 @@ def validate_mapping_spec(spec: Mapping[str, Any], for_stream: bool) -> None:
             raise ValueError(f"Invalid filter pattern definition: {exc}") from None
 
 
-def _stream_tip(event_source_arn: str, account: str, region: str) -> int | None:
-
+def _latest_positions(event_source_arn: str, account: str, region: str) -> dict[str, Any] | None:
+    """Where ``LATEST`` starts, per shard, when the mapping is created: after the last record
+    of each open shard (None: its first record); closed shards are not read at all."""
     try:
-        table_name = event_source_arn.split(":", 5)[5].split("/")[1]
-        table = dynamodb_backends[account][region].tables.get(table_name)
-    except (IndexError, KeyError):
+        region, account = event_source_arn.split(":")[3:5]
+    except ValueError:
         return None
-    shard = getattr(table, "stream_shard", None)
-    if shard is None:
+    stream = motostreams.stream_of(event_source_arn, account, region)
+    if stream is None:
         return None
-    return int(shard.starting_sequence_number) + len(shard.items)
+    positions: dict[str, Any] = {"closed": [], "open": {}}
+    for shard in stream.shards():
+        if shard.closed:
+            positions["closed"].append(shard.shard_id)
+        else:
+            last = len(shard.records) - 1
+            positions["open"][shard.shard_id] = (
+                str(shard.sequence_number(last)) if last >= 0 else None
+            )
+    return positions
 
 
 def _patch_mappings() -> None:
@@ -268,8 +185,8 @@ def _patch_mappings() -> None:
                 raise InvalidParameterValueException(str(exc)) from None
         esm = original_create(self, spec)
         if stream:
-            tip = _stream_tip(esm.event_source_arn, self.account_id, self.region_name)
-            setattr(esm, START_SEQUENCE_ATTR, tip)
+            positions = _latest_positions(esm.event_source_arn, self.account_id, self.region_name)
+            setattr(esm, LATEST_POSITIONS_ATTR, positions)
         _notify()
         return esm
 

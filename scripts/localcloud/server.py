@@ -14,7 +14,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from logging.handlers import WatchedFileHandler
 from pathlib import Path
 from typing import Any
@@ -26,11 +26,12 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import make_server
 
-from localcloud import motopatch
+from localcloud import motopatch, motostreams
 from localcloud.control import ControlState, start_control_server
 from localcloud.engine import Engine
 from localcloud.faults import Faults
 from localcloud.runtime import WorkerPool, function_spec
+from localcloud.shards import StreamSettings, merge_settings
 from localcloud.state import EndpointInfo, write_endpoint_info
 from localcloud.stats import StatsRegistry
 from localcloud.writestats import WriteStats
@@ -42,6 +43,16 @@ log = logging.getLogger("localcloud.server")
 # counter increments), hand out duplicate stream sequence numbers, and let a stream
 # reader see a transaction that is then rolled back.
 DYNAMODB_TARGETS = ("DynamoDB_20120810.", "DynamoDBStreams_20120810.")
+
+# Shards close and hand over to a child every few hours on AWS; here every 45 s by default, so
+# that a load test crosses several generations (0 turns rotation off).
+DEFAULT_STREAM_SETTINGS = StreamSettings(partitions=4, rotation_seconds=45.0)
+ENVIRONMENT_SETTINGS = {
+    "LOCALCLOUD_STREAM_PARTITIONS": "partitions",
+    "LOCALCLOUD_SHARD_ROTATION_SECONDS": "rotation_seconds",
+    "LOCALCLOUD_SHARD_ROTATION_RECORDS": "rotation_records",
+    "LOCALCLOUD_SHARD_SPLIT_EVERY": "split_every",
+}
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -101,7 +112,32 @@ def _make_moto_server(host: str, port: int) -> Any:
         raise PortInUse(f"port {port} on {host} is already in use") from None
 
 
-def serve(state_dir: Path, port: int, host: str = "127.0.0.1", control_port: int = 0) -> int:
+def stream_settings_from_environment(environ: Mapping[str, str] | None = None) -> StreamSettings:
+    """The endpoint's stream defaults from ``LOCALCLOUD_STREAM_PARTITIONS``,
+    ``LOCALCLOUD_SHARD_ROTATION_SECONDS``, ``LOCALCLOUD_SHARD_ROTATION_RECORDS`` and
+    ``LOCALCLOUD_SHARD_SPLIT_EVERY`` (ValueError with a readable reason if invalid)."""
+    environ = os.environ if environ is None else environ
+    body: dict[str, Any] = {}
+    for variable, name in ENVIRONMENT_SETTINGS.items():
+        text = environ.get(variable, "").strip()
+        if text:
+            try:
+                body[name] = float(text) if "." in text else int(text)
+            except ValueError:
+                raise ValueError(f"{variable} must be a number, not {text!r}") from None
+    try:
+        return merge_settings(DEFAULT_STREAM_SETTINGS, body)
+    except ValueError as exc:
+        raise ValueError(f"stream settings from the environment: {exc}") from None
+
+
+def serve(
+    state_dir: Path,
+    port: int,
+    host: str = "127.0.0.1",
+    control_port: int = 0,
+    stream_settings: StreamSettings | None = None,
+) -> int:
     state_dir = state_dir.resolve()
     log_dir = state_dir / "logs"
     _configure_logging(log_dir)
@@ -136,6 +172,9 @@ def serve(state_dir: Path, port: int, host: str = "127.0.0.1", control_port: int
         return False, json.dumps(error).encode()
 
     motopatch.install(write_stats, engine.notify, invoke)
+    settings = stream_settings or stream_settings_from_environment()
+    motostreams.configure(settings)
+    log.info("stream settings: %s", settings)
 
     threading.Thread(target=moto_server.serve_forever, name="moto", daemon=True).start()
     state = ControlState(engine, stats, write_stats, faults, endpoint_url, time.time())

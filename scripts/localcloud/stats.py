@@ -23,7 +23,11 @@ COUNTERS = (
     "duplicate_deliveries",
     "injected_failures",
     "injected_kills",
+    "replayed_batches",
+    "replayed_parent_batches",
+    "window_final_invocations",
 )
+SHARD_COUNTERS = ("records_delivered", "invocations", "function_errors", "records_discarded")
 DELAY_SAMPLES = 20_000
 
 
@@ -33,7 +37,9 @@ class MappingStats:
         self.function_name = function_name
         self._lock = threading.Lock()
         self._counters = dict.fromkeys(COUNTERS, 0)
-        self._shards: dict[str, float | None] = {}
+        # Per shard: its counters, iterator age (seconds behind, as Lambda's IteratorAge) and
+        # whether the mapping has finished it (closed, read to its end, every batch done).
+        self._shards: dict[str, dict[str, Any]] = {}
         self._delays: deque[float] = deque(maxlen=DELAY_SAMPLES)
         self._delay_max = 0.0
         self._delay_sum = 0.0
@@ -43,13 +49,29 @@ class MappingStats:
         with self._lock:
             self._counters[name] += amount
 
+    def _shard(self, shard_id: str) -> dict[str, Any]:
+        shard = self._shards.get(shard_id)
+        if shard is None:
+            shard = self._shards[shard_id] = _new_shard()
+        return shard
+
     def shard_seen(self, shard_id: str) -> None:
         with self._lock:
-            self._shards.setdefault(shard_id, None)
+            self._shard(shard_id)
+
+    def shard_add(self, shard_id: str, name: str, amount: int = 1) -> None:
+        """Counts for the mapping and for the shard."""
+        with self._lock:
+            self._counters[name] += amount
+            self._shard(shard_id)[name] += amount
+
+    def shard_finished(self, shard_id: str) -> None:
+        with self._lock:
+            self._shard(shard_id)["finished"] = True
 
     def record_age(self, shard_id: str, age: float) -> None:
         with self._lock:
-            self._shards[shard_id] = round(age, 3)
+            self._shard(shard_id)["age_seconds"] = round(age, 3)
 
     def delivered(self, delays: list[float]) -> None:
         """Delays (seconds from write to invocation) of records delivered the first time."""
@@ -63,7 +85,7 @@ class MappingStats:
         with self._lock:
             delays = sorted(self._delays)
             result: dict[str, Any] = {"function_name": self.function_name, **self._counters}
-            result["shards"] = dict(self._shards)
+            result["shards"] = {k: dict(v) for k, v in self._shards.items()}
             result["delay_seconds"] = {
                 "count": self._delay_count,
                 "mean": round(self._delay_sum / self._delay_count, 4) if delays else None,
@@ -76,10 +98,16 @@ class MappingStats:
     def reset(self) -> None:
         with self._lock:
             self._counters = dict.fromkeys(COUNTERS, 0)
-            self._shards = dict.fromkeys(self._shards)
+            self._shards = {
+                k: {**_new_shard(), "finished": v["finished"]} for k, v in self._shards.items()
+            }
             self._delays.clear()
             self._delay_max = self._delay_sum = 0.0
             self._delay_count = 0
+
+
+def _new_shard() -> dict[str, Any]:
+    return {**dict.fromkeys(SHARD_COUNTERS, 0), "age_seconds": None, "finished": False}
 
 
 def _quantile(ordered: list[float], q: float) -> float | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -81,6 +82,22 @@ class StreamsClient:
             "StreamDescription"
         ]
         return result
+
+    def describe_all_shards(
+        self, stream_arn: str, on_description: Callable[[dict[str, Any]], None] | None = None
+    ) -> list[dict[str, Any]]:
+        """Every shard of the stream, page by page (``LastEvaluatedShardId``)."""
+        shards: list[dict[str, Any]] = []
+        body: dict[str, Any] = {"StreamArn": stream_arn}
+        while True:
+            description = self.call("DescribeStream", body)["StreamDescription"]
+            if on_description is not None:
+                on_description(description)
+            shards += description.get("Shards") or []
+            last = description.get("LastEvaluatedShardId")
+            if not last:
+                return shards
+            body["ExclusiveStartShardId"] = last
 
     def get_shard_iterator(
         self, stream_arn: str, shard_id: str, iterator_type: str, sequence_number: str | None

@@ -23,6 +23,7 @@ from localcloud.client import ControlClient
 from localcloud.state import health, read_endpoint_info
 
 SCRIPTS_DIR = Path(__file__).resolve().parent.parent
+LAMBDA_SRC = SCRIPTS_DIR.parent / "lambda_src"
 REGION = "us-east-1"
 START_TIMEOUT = 60.0
 #: The role policy every local test function (and the engine benchmark's) is created with.
@@ -85,9 +86,16 @@ class EndpointProcess:
     benchmark's ``benchmark.endpoint``).
     """
 
-    def __init__(self, state_dir: Path, server_module: str = "localcloud") -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        server_module: str = "localcloud",
+        environment: dict[str, str] | None = None,
+    ) -> None:
         self.state_dir = state_dir
         self.server_module = server_module
+        # e.g. {"LOCALCLOUD_STREAM_PARTITIONS": "1"}: the endpoint's stream settings
+        self.environment = dict(environment or {})
         self.log_path = state_dir / "serve.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -104,8 +112,9 @@ class EndpointProcess:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(SCRIPTS_DIR), env.get("PYTHONPATH", "")) if p
+            p for p in (str(SCRIPTS_DIR), str(LAMBDA_SRC), env.get("PYTHONPATH", "")) if p
         )
+        env.update(self.environment)
         with open(self.log_path, "ab") as log:
             proc = self.proc = subprocess.Popen(
                 [sys.executable, "-m", self.server_module, "serve",

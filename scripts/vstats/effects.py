@@ -40,8 +40,9 @@ def batch_effect(
     records: Sequence[Mapping[str, Any]], item_type: ItemType
 ) -> dict[SummaryKey, Counters]:
     """The net change the function of ``item_type`` applies for one batch of stream records
-    (Lambda event format): a key per summary the batch touches, also where its changes cancel
-    out (zero: no write)."""
+    (Lambda event format): a key per summary the batch changes somewhere, also where its
+    changes cancel out over the batch (zero: no write). A record that leaves a summary as it
+    was (an unchanged vote re-put) is no work for the handler and adds no key."""
     batch = parse_batch(records, item_type)
     return {summary_key(key): delta.counters() for key, delta in batch.keys.items()}
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from localcloud.client import ControlClient
+from localcloud.lineage import run_figures
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -368,10 +369,13 @@ class LoadTest:
 
     def _local_stats(self, before: Mapping[str, Any]) -> dict[str, Any]:
         assert self.control is not None
-        delta = counters_delta(before, self.control.stats(), self.table)
+        after = self.control.stats()
+        delta = counters_delta(before, after, self.table)
         table = delta.pop("dynamodb", {}).get(self.table, {})
         delta["table_writes"] = table
         writes = table.get("write_requests")
         delta["summary_writes"] = None if writes is None else max(0, int(writes) - self._own_writes)
         delta["base_writes"] = self._own_writes
+        # Shards crossed and the summary items' growth (per-shard exactly-once marks).
+        delta.update(run_figures(before, after, self.control.streams(), self.table))
         return delta

@@ -11,6 +11,7 @@ FAULT_KEYS = {
     "fail": "fail_invocation_rate",
     "kill": "kill_mid_batch_rate",
     "duplicate": "duplicate_batch_rate",
+    "replay": "replay_rate",
 }
 NO_FAULTS: dict[str, Any] = {
     "fail_invocation_rate": 0.0,

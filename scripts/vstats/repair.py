@@ -39,8 +39,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 from botocore.exceptions import ClientError
 from localcloud.client import ControlClient
 from video_stats import model
-from video_stats.marks import decode_mark, mark_name, shard_tag
-from video_stats.model import AttributeMap, Counters, SummaryKey, SummaryKind
+from video_stats.lineage import Lineage
+from video_stats.marks import decode_mark, names_of
+from video_stats.model import AttributeMap, Counters, SummaryKey
+from video_stats.store import SummaryStore
+from video_stats.streams import describe_shards
 
 from vstats.cli import ToolError
 from vstats.drift import (
@@ -276,6 +279,7 @@ def pending_corrections(
     base_items: Mapping[tuple[str, str], AttributeMap],
     summaries: Mapping[SummaryKey, AttributeMap],
     stream_arn: str,
+    lineage: Lineage | None = None,
 ) -> dict[SummaryKey, Counters]:
     """What to add to the recount so that each summary's target holds only the records it has
     applied: for each summary K and base item I with a record K has not applied (above K's
@@ -288,7 +292,7 @@ def pending_corrections(
     by_item: dict[tuple[str, str], list[StreamRecord]] = defaultdict(list)
     for record in records:
         by_item[record.identity].append(record)
-    stream_tag = shard_tag(stream_arn)
+    lineage = lineage or Lineage()
     marks = {key: marks_of(item) for key, item in summaries.items()}
     checkpoint: dict[str, int] = {}
     for held in marks.values():
@@ -296,9 +300,13 @@ def pending_corrections(
             checkpoint[name] = max(seq, checkpoint.get(name, seq))
 
     def applied_up_to(key: SummaryKey, function: str, shard_id: str) -> int | None:
-        # Per shard with tumbling-window events, else one mark per stream (handlers.py).
-        names = (mark_name(function, shard_tag(shard_id)), mark_name(function, stream_tag))
+        # Per shard with tumbling-window events, else one mark per stream (handlers.py);
+        # either mark format (marks.py). A descendant's mark means the shard's records are
+        # all in (lineage pruning dropped the shard's own mark).
+        names = names_of(function, (shard_id, stream_arn))
         held = marks.get(key, {})
+        if any(name in held for name in names_of(function, lineage.descendants(shard_id))):
+            return 1 << 160  # above every sequence number (at most 40 digits)
         for source in (held, checkpoint):
             for name in names:
                 if name in source:
@@ -353,37 +361,20 @@ def write_target(client: DynamoDBClient, table: str, drift: Drift, index_shards:
     False when the condition failed."""
     key = drift.key
     target = drift.expected
-    names = {
-        "#type": "type",
-        "#id": model.summary_id_attribute(key.kind),
-        "#views": "views",
-        "#duration": "duration",
-        "#likes": "likes",
-        "#dislikes": "dislikes",
-        "#gsi2pk": "GSI2PK",
-    }
+    names = {"#views": "views", "#duration": "duration", "#likes": "likes", "#dislikes": "dislikes"}
     values: dict[str, Any] = {
-        ":type": {"S": model.summary_type(key.kind)},
-        ":id": {"S": key.id},
         ":views": {"N": str(target.views)},
         ":duration": {"N": str(target.duration)},
         ":likes": {"N": str(target.likes)},
         ":dislikes": {"N": str(target.dislikes)},
-        ":gsi2pk": {"S": model.summary_index_partition(key, index_shards)},
     }
-    sets = [
-        "#type = :type",
-        "#id = :id",
-        "#views = :views",
-        "#duration = :duration",
-        "#likes = :likes",
-        "#dislikes = :dislikes",
-        "#gsi2pk = if_not_exists(#gsi2pk, :gsi2pk)",
-    ]
-    if key.kind is SummaryKind.VIDEO:
-        names |= {"#gsi1pk": "GSI1PK", "#gsi1sk": "GSI1SK"}
-        values |= {":gsi1pk": {"S": f"VIDEO#{key.id}"}, ":gsi1sk": {"S": model.SUMMARY_SK}}
-        sets += ["#gsi1pk = :gsi1pk", "#gsi1sk = :gsi1sk"]
+    sets = ["#views = :views", "#duration = :duration", "#likes = :likes", "#dislikes = :dislikes"]
+    identity = SummaryStore(client, table, index_shards).identity_attributes(key)
+    identity["GSI2SK"] = {"S": model.summary_index_bucket(target.views)}
+    for number, (name, value) in enumerate(identity.items()):
+        names[f"#id{number}"] = name
+        values[f":id{number}"] = value
+        sets.append(f"#id{number} = :id{number}")
     if drift.exists:
         conditions = []
         for name in ("views", "duration", "likes", "dislikes"):
@@ -433,7 +424,10 @@ def applied_targets(
     time.sleep(timing.delay)
     records = list(read_stream(streams_client, stream_arn, until=until))
     assert snapshot.base_items is not None
-    corrections = pending_corrections(records, snapshot.base_items, snapshot.summaries, stream_arn)
+    lineage = Lineage.of(describe_shards(streams_client, stream_arn), time.time())
+    corrections = pending_corrections(
+        records, snapshot.base_items, snapshot.summaries, stream_arn, lineage
+    )
     targets = dict(snapshot.recount)
     for key, change in corrections.items():
         targets[key] = targets.get(key, model.ZERO) + change

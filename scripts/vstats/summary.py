@@ -4,8 +4,8 @@
     python -m vstats.summary --once --top 5 --by likes
     python -m vstats.summary --once --format json --all
 
-Summaries are listed through the sparse GSI2 ranking index only (one Query per index shard),
-never by scanning the table.
+Summaries are listed through the sparse GSI2 ranking index (one Query per index shard, keys
+ordered by views bucket) and read by key (BatchGetItem), never by scanning the table.
 """
 
 from __future__ import annotations

@@ -92,15 +92,23 @@ def list_summaries(
 ) -> list[SummaryRow]:
     """Summaries of one kind, ranked by ``by`` (descending, then id), at most ``top``.
 
-    Reads only the sparse GSI2 (one partition per shard), never the table: for views, the
-    index's sort key, each partition returns just its own top N; other counters need every
-    summary of the kind, sorted here.
+    Reads the sparse GSI2 (one partition per index shard) and the summaries by key, never
+    scans. GSI2 holds only keys, ordered by the power-of-two bucket of ``views``
+    (``model.summary_index_bucket``; see modules/dynamodb_table for why). For the top N by
+    views, each partition is read from its highest bucket down until N entries have been seen,
+    plus the rest of the bucket of the Nth: a summary in the top N of its partition has at
+    least the Nth's views, so its bucket is at or above the Nth's. The exact counters of those
+    candidates are then read with BatchGetItem (consistent) and ranked. Other counters (and
+    ``top=None``) need every summary of the kind. The index lags the table by a moment, as
+    every GSI does; the counters shown are the table's.
     """
-    rows: list[SummaryRow] = []
+    keys: list[SummaryKey] = []
     for shard in range(shards):
         partition = f"{model.summary_type(kind)}#{shard}"
         limit = top if by == "views" else None
-        rows.extend(_query_partition(client, table, partition, kind, limit))
+        keys.extend(_index_candidates(client, table, partition, kind, limit))
+    counters = get_summaries(client, table, keys)
+    rows = [SummaryRow(key, value) for key, value in counters.items()]
     ranked = sorted(rows, key=lambda row: (-counter_value(row.counters, by), id_order(row.key.id)))
     return ranked[:top] if top is not None else ranked
 
@@ -112,9 +120,11 @@ def id_order(identifier: str) -> tuple[int, int, str]:
     return (1, 0, identifier)
 
 
-def _query_partition(
+def _index_candidates(
     client: DynamoDBClient, table: str, partition: str, kind: SummaryKind, limit: int | None
-) -> Iterator[SummaryRow]:
+) -> Iterator[SummaryKey]:
+    """Keys of one GSI2 partition from the highest views bucket down: all of them, or the
+    first ``limit`` and the rest of the last one's bucket."""
     request: dict[str, Any] = {
         "TableName": table,
         "IndexName": GSI2,
@@ -122,19 +132,25 @@ def _query_partition(
         "ExpressionAttributeValues": {":p": {"S": partition}},
         "ScanIndexForward": False,
     }
+    if limit is not None:
+        request["Limit"] = max(2 * limit, 50)
     returned = 0
+    last_bucket: str | None = None
     while True:
-        if limit is not None:
-            request["Limit"] = limit - returned
         response = client.query(**request)
         for item in response.get("Items", []):
+            bucket = item.get("GSI2SK", {}).get("S")
+            if last_bucket is not None and bucket != last_bucket:
+                return
             key = model.summary_key_of(item)
             if key is None or key.kind != kind:
                 continue
             returned += 1
-            yield SummaryRow(key, model.summary_counters(item))
+            yield key
+            if limit is not None and returned >= limit and last_bucket is None:
+                last_bucket = bucket
         last = response.get("LastEvaluatedKey")
-        if not last or (limit is not None and returned >= limit):
+        if not last:
             return
         request["ExclusiveStartKey"] = last
 

@@ -52,23 +52,18 @@ def test_table_keys_indexes_stream_and_protection(stack: Stack) -> None:
         "GSI1PK": "S",
         "GSI1SK": "S",
         "GSI2PK": "S",
-        "views": "N",
+        "GSI2SK": "S",
     }
     assert table.get("BillingModeSummary", {}).get("BillingMode") == "PAY_PER_REQUEST"
     indexes = {i["IndexName"]: i for i in table["GlobalSecondaryIndexes"]}
     assert set(indexes) == {"GSI1", "GSI2"}
     assert _key_schema(indexes["GSI1"]["KeySchema"]) == {"GSI1PK": "HASH", "GSI1SK": "RANGE"}
-    assert indexes["GSI1"]["Projection"]["ProjectionType"] == "ALL"
-    assert _key_schema(indexes["GSI2"]["KeySchema"]) == {"GSI2PK": "HASH", "views": "RANGE"}
-    assert indexes["GSI2"]["Projection"]["ProjectionType"] == "INCLUDE"
-    assert set(indexes["GSI2"]["Projection"]["NonKeyAttributes"]) == {
-        "type",
-        "userId",
-        "videoId",
-        "duration",
-        "likes",
-        "dislikes",
-    }
+    assert indexes["GSI1"]["Projection"]["ProjectionType"] == "INCLUDE"
+    assert set(indexes["GSI1"]["Projection"]["NonKeyAttributes"]) == set(
+        model.DATA_MODEL_ATTRIBUTES
+    )
+    assert _key_schema(indexes["GSI2"]["KeySchema"]) == {"GSI2PK": "HASH", "GSI2SK": "RANGE"}
+    assert indexes["GSI2"]["Projection"]["ProjectionType"] == "KEYS_ONLY"
     assert table["StreamSpecification"] == {
         "StreamEnabled": True,
         "StreamViewType": "NEW_AND_OLD_IMAGES",
@@ -96,6 +91,8 @@ def test_function_handler_runtime_and_environment(stack: Stack, role: str) -> No
         "POWERTOOLS_SERVICE_NAME": f"update-{role}",
         "POWERTOOLS_METRICS_NAMESPACE": "VideoStats",
         "POWERTOOLS_LOG_LEVEL": "INFO",
+        # The mapping's maximum record age (21,600 s) + the 1 h margin (marks.py, retention).
+        "MARK_RETENTION_SECONDS": "25200",
     }
 
 

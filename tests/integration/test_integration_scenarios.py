@@ -307,7 +307,9 @@ def test_summary_writes_never_cause_an_invocation(no_faults: Stack) -> None:
     for role, uuid in uuids.items():
         assert direct.of(uuid, "records_read") == records, role
         assert direct.of(uuid, "records_filtered_out") == records, role
-        assert direct.of(uuid, "invocations") == 0, role
+        # A shard that rotates meanwhile closes its open tumbling window: that final
+        # invocation carries no record, so it is not one the summary writes caused.
+        assert direct.of(uuid, "invocations") == direct.of(uuid, "window_final_invocations"), role
         assert direct.of(uuid, "records_delivered") == 0, role
 
     # (b) Summaries written by the handlers: base items go in, summary records come back on
@@ -337,7 +339,9 @@ def test_summary_writes_never_cause_an_invocation(no_faults: Stack) -> None:
     for role, uuid in uuids.items():
         assert handled.of(uuid, "records_delivered") == base[role], role
         assert handled.of(uuid, "records_filtered_out") == read - base[role], role
-        assert handled.of(uuid, "invocations") == handled.of(uuid, "batches"), role
+        assert handled.of(uuid, "invocations") == handled.of(uuid, "batches") + handled.of(
+            uuid, "window_final_invocations"
+        ), role
     exact = assert_exact(stack)
     record_figure(
         "4 summary writes",

@@ -11,10 +11,24 @@ from botocore.exceptions import ClientError
 from lc_support import Pipeline, create_table, function_zip  # type: ignore[import-not-found]
 from localcloud.testing import LAMBDA_TRUST_POLICY, LocalEndpoint
 
+# The source table's stream: 4 partitions (the endpoint's default) and no rotation unless a
+# test says otherwise with @pytest.mark.stream(partitions=..., rotation_records=..., ...).
+# Tests whose asserted batches depend on every record sharing one shard say partitions=1.
+DEFAULT_STREAM = {"partitions": 4, "rotation_seconds": 0, "rotation_records": 0, "split_every": 0}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "stream(**settings): the pipeline's stream settings (see conftest.py)"
+    )
+
 
 @pytest.fixture
-def pipeline(local_endpoint: LocalEndpoint) -> Iterator[Pipeline]:
+def pipeline(request: pytest.FixtureRequest, local_endpoint: LocalEndpoint) -> Iterator[Pipeline]:
     name = f"lc-{uuid.uuid4().hex[:10]}"
+    marker = request.node.get_closest_marker("stream")
+    settings = {**DEFAULT_STREAM, **(marker.kwargs if marker else {})}
+    local_endpoint.control("PUT", "/streams", {"table": name, **settings})
     ddb, lam = local_endpoint.client("dynamodb"), local_endpoint.client("lambda")
     sqs, iam = local_endpoint.client("sqs"), local_endpoint.client("iam")
     create_table(ddb, name, stream=True)
@@ -62,6 +76,7 @@ def pipeline(local_endpoint: LocalEndpoint) -> Iterator[Pipeline]:
                 "fail_invocation_rate": 0.0,
                 "kill_mid_batch_rate": 0.0,
                 "duplicate_batch_rate": 0.0,
+                "replay_rate": 0.0,
                 "clock_offset_seconds": 0.0,
                 "fail_invocation_mode": "after",
             },

@@ -208,3 +208,44 @@ def create_table(ddb: Any, name: str, stream: bool) -> None:
             "StreamViewType": "NEW_AND_OLD_IMAGES",
         }
     ddb.create_table(**params)
+
+
+def describe_shards(pipeline: Pipeline) -> list[dict[str, Any]]:
+    """Every shard of the pipeline's stream (DescribeStream, page by page)."""
+    shards: list[dict[str, Any]] = []
+    request: dict[str, Any] = {"StreamArn": pipeline.stream_arn}
+    while True:
+        description = pipeline.streams.describe_stream(**request)["StreamDescription"]
+        shards += description["Shards"]
+        if "LastEvaluatedShardId" not in description:
+            return shards
+        request["ExclusiveStartShardId"] = description["LastEvaluatedShardId"]
+
+
+def read_shard(pipeline: Pipeline, shard_id: str, **position: Any) -> tuple[list[Any], bool]:
+    """The records of one shard from ``position`` (default TRIM_HORIZON) to where it stops
+    now, and whether it ended (a closed shard read to its end: no NextShardIterator)."""
+    request = {"ShardIteratorType": "TRIM_HORIZON", **position}
+    iterator = pipeline.streams.get_shard_iterator(
+        StreamArn=pipeline.stream_arn, ShardId=shard_id, **request
+    )["ShardIterator"]
+    records: list[Any] = []
+    while True:
+        page = pipeline.streams.get_records(ShardIterator=iterator, Limit=2)
+        records += page["Records"]
+        iterator = page.get("NextShardIterator")
+        if iterator is None:
+            return records, True
+        if not page["Records"]:
+            return records, False
+
+
+def shard_of_sequence(pipeline: Pipeline) -> dict[tuple[str, str], str]:
+    """(partition key, sequence number) -> shard id, for every record of the stream. A
+    sequence number alone does not name a record: two shards may hand out the same one."""
+    home: dict[tuple[str, str], str] = {}
+    for shard in describe_shards(pipeline):
+        for record in read_shard(pipeline, shard["ShardId"])[0]:
+            dynamodb = record["dynamodb"]
+            home[(dynamodb["Keys"]["PK"]["S"], dynamodb["SequenceNumber"])] = shard["ShardId"]
+    return home

@@ -88,6 +88,7 @@ def test_control_api(local_endpoint: LocalEndpoint) -> None:
         "fail_invocation_rate": 0.0,
         "kill_mid_batch_rate": 0.0,
         "duplicate_batch_rate": 0.0,
+        "replay_rate": 0.0,
         "seed": None,
         "fail_invocation_mode": "after",
         "clock_offset_seconds": 0.0,
@@ -151,3 +152,85 @@ def test_write_accounting(local_endpoint: LocalEndpoint) -> None:
     assert stats["write_request_units"] == 11
     assert stats["conditional_check_failures"] == 1
     assert stats["gsi_write_units"] == {"GSI1": 2}
+
+
+def _health(state: Path) -> dict[str, object]:
+    info = read_endpoint_info(state)
+    assert info is not None
+    with urllib.request.urlopen(f"{info.control_url}/health", timeout=10) as response:
+        result: dict[str, object] = json.loads(response.read())
+        return result
+
+
+def test_up_takes_stream_settings_and_applies_them_to_a_running_endpoint(tmp_path: Path) -> None:
+    state, port = tmp_path / "s", str(free_port())
+    flags = ("--stream-partitions", "2", "--shard-rotation-seconds", "7")
+    started = _cli("up", "--state-dir", str(state), "--port", port, *flags)
+    try:
+        assert started.returncode == 0, started.stderr
+        streams = _health(state)["streams"]
+        assert streams == {
+            "partitions": 2,
+            "rotation_seconds": 7.0,
+            "rotation_records": 0,
+            "split_every": 0,
+        }
+        again = _cli(
+            "up", "--state-dir", str(state), "--port", port, "--shard-rotation-seconds", "0"
+        )
+        assert again.returncode == 0, again.stderr
+        assert _health(state)["streams"] == {**streams, "rotation_seconds": 0.0}
+    finally:
+        assert _cli("down", "--state-dir", str(state)).returncode == 0
+
+
+def test_bad_stream_settings_are_one_line_errors(tmp_path: Path) -> None:
+    bad_flag = _cli("up", "--state-dir", str(tmp_path), "--port", "1", "--stream-partitions", "0")
+    assert bad_flag.returncode != 0
+    assert "must be between 1 and 64" in bad_flag.stderr
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(SCRIPTS_DIR),
+        "LOCALCLOUD_SHARD_ROTATION_SECONDS": "soon",
+    }
+    serve = subprocess.run(
+        [sys.executable, "-m", "localcloud", "serve", "--state-dir", str(tmp_path), "--port", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=90,
+        check=False,
+    )
+    assert serve.returncode == 1
+    assert serve.stderr.strip().splitlines() == [
+        "localcloud: LOCALCLOUD_SHARD_ROTATION_SECONDS must be a number, not 'soon'"
+    ]
+
+
+def test_stream_settings_through_the_control_api(local_endpoint: LocalEndpoint) -> None:
+    document = local_endpoint.control("GET", "/streams")
+    assert set(document) == {"defaults", "tables"}
+    assert _call(local_endpoint, "PUT", "/streams", b'{"partitions": 0}') == 400
+    assert _call(local_endpoint, "PUT", "/streams", b'{"shards": 2}') == 400
+    assert _call(local_endpoint, "PUT", "/streams", b'{"table": 3}') == 400
+    table = "cli-streams"
+    settings = local_endpoint.control("PUT", "/streams", {"table": table, "partitions": 3})
+    assert settings["tables"][table]["partitions"] == 3
+    assert settings["defaults"] == document["defaults"]  # one table's, not the defaults
+    ddb = local_endpoint.client("dynamodb")
+    ddb.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "PK", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+    ddb.put_item(TableName=table, Item={"PK": {"S": "a"}})
+    stream = local_endpoint.control("GET", "/streams")["tables"][table]
+    assert (stream["open_shards"], stream["closed_shards"], stream["generations"]) == (3, 0, 1)
+    assert stream["summary_items"] == 0
+    assert local_endpoint.control("POST", "/streams/rotate", {"table": table}) == {
+        "rotated": {table: 1}
+    }
+    stream = local_endpoint.control("GET", "/streams")["tables"][table]
+    assert (stream["open_shards"], stream["closed_shards"], stream["generations"]) == (3, 1, 2)

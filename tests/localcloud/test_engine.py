@@ -14,9 +14,15 @@ from localcloud.testing import LocalEndpoint
 from vstats.filter_patterns import filter_criteria
 from waiting import wait_until  # type: ignore[import-not-found]
 
+# These tests assert the exact batches of records written under different keys, which only
+# holds while every record is in one shard: their stream has one partition, no rotation.
+# The multi-shard behaviour has its own tests (test_multishard.py).
+ONE_SHARD = pytest.mark.stream(partitions=1)
+
 VIEW_FILTERS = filter_criteria("VIEW")  # the project's deployed views filters
 
 
+@ONE_SHARD
 def test_records_stay_readable_through_the_streams_api(pipeline: Pipeline) -> None:
     """moto clears a shard on every write once a mapping exists; the endpoint must not."""
     pipeline.create_mapping(Enabled=False)
@@ -33,6 +39,7 @@ def test_records_stay_readable_through_the_streams_api(pipeline: Pipeline) -> No
     assert numbers == sorted(set(numbers))
 
 
+@ONE_SHARD
 def test_stream_records_keep_every_attribute_type(pipeline: Pipeline) -> None:
     """GetRecords is answered by a fast path (see motopatch): same wire format as GetItem."""
     item = {
@@ -102,6 +109,7 @@ def test_event_shape_and_filters(pipeline: Pipeline) -> None:
     assert stats["records_delivered"] == 2
 
 
+@ONE_SHARD
 def test_batch_size_and_window(pipeline: Pipeline) -> None:
     uuid = pipeline.create_mapping(BatchSize=4, MaximumBatchingWindowInSeconds=1)
     keys = pipeline.put_many(*(f"k{i:02d}" for i in range(10)))
@@ -124,6 +132,7 @@ def test_window_holds_a_lone_record(pipeline: Pipeline) -> None:
     assert pipeline.stats(uuid)["delay_seconds"]["max"] >= 1.9
 
 
+@ONE_SHARD
 def test_starting_position(pipeline: Pipeline) -> None:
     before = [pipeline.put(f"before{i}") for i in range(3)]
     latest = pipeline.create_mapping(StartingPosition="LATEST", BatchSize=100)
@@ -138,6 +147,7 @@ def test_starting_position(pipeline: Pipeline) -> None:
     assert pipeline.stats(trim)["records_delivered"] == len(before + after)
 
 
+@ONE_SHARD
 def test_retries_then_on_failure_payload(pipeline: Pipeline) -> None:
     uuid = pipeline.create_mapping(MaximumRetryAttempts=2, MaximumBatchingWindowInSeconds=1)
     written = time.time()
@@ -180,6 +190,7 @@ def test_retries_then_on_failure_payload(pipeline: Pipeline) -> None:
     assert stats["failure_messages"] == 1
 
 
+@ONE_SHARD
 def test_bisect_isolates_the_bad_record(pipeline: Pipeline) -> None:
     uuid = pipeline.create_mapping(
         BatchSize=4,
@@ -207,6 +218,7 @@ def test_bisect_isolates_the_bad_record(pipeline: Pipeline) -> None:
     assert stats["records_to_failure_destination"] == 1
 
 
+@ONE_SHARD
 def test_partial_batch_response(pipeline: Pipeline) -> None:
     uuid = pipeline.create_mapping(
         BatchSize=5,
@@ -224,6 +236,7 @@ def test_partial_batch_response(pipeline: Pipeline) -> None:
     assert stats["records_delivered"] == 5
 
 
+@ONE_SHARD
 def test_invalid_partial_response_fails_the_whole_batch(pipeline: Pipeline) -> None:
     uuid = pipeline.create_mapping(
         BatchSize=3,
@@ -236,6 +249,7 @@ def test_invalid_partial_response_fails_the_whole_batch(pipeline: Pipeline) -> N
     assert pipeline.stats(uuid)["invalid_responses"] == 1
 
 
+@ONE_SHARD
 def test_partial_response_ignored_without_report_batch_item_failures(pipeline: Pipeline) -> None:
     pipeline.create_mapping(BatchSize=2, MaximumBatchingWindowInSeconds=1)
     keys = pipeline.put_many(("n1", {"mode": "partial-once"}), "n2")
@@ -243,6 +257,7 @@ def test_partial_response_ignored_without_report_batch_item_failures(pipeline: P
     assert pipeline.batches() == [keys]
 
 
+@ONE_SHARD
 def test_record_age_limit(pipeline: Pipeline) -> None:
     uuid = pipeline.create_mapping(MaximumRecordAgeInSeconds=60, BatchSize=10)
     pipeline.put_many(("old1", {"mode": "fail"}), "old2")
@@ -257,6 +272,7 @@ def test_record_age_limit(pipeline: Pipeline) -> None:
     assert pipeline.stats(uuid)["records_to_failure_destination"] == 2
 
 
+@ONE_SHARD
 def test_live_mapping_updates(pipeline: Pipeline) -> None:
     only = {
         "Filters": [{"Pattern": json.dumps({"dynamodb": {"NewImage": {"type": {"S": ["A"]}}}})}]
@@ -296,6 +312,7 @@ def test_live_mapping_updates(pipeline: Pipeline) -> None:
     assert pipeline.endpoint.control("GET", "/stats")[uuid]["deleted"] is True
 
 
+@ONE_SHARD
 def test_tumbling_window(pipeline: Pipeline) -> None:
     pipeline.create_mapping(TumblingWindowInSeconds=2, BatchSize=2)
     time.sleep(2 - time.time() % 2 + 0.05)  # just after a window starts

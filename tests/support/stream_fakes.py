@@ -12,7 +12,7 @@ import copy
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from video_stats.model import AttributeMap
+from video_stats.model import DATA_MODEL_ATTRIBUTES, AttributeMap
 
 STREAM_ARN: Final = (
     "arn:aws:dynamodb:us-east-1:123456789012:table/test-data/stream/2024-01-01T00:00:00.000"
@@ -121,7 +121,7 @@ def create_table(client: Any, name: str) -> None:
                 ("GSI1PK", "S"),
                 ("GSI1SK", "S"),
                 ("GSI2PK", "S"),
-                ("views", "N"),
+                ("GSI2SK", "S"),
             )
         ],
         GlobalSecondaryIndexes=[
@@ -131,25 +131,18 @@ def create_table(client: Any, name: str) -> None:
                     {"AttributeName": "GSI1PK", "KeyType": "HASH"},
                     {"AttributeName": "GSI1SK", "KeyType": "RANGE"},
                 ],
-                "Projection": {"ProjectionType": "ALL"},
+                "Projection": {
+                    "ProjectionType": "INCLUDE",
+                    "NonKeyAttributes": list(DATA_MODEL_ATTRIBUTES),
+                },
             },
             {
                 "IndexName": "GSI2",
                 "KeySchema": [
                     {"AttributeName": "GSI2PK", "KeyType": "HASH"},
-                    {"AttributeName": "views", "KeyType": "RANGE"},
+                    {"AttributeName": "GSI2SK", "KeyType": "RANGE"},
                 ],
-                "Projection": {
-                    "ProjectionType": "INCLUDE",
-                    "NonKeyAttributes": [
-                        "type",
-                        "userId",
-                        "videoId",
-                        "duration",
-                        "likes",
-                        "dislikes",
-                    ],
-                },
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
             },
         ],
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},

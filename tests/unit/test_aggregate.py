@@ -10,14 +10,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 from stream_fakes import FakeStream
 from video_stats.marks import (
+    HOUR_MODULUS,
     decode_mark,
     encode_mark,
     encode_seq,
+    legacy_encode_seq,
+    legacy_shard_tag,
     mark_name,
+    shard_marks,
     shard_tag,
     stale_marks,
 )
-from video_stats.model import Counters, view_item, vote_item
+from video_stats.model import Counters, is_mark_attribute, view_item, vote_item
 from video_stats.records import MalformedEvent, parse_batch
 
 TS = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -135,35 +139,67 @@ def test_encoded_sequence_numbers_compare_like_the_numbers(a: int, b: int) -> No
 
 
 def test_marks_round_trip() -> None:
-    value = encode_mark(123456789012345678901, 1_700_000_123.9)
-    assert value == "21123456789012345678901|1700000123"
-    mark = decode_mark(value)
-    assert (mark.seq, mark.epoch) == (123456789012345678901, 1_700_000_123)
-    for bad in ("", "x", "0512|1", "21123|5", "99"):
+    created = 1_700_000_123.9
+    value = encode_mark(123456789012345678901, created)
+    assert len(value) == 1 + 12 + 2  # 70 bits in 12 base-64 digits, then the hour
+    mark = decode_mark(value, now=created + 10)
+    assert mark.seq == 123456789012345678901
+    # The hour is kept, rounded up: the record was created no later than the mark says.
+    assert mark.created_by is not None
+    assert created <= mark.created_by <= created + 3600
+    for bad in ("", "x", "0512|1", "21123|5", "99", "B0f4", "~~~~~~"):
         with pytest.raises(ValueError, match="not a mark"):
             decode_mark(bad)
 
 
+def test_previous_format_marks_are_still_read() -> None:
+    mark = decode_mark("21123456789012345678901|1700000123")
+    assert (mark.seq, mark.created_by) == (123456789012345678901, 1_700_000_124)
+    assert legacy_encode_seq(5) == "015"
+
+
+def test_hours_are_taken_modulo_4096_and_never_make_a_mark_look_older() -> None:
+    created = 1_700_000_000.0
+    value = encode_mark(7, created)
+    for later_hours in (0, 1, 100, HOUR_MODULUS - 1):
+        mark = decode_mark(value, now=created + later_hours * 3600)
+        assert mark.created_by is not None
+        assert mark.created_by >= created
+
+
 def test_mark_names_are_short_and_stable_per_shard() -> None:
-    tag = shard_tag("shardId-00000001700000000000-0a1b2c3d")
-    assert tag == shard_tag("shardId-00000001700000000000-0a1b2c3d")
+    shard = "shardId-00000001700000000000-0a1b2c3d"
+    tag = shard_tag(shard)
+    assert tag == shard_tag(shard)
     assert tag != shard_tag("shardId-00000001700000000001-0a1b2c3d")
-    assert len(tag) == 8
-    assert mark_name("views", tag) == f"applied#views#{tag}"
+    assert len(tag) == 6
+    assert mark_name("views", tag) == f"@v{tag}"
+    assert mark_name("votes", tag) == f"@o{tag}"
+    names = shard_marks("views", shard)
+    assert names.current == f"@v{tag}"
+    assert names.legacy == f"applied#views#{legacy_shard_tag(shard)}"
+    assert all(is_mark_attribute(n) for n in names.names())
+    assert not is_mark_attribute("views")
 
 
 def test_stale_marks_are_this_functions_old_marks_only() -> None:
     now = 2_000_000_000
     old = encode_mark(5, now - 26 * 3600)
     fresh = encode_mark(6, now - 3600)
+    legacy_old = f"{legacy_encode_seq(5)}|{now - 26 * 3600}"
     item = {
-        "applied#views#aaaa": {"S": old},
-        "applied#views#bbbb": {"S": fresh},
-        "applied#views#keep": {"S": old},
-        "applied#votes#cccc": {"S": old},
-        "applied#views#junk": {"S": "junk"},
+        "@vaaaa": {"S": old},
+        "@vbbbb": {"S": fresh},
+        "@vkeep": {"S": old},
+        "@occcc": {"S": old},
+        "@vjunk": {"S": "junk"},
+        "applied#views#dddd": {"S": legacy_old},
+        "applied#votes#eeee": {"S": legacy_old},
         "views": {"N": "3"},
     }
-    found = stale_marks(item, "views", "applied#views#keep", now, 25 * 3600)
-    assert found == {"applied#views#aaaa": old}
+    found = stale_marks(item, "views", ["@vkeep"], now, 25 * 3600)
+    assert found == {"@vaaaa": old, "applied#views#dddd": legacy_old}
+    # Exactly at the edge of the retention a mark is kept (its hour is rounded up).
+    edge = encode_mark(9, now - 25 * 3600)
+    assert stale_marks({"@vedge": {"S": edge}}, "views", [], now, 25 * 3600) == {}
     assert stale_marks(None, "views", "x", now, 1) == {}

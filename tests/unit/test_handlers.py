@@ -25,6 +25,7 @@ from video_stats.model import (
     Counters,
     SummaryKey,
     SummaryKind,
+    is_mark_attribute,
     summary_counters,
     summary_index_partition,
     summary_item_key,
@@ -242,7 +243,7 @@ def test_summary_items_have_the_contract_format(harness: Harness) -> None:
     user = harness.item(USER, "u1")
     assert video is not None
     assert user is not None
-    plain = {k: v for k, v in video.items() if not k.startswith("applied#")}
+    plain = {k: v for k, v in video.items() if not is_mark_attribute(k)}
     assert plain == {
         "PK": {"S": "VIDEO#v1"},
         "SK": {"S": "SUMMARY"},
@@ -255,8 +256,9 @@ def test_summary_items_have_the_contract_format(harness: Harness) -> None:
         "GSI1PK": {"S": "VIDEO#v1"},
         "GSI1SK": {"S": "SUMMARY"},
         "GSI2PK": {"S": summary_index_partition(SummaryKey(VIDEO, "v1"), 4)},
+        "GSI2SK": {"S": "01"},  # the views bucket: 1 view
     }
-    plain = {k: v for k, v in user.items() if not k.startswith("applied#")}
+    plain = {k: v for k, v in user.items() if not is_mark_attribute(k)}
     assert plain == {
         "PK": {"S": "USER#u1"},
         "SK": {"S": "SUMMARY"},
@@ -267,9 +269,10 @@ def test_summary_items_have_the_contract_format(harness: Harness) -> None:
         "likes": {"N": "1"},
         "dislikes": {"N": "0"},
         "GSI2PK": {"S": summary_index_partition(SummaryKey(USER, "u1"), 4)},
+        "GSI2SK": {"S": "01"},
     }
-    marks = sorted(k for k in video if k.startswith("applied#"))
-    assert [m.rsplit("#", 1)[0] for m in marks] == ["applied#views", "applied#votes"]
+    marks = sorted(k for k in video if is_mark_attribute(k))
+    assert [m[:2] for m in marks] == ["@o", "@v"]  # one mark per function (and shard)
     # The summary is listed by the sparse ranking index.
     ranked = harness.client.query(
         TableName=harness.table,
@@ -277,7 +280,7 @@ def test_summary_items_have_the_contract_format(harness: Harness) -> None:
         KeyConditionExpression="GSI2PK = :p",
         ExpressionAttributeValues={":p": video["GSI2PK"]},
     )["Items"]
-    assert [i["videoId"]["S"] for i in ranked] == ["v1"]
+    assert [i["PK"]["S"] for i in ranked] == ["VIDEO#v1"]  # keys only
 
 
 # --- cost: one UpdateItem per distinct key ---------------------------------------------------
@@ -294,14 +297,16 @@ def test_a_batch_with_n_distinct_keys_makes_exactly_n_updates(harness: Harness) 
     assert harness.update_calls == 18 + 7 + 1
 
 
-def test_keys_with_zero_net_delta_are_not_written(harness: Harness) -> None:
+def test_keys_whose_records_cancel_out_are_written_mark_only(harness: Harness) -> None:
+    # +1 and -1 in one batch: the write moves only the mark, so the mark covers both records
+    # and no later redelivery, in any order, can apply one without the other (apply.py).
     item = view_item("u1", "v1", 5, TS)
     harness.stream.put(item)
     harness.stream.delete((item["PK"]["S"], item["SK"]["S"]))
     harness.stream.put(view_item("u2", "v2", 5, TS))
     harness.deliver("VIEW")
-    assert harness.update_calls == 2  # only v2 and u2
-    assert harness.item(VIDEO, "v1") is None
+    assert harness.update_calls == 4  # v1 and u1 (mark only), v2 and u2
+    assert harness.summary(VIDEO, "v1") == Counters()
 
 
 def test_updates_run_concurrently_with_a_pool(harness: Harness) -> None:
@@ -437,9 +442,28 @@ def test_entry_points_log_json_and_emit_metrics(
     assert harness.summary(USER, "u1") == Counters(views=1, duration=10, likes=1)
 
 
-def test_plain_events_get_a_plain_response_and_one_warning(
-    harness: Harness, caplog: pytest.LogCaptureFixture
+def test_an_event_without_shard_id_fails_loudly(harness: Harness) -> None:
+    harness.stream.put(view_item("u1", "v1", 10, TS))
+    with pytest.raises(handlers.MissingShardId, match="tumbling window"):
+        harness.deliver("VIEW", shard=None)
+    assert harness.update_calls == 0
+
+
+def test_the_opt_out_gives_plain_events_a_plain_response_and_one_warning(
+    harness: Harness, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("ALLOW_EVENTS_WITHOUT_SHARD_ID", "true")
+    monkeypatch.setenv("TABLE_NAME", harness.table)
+    handlers.configure(None)  # built from the environment, as in a container
+    runtime = handlers._get_runtime()
+    assert runtime.allow_missing_shard_id
+    handlers.configure(
+        handlers.Runtime(
+            SummaryStore(harness.client, harness.table),
+            executor=None,
+            allow_missing_shard_id=runtime.allow_missing_shard_id,
+        )
+    )
     harness.stream.put(view_item("u1", "v1", 10, TS))
     assert harness.deliver("VIEW", shard=None) == {"batchItemFailures": []}
     harness.stream.put(view_item("u1", "v1", 10, TS + timedelta(seconds=1)))
@@ -447,6 +471,13 @@ def test_plain_events_get_a_plain_response_and_one_warning(
     warnings = [r for r in caplog.records if "event has no shardId" in r.getMessage()]
     assert len(warnings) == 1
     assert harness.summary(VIDEO, "v1") == Counters(views=2, duration=20)
+
+
+def test_the_final_window_invocation_is_answered_before_parsing(harness: Harness) -> None:
+    # Even a malformed final invocation succeeds at once: Lambda holds the shard until it does.
+    event = {"isFinalInvokeForWindow": True, "shardId": "s", "Records": "not a list"}
+    assert handlers.handle(event, FakeContext(), "VIEW") == {"batchItemFailures": [], "state": {}}
+    assert harness.update_calls == 0
 
 
 def test_an_empty_batch_is_fine(harness: Harness) -> None:

@@ -2,9 +2,10 @@
 the stack's schema, and a stand-in stream consumer built from the real handler code.
 
 The consumer (``StreamConsumer``) reads the table's stream with the Streams API and applies it
-with ``video_stats``' own parse/apply/store code (one mark per stream, as the handlers do without
-tumbling windows). It keeps its position while paused, like an event source mapping, so it can
-stand in for the pipeline in reconcile --repair and load-test runs without the local engine.
+with ``video_stats``' own parse/apply/store code (one mark per stream, as the handlers do with
+ALLOW_EVENTS_WITHOUT_SHARD_ID on a one-shard stream). It keeps its position while paused, like
+an event source mapping, so it can stand in for the pipeline in reconcile --repair and load-test
+runs without the local engine.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import stream_fakes
 from video_stats import model
 from video_stats.apply import Applier, ApplyConfig
-from video_stats.marks import shard_tag
+from video_stats.marks import shard_marks
 from video_stats.records import parse_batch
 from video_stats.store import SummaryStore
 
@@ -41,19 +42,17 @@ class TableEnv:
         self.client.put_item(TableName=self.name, Item=item)
 
     def put_summary(self, key: model.SummaryKey, counters: model.Counters) -> None:
-        """A summary item as the handlers write it (§2 attributes + GSI2PK), without marks."""
+        """A summary item as the handlers write it (identity, counters, GSI2 bucket), without
+        marks."""
         item: dict[str, Any] = {
             **model.summary_item_key(key),
-            "type": {"S": model.summary_type(key.kind)},
-            model.summary_id_attribute(key.kind): {"S": key.id},
-            "GSI2PK": {"S": model.summary_index_partition(key, INDEX_SHARDS)},
+            **model.summary_identity(key, INDEX_SHARDS),
+            "GSI2SK": {"S": model.summary_index_bucket(counters.views)},
             "views": {"N": str(counters.views)},
             "duration": {"N": str(counters.duration)},
             "likes": {"N": str(counters.likes)},
             "dislikes": {"N": str(counters.dislikes)},
         }
-        if key.kind is model.SummaryKind.VIDEO:
-            item |= {"GSI1PK": {"S": f"VIDEO#{key.id}"}, "GSI1SK": {"S": "SUMMARY"}}
         self.put(item)
 
 
@@ -84,9 +83,9 @@ class StreamConsumer:
             if self.paused:
                 return 0
             store = SummaryStore(self.env.client, self.env.name, index_shards=INDEX_SHARDS)
-            tag = shard_tag(self.env.stream_arn)
+            arn = self.env.stream_arn
             appliers = {
-                item_type: Applier(store, ApplyConfig(function=function, shard_tag=tag))
+                item_type: Applier(store, ApplyConfig(function, shard_marks(function, arn)))
                 for item_type, function in (("VIEW", "views"), ("VOTE", "votes"))
             }
             description = self.env.streams.describe_stream(StreamArn=self.env.stream_arn)

@@ -1,0 +1,518 @@
+"""One shard of one mapping: a reader thread and ``ParallelizationFactor`` lanes.
+
+The reader polls the shard (``ShardReader``) and hands each record to the lane of its partition
+key, so one key's records stay in one lane, in order; each lane invokes the function one batch
+at a time with Lambda's batching, retry, bisect and partial-batch rules (``batching``,
+``retrypolicy``), record age, on-failure messages naming the shard, and tumbling windows
+(``windows``). ``ParallelizationFactor`` is "the number of batches to process concurrently
+from each shard" (Lambda API reference, ``CreateEventSourceMapping``); Lambda keeps the order
+of records with the same key while doing so (Lambda developer guide,
+https://docs.aws.amazon.com/lambda/latest/dg/with-ddb.html, concurrent batches per shard).
+The lanes keep each *partition key* in order; where the guide promises order only per item
+(partition and sort key), AWS may do less, so a handler must not count on more than that.
+
+The worker is *finished* once the shard is closed, read to its end, and every lane is empty
+with its tumbling window (if any) closed: only then does the mapping start the child shards
+("you must process a parent shard before the child shard", DynamoDB developer guide,
+"Change data capture for DynamoDB Streams").
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from localcloud import batching, protocol, retrypolicy
+from localcloud.batching import Record
+from localcloud.faults import FaultPlan
+from localcloud.mappingconfig import MappingConfig
+from localcloud.runtime import InvokeResult, function_spec
+from localcloud.shardreader import IDLE_POLL_SECONDS, READ_LIMIT, ShardReader
+from localcloud.shards import partition_hash
+from localcloud.streams import StreamsClient
+from localcloud.windows import window_fields
+
+if TYPE_CHECKING:
+    from localcloud.engine import MappingRunner
+
+log = logging.getLogger("localcloud.engine")
+
+STREAM_RETENTION_SECONDS = 24 * 3600
+REPLAY_ATTEMPTS = 3
+
+
+def _injected_failure(request_id: str = "") -> InvokeResult:
+    return InvokeResult(
+        False, request_id, None, "LocalCloud.InjectedFailure", "fault injection: invocation failed"
+    )
+
+
+class ShardWorker:
+    def __init__(  # noqa: PLR0917 - one per shard, made in one place
+        self,
+        runner: MappingRunner,
+        shard_id: str,
+        parent_id: str | None,
+        start: Any,
+        key: str,
+        start_index: int = 0,
+    ) -> None:
+        self.runner = runner
+        self.engine = runner.engine
+        self.shard_id = shard_id
+        self.parent_id = parent_id
+        self.partition_key_name = key
+        cfg = runner.config
+        self.reader = ShardReader(
+            StreamsClient(self.engine.endpoint_url, cfg.region, cfg.account),
+            shard_id,
+            start,
+            start_index,
+        )
+        self.lanes = [Lane(self, n) for n in range(max(1, cfg.parallelization_factor))]
+        self.stop_event = threading.Event()
+        self.finished = threading.Event()
+        self.thread = threading.Thread(
+            target=self._run, name=f"shard-{cfg.function_name}-{shard_id[-8:]}", daemon=True
+        )
+
+    def start(self) -> None:
+        self.runner.stats.shard_seen(self.shard_id)
+        for lane in self.lanes:
+            lane.thread.start()
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        for lane in self.lanes:
+            lane.wake.set()
+
+    def join(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for thread in (self.thread, *(lane.thread for lane in self.lanes)):
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def now(self) -> float:
+        """Wall clock for record ages and windows (shifted by the clock-offset fault)."""
+        return time.time() + self.engine.faults.config.clock_offset_seconds
+
+    def _lane_of(self, record: Record) -> Lane:
+        if len(self.lanes) == 1:
+            return self.lanes[0]
+        key = (record.event.get("dynamodb") or {}).get("Keys", {}).get(self.partition_key_name)
+        return self.lanes[partition_hash(key) % len(self.lanes)]
+
+    def drained(self) -> bool:
+        """Nothing read and not yet processed, and nothing more to read right now."""
+        if self.finished.is_set():
+            return True
+        if any(not lane.idle(allow_window=True) for lane in self.lanes):
+            return False
+        return self.runner.at_tip(self.shard_id, self.reader.read_count)
+
+    # --- the reader thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while not self.stop_event.is_set():
+                cfg = self.runner.config
+                try:
+                    if not cfg.enabled:
+                        self.stop_event.wait(0.2)
+                        continue
+                    queued = sum(len(lane.pending) for lane in self.lanes)
+                    if queued < cfg.batch_size + READ_LIMIT:
+                        self._read(cfg)
+                    if self.reader.ended and all(lane.idle() for lane in self.lanes):
+                        self.runner.stats.shard_finished(self.shard_id)
+                        self.finished.set()
+                        self.runner.engine.notify()  # its children may start
+                        return
+                    wait = max(0.005, min(self.reader.next_poll - time.monotonic(), 0.25))
+                    self.stop_event.wait(wait)
+                except Exception:
+                    log.exception("mapping %s shard %s: reader error", cfg.uuid, self.shard_id)
+                    self.stop_event.wait(0.5)
+        finally:
+            self.stop()
+            self.reader.client.close()
+
+    def _read(self, cfg: MappingConfig) -> None:
+        result = self.reader.poll(cfg)
+        if result is None:
+            return
+        passed, read = result
+        if read:
+            self.runner.stats.add("records_read", read)
+            if read > len(passed):
+                self.runner.stats.add("records_filtered_out", read - len(passed))
+        for record in passed:
+            lane = self._lane_of(record)
+            with lane.lock:
+                lane.pending.append(record)
+        if read and not passed and all(not lane.pending for lane in self.lanes):
+            self.runner.stats.record_age(self.shard_id, 0.0)
+        for lane in self.lanes:
+            lane.wake.set()
+
+
+class Lane:
+    """One sequence of batches of a shard; all of a shard's records when the factor is 1."""
+
+    def __init__(self, worker: ShardWorker, number: int) -> None:
+        self.worker = worker
+        self.runner = worker.runner
+        self.engine = worker.engine
+        self.shard_id = worker.shard_id
+        self.pending: deque[Record] = deque()
+        self.lock = threading.Lock()
+        self.wake = threading.Event()
+        self.retry = retrypolicy.RetryState()
+        self.retry_at = 0.0
+        self.in_flight = False
+        self.delivered_through = -1  # shard index of the last record delivered once
+        self.last_request_id: str | None = None
+        # Tumbling window: the open window and the state the function returned for it.
+        self.window: tuple[float, float] | None = None
+        self.window_state: Any = {}
+        self.final_attempts = 0
+        suffix = f"-{number}" if number else ""
+        self.thread = threading.Thread(
+            target=self._run, name=f"lane-{worker.shard_id[-8:]}{suffix}", daemon=True
+        )
+
+    @property
+    def stats(self) -> Any:
+        return self.runner.stats
+
+    def idle(self, allow_window: bool = False) -> bool:
+        return not self.in_flight and not self.pending and (allow_window or self.window is None)
+
+    def _head(self, count: int) -> list[Record]:
+        with self.lock:
+            return [self.pending[i] for i in range(min(count, len(self.pending)))]
+
+    def _drop_head(self, count: int) -> None:
+        with self.lock:
+            for _ in range(min(count, len(self.pending))):
+                self.pending.popleft()
+        self.retry = self.retry.consumed(count)
+
+    # --- the loop --------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        stop = self.worker.stop_event
+        while not stop.is_set():
+            cfg = self.runner.config
+            try:
+                if not cfg.enabled:
+                    stop.wait(0.2)
+                    continue
+                if self._window_due(cfg):
+                    self._finalize_window(cfg)
+                    continue
+                batch = self._next_batch(cfg)
+                if batch:
+                    self._process(cfg, batch)
+                else:
+                    self.wake.wait(self._idle_time(cfg))
+                    self.wake.clear()
+            except Exception:
+                log.exception("mapping %s shard %s: engine error", cfg.uuid, self.shard_id)
+                self.in_flight = False
+                stop.wait(0.5)
+
+    def _idle_time(self, cfg: MappingConfig) -> float:
+        now = time.monotonic()
+        wake = [now + IDLE_POLL_SECONDS]
+        if self.pending:
+            wake.append(self.pending[0].read_at + cfg.window)
+            wake.append(self.retry_at)
+        if self.window is not None:
+            wake.append(now + max(self.window[1] - self.worker.now(), self.retry_at - now))
+        return max(0.005, min(wake) - now)
+
+    def _next_batch(self, cfg: MappingConfig) -> list[Record]:
+        self._expire(cfg)
+        if not self.pending or time.monotonic() < self.retry_at:
+            return []
+        with self.lock:
+            pending = list(self.pending)
+        if (
+            cfg.tumbling_window > 0
+            and self.window is not None
+            and batching.window_of(pending[0].created, cfg.tumbling_window) != self.window
+        ):
+            return []  # the open window gets its final invocation first
+        count = batching.take(
+            pending,
+            batch_size=cfg.batch_size,
+            batching_window=cfg.window,
+            tumbling_window=cfg.tumbling_window,
+            now=time.monotonic(),
+            ended=self.worker.reader.ended,
+            pinned=self.retry.pinned,
+        )
+        return pending[:count]
+
+    # --- tumbling windows --------------------------------------------------------------------
+
+    def _window_due(self, cfg: MappingConfig) -> bool:
+        """The open window ended (by time, or with its shard) and holds no more records."""
+        if self.window is None:
+            return False
+        if cfg.tumbling_window <= 0:  # turned off while a window was open
+            self.window, self.window_state = None, {}
+            return False
+        if time.monotonic() < self.retry_at:
+            return False
+        if self.pending:  # due once the next record belongs to a later window
+            head = self.pending[0]
+            return batching.window_of(head.created, cfg.tumbling_window) != self.window
+        if self.worker.reader.ended:
+            return True  # the shard ended: so does its window
+        # Records are stamped when written: once the clock is past the end (and the reader
+        # has caught up), nothing more can fall into the window.
+        return self.worker.now() >= self.window[1] and self.worker.reader.caught_up
+
+    def _finalize_window(self, cfg: MappingConfig) -> None:
+        assert self.window is not None
+        self.in_flight = True
+        try:
+            early = self.worker.now() < self.window[1]
+            event = {
+                "Records": [],
+                **window_fields(
+                    shard_id=self.shard_id,
+                    stream_arn=cfg.stream_arn,
+                    window=self.window,
+                    state=self.window_state,
+                    final=True,
+                    terminated_early=early,
+                ),
+            }
+            if self.final_attempts:
+                self.stats.add("retries")
+            payload = json.dumps(event).encode()
+            outcome, _ = self._invoke(cfg, payload, 0)
+            if outcome.ok:
+                self.stats.add("window_final_invocations")
+                self.runner.remember(self.shard_id, payload)
+                self.window, self.window_state, self.final_attempts = None, {}, 0
+                return
+            # Lambda holds the shard until the final invocation succeeds.
+            self.stats.shard_add(self.shard_id, "function_errors")
+            self.final_attempts += 1
+            self.retry_at = time.monotonic() + retrypolicy.delay(self.final_attempts)
+        finally:
+            self.in_flight = False
+
+    # --- one batch ---------------------------------------------------------------------------
+
+    def _expire(self, cfg: MappingConfig) -> None:
+        limit = STREAM_RETENTION_SECONDS if cfg.max_age < 0 else cfg.max_age
+        now = self.worker.now()
+        expired = 0
+        with self.lock:
+            for record in self.pending:
+                if now - record.created <= limit:
+                    break
+                expired += 1
+        if expired:
+            self._give_up(cfg, self._head(expired), protocol.RECORD_AGE_EXCEEDED)
+
+    def _process(self, cfg: MappingConfig, batch: list[Record]) -> None:
+        self.in_flight = True
+        try:
+            self.stats.add("retries" if self.retry.invocations else "batches")
+            now = self.worker.now()
+            fresh = [r for r in batch if r.index > self.delivered_through]
+            if fresh:
+                self.stats.delivered([max(0.0, now - r.created) for r in fresh])
+                self.delivered_through = fresh[-1].index
+            body: dict[str, Any] = {"Records": [r.event for r in batch]}
+            if cfg.tumbling_window > 0:
+                self.window = self.window or batching.window_of(
+                    batch[0].created, cfg.tumbling_window
+                )
+                body.update(
+                    window_fields(
+                        shard_id=self.shard_id,
+                        stream_arn=cfg.stream_arn,
+                        window=self.window,
+                        state=self.window_state,
+                        final=False,
+                    )
+                )
+            event = json.dumps(body).encode()
+            result, _plan = self._invoke(cfg, event, len(batch))
+            self.retry = self.retry.invoked()
+            self.last_request_id = result.request_id
+            self._handle(cfg, batch, event, result)
+        finally:
+            self.in_flight = False
+
+    def _invoke(
+        self, cfg: MappingConfig, event: bytes, size: int
+    ) -> tuple[InvokeResult, FaultPlan]:
+        plan = self.engine.faults.plan_invocation(size)
+        self.stats.shard_add(self.shard_id, "invocations")
+        if plan.fail_before:
+            self.stats.add("injected_failures")
+            return _injected_failure(), plan
+        result = self._run_function(cfg, event, plan.kill_after_writes)
+        if plan.kill_after_writes is not None and result.worker_exited:
+            self.stats.add("injected_kills")
+        if plan.fail_after and result.ok:
+            self.stats.add("injected_failures")
+            result = _injected_failure(result.request_id)
+        return result, plan
+
+    def _run_function(
+        self, cfg: MappingConfig, event: bytes, kill_after_writes: int | None = None
+    ) -> InvokeResult:
+        try:
+            function = self.runner.function()
+        except Exception as exc:
+            return InvokeResult(False, "", None, "ResourceNotFoundException", str(exc))
+        handle = self.engine.pool.invoke(
+            function_spec(function), lambda: bytes(function.code_bytes), event, kill_after_writes
+        )
+        while not handle.wait(0.5):
+            pass
+        return handle.result
+
+    def _handle(
+        self, cfg: MappingConfig, batch: list[Record], event: bytes, result: InvokeResult
+    ) -> None:
+        if result.ok:
+            response = protocol.parse_batch_response(
+                result.payload, [r.seq for r in batch], cfg.report_failures
+            )
+            if cfg.tumbling_window > 0 and response.invalid is None:
+                if isinstance(result.payload, dict) and "state" in result.payload:
+                    self.window_state = result.payload["state"]
+                else:
+                    response = protocol.BatchResponse(
+                        invalid="a tumbling-window response has no state"
+                    )
+            if response.invalid is None and response.failed_from is None:
+                self._succeeded(cfg, batch, event)
+                return
+            if response.invalid is None:
+                assert response.failed_from is not None
+                self._partially_failed(cfg, batch, response.failed_from)
+                return
+            self.stats.add("invalid_responses")
+            log.warning("mapping %s: invalid batch response: %s", cfg.uuid, response.invalid)
+        else:
+            self.stats.shard_add(self.shard_id, "function_errors")
+            log.info(
+                "mapping %s shard %s: %s: %s",
+                cfg.uuid,
+                self.shard_id,
+                result.error_type,
+                (result.error_message or "")[:300],
+            )
+        self._apply(cfg, retrypolicy.after_batch_failure(
+            self.retry, len(batch), cfg.bisect, cfg.max_retries
+        ), batch)  # fmt: skip
+
+    def _succeeded(self, cfg: MappingConfig, batch: list[Record], event: bytes) -> None:
+        self._drop_head(len(batch))
+        self._done(cfg, batch)
+        self.retry = self.retry.checkpointed()
+        self.retry_at = 0.0
+        self.runner.remember(self.shard_id, event)
+        faults = self.engine.faults
+        if faults.duplicate_batch():
+            self.stats.add("duplicate_deliveries")
+            self.stats.shard_add(self.shard_id, "invocations")
+            self._run_function(cfg, event)
+        if faults.replay_range():
+            self._replay(cfg)
+
+    def _replay(self, cfg: MappingConfig) -> None:
+        """Re-delivers a range of batches already processed, of this shard or its parent, as
+        a mapping re-created at TRIM_HORIZON would (the events as first sent)."""
+        events, from_parent = self.runner.replay_range(self.shard_id, self.worker.parent_id)
+        if not events:
+            return
+        self.stats.add("replayed_batches", len(events))
+        if from_parent:
+            self.stats.add("replayed_parent_batches", len(events))
+        for event in events:
+            for _ in range(REPLAY_ATTEMPTS):
+                self.stats.shard_add(self.shard_id, "invocations")
+                if self._run_function(cfg, event).ok:
+                    break
+
+    def _done(self, cfg: MappingConfig, records: list[Record]) -> None:
+        if records:
+            self.stats.shard_add(self.shard_id, "records_delivered", len(records))
+            self.stats.record_age(self.shard_id, self.worker.now() - records[-1].created)
+
+    def _partially_failed(self, cfg: MappingConfig, batch: list[Record], failed_from: int) -> None:
+        self.stats.add("partial_failures")
+        self._done(cfg, batch[:failed_from])
+        with self.lock:
+            for _ in range(failed_from):
+                self.pending.popleft()
+        decision = retrypolicy.after_partial_failure(
+            self.retry, failed_from, len(batch) - failed_from, cfg.bisect, cfg.max_retries
+        )
+        self._apply(cfg, decision, batch[failed_from:])
+
+    def _apply(
+        self, cfg: MappingConfig, decision: retrypolicy.Decision, failed: list[Record]
+    ) -> None:
+        self.retry = decision.state
+        if decision.bisected:
+            self.stats.add("bisections")
+        if decision.give_up:
+            self._give_up(cfg, failed[: decision.give_up], protocol.RETRY_ATTEMPTS_EXHAUSTED)
+            return
+        self.retry_at = time.monotonic() + decision.retry_after
+
+    def _give_up(
+        self, cfg: MappingConfig, records: list[Record], condition: protocol.Condition
+    ) -> None:
+        self._drop_head(len(records))
+        failed_invocation = self.retry.attempts > 0
+        now = self.worker.now()
+        message = protocol.failure_record(
+            batch=protocol.FailedBatch(
+                shard_id=self.shard_id,
+                stream_arn=cfg.stream_arn,
+                first_sequence_number=records[0].seq,
+                last_sequence_number=records[-1].seq,
+                first_arrival=records[0].created,
+                last_arrival=records[-1].created,
+                size=len(records),
+            ),
+            function_arn=cfg.function_arn,
+            condition=condition,
+            invoke_count=self.retry.invocations,
+            function_error="Unhandled" if failed_invocation else None,
+            request_id=self.last_request_id,
+            now=now,
+        )
+        self.stats.shard_add(self.shard_id, "records_discarded", len(records))
+        self.stats.record_age(self.shard_id, now - records[-1].created)
+        if cfg.destination_arn:
+            try:
+                self.engine.destinations.send(cfg.destination_arn, json.dumps(message))
+                self.stats.add("records_to_failure_destination", len(records))
+                self.stats.add("failure_messages")
+            except Exception:
+                log.exception("mapping %s: sending to %s failed", cfg.uuid, cfg.destination_arn)
+        log.info(
+            "mapping %s shard %s: %s, %d record(s) %s..%s given up",
+            cfg.uuid, self.shard_id, condition, len(records), records[0].seq, records[-1].seq,
+        )  # fmt: skip
+        self.retry = self.retry.checkpointed()
+        self.retry_at = 0.0

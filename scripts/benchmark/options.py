@@ -35,6 +35,8 @@ class Options:
     durations: dict[str, DurationModel]
     probe_interval: float = 1.0
     projection_operations: int = 100_000  # generator operations simulated for the projection
+    partitions: int = 1  # open shards of each stream on the private endpoint
+    rotation_seconds: float = 0.0  # a shard closes (a child continues) after this long; 0 never
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -106,6 +108,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             help=f"billed ms per invocation of {key} (default {default}: fixed + per summary "
             "write request)",
         )
+    stream = parser.add_argument_group(
+        "stream shape (the private endpoint's; the exact write lower bound needs one shard)"
+    )
+    stream.add_argument(
+        "--partitions",
+        type=cli.positive_int_at_most(64, "partitions"),
+        default=1,
+        help="open shards per stream, e.g. 4 or 16 for the production shape (default 1)",
+    )
+    stream.add_argument(
+        "--rotation-seconds",
+        type=cli.non_negative_float,
+        default=0.0,
+        help="close every shard after this many seconds, a child continuing it, as DynamoDB "
+        "Streams does every few hours (default 0: never)",
+    )
     run = parser.add_argument_group("run")
     run.add_argument(
         "--output-dir",
@@ -159,4 +177,6 @@ def options_from_args(args: argparse.Namespace) -> Options:
         time_budget=args.time_budget,
         durations={"baseline": args.baseline_duration, "ours": args.ours_duration},
         projection_operations=30_000 if args.quick else 100_000,
+        partitions=args.partitions,
+        rotation_seconds=args.rotation_seconds,
     )

@@ -24,12 +24,13 @@ the simulated traffic, not a model.
 The bill. Lambda requests and GB-seconds (the run's assumed duration per invocation), plus the
 write units of every summary write, table and index, by the endpoint's own cost rules
 (``localcloud.writestats``: one unit per started KB of the item, and of each index's projection
-of it, a moved index key costing a delete and a put). Each write is costed on the largest summary
-item of its kind the run left, measured, with its exactly-once marks replaced by the number a
-day leaves at that partition count, injected (not simulated): one mark per function and shard
-seen within the retention (``video_stats.marks``), a stream rotating its shards every
-``ROTATION_SECONDS`` per partition; a video summary hears from every partition, a user summary
-from its own. The reference design writes one ``TransactWriteItems`` of the two summaries per
+of it, a moved index key costing a delete and a put). Each write is costed on the largest
+summary item of its kind the run left, measured on the run's partition count; at another
+partition count its exactly-once marks are replaced by the number lineage pruning leaves
+(``video_stats.marks``: a child shard's write drops its ancestors' marks), injected, not
+simulated: one mark per function and open lineage, that is per partition for a video summary
+(every partition feeds it) and one partition's for a user summary (its records share a
+partition key). The reference design writes one ``TransactWriteItems`` of the two summaries per
 record it receives (2 WRU per item, as AWS documents for transactions); its index writes are
 billed at 1 WRU, the reading least favourable to this project (AWS documents the doubling for
 the table item only). The application's own view and vote writes are the same for both designs
@@ -38,7 +39,6 @@ and are not in the ratio.
 
 from __future__ import annotations
 
-import math
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -60,9 +60,6 @@ PRODUCTION_USERS: Final = 100_000
 PRODUCTION_VIDEOS: Final = 1_000
 SECONDS_PER_DAY: Final = 86_400
 DAYS_PER_MONTH: Final = 30
-# DynamoDB Streams documents no rotation period; ~4 h per shard is what the issue's review and
-# observed streams suggest. A later, measured figure replaces it here.
-ROTATION_SECONDS: Final = 4 * 3600
 
 Record = dict[str, Any]
 
@@ -102,9 +99,13 @@ class SummaryShape:
     items: Mapping[SummaryKind, AttributeMap]
     indexes: tuple[IndexShape, ...]
     transactional: bool
+    measured_partitions: int = 1  # of the stream the items were measured on
 
     def item_after_a_day(self, kind: SummaryKind, partitions: int) -> AttributeMap:
-        """The measured item with the marks a day of traffic leaves on ``partitions``."""
+        """The measured item on the partitions it was measured on, else with the marks
+        ``partitions`` leave (``marks_after_a_day``)."""
+        if partitions == self.measured_partitions:
+            return self.items[kind]
         return with_marks(self.items[kind], marks_after_a_day(kind, partitions))
 
     def cost(self, kind: SummaryKind, views_moved: bool, partitions: int) -> WriteCost:
@@ -122,11 +123,11 @@ class SummaryShape:
 
 
 def marks_after_a_day(kind: SummaryKind, partitions: int) -> int:
-    """Marks a summary holds after a day: one per function and shard seen within the retention;
-    a video summary is fed by every partition, a user summary by its user's partition."""
-    shards = math.ceil(marks.DEFAULT_RETENTION_SECONDS / ROTATION_SECONDS)
+    """Marks a summary holds in steady state, however long the day: with lineage pruning one
+    per function and open lineage; a video summary is fed by every partition, a user summary by
+    its user's partition."""
     fed_by = partitions if kind is SummaryKind.VIDEO else 1
-    return len(FUNCTION_OF_ITEM_TYPE) * fed_by * shards
+    return len(FUNCTION_OF_ITEM_TYPE) * fed_by
 
 
 def with_marks(item: AttributeMap, count: int) -> AttributeMap:

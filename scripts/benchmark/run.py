@@ -60,7 +60,6 @@ from benchmark.options import OURS_ZIP, REFERENCE_SOURCE, TEARDOWN_RESERVE, Opti
 from benchmark.projection import (
     PRODUCTION_USERS,
     PRODUCTION_VIDEOS,
-    ROTATION_SECONDS,
     Consumer,
     Design,
     Sample,
@@ -183,12 +182,13 @@ class Bench:
     def _start_endpoint(self, state_dir: Path) -> tuple[EndpointProcess, LocalEndpoint]:
         self.console.print("starting the private local endpoint ...")
         t0 = time.monotonic()
-        # One shard, never rotating: benchmark.collect reads the stream as a single shard (to
-        # do: read every shard in lineage order, then drop this pin).
-        one_shard = {"LOCALCLOUD_STREAM_PARTITIONS": "1", "LOCALCLOUD_SHARD_ROTATION_SECONDS": "0"}
-        process = EndpointProcess(
-            state_dir, server_module="benchmark.endpoint", environment=one_shard
-        )
+        # The stream shape of every table (localcloud's settings): one shard by default, which
+        # keeps the write lower bound exact (the functions log batch sizes, not their shards).
+        shape = {
+            "LOCALCLOUD_STREAM_PARTITIONS": str(self.options.partitions),
+            "LOCALCLOUD_SHARD_ROTATION_SECONDS": f"{self.options.rotation_seconds:g}",
+        }
+        process = EndpointProcess(state_dir, server_module="benchmark.endpoint", environment=shape)
         try:
             endpoint = process.start()
         except RuntimeError as exc:
@@ -425,6 +425,7 @@ class Bench:
             local_ms_per_invocation=sum(durations) / len(durations) if durations else None,
             projection=project(streams, report.events + report.probes, EVENTS_PER_DAY / 86_400),
             events_by_kind=dict(report.events_by_kind),
+            partitions=self.options.partitions,
             max_summary_item_bytes=item_sizes.max_bytes,
             max_marks_per_item=item_sizes.max_marks,
         )
@@ -485,15 +486,16 @@ class Bench:
                 "seed": self.options.seed,
                 "users": PRODUCTION_USERS,
                 "videos": PRODUCTION_VIDEOS,
-                "measured_partitions": 1,
-                "rotation_hours": ROTATION_SECONDS / 3600,
+                "measured_partitions": self.options.partitions,
+                "rotation_seconds": self.options.rotation_seconds,
                 "note": "Batches simulated with the load test's generator and merged by the "
                 "handlers' parse_batch. Each summary write is costed by the endpoint's write-unit "
-                "rules on the largest summary item of its kind the run left, with the "
-                "exactly-once marks a day leaves at that partition count injected (one per "
-                "function and shard within the marks' retention, a shard rotating every "
-                f"{ROTATION_SECONDS / 3600:g} h; not measured on a multi-partition stream). "
-                "The reference design's index writes are billed at 1 WRU.",
+                "rules on the largest summary item of its kind the run left "
+                f"({self.options.partitions} partition(s)); at other partition counts its "
+                "exactly-once marks are replaced by the number lineage pruning leaves, injected "
+                "(one per function and open lineage: every partition for a video summary, its "
+                "user's for a user summary). The reference design's index writes are billed "
+                "at 1 WRU.",
             }
         results = assemble_results(
             self.options,
@@ -536,8 +538,16 @@ class Bench:
         tables = {
             workload: projection_table(
                 sample,
-                _design(deployments["baseline"], self.summary_items.get(("baseline", workload))),
-                _design(deployments["ours"], self.summary_items.get(("ours", workload))),
+                _design(
+                    deployments["baseline"],
+                    self.summary_items.get(("baseline", workload)),
+                    self.options.partitions,
+                ),
+                _design(
+                    deployments["ours"],
+                    self.summary_items.get(("ours", workload)),
+                    self.options.partitions,
+                ),
             )
             for workload in workloads
         }
@@ -623,7 +633,9 @@ def _batch_problem(
     return None
 
 
-def _design(deployed: DeployedDesign, items: dict[SummaryKind, AttributeMap] | None) -> Design:
+def _design(
+    deployed: DeployedDesign, items: dict[SummaryKind, AttributeMap] | None, partitions: int
+) -> Design:
     """A deployed design with the summary items one of its runs left (their sizes)."""
     consumers = tuple(
         Consumer(
@@ -639,6 +651,7 @@ def _design(deployed: DeployedDesign, items: dict[SummaryKind, AttributeMap] | N
         items=items or {},
         indexes=tuple(deployed.shapes),
         transactional=deployed.settings.transactional,
+        measured_partitions=partitions,
     )
     return Design(consumers=consumers, settings=deployed.settings, summaries=summaries)
 

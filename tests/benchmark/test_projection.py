@@ -201,15 +201,16 @@ def summary_item(marks: int) -> dict[str, Any]:
         "GSI1SK": {"S": "SUMMARY"}, "GSI2PK": {"S": "VIDEO_SUMMARY#1"},
     }  # fmt: skip
     for n in range(marks):
-        item[f"applied#views#tag{n}"] = {"S": encode_mark(10**23 + n, 1_700_000_000)}
+        # A long mark value, so that 16 partitions' marks pass 1 KB.
+        item[f"applied#views#tag{n}"] = {"S": encode_mark(10**30 + n, 1_700_000_000) * 2}
     return item
 
 
 def test_marks_a_day_leaves_grow_with_partitions_for_videos_only() -> None:
-    # Two functions, ceil(25 h / 4 h) = 7 shards per partition within the retention.
-    assert marks_after_a_day(VIDEO, 1) == 14
-    assert marks_after_a_day(VIDEO, 16) == 224
-    assert marks_after_a_day(USER, 16) == 14
+    # Two functions, one open lineage per partition (lineage pruning).
+    assert marks_after_a_day(VIDEO, 1) == 2
+    assert marks_after_a_day(VIDEO, 16) == 32
+    assert marks_after_a_day(USER, 16) == 2
     grown = with_marks(summary_item(1), 14)
     assert sum(1 for name in grown if model.is_mark_attribute(name)) == 14
     assert with_marks({**summary_item(0)}, 14) == summary_item(0)  # no marks to copy: none

@@ -132,6 +132,12 @@ stats: ## Access patterns through GSI1 (ARGS="video 3 likes")
 reconcile: ## Recount every summary from the base items (ARGS="--repair")
 	@$(TOOL_ENV) $(PY) -m vstats.reconcile $(ARGS)
 
+.PHONY: status redrive
+status: ## Mappings, metrics, failure queues and alarms at a glance (ARGS="--minutes 60 --json")
+	@$(TOOL_ENV) $(PY) -m vstats.status $(ARGS)
+redrive: ## Replay the batches the on-failure queues hold, exactly (ARGS="--dry-run --json")
+	@$(TOOL_ENV) $(PY) -m vstats.redrive $(ARGS)
+
 # --- quality ---------------------------------------------------------------
 
 .PHONY: lint

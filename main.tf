@@ -27,6 +27,11 @@ locals {
   }
 }
 
+locals {
+  # Powertools' service name: the `service` dimension of each function's EMF metrics.
+  metrics_service = { for role in keys(local.stream_functions) : role => "update-${role}" }
+}
+
 # One filtered stream function per base item type (docs/design.md §3, §4).
 module "stream_function" {
   source   = "./modules/stream_function"
@@ -37,7 +42,7 @@ module "stream_function" {
   handler         = each.value.handler
   runtime         = var.lambda_runtime
   package_file    = var.package_file
-  environment     = merge(local.handler_environment, { POWERTOOLS_SERVICE_NAME = "update-${each.key}" })
+  environment     = merge(local.handler_environment, { POWERTOOLS_SERVICE_NAME = local.metrics_service[each.key] })
   table_arn       = module.table.arn
   stream_arn      = module.table.stream_arn
   filter_patterns = local.filter_patterns[each.value.item_type]
@@ -52,4 +57,30 @@ module "stream_function" {
   report_batch_item_failures         = var.stream_mapping.report_batch_item_failures
   tumbling_window_in_seconds         = var.stream_mapping.tumbling_window_in_seconds
   enabled                            = var.stream_mapping.enabled
+}
+
+# Alarms (stream lag, errors, throttles, given-up batches, skipped records), their SNS
+# topic and the dashboard; the same on AWS and on the local endpoint (docs/design.md §9).
+module "monitoring" {
+  source = "./modules/monitoring"
+
+  name_prefix       = var.name_prefix
+  table_name        = module.table.name
+  metrics_namespace = local.handler_environment.POWERTOOLS_METRICS_NAMESPACE
+  functions = {
+    for role, fn in module.stream_function : role => {
+      function_name      = fn.function_name
+      failure_queue_name = element(split(":", fn.failure_queue_arn), 5)
+      metrics_service    = local.metrics_service[role]
+    }
+  }
+
+  alarm_topic_arn                 = var.monitoring.alarm_topic_arn
+  alarm_email                     = var.monitoring.alarm_email
+  alarm_period_seconds            = var.monitoring.alarm_period_seconds
+  iterator_age_threshold_seconds  = var.monitoring.iterator_age_threshold_seconds
+  iterator_age_evaluation_periods = var.monitoring.iterator_age_evaluation_periods
+  errors_threshold                = var.monitoring.errors_threshold
+  throttles_threshold             = var.monitoring.throttles_threshold
+  tags                            = var.tags
 }

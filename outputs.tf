@@ -32,3 +32,18 @@ output "summary_index_shards" {
   description = "Write shards of the GSI2 ranking index; the summary tool queries each one."
   value       = var.summary_index_shards
 }
+
+output "alarm_topic_arn" {
+  description = "ARN of the SNS topic the alarms notify."
+  value       = module.monitoring.alarm_topic_arn
+}
+
+output "alarm_names" {
+  description = "Names of the alarms, by function role and kind (views.iterator-age, votes.failure-queue, ...)."
+  value       = module.monitoring.alarm_names
+}
+
+output "dashboard_name" {
+  description = "Name of the CloudWatch dashboard."
+  value       = module.monitoring.dashboard_name
+}

@@ -82,3 +82,17 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "monitoring" {
+  description = "Alarms and their notifications; see modules/monitoring for each setting's meaning and range. alarm_topic_arn null creates <name_prefix>-alarms; alarm_email null subscribes nobody."
+  type = object({
+    alarm_topic_arn                 = optional(string)
+    alarm_email                     = optional(string)
+    alarm_period_seconds            = optional(number, 60)
+    iterator_age_threshold_seconds  = optional(number, 120)
+    iterator_age_evaluation_periods = optional(number, 5)
+    errors_threshold                = optional(number, 0)
+    throttles_threshold             = optional(number, 0)
+  })
+  default = {}
+}

@@ -5,7 +5,13 @@ emit metrics and answer with ``batchItemFailures``.
 Environment: TABLE_NAME, SUMMARY_INDEX_SHARDS (default 4), POWERTOOLS_SERVICE_NAME,
 POWERTOOLS_METRICS_NAMESPACE, POWERTOOLS_LOG_LEVEL, MARK_RETENTION_SECONDS (the mapping's
 MaximumRecordAgeInSeconds + a margin, set by modules/stream_function; default 90000 = 25 h);
-optional APPLY_CONCURRENCY (default 16) and ALLOW_EVENTS_WITHOUT_SHARD_ID.
+optional APPLY_CONCURRENCY (default 16), ALLOW_EVENTS_WITHOUT_SHARD_ID and LINEAGE_PRUNING.
+
+``LINEAGE_PRUNING=false`` switches lineage pruning and the replay guard off (``marks``): they
+rest on Lambda reading a parent shard to its end before its children, which DynamoDB's guide
+requires of every consumer and Lambda's FAQ implies ("strictly serialized, per shard") but
+Lambda's guide does not state in so many words. Off, marks are one per shard of the last
+retention period (bigger items, the same exactness as before).
 
 Events without ``shardId``: only tumbling-window events name their shard, and the
 exactly-once marks are per shard (``marks``), so such an event raises (the batch fails and is
@@ -68,6 +74,7 @@ class Runtime:
     cache: StaleMarkCache = field(default_factory=StaleMarkCache)
     lineage: LineageCache = field(default_factory=lambda: LineageCache(_no_lineage))
     allow_missing_shard_id: bool = False
+    lineage_pruning: bool = True
     warned_no_shard: bool = False
 
 
@@ -97,12 +104,14 @@ def _get_runtime() -> Runtime:
                 ),
                 lineage=LineageCache(_describe_shards()),
                 allow_missing_shard_id=_flag("ALLOW_EVENTS_WITHOUT_SHARD_ID"),
+                lineage_pruning=_flag("LINEAGE_PRUNING", default=True),
             )
         return _runtime
 
 
-def _flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
+def _flag(name: str, *, default: bool = False) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    return default if not value else value in ("1", "true", "yes")
 
 
 def _describe_shards() -> Callable[[str], list[Any]]:
@@ -134,7 +143,7 @@ def _shard_config(
             logger.warning("event has no shardId: one exactly-once mark per stream (opt-out)")
         identity = arn or "stream"
         return identity, ApplyConfig(function, shard_marks(function, identity))
-    lineage = runtime.lineage.get(arn, shard_id) if arn else Lineage()
+    lineage = runtime.lineage.get(arn, shard_id) if arn and runtime.lineage_pruning else Lineage()
     return shard_id, ApplyConfig(
         function,
         shard_marks(function, shard_id),

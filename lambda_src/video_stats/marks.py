@@ -56,6 +56,8 @@ every write of a shard S is conditional on the *absence* of the marks of S's kno
 a record of S for an item that holds a descendant's mark is a replay and is treated as applied.
 A hot summary then holds one mark per function and open lineage (per partition), not one per
 shard of the last day. The lineage comes from DescribeStream (``lineage``), cached per container.
+Lambda's guide does not state parent-before-child for DynamoDB sources in so many words, so
+``LINEAGE_PRUNING=false`` (``handlers``) switches pruning and the guard off.
 
 Unprotected: a replay of S reaching a summary that holds no mark of S (pruned) and whose
 descendants' marks the handler does not know — the container's lineage snapshot predates S's

@@ -18,17 +18,23 @@ GSI2, the ranking index, is keyed by ``GSI2PK`` and ``GSI2SK`` = the power-of-tw
 only when a projected attribute changes, so an update that leaves the bucket alone costs
 GSI2 nothing (with ``views`` as the range key, every view cost a delete and a put: 2 index
 writes). The bucket cannot be computed inside the update (the new ``views`` is known only
-after it), so a new summary gets the bucket of its first delta (``if_not_exists``: exact,
-since ADD starts from 0) and, when the returned item shows ``views`` left its bucket, one
-follow-up UpdateItem moves it, conditional on ``views`` still being in the new bucket (a
-concurrent writer that moved it again fixes it itself). That is about log2(views) extra
-writes in a summary's life.
+after it), so the update *predicts* it: from the ``views`` this container last saw on the item
+(every update returns the item) plus the delta; without such a memory, a new summary gets the
+bucket of its first delta (``if_not_exists``: exact, since ADD starts from 0). When the
+returned item shows a wrong bucket (another shard changed ``views`` meanwhile, or the
+container had no memory of an existing item), one follow-up UpdateItem fixes it, conditional
+on ``views`` still being in that bucket (a concurrent writer that moved it again fixes it
+itself). A summary's views feed from one shard at a time per partition, so the prediction is
+usually right: a user summary (one partition) moves about log2(views) times in its life with
+no extra write; a hot video costs at most one fix per feeding shard and bucket change.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -61,6 +67,10 @@ CLIENT_CONFIG = Config(
 )
 
 
+#: Summaries whose last-seen ``views`` a container remembers to predict the GSI2 bucket.
+VIEWS_MEMORY = 100_000
+
+
 def client_from_env() -> DynamoDBClient:
     """A DynamoDB client; boto3 itself honours AWS_ENDPOINT_URL and the usual AWS_* vars."""
     return boto3.client("dynamodb", config=CLIENT_CONFIG)
@@ -73,6 +83,8 @@ class SummaryStore:
         if index_shards < 1:
             raise ValueError("index_shards must be at least 1")
         self._client = client
+        self._views_seen: OrderedDict[SummaryKey, int] = OrderedDict()  # for the GSI2 bucket
+        self._seen_lock = threading.Lock()
         self._table = table_name
         self._shards = index_shards
 
@@ -107,13 +119,19 @@ class SummaryStore:
         delta = request.delta
         values: dict[str, dict[str, str]] = {
             ":mark": {"S": request.mark_value},
-            ":bucket": {"S": summary_index_bucket(delta.views)},
             ":views": {"N": str(delta.views)},
             ":duration": {"N": str(delta.duration)},
             ":likes": {"N": str(delta.likes)},
             ":dislikes": {"N": str(delta.dislikes)},
         }
-        sets = ["#mark = :mark", "#gsi2sk = if_not_exists(#gsi2sk, :bucket)"]
+        sets = ["#mark = :mark"]
+        seen = self._seen(key)
+        if delta.views and seen is not None:  # votes never move the bucket: leave it alone
+            values[":bucket"] = {"S": summary_index_bucket(seen + delta.views)}
+            sets.append("#gsi2sk = :bucket")
+        else:
+            values[":bucket"] = {"S": summary_index_bucket(delta.views)}
+            sets.append("#gsi2sk = if_not_exists(#gsi2sk, :bucket)")
         for number, (name, value) in enumerate(self.identity_attributes(key).items()):
             names[f"#id{number}"] = name
             values[f":id{number}"] = value
@@ -169,10 +187,26 @@ class SummaryStore:
         except ClientError as err:
             if _is_condition_failure(err):
                 item = err.response.get("Item")
+                self._remember(key, item if isinstance(item, Mapping) else None)
                 return Rejected(item if isinstance(item, Mapping) else None)
             raise
         item = response.get("Attributes")
+        self._remember(key, item)
         return Written(item, self._move_in_index(key, item))
+
+    def _seen(self, key: SummaryKey) -> int | None:
+        with self._seen_lock:
+            return self._views_seen.get(key)
+
+    def _remember(self, key: SummaryKey, item: AttributeMap | None) -> None:
+        text = ((item or {}).get("views") or {}).get("N")
+        if not isinstance(text, str):
+            return
+        with self._seen_lock:
+            self._views_seen[key] = int(Decimal(text))
+            self._views_seen.move_to_end(key)
+            while len(self._views_seen) > VIEWS_MEMORY:
+                self._views_seen.popitem(last=False)
 
     def _move_in_index(self, key: SummaryKey, item: AttributeMap | None) -> int:
         """Move the summary to its views bucket in GSI2 if the update took it out of it;

@@ -27,6 +27,7 @@ from localcloud import motostreams
 from localcloud.destinations import Destinations
 from localcloud.faults import Faults
 from localcloud.mappingconfig import MappingConfig, mapping_config
+from localcloud.metrics_publisher import NO_METRICS, InvocationSink
 from localcloud.runtime import WorkerPool
 from localcloud.shardworker import ShardWorker
 from localcloud.stats import StatsRegistry
@@ -220,6 +221,7 @@ class Engine:
         self.stats = stats
         self.faults = faults
         self.destinations = Destinations(endpoint_url)
+        self.metrics: InvocationSink = NO_METRICS  # the server installs a MetricsPublisher
         self.runners: dict[str, MappingRunner] = {}
         self._wake = threading.Event()
         self._stop = threading.Event()

@@ -30,6 +30,7 @@ from localcloud import motopatch, motostreams
 from localcloud.control import ControlState, start_control_server
 from localcloud.engine import Engine
 from localcloud.faults import Faults
+from localcloud.metrics_publisher import MetricsPublisher
 from localcloud.runtime import WorkerPool, function_spec
 from localcloud.shards import StreamSettings, merge_settings
 from localcloud.state import EndpointInfo, write_endpoint_info
@@ -159,6 +160,7 @@ def serve(
     faults = Faults()
     pool = WorkerPool(state_dir, endpoint_url)
     engine = Engine(endpoint_url, pool, stats, faults)
+    engine.metrics = publisher = MetricsPublisher(endpoint_url, pool.log_dir)
 
     def invoke(function: Any, event: bytes) -> tuple[bool, bytes]:
         """The Lambda Invoke API, run in the engine's workers."""
@@ -180,6 +182,7 @@ def serve(
     state = ControlState(engine, stats, write_stats, faults, endpoint_url, time.time())
     control = start_control_server(state, host, control_port)
     engine.start()
+    publisher.start()
     info = EndpointInfo(os.getpid(), endpoint_url, state.control_url)
     write_endpoint_info(state_dir, info)
     log.info("serving %s (control %s)", endpoint_url, state.control_url)
@@ -193,6 +196,7 @@ def serve(
         current = json.loads((state_dir / "endpoint.json").read_text())
         if current.get("pid") == os.getpid():
             (state_dir / "endpoint.json").unlink()
+    publisher.stop()
     engine.stop(timeout=5.0)
     for server in (control, moto_server):
         stopper = threading.Thread(target=server.shutdown, daemon=True)

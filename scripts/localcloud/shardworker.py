@@ -299,6 +299,7 @@ class Lane:
                 self.stats.add("retries")
             payload = json.dumps(event).encode()
             outcome, _ = self._invoke(cfg, payload, 0)
+            self.engine.metrics.invoked(cfg.function_arn, outcome, None)
             if outcome.ok:
                 self.stats.add("window_final_invocations")
                 self.runner.remember(self.shard_id, payload)
@@ -350,6 +351,7 @@ class Lane:
                 )
             event = json.dumps(body).encode()
             result, _plan = self._invoke(cfg, event, len(batch))
+            self.engine.metrics.invoked(cfg.function_arn, result, now - batch[-1].created)
             self.retry = self.retry.invoked()
             self.last_request_id = result.request_id
             self._handle(cfg, batch, event, result)

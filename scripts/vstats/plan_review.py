@@ -21,7 +21,7 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -160,14 +160,90 @@ def review(plan: Mapping[str, Any]) -> Review:
         for name, out in (plan.get("output_changes") or {}).items()
         if classify(out.get("actions") or ["no-op"]) != "no-op"
     }
-    drift = [
-        str(raw.get("address"))
-        for raw in plan.get("resource_drift") or []
-        if classify((raw.get("change") or {}).get("actions") or ["no-op"]) != "no-op"
-    ]
+    drift = real_drift(plan)
     result = Review(changes, warnings_for(changes), outputs, drift)
     result.counts.update(c.action for c in changes)
     return result
+
+
+def _is_empty(value: Any) -> bool:
+    return value is None or value == "" or (isinstance(value, dict | list) and not value)
+
+
+def _normalized(value: Any) -> Any:
+    """``value`` with every empty value (null, "", {}, []) dropped, recursively: the provider
+    reads back ``{}``/``[]`` where the configuration left an attribute null."""
+    if isinstance(value, dict):
+        kept = {k: _normalized(v) for k, v in value.items()}
+        return {k: v for k, v in kept.items() if not _is_empty(v)}
+    if isinstance(value, list):
+        kept_list = [_normalized(v) for v in value]
+        return [v for v in kept_list if not _is_empty(v)]
+    return value
+
+
+def _managed_inline_policies(plan: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """(role, policy name) of every inline policy an ``aws_iam_role_policy`` of this
+    configuration manages: the role's ``inline_policy`` attribute shows them after a refresh."""
+    managed: set[tuple[str, str]] = set()
+    for raw in plan.get("resource_changes") or []:
+        if raw.get("type") != "aws_iam_role_policy":
+            continue
+        change = raw.get("change") or {}
+        for state in (change.get("before"), change.get("after")):
+            if isinstance(state, dict) and state.get("role") and state.get("name"):
+                managed.add((str(state["role"]), str(state["name"])))
+    return managed
+
+
+def drifted_attributes(
+    resource_type: str,
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    managed_policies: Collection[tuple[str, str]] = (),
+) -> tuple[str, ...]:
+    """Top-level attributes that really changed outside Terraform: null and an empty value
+    are the same, and a role's inline policies managed by this configuration's
+    ``aws_iam_role_policy`` resources are not the role's drift."""
+    changed = []
+    for name in sorted(set(before) | set(after)):
+        if name == "tags_all":  # follows tags (and the provider's default tags)
+            continue
+        old, new = (_normalized(state.get(name)) for state in (before, after))
+        if resource_type == "aws_iam_role" and name == "inline_policy":
+            role = str(after.get("name") or before.get("name") or "")
+            old, new = (
+                [p for p in (v or []) if (role, str(p.get("name"))) not in managed_policies]
+                for v in (old, new)
+            )
+        if old != new and not (_is_empty(old) and _is_empty(new)):
+            changed.append(name)
+    return tuple(changed)
+
+
+def real_drift(plan: Mapping[str, Any]) -> list[str]:
+    """``address (attributes)`` of every resource whose refresh found a real change.
+
+    Right after an apply the refresh reports every resource as changed, because the provider
+    reads back ``{}``/``[]`` for attributes the configuration left null (tags, queues, topics,
+    layers) and a role's inline policies that its ``aws_iam_role_policy`` attached after the
+    role was created; Terraform itself plans no change. Those are no drift."""
+    managed = _managed_inline_policies(plan)
+    found = []
+    for raw in plan.get("resource_drift") or []:
+        change = raw.get("change") or {}
+        action = classify(change.get("actions") or ["no-op"])
+        if action == "no-op":
+            continue
+        address = str(raw.get("address"))
+        before, after = change.get("before"), change.get("after")
+        if action != "update" or not isinstance(before, dict) or not isinstance(after, dict):
+            found.append(f"{address} ({'deleted' if after is None else action})")
+            continue
+        attributes = drifted_attributes(str(raw.get("type")), before, after, managed)
+        if attributes:
+            found.append(f"{address} ({', '.join(attributes)})")
+    return found
 
 
 def warnings_for(changes: Iterable[ResourceChange]) -> list[Warning]:

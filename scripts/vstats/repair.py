@@ -280,6 +280,8 @@ def pending_corrections(
     summaries: Mapping[SummaryKey, AttributeMap],
     stream_arn: str,
     lineage: Lineage | None = None,
+    *,
+    processed_through: Mapping[tuple[str, str], int] | None = None,
 ) -> dict[SummaryKey, Counters]:
     """What to add to the recount so that each summary's target holds only the records it has
     applied: for each summary K and base item I with a record K has not applied (above K's
@@ -288,7 +290,11 @@ def pending_corrections(
 
     A summary without a mark for a function and shard (deleted, or its records were lost)
     takes the mapping's position instead, estimated as the highest mark any summary holds:
-    records up to it were processed, so the target counts them and they are repaired."""
+    records up to it were processed, so the target counts them and they are repaired.
+
+    ``processed_through`` ({(function, shard id): sequence number}) says what the caller knows
+    the mapping has done with a shard: every record up to that number was applied or given up
+    on (redrive: the end of a batch on the failure queue), so each summary's target counts it."""
     by_item: dict[tuple[str, str], list[StreamRecord]] = defaultdict(list)
     for record in records:
         by_item[record.identity].append(record)
@@ -307,11 +313,12 @@ def pending_corrections(
         held = marks.get(key, {})
         if any(name in held for name in names_of(function, lineage.descendants(shard_id))):
             return 1 << 160  # above every sequence number (at most 40 digits)
+        floor = (processed_through or {}).get((function, shard_id))
         for source in (held, checkpoint):
             for name in names:
                 if name in source:
-                    return source[name]
-        return None
+                    return source[name] if floor is None else max(source[name], floor)
+        return floor
 
     corrections: dict[SummaryKey, Counters] = {}
     for identity, item_records in by_item.items():
@@ -355,10 +362,18 @@ class RepairResult:
     seconds: float = 0.0
 
 
-def write_target(client: DynamoDBClient, table: str, drift: Drift, index_shards: int) -> bool:
+def write_target(
+    client: DynamoDBClient,
+    table: str,
+    drift: Drift,
+    index_shards: int,
+    *,
+    marks: Mapping[str, tuple[str | None, str]] | None = None,
+) -> bool:
     """SET the four counters of one summary to absolute values, conditional on them still
-    being what was read (a late invocation would make the target stale). Marks untouched.
-    False when the condition failed."""
+    being what was read (a late invocation would make the target stale). Marks untouched,
+    except ``marks`` ({name: (value read or None, new value)}), set in the same write and
+    conditional on the value read. False when the condition failed."""
     key = drift.key
     target = drift.expected
     names = {"#views": "views", "#duration": "duration", "#likes": "likes", "#dislikes": "dislikes"}
@@ -375,8 +390,18 @@ def write_target(client: DynamoDBClient, table: str, drift: Drift, index_shards:
         names[f"#id{number}"] = name
         values[f":id{number}"] = value
         sets.append(f"#id{number} = :id{number}")
+    mark_conditions = []
+    for number, (name, (old_mark, new_mark)) in enumerate(sorted((marks or {}).items())):
+        names[f"#mark{number}"] = name
+        values[f":mark{number}"] = {"S": new_mark}
+        sets.append(f"#mark{number} = :mark{number}")
+        if old_mark is None:
+            mark_conditions.append(f"attribute_not_exists(#mark{number})")
+        else:
+            values[f":old_mark{number}"] = {"S": old_mark}
+            mark_conditions.append(f"#mark{number} = :old_mark{number}")
     if drift.exists:
-        conditions = []
+        conditions = list(mark_conditions)
         for name in ("views", "duration", "likes", "dislikes"):
             old = getattr(drift.actual, name)
             values[f":old_{name}"] = {"N": str(old)}

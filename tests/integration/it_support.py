@@ -274,7 +274,7 @@ class Stack:
 
 def find_leftovers(target: Target, prefix: str) -> list[str]:
     """Every resource of the environment ``prefix`` that still exists, one line each: tables,
-    functions, event source mappings, queues, roles and log groups."""
+    functions, event source mappings, queues, roles, log groups, alarms, dashboards, topics."""
     start = f"{prefix}-"
     found: list[str] = []
     ddb = target.client("dynamodb")
@@ -307,6 +307,17 @@ def find_leftovers(target: Target, prefix: str) -> list[str]:
         logGroupNamePrefix=f"/aws/lambda/{start}"
     ):
         found += [f"log group {g['logGroupName']}" for g in page.get("logGroups", [])]
+    cloudwatch = target.client("cloudwatch")
+    for page in cloudwatch.get_paginator("describe_alarms").paginate(AlarmNamePrefix=start):
+        found += [f"alarm {a['AlarmName']}" for a in page.get("MetricAlarms", [])]
+    for page in cloudwatch.get_paginator("list_dashboards").paginate(DashboardNamePrefix=start):
+        found += [f"dashboard {d['DashboardName']}" for d in page.get("DashboardEntries", [])]
+    for page in target.client("sns").get_paginator("list_topics").paginate():
+        found += [
+            f"topic {t['TopicArn']}"
+            for t in page.get("Topics", [])
+            if t["TopicArn"].rsplit(":", 1)[-1].startswith(start)
+        ]
     return sorted(found)
 
 

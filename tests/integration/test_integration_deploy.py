@@ -22,6 +22,7 @@ from it_support import (  # type: ignore[import-not-found]
 )
 from video_stats import model
 from video_stats.model import Counters, SummaryKey, SummaryKind
+from vstats import deployment, status
 from vstats.effects import ITEM_TYPE_OF_FUNCTION
 from vstats.filter_patterns import deployed_patterns
 from vstats.tables import get_summaries
@@ -169,6 +170,34 @@ def test_leftover_check_sees_every_resource_of_the_environment(stack: Stack) -> 
     for kind in ("function", "queue", "role", "log"):
         assert kinds.count(kind) == 2, found
     assert sum(1 for line in found if line.startswith("event source mapping")) == 2, found
+    assert kinds.count("alarm") == 10, found  # five per function (modules/monitoring)
+    assert kinds.count("dashboard") == 1, found
+    assert kinds.count("topic") == 1, found
+
+
+def test_status_reads_a_healthy_deployment(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """make status against the deployed stack: both mappings, their queues and all alarms."""
+    endpoint = stack.target.endpoint
+    if endpoint is not None:  # the tools get dummy credentials from the environment locally
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    target = deployment.Deployment(
+        table=stack.table,
+        endpoint_url=endpoint.endpoint_url if endpoint else None,
+        region=stack.target.region,
+    )
+    found = status.collect(target, minutes=15)
+    assert sorted(m.function for m in found.mappings) == sorted(stack.function_names.values())
+    for mapping in found.mappings:
+        assert mapping.state == "Enabled"
+        assert mapping.failure_queue_depth == 0
+        assert sorted(a.name.removeprefix(f"{mapping.function}-") for a in mapping.alarms) == [
+            "errors",
+            "failure-queue",
+            "iterator-age",
+            "skipped-invalid",
+            "throttles",
+        ]
 
 
 def test_views_and_votes_reach_the_summaries_end_to_end(stack: Stack) -> None:

@@ -74,10 +74,12 @@ HANDLER_MODULES = [
     "video_stats/__init__.py",
     "video_stats/apply.py",
     "video_stats/handlers.py",
+    "video_stats/lineage.py",
     "video_stats/marks.py",
     "video_stats/model.py",
     "video_stats/records.py",
     "video_stats/store.py",
+    "video_stats/streams.py",
 ]
 #: Top-level entries of the zip: the handler package and the pinned runtime dependencies
 #: (lambda_src/requirements.txt) with their metadata; no tests, fakes, requirements file or

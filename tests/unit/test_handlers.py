@@ -504,3 +504,49 @@ def test_metrics_namespace_has_a_default_when_the_environment_lacks_it() -> None
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "VideoStats"
+
+
+# --- GSI2: the views bucket ---------------------------------------------------------------
+
+
+def _bucket(harness: Harness, kind: SummaryKind, ident: str) -> str | None:
+    item = harness.item(kind, ident) or {}
+    value = item.get("GSI2SK", {}).get("S")
+    return value if isinstance(value, str) else None
+
+
+def test_the_views_bucket_follows_views_without_extra_writes(harness: Harness) -> None:
+    # One container feeding a summary predicts its bucket: crossing 2, 4 and 8 views costs
+    # no write beyond the batch's own (index writes happen only at those crossings).
+    for n in range(9):
+        harness.stream.put(view_item("u1", "v1", 1, TS + timedelta(seconds=n)))
+        before = harness.update_calls
+        harness.deliver("VIEW")
+        assert harness.update_calls - before == 2  # the video and the user summary
+        views = n + 1
+        assert _bucket(harness, VIDEO, "v1") == f"{views.bit_length():02d}"
+        assert _bucket(harness, USER, "u1") == f"{views.bit_length():02d}"
+
+
+def test_a_stale_bucket_is_fixed_by_one_conditional_write(harness: Harness) -> None:
+    # Two containers (two shards) feed one video; each remembers the views it last saw.
+    first, second = (SummaryStore(harness.client, harness.table) for _ in range(2))
+    clock = itertools.count()
+
+    def deliver_with(store: SummaryStore, shard: str, views: int) -> int:
+        handlers.configure(handlers.Runtime(store, executor=None))
+        for _ in range(views):
+            at = TS + timedelta(seconds=next(clock))
+            harness.stream.put(view_item(f"u-{shard}", "v1", 1, at))
+        before = harness.update_calls
+        harness.deliver("VIEW", shard=shard)
+        return harness.update_calls - before
+
+    assert deliver_with(first, "a", 1) == 2  # v1 = 1: "01"
+    # B has no memory of v1: its update keeps "01" (if_not_exists), v1 = 4, one fix: "03".
+    assert deliver_with(second, "b", 3) == 2 + 1
+    assert _bucket(harness, VIDEO, "v1") == "03"
+    # A remembers 1 view: it predicts "02" for 5 views, the returned item says 5: one fix.
+    assert deliver_with(first, "a", 1) == 2 + 1
+    assert _bucket(harness, VIDEO, "v1") == "03"
+    assert harness.summary(VIDEO, "v1") == Counters(views=5, duration=5)

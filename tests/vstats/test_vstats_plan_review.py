@@ -175,3 +175,72 @@ def test_real_checkov_passes_the_stack_with_the_skip_list(
     summary = json.loads((tmp_path / "checkov.json").read_text())["summary"]
     assert summary["failed"] == 0
     assert summary["passed"] > 20
+
+
+AFTER_DEPLOY = FIXTURES / "plan_after_deploy.json"  # `make plan` right after `make deploy`
+
+
+def _drift_entry(plan: dict[str, object], address: str) -> dict[str, object]:
+    drift = plan["resource_drift"]
+    assert isinstance(drift, list)
+    return next(entry for entry in drift if entry["address"] == address)
+
+
+def test_a_refresh_that_reads_back_empty_values_is_no_drift(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = json.loads(AFTER_DEPLOY.read_text())
+    # The fixture is the real thing: every resource comes back "updated" by the refresh.
+    assert len(plan["resource_drift"]) >= 20
+    assert plan_review.real_drift(plan) == []
+    argv = [str(AFTER_DEPLOY), "--no-scan", "--output-dir", str(tmp_path)]
+    assert plan_review.main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("No changes.")
+    assert "drift" not in out
+
+
+def test_real_drift_is_still_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plan = json.loads(AFTER_DEPLOY.read_text())
+    mapping = 'module.stream_function["views"].aws_lambda_event_source_mapping.this'
+    table = "module.table.aws_dynamodb_table.this"
+    role = 'module.stream_function["votes"].aws_iam_role.this'
+    _drift_entry(plan, mapping)["change"]["after"]["batch_size"] = 10  # type: ignore[index]
+    _drift_entry(plan, table)["change"]["after"]["tags"] = {"owner": "someone"}  # type: ignore[index]
+    # A policy nobody in this configuration manages, attached by hand.
+    after = _drift_entry(plan, role)["change"]["after"]  # type: ignore[index]
+    after["inline_policy"] = [*after["inline_policy"], {"name": "by-hand", "policy": "{}"}]
+    assert sorted(plan_review.real_drift(plan)) == [
+        f"{mapping} (batch_size)",
+        f"{role} (inline_policy)",
+        f"{table} (tags)",
+    ]
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(plan))
+    assert plan_review.main([str(path), "--no-scan", "--output-dir", str(tmp_path)]) == 0
+    assert f"{mapping} (batch_size)" in capsys.readouterr().out
+
+
+def test_a_deleted_resource_is_drift() -> None:
+    plan = json.loads(AFTER_DEPLOY.read_text())
+    entry = _drift_entry(plan, "module.table.aws_dynamodb_table.this")
+    entry["change"] = {"actions": ["delete"], "before": {"name": "t"}, "after": None}
+    assert plan_review.real_drift(plan) == ["module.table.aws_dynamodb_table.this (deleted)"]
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "drifted"),
+    [
+        ({"tags": None, "layers": None}, {"tags": {}, "layers": []}, ()),
+        ({"env": [{"variables": None}]}, {"env": [{"variables": {}}]}, ()),
+        ({"tags": None}, {"tags": {"a": ""}}, ()),
+        ({"tags": None}, {"tags": {"a": "b"}}, ("tags",)),
+        ({"timeout": 60}, {"timeout": 30}, ("timeout",)),
+        ({"enabled": True}, {"enabled": False}, ("enabled",)),
+        ({"tags": {"a": "b"}, "tags_all": {"a": "b"}}, {"tags": {"a": "b"}, "tags_all": {}}, ()),
+    ],
+)
+def test_drifted_attributes(
+    before: dict[str, object], after: dict[str, object], drifted: tuple[str, ...]
+) -> None:
+    assert plan_review.drifted_attributes("aws_lambda_function", before, after) == drifted

@@ -1,0 +1,85 @@
+# Five alarms per stream function, named <function name>-<kind> so that `make status`
+# finds a function's alarms by name prefix. Every one notifies on ALARM and on OK.
+locals {
+  alarm_kinds = {
+    iterator-age = {
+      description        = "Stream lag: the last record of a batch was older than the threshold for several periods; the function is falling behind the table's writes."
+      namespace          = "AWS/Lambda"
+      metric_name        = "IteratorAge"
+      statistic          = "Maximum"
+      threshold          = var.iterator_age_threshold_seconds * 1000 # IteratorAge is in milliseconds
+      evaluation_periods = var.iterator_age_evaluation_periods
+      dimension          = "function"
+    }
+    errors = {
+      description        = "The function failed invocations: Lambda retries the batch (and bisects it); after the retries the batch goes to the on-failure queue."
+      namespace          = "AWS/Lambda"
+      metric_name        = "Errors"
+      statistic          = "Sum"
+      threshold          = var.errors_threshold
+      evaluation_periods = 1
+      dimension          = "function"
+    }
+    throttles = {
+      description        = "Invocations were throttled (account or reserved concurrency): the shard waits and its lag grows."
+      namespace          = "AWS/Lambda"
+      metric_name        = "Throttles"
+      statistic          = "Sum"
+      threshold          = var.throttles_threshold
+      evaluation_periods = 1
+      dimension          = "function"
+    }
+    failure-queue = {
+      description        = "Batches were given up on: their records are missing from the summaries until `make redrive` (or `make reconcile ARGS=--repair`)."
+      namespace          = "AWS/SQS"
+      metric_name        = "ApproximateNumberOfMessagesVisible"
+      statistic          = "Maximum"
+      threshold          = 0
+      evaluation_periods = 1
+      dimension          = "queue"
+    }
+    skipped-invalid = {
+      description        = "The function skipped malformed stream records (logged with sequence number and reason); a writer produces items outside the data model."
+      namespace          = var.metrics_namespace
+      metric_name        = "RecordsSkippedInvalid"
+      statistic          = "Sum"
+      threshold          = 0
+      evaluation_periods = 1
+      dimension          = "service"
+    }
+  }
+
+  alarms = merge([
+    for role, fn in var.functions : {
+      for kind, spec in local.alarm_kinds : "${role}.${kind}" => merge(spec, {
+        name = "${fn.function_name}-${kind}"
+        dimensions = {
+          function = { FunctionName = fn.function_name }
+          queue    = { QueueName = fn.failure_queue_name }
+          service  = { service = fn.metrics_service }
+        }[spec.dimension]
+      })
+    }
+  ]...)
+}
+
+resource "aws_cloudwatch_metric_alarm" "this" {
+  for_each = local.alarms
+
+  alarm_name          = each.value.name
+  alarm_description   = each.value.description
+  namespace           = each.value.namespace
+  metric_name         = each.value.metric_name
+  dimensions          = each.value.dimensions
+  statistic           = each.value.statistic
+  period              = var.alarm_period_seconds
+  evaluation_periods  = each.value.evaluation_periods
+  threshold           = each.value.threshold
+  comparison_operator = "GreaterThanThreshold"
+  # No data means no invocation, no error, no message: all healthy (an SQS queue that
+  # holds messages counts as active and keeps publishing its depth).
+  treat_missing_data = "notBreaching"
+  alarm_actions      = [local.topic_arn]
+  ok_actions         = [local.topic_arn]
+  tags               = var.tags
+}

@@ -1,0 +1,93 @@
+data "aws_region" "current" {}
+
+# One row per function (Lambda's own metrics and the handlers' EMF metrics), then the
+# table's write capacity and throttles, then the failure queues' depth.
+locals {
+  widget_width = 6 # four graphs per 24-unit row
+
+  function_rows = [
+    for index, role in sort(keys(var.functions)) : [
+      for column, widget in [
+        {
+          title = "${role}: invocations, errors, throttles"
+          metrics = [
+            for name in ["Invocations", "Errors", "Throttles"] :
+            ["AWS/Lambda", name, "FunctionName", var.functions[role].function_name, { stat = "Sum" }]
+          ]
+        },
+        {
+          title = "${role}: duration (ms) and iterator age (ms)"
+          metrics = [
+            ["AWS/Lambda", "Duration", "FunctionName", var.functions[role].function_name, { stat = "Average" }],
+            ["AWS/Lambda", "Duration", "FunctionName", var.functions[role].function_name, { stat = "Maximum" }],
+            ["AWS/Lambda", "IteratorAge", "FunctionName", var.functions[role].function_name, { stat = "Maximum" }],
+          ]
+        },
+        {
+          title = "${role}: records received, applied, skipped, suppressed"
+          metrics = [
+            for name in ["RecordsReceived", "RecordsApplied", "RecordsSkippedInvalid", "RecordsSuppressedDuplicate", "RecordsRetried"] :
+            [var.metrics_namespace, name, "service", var.functions[role].metrics_service, { stat = "Sum" }]
+          ]
+        },
+        {
+          title = "${role}: summary writes and reads"
+          metrics = [
+            for name in ["SummaryWrites", "SummaryReads"] :
+            [var.metrics_namespace, name, "service", var.functions[role].metrics_service, { stat = "Sum" }]
+          ]
+        },
+      ] :
+      {
+        type       = "metric"
+        x          = column * local.widget_width
+        y          = index * 6
+        width      = local.widget_width
+        height     = 6
+        properties = { title = widget.title, metrics = widget.metrics, region = data.aws_region.current.name, period = var.alarm_period_seconds, view = "timeSeries", stacked = false }
+      }
+    ]
+  ]
+
+  table_and_queue_row = [
+    {
+      type   = "metric"
+      x      = 0
+      y      = length(var.functions) * 6
+      width  = 12
+      height = 6
+      properties = {
+        title = "table ${var.table_name}: consumed write capacity and throttles"
+        metrics = [
+          for name in ["ConsumedWriteCapacityUnits", "WriteThrottleEvents", "ReadThrottleEvents"] :
+          ["AWS/DynamoDB", name, "TableName", var.table_name, { stat = "Sum" }]
+        ]
+        region = data.aws_region.current.name
+        period = var.alarm_period_seconds
+        view   = "timeSeries"
+      }
+    },
+    {
+      type   = "metric"
+      x      = 12
+      y      = length(var.functions) * 6
+      width  = 12
+      height = 6
+      properties = {
+        title = "on-failure queues: messages (batches given up on)"
+        metrics = [
+          for role in sort(keys(var.functions)) :
+          ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", var.functions[role].failure_queue_name, { stat = "Maximum" }]
+        ]
+        region = data.aws_region.current.name
+        period = var.alarm_period_seconds
+        view   = "timeSeries"
+      }
+    },
+  ]
+}
+
+resource "aws_cloudwatch_dashboard" "this" {
+  dashboard_name = "${var.name_prefix}-pipeline"
+  dashboard_body = jsonencode({ widgets = concat(flatten(local.function_rows), local.table_and_queue_row) })
+}

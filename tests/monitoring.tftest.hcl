@@ -1,0 +1,244 @@
+# terraform test of modules/monitoring with a mock provider: every stream function gets every
+# alarm, each on the right metric, dimensions and comparison. Run with `make tf-test`.
+
+mock_provider "aws" {
+  mock_data "aws_iam_policy_document" {
+    defaults = {
+      json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}"
+    }
+  }
+
+  mock_data "aws_region" {
+    defaults = {
+      name = "us-east-1"
+    }
+  }
+
+  # The provider validates ARNs, so the mocks must look like real ones.
+  mock_resource "aws_iam_role" {
+    defaults = {
+      arn = "arn:aws:iam::123456789012:role/tftest"
+    }
+  }
+
+  mock_resource "aws_sqs_queue" {
+    defaults = {
+      arn = "arn:aws:sqs:us-east-1:123456789012:tftest-on-failure"
+      url = "https://sqs.us-east-1.amazonaws.com/123456789012/tftest-on-failure"
+    }
+  }
+
+  mock_resource "aws_cloudwatch_log_group" {
+    defaults = {
+      arn = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/tftest"
+    }
+  }
+
+  mock_resource "aws_lambda_function" {
+    defaults = {
+      arn = "arn:aws:lambda:us-east-1:123456789012:function:tftest"
+    }
+  }
+
+  mock_resource "aws_sns_topic" {
+    defaults = {
+      arn = "arn:aws:sns:us-east-1:123456789012:tftest-alarms"
+    }
+  }
+}
+
+variables {
+  name_prefix  = "tftest"
+  package_file = "build/lambda.zip"
+}
+
+# The root wires each function's own name, queue and EMF service into the module.
+run "every_function_gets_every_alarm" {
+  command = apply
+
+  override_resource {
+    target = module.stream_function["views"].aws_sqs_queue.on_failure
+    values = {
+      arn = "arn:aws:sqs:us-east-1:123456789012:tftest-update-views-on-failure"
+    }
+  }
+
+  override_resource {
+    target = module.stream_function["votes"].aws_sqs_queue.on_failure
+    values = {
+      arn = "arn:aws:sqs:us-east-1:123456789012:tftest-update-votes-on-failure"
+    }
+  }
+
+  assert {
+    condition = output.alarm_names == {
+      for pair in setproduct(["views", "votes"], ["iterator-age", "errors", "throttles", "failure-queue", "skipped-invalid"]) :
+      "${pair[0]}.${pair[1]}" => "tftest-update-${pair[0]}-${pair[1]}"
+    }
+    error_message = "each function must have the five alarms, named <function>-<kind>"
+  }
+
+  assert {
+    condition = alltrue([
+      for role in ["views", "votes"] :
+      module.monitoring.alarm_dimensions["${role}.failure-queue"] == { QueueName = "tftest-update-${role}-on-failure" }
+      && module.monitoring.alarm_dimensions["${role}.skipped-invalid"] == { service = "update-${role}" }
+      && module.monitoring.alarm_dimensions["${role}.errors"] == { FunctionName = "tftest-update-${role}" }
+    ])
+    error_message = "each function's alarms must watch its own function, its own failure queue and its own EMF service"
+  }
+
+  assert {
+    condition     = output.alarm_topic_arn == "arn:aws:sns:us-east-1:123456789012:tftest-alarms"
+    error_message = "without alarm_topic_arn the stack creates its own topic"
+  }
+
+  assert {
+    condition     = output.dashboard_name == "tftest-pipeline"
+    error_message = "the dashboard is named <name_prefix>-pipeline"
+  }
+}
+
+run "alarms_watch_the_right_metrics" {
+  command = plan
+
+  module {
+    source = "./modules/monitoring"
+  }
+
+  variables {
+    table_name = "tftest-data"
+    functions = {
+      views = { function_name = "f-views", failure_queue_name = "q-views", metrics_service = "update-views" }
+      votes = { function_name = "f-votes", failure_queue_name = "q-votes", metrics_service = "update-votes" }
+    }
+  }
+
+  assert {
+    condition     = length(aws_cloudwatch_metric_alarm.this) == 10
+    error_message = "two functions must give ten alarms"
+  }
+
+  assert {
+    condition = alltrue([
+      for role in ["views", "votes"] : (
+        aws_cloudwatch_metric_alarm.this["${role}.iterator-age"].namespace == "AWS/Lambda"
+        && aws_cloudwatch_metric_alarm.this["${role}.iterator-age"].metric_name == "IteratorAge"
+        && aws_cloudwatch_metric_alarm.this["${role}.iterator-age"].statistic == "Maximum"
+        && aws_cloudwatch_metric_alarm.this["${role}.iterator-age"].threshold == 120000
+        && aws_cloudwatch_metric_alarm.this["${role}.iterator-age"].evaluation_periods == 5
+        && aws_cloudwatch_metric_alarm.this["${role}.iterator-age"].dimensions == tomap({ FunctionName = "f-${role}" })
+      )
+    ])
+    error_message = "iterator-age must alarm on AWS/Lambda IteratorAge (Maximum, ms) of its function for 5 periods above 120 s"
+  }
+
+  assert {
+    condition = alltrue(flatten([
+      for role in ["views", "votes"] : [
+        for kind in ["errors", "throttles"] : (
+          aws_cloudwatch_metric_alarm.this["${role}.${kind}"].namespace == "AWS/Lambda"
+          && aws_cloudwatch_metric_alarm.this["${role}.${kind}"].metric_name == title(kind)
+          && aws_cloudwatch_metric_alarm.this["${role}.${kind}"].statistic == "Sum"
+          && aws_cloudwatch_metric_alarm.this["${role}.${kind}"].threshold == 0
+          && aws_cloudwatch_metric_alarm.this["${role}.${kind}"].dimensions == tomap({ FunctionName = "f-${role}" })
+        )
+      ]
+    ]))
+    error_message = "errors and throttles must alarm on the function's AWS/Lambda Errors / Throttles (Sum) above 0"
+  }
+
+  assert {
+    condition = alltrue([
+      for role in ["views", "votes"] : (
+        aws_cloudwatch_metric_alarm.this["${role}.failure-queue"].namespace == "AWS/SQS"
+        && aws_cloudwatch_metric_alarm.this["${role}.failure-queue"].metric_name == "ApproximateNumberOfMessagesVisible"
+        && aws_cloudwatch_metric_alarm.this["${role}.failure-queue"].statistic == "Maximum"
+        && aws_cloudwatch_metric_alarm.this["${role}.failure-queue"].threshold == 0
+        && aws_cloudwatch_metric_alarm.this["${role}.failure-queue"].dimensions == tomap({ QueueName = "q-${role}" })
+      )
+    ])
+    error_message = "failure-queue must alarm when the function's own on-failure queue holds any message"
+  }
+
+  assert {
+    condition = alltrue([
+      for role in ["views", "votes"] : (
+        aws_cloudwatch_metric_alarm.this["${role}.skipped-invalid"].namespace == "VideoStats"
+        && aws_cloudwatch_metric_alarm.this["${role}.skipped-invalid"].metric_name == "RecordsSkippedInvalid"
+        && aws_cloudwatch_metric_alarm.this["${role}.skipped-invalid"].statistic == "Sum"
+        && aws_cloudwatch_metric_alarm.this["${role}.skipped-invalid"].threshold == 0
+        && aws_cloudwatch_metric_alarm.this["${role}.skipped-invalid"].dimensions == tomap({ service = "update-${role}" })
+      )
+    ])
+    error_message = "skipped-invalid must alarm on the handlers' EMF RecordsSkippedInvalid (namespace VideoStats, dimension service) above 0"
+  }
+
+  assert {
+    condition = alltrue([
+      for alarm in values(aws_cloudwatch_metric_alarm.this) :
+      alarm.comparison_operator == "GreaterThanThreshold" && alarm.period == 60
+      && alarm.treat_missing_data == "notBreaching"
+      && length(alarm.alarm_actions) == 1 && length(alarm.ok_actions) == 1
+    ])
+    error_message = "every alarm compares with GreaterThanThreshold over 60 s periods and notifies on ALARM and OK"
+  }
+}
+
+run "uses_a_passed_topic_and_subscribes_an_email" {
+  command = plan
+
+  module {
+    source = "./modules/monitoring"
+  }
+
+  variables {
+    table_name      = "tftest-data"
+    alarm_topic_arn = "arn:aws:sns:eu-west-1:123456789012:on-call"
+    alarm_email     = "ops@example.com"
+    functions = {
+      views = { function_name = "f-views", failure_queue_name = "q-views", metrics_service = "update-views" }
+    }
+  }
+
+  assert {
+    condition     = length(aws_sns_topic.alarms) == 0 && aws_sns_topic_subscription.email[0].topic_arn == "arn:aws:sns:eu-west-1:123456789012:on-call"
+    error_message = "a passed topic is used, not created, and the e-mail subscribes to it"
+  }
+
+  assert {
+    condition     = alltrue([for alarm in values(aws_cloudwatch_metric_alarm.this) : alarm.alarm_actions == toset(["arn:aws:sns:eu-west-1:123456789012:on-call"])])
+    error_message = "every alarm notifies the passed topic"
+  }
+}
+
+run "rejects_bad_monitoring_settings" {
+  command = plan
+
+  module {
+    source = "./modules/monitoring"
+  }
+
+  variables {
+    table_name                      = "tftest-data"
+    alarm_topic_arn                 = "not-an-arn"
+    alarm_email                     = "nobody"
+    alarm_period_seconds            = 90
+    iterator_age_threshold_seconds  = 0
+    iterator_age_evaluation_periods = 1.5
+    errors_threshold                = -1
+    metrics_namespace               = "AWS/Lambda"
+    functions                       = {}
+  }
+
+  expect_failures = [
+    var.alarm_topic_arn,
+    var.alarm_email,
+    var.alarm_period_seconds,
+    var.iterator_age_threshold_seconds,
+    var.iterator_age_evaluation_periods,
+    var.errors_threshold,
+    var.metrics_namespace,
+    var.functions,
+  ]
+}

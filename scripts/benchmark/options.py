@@ -176,7 +176,7 @@ def options_from_args(args: argparse.Namespace) -> Options:
         output_dir=output_dir,
         time_budget=args.time_budget,
         durations={"baseline": args.baseline_duration, "ours": args.ours_duration},
-        projection_operations=30_000 if args.quick else 100_000,
+        projection_operations=20_000 if args.quick else 100_000,
         partitions=args.partitions,
         rotation_seconds=args.rotation_seconds,
     )

@@ -276,6 +276,8 @@ class Sample:
         # By identity: a consumer's filter need not be hashable; the consumer is kept alive.
         self._accepted: dict[int, tuple[Consumer, list[bool]]] = {}
         self._partitions: dict[int, list[int]] = {}
+        # (consumers, events a day, partitions) -> the cell: the merge does not depend on costs
+        self.cells: dict[tuple[tuple[int, ...], int, int], Cell] = {}
 
     def accepted(self, consumer: Consumer) -> list[bool]:
         key = id(consumer)
@@ -301,7 +303,15 @@ class Sample:
 
 
 def project_cell(sample: Sample, design: Design, events_per_day: int, partitions: int) -> Cell:
-    """One design at ``events_per_day`` on ``partitions`` partitions (see the module notes)."""
+    """One design at ``events_per_day`` on ``partitions`` partitions (see the module notes);
+    worked out once per sample for the same consumers."""
+    key = (tuple(id(c) for c in design.consumers), events_per_day, partitions)
+    if key not in sample.cells:
+        sample.cells[key] = _project_cell(sample, design, events_per_day, partitions)
+    return sample.cells[key]
+
+
+def _project_cell(sample: Sample, design: Design, events_per_day: int, partitions: int) -> Cell:
     invocations = 0.0
     writes: Counter[WriteKind] = Counter()
     per_event: dict[WriteKind, float] = {}

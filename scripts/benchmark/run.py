@@ -535,16 +535,19 @@ class Bench:
         t0 = time.monotonic()
         operations = production_operations(self.options.projection_operations, self.options.seed)
         sample = Sample(list(stream_records(operations)))
+        consumers = {key: _consumers(deployments[key]) for key in ("baseline", "ours")}
         tables = {
             workload: projection_table(
                 sample,
                 _design(
                     deployments["baseline"],
+                    consumers["baseline"],
                     self.summary_items.get(("baseline", workload)),
                     self.options.partitions,
                 ),
                 _design(
                     deployments["ours"],
+                    consumers["ours"],
                     self.summary_items.get(("ours", workload)),
                     self.options.partitions,
                 ),
@@ -633,11 +636,9 @@ def _batch_problem(
     return None
 
 
-def _design(
-    deployed: DeployedDesign, items: dict[SummaryKind, AttributeMap] | None, partitions: int
-) -> Design:
-    """A deployed design with the summary items one of its runs left (their sizes)."""
-    consumers = tuple(
+def _consumers(deployed: DeployedDesign) -> tuple[Consumer, ...]:
+    """A deployed design's mappings as the projection batches them (their deployed filters)."""
+    return tuple(
         Consumer(
             item_type=m.item_type,
             batch_size=m.batch_size,
@@ -647,6 +648,15 @@ def _design(
         )
         for m in deployed.mappings
     )
+
+
+def _design(
+    deployed: DeployedDesign,
+    consumers: tuple[Consumer, ...],
+    items: dict[SummaryKind, AttributeMap] | None,
+    partitions: int,
+) -> Design:
+    """A deployed design with the summary items one of its runs left (their sizes)."""
     summaries = SummaryShape(
         items=items or {},
         indexes=tuple(deployed.shapes),

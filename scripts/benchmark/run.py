@@ -623,11 +623,9 @@ def _batch_problem(
             f"{stats.get('records_delivered')}"
         )
     batches = sum(1 for n in sizes if n)
-    if (
-        len(sizes) != int(stats.get("invocations") or 0)
-        or batches != int(stats.get("batches") or 0)
-        or sum(sizes) != len(delivered)
-    ):
+    # Only invocations with records count: a tumbling window's closing call need not log a
+    # batch size (the handlers answer it before parsing anything).
+    if batches != int(stats.get("batches") or 0) or sum(sizes) != len(delivered):
         return (
             f"the function logged {len(sizes)} invocations ({batches} with records, "
             f"{sum(sizes)} records), the engine made {stats.get('invocations')} invocations "

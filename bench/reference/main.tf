@@ -1,5 +1,5 @@
 # The reference design of the blog post "Simplify your code and save money with
-# Lambda Event Filters" (docs/design.md §4, §6), rebuilt on this project's modules for
+# Lambda Event Filters" (docs/design.md §4, §6), rebuilt on this project's table module for
 # `make bench` only: it is never deployed by `make deploy`.
 #
 # Faithful to the reference code, including its mistakes:
@@ -9,8 +9,9 @@
 # - handlers that write both summaries in one TransactWriteItems per record;
 # - the CDK defaults the reference code ran with: 128 MB, x86_64, and an event
 #   source mapping with unlimited retries, no record age limit, no bisection, no
-#   partial batch responses and no tumbling window. (The module always adds an
-#   on-failure queue; no batch fails in the benchmark, so it changes nothing.)
+#   partial batch responses, no tumbling window and no on-failure destination.
+# Its functions and mappings are its own (functions.tf), not modules/stream_function: that
+# module refuses exactly these settings, which would lose counts with this project's handlers.
 # Departures: the runtime is python3.12 (the reference's python3.9 is deprecated),
 # the timeout is 30 s instead of 3 s (a loaded local endpoint is slower than AWS
 # and must not turn into spurious retries), and the table is this project's (the
@@ -57,32 +58,4 @@ locals {
     views = { handler = "reference_design.handlers.update_view_counters", item_type = "VIEW" }
     votes = { handler = "reference_design.handlers.update_like_counters", item_type = "VOTE" }
   }
-}
-
-module "stream_function" {
-  source   = "../../modules/stream_function"
-  for_each = local.functions
-
-  name            = "${var.name_prefix}-update-${each.key}"
-  description     = "Reference design (benchmark only): one transaction per ${each.value.item_type} record."
-  handler         = each.value.handler
-  runtime         = "python3.12"
-  architecture    = local.architecture
-  memory_size     = local.memory_size
-  timeout         = 30
-  package_file    = var.package_file
-  environment     = { TABLE_NAME = module.table.name }
-  table_arn       = module.table.arn
-  stream_arn      = module.table.stream_arn
-  filter_patterns = [local.blog_filter_patterns[each.value.item_type]]
-
-  log_retention_days                 = 1
-  batch_size                         = local.mapping.batch_size
-  maximum_batching_window_in_seconds = local.mapping.maximum_batching_window_in_seconds
-  starting_position                  = local.mapping.starting_position
-  maximum_retry_attempts             = local.mapping.maximum_retry_attempts
-  maximum_record_age_in_seconds      = local.mapping.maximum_record_age_in_seconds
-  bisect_batch_on_function_error     = local.mapping.bisect_batch_on_function_error
-  report_batch_item_failures         = local.mapping.report_batch_item_failures
-  tumbling_window_in_seconds         = local.mapping.tumbling_window_in_seconds
 }

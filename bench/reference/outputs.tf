@@ -10,12 +10,12 @@ output "stream_arn" {
 
 output "function_names" {
   description = "Names of the stream functions, by item type they aggregate (views, votes)."
-  value       = { for role, fn in module.stream_function : role => fn.function_name }
+  value       = { for role, fn in aws_lambda_function.function : role => fn.function_name }
 }
 
 output "event_source_mapping_uuids" {
   description = "UUIDs of the event source mappings, by function (views, votes)."
-  value       = { for role, fn in module.stream_function : role => fn.event_source_mapping_uuid }
+  value       = { for role, mapping in aws_lambda_event_source_mapping.function : role => mapping.uuid }
 }
 
 output "settings" {

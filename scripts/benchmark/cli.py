@@ -4,6 +4,7 @@
     python -m benchmark designs                   # both designs, both workloads (~10 min)
     python -m benchmark designs --quick           # small workloads, a smoke test (~3 min)
     python -m benchmark designs --events-large 20000 --rate 60
+    python -m benchmark designs --quick --partitions 4 --rotation-seconds 45   # production shape
     python -m benchmark designs --readme-table    # README summary table from results.json
     python -m benchmark handler                   # parse-and-merge throughput of the handlers
     python -m benchmark engine                    # is the local engine the bottleneck?

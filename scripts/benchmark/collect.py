@@ -17,8 +17,9 @@ from typing import Any
 
 from localcloud.filters import CompiledFilters, compile_filter_criteria
 from localcloud.protocol import event_record
-from localcloud.writestats import IndexShape, index_write_units
+from localcloud.writestats import IndexShape, index_write_units, item_size
 from video_stats import model
+from video_stats.model import AttributeMap
 from vstats.effects import is_base_item
 
 BASE_OPERATIONS = ("PutItem", "DeleteItem")  # the load test writes base items only this way
@@ -27,38 +28,49 @@ STREAM_PAGE = 1000
 
 
 class StreamCursor:
-    """Reads a table's stream (single shard, as on the local endpoint) from where it stopped."""
+    """Reads a table's stream from where it stopped, every shard (a stream of several
+    partitions, and shards that rotate, have several): each shard's records in order, the
+    shards in the order the stream lists them (parents before their children)."""
 
     def __init__(self, client: Any, stream_arn: str) -> None:
         self._client = client
         self.stream_arn = stream_arn
-        self._last: str | None = None  # sequence number of the last record read
-        self._shard: str | None = None
+        self._last: dict[str, str] = {}  # shard id -> sequence number of its last record read
+        self.shards_read: int = 0  # shards that had records in the last read_new()
 
-    def _shard_id(self) -> str:
-        if self._shard is None:
-            shards = self._client.describe_stream(StreamArn=self.stream_arn)["StreamDescription"][
-                "Shards"
-            ]
-            if len(shards) != 1:
-                raise RuntimeError(f"expected one stream shard, found {len(shards)}")
-            self._shard = str(shards[0]["ShardId"])
-        return self._shard
+    def _shard_ids(self) -> list[str]:
+        request: dict[str, Any] = {"StreamArn": self.stream_arn}
+        shards: list[str] = []
+        while True:
+            description = self._client.describe_stream(**request)["StreamDescription"]
+            shards += [str(shard["ShardId"]) for shard in description.get("Shards", [])]
+            last = description.get("LastEvaluatedShardId")
+            if not last:
+                return shards
+            request["ExclusiveStartShardId"] = last
 
     def read_new(self) -> list[dict[str, Any]]:
         """Every record written since the previous call (all of them the first time)."""
-        shard = self._shard_id()
-        if self._last is None:
-            iterator = self._client.get_shard_iterator(
-                StreamArn=self.stream_arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
-            )["ShardIterator"]
-        else:
-            iterator = self._client.get_shard_iterator(
-                StreamArn=self.stream_arn,
-                ShardId=shard,
-                ShardIteratorType="AFTER_SEQUENCE_NUMBER",
-                SequenceNumber=self._last,
-            )["ShardIterator"]
+        records: list[dict[str, Any]] = []
+        self.shards_read = 0
+        for shard in self._shard_ids():
+            found = self._read_shard(shard)
+            if found:
+                self.shards_read += 1
+                self._last[shard] = str(found[-1]["dynamodb"]["SequenceNumber"])
+                records.extend(found)
+        return records
+
+    def _read_shard(self, shard: str) -> list[dict[str, Any]]:
+        position: dict[str, Any] = {"ShardIteratorType": "TRIM_HORIZON"}
+        if shard in self._last:
+            position = {
+                "ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
+                "SequenceNumber": self._last[shard],
+            }
+        iterator = self._client.get_shard_iterator(
+            StreamArn=self.stream_arn, ShardId=shard, **position
+        )["ShardIterator"]
         records: list[dict[str, Any]] = []
         while iterator:
             page = self._client.get_records(ShardIterator=iterator, Limit=STREAM_PAGE)
@@ -67,8 +79,6 @@ class StreamCursor:
             if not batch:
                 break
             iterator = page.get("NextShardIterator")
-        if records:
-            self._last = str(records[-1]["dynamodb"]["SequenceNumber"])
         return records
 
 
@@ -225,3 +235,31 @@ def table_writes(stats: Mapping[str, Any], table: str) -> TableWrites:
 
 def mapping_counters(stats: Mapping[str, Any], uuids: Iterable[str]) -> dict[str, dict[str, Any]]:
     return {uuid: dict(stats.get(uuid) or {}) for uuid in uuids}
+
+
+@dataclass(frozen=True, slots=True)
+class SummarySizes:
+    items: int
+    max_bytes: int | None  # DynamoDB's item size (the endpoint's own rule)
+    max_marks: int | None  # exactly-once bookkeeping attributes
+    largest: dict[model.SummaryKind, AttributeMap]  # the largest summary item of each kind
+
+
+def summary_sizes(items: Iterable[AttributeMap], id_prefix: str) -> SummarySizes:
+    """The largest summary item of a workload (its ids start with ``id_prefix``) and the most
+    marks one holds: a write costs one WRU per started KB of the item."""
+    count = 0
+    max_bytes = max_marks = None
+    largest: dict[model.SummaryKind, AttributeMap] = {}
+    for item in items:
+        key = model.summary_key_of(item)
+        if key is None or not key.id.startswith(id_prefix):
+            continue
+        count += 1
+        size = item_size(item)
+        marks = sum(1 for name in item if model.is_mark_attribute(name))
+        max_bytes = size if max_bytes is None else max(max_bytes, size)
+        max_marks = marks if max_marks is None else max(max_marks, marks)
+        if key.kind not in largest or size > item_size(largest[key.kind]):
+            largest[key.kind] = item
+    return SummarySizes(count, max_bytes, max_marks, largest)

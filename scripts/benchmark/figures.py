@@ -26,8 +26,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final, TypeVar
 
-from video_stats import model
-from video_stats.model import Counters, SummaryKey
+from video_stats.model import ItemType
+from vstats.effects import batch_effect
 from vstats.load_report import percentile
 
 EVENTS_PER_DAY: Final = 1_000_000
@@ -110,14 +110,13 @@ class BatchBound:
         )
 
 
-def batch_bound(batches: Iterable[Sequence[Mapping[SummaryKey, Counters]]]) -> BatchBound:
-    """The write lower bound of a sequence of batches, each a list of record effects."""
+def batch_bound(batches: Iterable[Sequence[Mapping[str, Any]]], item_type: ItemType) -> BatchBound:
+    """The write lower bound of a sequence of batches of stream records (Lambda format) of one
+    function, each merged by the handlers' own ``parse_batch``: one write per key whose net
+    change in its batch is not zero."""
     total = BatchBound()
     for batch in batches:
-        net: dict[SummaryKey, Counters] = {}
-        for effect in batch:
-            for key, counters in effect.items():
-                net[key] = net.get(key, model.ZERO) + counters
+        net = batch_effect(batch, item_type)
         changed = sum(1 for counters in net.values() if not counters.is_zero())
         total = total + BatchBound(1, len(batch), len(net), changed)
     return total
@@ -147,9 +146,10 @@ def min_batches(delivered: int, batch_size: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class FunctionStream:
-    """One function's delivered records (their effects, in order) and its mapping settings."""
+    """One function's delivered records (in order) and its mapping settings."""
 
-    effects: Sequence[Mapping[SummaryKey, Counters]]
+    records: Sequence[Mapping[str, Any]]
+    item_type: ItemType
     batch_size: int
     window_seconds: float
     tumbling_window_seconds: int = 0
@@ -187,14 +187,14 @@ def project(
     invocations = 0.0
     writes = 0
     for stream in streams:
-        share = len(stream.effects) / records * events_per_second
+        share = len(stream.records) / records * events_per_second
         size = max(1, min(stream.batch_size, round(share * stream.window_seconds)))
         sizes.append(size)
-        batches = [stream.effects[i : i + size] for i in range(0, len(stream.effects), size)]
-        bound = batch_bound(batches)
+        batches = [stream.records[i : i + size] for i in range(0, len(stream.records), size)]
+        bound = batch_bound(batches, stream.item_type)
         invocations += bound.batches
         writes += bound.changed_keys
-        if stream.tumbling_window_seconds > 0 and stream.effects:
+        if stream.tumbling_window_seconds > 0 and stream.records:
             # Per record: closing calls a day / records a day.
             invocations += (
                 records * (86_400 / stream.tumbling_window_seconds) / (events_per_second * 86_400)
@@ -318,6 +318,9 @@ class RunCounts:
     local_ms_per_invocation: float | None = None
     projection: Projection | None = None  # at EVENTS_PER_DAY
     events_by_kind: dict[str, int] = field(default_factory=dict)
+    partitions: int = 1  # of the measured stream
+    max_summary_item_bytes: int | None = None  # after the run, over the workload's summaries
+    max_marks_per_item: int | None = None
 
     @property
     def records(self) -> int:
@@ -349,6 +352,9 @@ def figures(counts: RunCounts, settings: FunctionSettings) -> dict[str, Any]:
         "probes": counts.probes,
         "records": records,
         "events_by_kind": dict(sorted(counts.events_by_kind.items())),
+        "partitions": counts.partitions,
+        "max_summary_item_bytes": counts.max_summary_item_bytes,
+        "max_marks_per_item": counts.max_marks_per_item,
         "achieved_rate": _r(counts.achieved_rate, 1),
         "write_seconds": _r(counts.write_seconds, 2),
         "invocations": counts.invocations,

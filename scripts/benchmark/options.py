@@ -34,6 +34,9 @@ class Options:
     time_budget: float
     durations: dict[str, DurationModel]
     probe_interval: float = 1.0
+    projection_operations: int = 100_000  # generator operations simulated for the projection
+    partitions: int = 1  # open shards of each stream on the private endpoint
+    rotation_seconds: float = 0.0  # a shard closes (a child continues) after this long; 0 never
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -84,7 +87,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="target events per second offered to both designs (default 80; the local "
         "endpoint sustains about 60 with this project's larger batches of summary writes)",
     )
-    sizes.add_argument("--writers", type=_writers, default=4, help="concurrent writers (default 4)")
+    sizes.add_argument(
+        "--writers",
+        type=cli.positive_int_at_most(64, "writers"),
+        default=4,
+        help="concurrent writers (default 4)",
+    )
     sizes.add_argument(
         "--seed", type=int, default=DEFAULT_SEED, help=f"generator seed (default {DEFAULT_SEED})"
     )
@@ -100,6 +108,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             help=f"billed ms per invocation of {key} (default {default}: fixed + per summary "
             "write request)",
         )
+    stream = parser.add_argument_group(
+        "stream shape (the private endpoint's; the exact write lower bound needs one shard)"
+    )
+    stream.add_argument(
+        "--partitions",
+        type=cli.positive_int_at_most(64, "partitions"),
+        default=1,
+        help="open shards per stream, e.g. 4 or 16 for the production shape (default 1)",
+    )
+    stream.add_argument(
+        "--rotation-seconds",
+        type=cli.non_negative_float,
+        default=0.0,
+        help="close every shard after this many seconds, a child continuing it, as DynamoDB "
+        "Streams does every few hours (default 0: never)",
+    )
     run = parser.add_argument_group("run")
     run.add_argument(
         "--output-dir",
@@ -128,13 +152,6 @@ def _names(known: tuple[str, ...]) -> Callable[[str], tuple[str, ...]]:
     return parse
 
 
-def _writers(text: str) -> int:
-    value = cli.positive_int(text)
-    if value > 64:
-        raise argparse.ArgumentTypeError(f"at most 64 writers, got {value}")
-    return value
-
-
 def _budget(text: str) -> float:
     value = cli.positive_float(text)
     if value < 120:
@@ -159,4 +176,7 @@ def options_from_args(args: argparse.Namespace) -> Options:
         output_dir=output_dir,
         time_budget=args.time_budget,
         durations={"baseline": args.baseline_duration, "ours": args.ours_duration},
+        projection_operations=20_000 if args.quick else 100_000,
+        partitions=args.partitions,
+        rotation_seconds=args.rotation_seconds,
     )

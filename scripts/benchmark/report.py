@@ -157,7 +157,91 @@ def evaluate_targets(results: Mapping[str, Any]) -> list[Target]:
                 + ("" if entry.get("drained") else " (not drained)"),
             )
         )
+    return targets + _delay_targets(results) + _production_targets(results)
+
+
+def _delay_targets(results: Mapping[str, Any]) -> list[Target]:
+    """This project's write-to-summary p99 within its batching window + 2 s (the default
+    configuration, on the local stream)."""
+    configuration = ((results.get("meta") or {}).get("configurations") or {}).get("ours") or {}
+    windows = [
+        float((m.get("settings") or {}).get("MaximumBatchingWindowInSeconds") or 0)
+        for m in configuration.get("mappings") or []
+    ]
+    if not windows:
+        return []
+    budget = max(windows) + 2.0
+    targets = []
+    for workload, entry in (results.get("ours") or {}).items():
+        p99 = entry.get("write_to_summary_p99_seconds")
+        targets.append(
+            Target(
+                f"write-to-summary p99 ≤ batching window + 2 s ({budget:g} s)",
+                workload,
+                None if p99 is None else p99 <= budget,
+                f"p99 {_num(p99, 2)} s",
+            )
+        )
     return targets
+
+
+def production_target(events_per_day: int, partitions: int) -> float:
+    """The least reference ÷ ours ratio of aggregation cost asked for at the production shape:
+    3x at 1 M events a day on 1 or 4 partitions, 2x on 16, 4x at 10 M and 100 M on 4 and 16;
+    in every other cell, at least never more expensive (1x)."""
+    if events_per_day <= 1_000_000:
+        return 3.0 if partitions <= 4 else 2.0
+    return 4.0 if partitions >= 4 else 1.0
+
+
+def projection_rows(results: Mapping[str, Any]) -> tuple[str | None, list[Mapping[str, Any]]]:
+    """The production-shape projection to show: the large workload's (its measured write
+    costs), else the first workload that has one."""
+    ours = results.get("ours") or {}
+    for workload in ("large", *ours):
+        rows = (ours.get(workload) or {}).get("projection")
+        if isinstance(rows, list) and rows:
+            return workload, rows
+    return None, []
+
+
+def _production_targets(results: Mapping[str, Any]) -> list[Target]:
+    workload, rows = projection_rows(results)
+    targets = []
+    for row in rows:
+        wanted = production_target(row["events_per_day"], row["partitions"])
+        ratio = row.get("ratio")
+        targets.append(
+            Target(
+                f"reference ÷ ours ≥ {wanted:g}x at {_per_day(row['events_per_day'])} events/day "
+                f"on {row['partitions']} partition(s) (projected)",
+                workload or "-",
+                None if ratio is None else ratio >= wanted,
+                f"{_num(ratio)}x ({_usd(row.get('reference_usd_month'))} vs "
+                f"{_usd(row.get('ours_usd_month'))} a month)",
+            )
+        )
+    sizes = [
+        (row["partitions"], row.get("ours_video_summary_bytes"))
+        for row in rows
+        if row["events_per_day"] == rows[0]["events_per_day"]
+    ]
+    measured = [(count, size) for count, size in sizes if isinstance(size, int)]
+    if measured:
+        largest = max(measured, key=lambda pair: pair[1])
+        targets.append(
+            Target(
+                "a summary item stays ≤ 1 KB after a day, up to 16 partitions (projected)",
+                workload or "-",
+                largest[1] <= 1024,
+                ", ".join(f"{size:,} B at {count}" for count, size in measured),
+            )
+        )
+    return targets
+
+
+def _per_day(events: int) -> str:
+    return f"{events / 1e6:g} M"
 
 
 def targets_met(results: Mapping[str, Any]) -> bool:
@@ -205,6 +289,10 @@ def readme_table(results: Mapping[str, Any]) -> str:
         "records batched as 1 M events a day would be, with an assumed duration per invocation "
         "(see build/bench/report.md)."
     )
+    production = production_table(results)
+    if production:
+        lines += ["", "At the production shape (aggregation cost a month, projected):", ""]
+        lines += production
     return "\n".join(lines)
 
 
@@ -347,6 +435,48 @@ def _projection_table(results: Mapping[str, Any]) -> list[str]:
             f"{_usd(cost.get('lambda_requests'))} | {_usd(cost.get('lambda_compute'))} | "
             f"{_usd(cost.get('dynamodb'))} | **{_usd(cost.get('total'))}** |"
         )
+    return lines
+
+
+def production_table(results: Mapping[str, Any]) -> list[str]:
+    """The production shape (Markdown): both designs' monthly aggregation cost per events a
+    day and partitions, projected (``benchmark.projection``)."""
+    workload, rows = projection_rows(results)
+    if not rows:
+        return []
+    lines = [
+        "| events/day | partitions | records per batch per shard (views, votes) | "
+        "invocations / 1,000 records (reference, ours) | summary writes / event "
+        "(reference, ours) | WRU / event incl. indexes (reference, ours) | video summary after "
+        "a day (bytes, marks) | reference $ / month | this project $ / month | reference ÷ ours "
+        "| target |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        sizes = ", ".join(_num(n) for n in row.get("ours_batch_records") or [])
+        wanted = production_target(row["events_per_day"], row["partitions"])
+        lines.append(
+            f"| {_per_day(row['events_per_day'])} | {row['partitions']} | {sizes} | "
+            f"{_num(row.get('reference_invocations_per_1000_records'), 1)}, "
+            f"{_num(row.get('ours_invocations_per_1000_records'), 1)} | "
+            f"{_num(row.get('reference_writes_per_event'), 2)}, "
+            f"{_num(row.get('ours_writes_per_event'), 2)} | "
+            f"{_num(row.get('reference_wru_per_event'), 2)}, "
+            f"{_num(row.get('ours_wru_per_event'), 2)} | "
+            f"{_num(row.get('ours_video_summary_bytes'))}, "
+            f"{_num(row.get('ours_marks_per_video_summary'))} | "
+            f"{_usd(row.get('reference_usd_month'))} | {_usd(row.get('ours_usd_month'))} | "
+            f"**{_num(row.get('ratio'))}x** | ≥ {wanted:g}x |"
+        )
+    projection = (results.get("meta") or {}).get("projection") or {}
+    lines += [
+        "",
+        f"Projected from the {workload} workload's measured write costs: "
+        f"{_num(projection.get('operations_simulated'))} operations of the load test's "
+        f"generator ({_num(projection.get('users'))} users, {_num(projection.get('videos'))} "
+        "videos, Zipf, the default mix) cut into each shard's batches and merged by the "
+        f"handlers' own code. {projection.get('note', '')}",
+    ]
     return lines
 
 
@@ -505,10 +635,12 @@ def write_chart(results: Mapping[str, Any], path: Path) -> None:
         ("$ / month at 1 M events/day (projected)", "monthly_total", None, False, "${:,.0f}"),
         ("mismatched summaries after drain", "mismatches", None, False, "{:,.0f}"),
     )  # fmt: skip
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.9 * len(panels), 4.0))
+    _, production = projection_rows(results)
+    count = len(panels) + (1 if production else 0)
+    fig, axes = plt.subplots(1, count, figsize=(3.9 * count, 4.0))
     colors = {"baseline": "#c0504d", "ours": "#4f81bd"}
     width = 0.38
-    for ax, (title, name, bound, log, labels) in zip(axes, panels, strict=True):
+    for ax, (title, name, bound, log, labels) in zip(axes[: len(panels)], panels, strict=True):
         for offset, config in ((-width / 2, "baseline"), (width / 2, "ours")):
             xs, values, bounds = [], [], []
             for index, workload in enumerate(workloads):
@@ -532,12 +664,30 @@ def write_chart(results: Mapping[str, Any], path: Path) -> None:
         if log:
             ax.set_yscale("log")
         ax.grid(axis="y", alpha=0.3)
+    if production:
+        _production_panel(axes[-1], production)
     axes[0].legend(fontsize=8)
     fig.suptitle("reference design vs this project (make bench, local endpoint)", fontsize=11)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _production_panel(ax: Any, rows: list[Mapping[str, Any]]) -> None:
+    """Reference ÷ ours at the production shape, one bar per (events/day, partitions), with
+    each cell's target."""
+    labels = [f"{row['events_per_day'] / 1e6:g}M/{row['partitions']}p" for row in rows]
+    ratios = [float(row.get("ratio") or 0.0) for row in rows]
+    xs = range(len(rows))
+    bars = ax.bar(xs, ratios, 0.6, color="#4f81bd")
+    ax.bar_label(bars, labels=[f"{r:.1f}x" for r in ratios], fontsize=7)
+    wanted = [production_target(row["events_per_day"], row["partitions"]) for row in rows]
+    ax.scatter(xs, wanted, marker="_", s=300, color="black", zorder=3, label="target")
+    ax.axhline(1.0, color="#c0504d", linewidth=0.8)
+    ax.set_xticks(list(xs), labels, rotation=60, fontsize=7)
+    ax.set_title("reference ÷ ours, production shape (projected)", fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
 
 
 def _chart_value(entry: Mapping[str, Any], name: str | None) -> float | None:

@@ -25,10 +25,12 @@ from localcloud.client import ControlClient
 from localcloud.testing import EndpointProcess, LocalEndpoint
 from localcloud.writestats import IndexShape
 from rich.console import Console
+from video_stats.model import AttributeMap, SummaryKind
 from vstats import cli
 from vstats.drift import find_drift
-from vstats.effects import ITEM_TYPE_OF_FUNCTION, record_effect
+from vstats.effects import ITEM_TYPE_OF_FUNCTION
 from vstats.load_run import LoadTest, LoadTestConfig
+from vstats.tables import scan_items
 
 from benchmark.collect import (
     DeployedMapping,
@@ -37,6 +39,7 @@ from benchmark.collect import (
     base_gsi_units,
     describe_mapping,
     index_shapes,
+    summary_sizes,
     table_writes,
 )
 from benchmark.deploy import REPO_ROOT, Stack, Terraform
@@ -54,6 +57,17 @@ from benchmark.figures import (
     split_batches,
 )
 from benchmark.options import OURS_ZIP, REFERENCE_SOURCE, TEARDOWN_RESERVE, Options
+from benchmark.projection import (
+    PRODUCTION_USERS,
+    PRODUCTION_VIDEOS,
+    Consumer,
+    Design,
+    Sample,
+    SummaryShape,
+    production_operations,
+    projection_table,
+    stream_records,
+)
 from benchmark.report import Workload, evaluate_targets, readme_table
 from benchmark.results import assemble_results, write_outputs
 
@@ -96,6 +110,10 @@ class Bench:
     skipped: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     results: dict[str, Any] = field(default_factory=dict)
+    # (config, workload) -> the largest summary item of each kind the run left
+    summary_items: dict[tuple[str, str], dict[SummaryKind, AttributeMap]] = field(
+        default_factory=dict
+    )
 
     # --- the whole run -------------------------------------------------------------------------
 
@@ -164,12 +182,13 @@ class Bench:
     def _start_endpoint(self, state_dir: Path) -> tuple[EndpointProcess, LocalEndpoint]:
         self.console.print("starting the private local endpoint ...")
         t0 = time.monotonic()
-        # One shard, never rotating: benchmark.collect reads the stream as a single shard (to
-        # do: read every shard in lineage order, then drop this pin).
-        one_shard = {"LOCALCLOUD_STREAM_PARTITIONS": "1", "LOCALCLOUD_SHARD_ROTATION_SECONDS": "0"}
-        process = EndpointProcess(
-            state_dir, server_module="benchmark.endpoint", environment=one_shard
-        )
+        # The stream shape of every table (localcloud's settings): one shard by default, which
+        # keeps the write lower bound exact (the functions log batch sizes, not their shards).
+        shape = {
+            "LOCALCLOUD_STREAM_PARTITIONS": str(self.options.partitions),
+            "LOCALCLOUD_SHARD_ROTATION_SECONDS": f"{self.options.rotation_seconds:g}",
+        }
+        process = EndpointProcess(state_dir, server_module="benchmark.endpoint", environment=shape)
         try:
             endpoint = process.start()
         except RuntimeError as exc:
@@ -341,22 +360,27 @@ class Bench:
                 if isinstance(value, int | float):
                     values.append(float(value))
             sizes = [1] * len(delivered) if mapping.batch_size == 1 else parse_batch_sizes(log_text)
-            effects = [record_effect(r, mapping.item_type) for r in delivered]
             streams.append(
                 FunctionStream(
-                    effects,
+                    delivered,
+                    mapping.item_type,
                     mapping.batch_size,
                     float(mapping.settings.get("MaximumBatchingWindowInSeconds") or 0),
                     int(mapping.settings.get("TumblingWindowInSeconds") or 0),
                 )
             )
             problem = _batch_problem(mapping, mstats, delivered, sizes)
+            if problem is None and deployment.cursor.shards_read > 1:
+                # The function logs its batch sizes, not their shards: with several shards
+                # the batches cannot be cut out of the records again.
+                problem = f"{deployment.cursor.shards_read} shards: batches are per shard"
             if problem is not None:
                 notes.append(f"{mapping.function_name}: {problem}")
                 bound = None
             elif bound is not None:
                 # Size 0: the closing invocation of a tumbling window (no records).
-                bound = bound + batch_bound(split_batches(effects, [n for n in sizes if n]))
+                batches = split_batches(delivered, [n for n in sizes if n])
+                bound = bound + batch_bound(batches, mapping.item_type)
         writes = table_writes(stats, deployment.table)
         if writes.other_operations:
             self.notes.append(f"{label}: unexpected write operations {writes.other_operations}")
@@ -366,6 +390,8 @@ class Bench:
             for d in find_drift(client, deployment.table)
             if d.key.id.startswith(workload.id_prefix)
         ]
+        item_sizes = summary_sizes(scan_items(client, deployment.table, 4), workload.id_prefix)
+        self.summary_items[(deployment.key, workload.key)] = item_sizes.largest
         bound_note = "; ".join(notes) if notes else None
         if bound_note:
             self.notes.append(f"{label}: lower bound of writes unavailable: {bound_note}")
@@ -399,6 +425,9 @@ class Bench:
             local_ms_per_invocation=sum(durations) / len(durations) if durations else None,
             projection=project(streams, report.events + report.probes, EVENTS_PER_DAY / 86_400),
             events_by_kind=dict(report.events_by_kind),
+            partitions=self.options.partitions,
+            max_summary_item_bytes=item_sizes.max_bytes,
+            max_marks_per_item=item_sizes.max_marks,
         )
 
     # --- teardown and outputs ------------------------------------------------------------------
@@ -443,13 +472,31 @@ class Bench:
             "growing with the table), which would make the reference design's drain time "
             "measure moto, not its invocations. Semantics are unchanged."
         )
-        meta = {
+        projections = {} if interrupted else self._projections(runs, deployments)
+        meta: dict[str, Any] = {
             "total_seconds": self.timings.get("total"),
             "timings_seconds": {**self.timings, **(terraform.timings if terraform else {})},
             "skipped": self.skipped,
             "notes": self.notes,
             "machine": {"cpus": os.cpu_count(), "load_average": _load_average()},
         }
+        if projections:
+            meta["projection"] = {
+                "operations_simulated": self.options.projection_operations,
+                "seed": self.options.seed,
+                "users": PRODUCTION_USERS,
+                "videos": PRODUCTION_VIDEOS,
+                "measured_partitions": self.options.partitions,
+                "rotation_seconds": self.options.rotation_seconds,
+                "note": "Batches simulated with the load test's generator and merged by the "
+                "handlers' parse_batch. Each summary write is costed by the endpoint's write-unit "
+                "rules on the largest summary item of its kind the run left "
+                f"({self.options.partitions} partition(s)); at other partition counts its "
+                "exactly-once marks are replaced by the number lineage pruning leaves, injected "
+                "(one per function and open lineage: every partition for a video summary, its "
+                "user's for a user summary). The reference design's index writes are billed "
+                "at 1 WRU.",
+            }
         results = assemble_results(
             self.options,
             runs,
@@ -467,8 +514,48 @@ class Bench:
             },
             meta,
         )
+        for workload, rows in projections.items():
+            for config in ("baseline", "ours"):
+                if workload in results.get(config, {}):
+                    results[config][workload]["projection"] = rows
         write_outputs(self.options.output_dir, results, self.console)
         return results
+
+    def _projections(
+        self, runs: dict[str, dict[str, RunCounts]], deployments: dict[str, DeployedDesign]
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Per workload: both designs at the production shape, from that workload's measured
+        write costs (``benchmark.projection``)."""
+        if not {"baseline", "ours"} <= deployments.keys():
+            return {}
+        workloads = [w for w in runs.get("ours", {}) if w in runs.get("baseline", {})]
+        if not workloads:
+            return {}
+        self.console.print("projecting both designs to the production shape ...")
+        t0 = time.monotonic()
+        operations = production_operations(self.options.projection_operations, self.options.seed)
+        sample = Sample(list(stream_records(operations)))
+        consumers = {key: _consumers(deployments[key]) for key in ("baseline", "ours")}
+        tables = {
+            workload: projection_table(
+                sample,
+                _design(
+                    deployments["baseline"],
+                    consumers["baseline"],
+                    self.summary_items.get(("baseline", workload)),
+                    self.options.partitions,
+                ),
+                _design(
+                    deployments["ours"],
+                    consumers["ours"],
+                    self.summary_items.get(("ours", workload)),
+                    self.options.partitions,
+                ),
+            )
+            for workload in workloads
+        }
+        self.timings["projection"] = round(time.monotonic() - t0, 1)
+        return tables
 
     def _outcome(self) -> Outcome:
         results = self.results
@@ -536,17 +623,45 @@ def _batch_problem(
             f"{stats.get('records_delivered')}"
         )
     batches = sum(1 for n in sizes if n)
-    if (
-        len(sizes) != int(stats.get("invocations") or 0)
-        or batches != int(stats.get("batches") or 0)
-        or sum(sizes) != len(delivered)
-    ):
+    # Only invocations with records count: a tumbling window's closing call need not log a
+    # batch size (the handlers answer it before parsing anything).
+    if batches != int(stats.get("batches") or 0) or sum(sizes) != len(delivered):
         return (
             f"the function logged {len(sizes)} invocations ({batches} with records, "
             f"{sum(sizes)} records), the engine made {stats.get('invocations')} invocations "
             f"({stats.get('batches')} batches, {len(delivered)} records)"
         )
     return None
+
+
+def _consumers(deployed: DeployedDesign) -> tuple[Consumer, ...]:
+    """A deployed design's mappings as the projection batches them (their deployed filters)."""
+    return tuple(
+        Consumer(
+            item_type=m.item_type,
+            batch_size=m.batch_size,
+            window_seconds=float(m.settings.get("MaximumBatchingWindowInSeconds") or 0),
+            tumbling_window_seconds=int(m.settings.get("TumblingWindowInSeconds") or 0),
+            accepts=m.filters.matches,
+        )
+        for m in deployed.mappings
+    )
+
+
+def _design(
+    deployed: DeployedDesign,
+    consumers: tuple[Consumer, ...],
+    items: dict[SummaryKind, AttributeMap] | None,
+    partitions: int,
+) -> Design:
+    """A deployed design with the summary items one of its runs left (their sizes)."""
+    summaries = SummaryShape(
+        items=items or {},
+        indexes=tuple(deployed.shapes),
+        transactional=deployed.settings.transactional,
+        measured_partitions=partitions,
+    )
+    return Design(consumers=consumers, settings=deployed.settings, summaries=summaries)
 
 
 def _load_average() -> list[float] | None:

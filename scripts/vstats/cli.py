@@ -138,3 +138,17 @@ def value_type(parse: Callable[[str], T]) -> Callable[[str], T]:
 
     convert.__name__ = parse.__name__
     return convert
+
+
+def positive_int_at_most(limit: int, unit: str = "") -> Callable[[str], int]:
+    """An argparse ``type``: a whole number from 1 to ``limit`` (``unit`` names it in errors)."""
+
+    def parse(text: str) -> int:
+        value = positive_int(text)
+        if value > limit:
+            named = f" {unit}" if unit else ""
+            raise argparse.ArgumentTypeError(f"at most {limit:,}{named}, got {value:,}")
+        return value
+
+    parse.__name__ = "positive_int"
+    return parse

@@ -11,7 +11,7 @@ every function.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from video_stats import model
@@ -36,12 +36,20 @@ def is_base_item(item: AttributeMap | None) -> bool:
 _ONE_RECORD_SEQUENCE = "1"
 
 
-def record_effect(record: Mapping[str, Any], item_type: ItemType) -> dict[SummaryKey, Counters]:
-    """What the function of ``item_type`` applies for one stream record (Lambda event format):
-    a key per summary the record changes (a record that leaves a summary as it was, like an
-    unchanged vote re-put, is no work for the handler and has no key here)."""
-    batch = parse_batch([record], item_type)
+def batch_effect(
+    records: Sequence[Mapping[str, Any]], item_type: ItemType
+) -> dict[SummaryKey, Counters]:
+    """The net change the function of ``item_type`` applies for one batch of stream records
+    (Lambda event format): a key per summary the batch changes somewhere, also where its
+    changes cancel out over the batch (zero: no write). A record that leaves a summary as it
+    was (an unchanged vote re-put) is no work for the handler and adds no key."""
+    batch = parse_batch(records, item_type)
     return {summary_key(key): delta.counters() for key, delta in batch.keys.items()}
+
+
+def record_effect(record: Mapping[str, Any], item_type: ItemType) -> dict[SummaryKey, Counters]:
+    """``batch_effect`` of one record."""
+    return batch_effect([record], item_type)
 
 
 def write_effect(

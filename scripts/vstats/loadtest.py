@@ -61,11 +61,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-rate", action="store_true", help="no target rate: as fast as the writers go"
     )
     amount.add_argument(
-        "--writers", type=_writers, default=4, help="concurrent writers (default 4)"
+        "--writers",
+        type=cli.positive_int_at_most(256, "writers"),
+        default=4,
+        help="concurrent writers (default 4)",
     )
     shape = parser.add_argument_group("what")
-    shape.add_argument("--users", type=_entities, default=100, help="users (default 100)")
-    shape.add_argument("--videos", type=_entities, default=1000, help="videos (default 1000)")
+    shape.add_argument(
+        "--users",
+        type=cli.positive_int_at_most(MAX_ENTITIES),
+        default=100,
+        help="users (default 100)",
+    )
+    shape.add_argument(
+        "--videos",
+        type=cli.positive_int_at_most(MAX_ENTITIES),
+        default=1000,
+        help="videos (default 1000)",
+    )
     shape.add_argument(
         "--skew",
         type=cli.non_negative_float,
@@ -115,20 +128,6 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", type=_json_path, metavar="FILE", help="also write the report here")
     deployment.add_arguments(parser)
     return parser
-
-
-def _writers(text: str) -> int:
-    value = cli.positive_int(text)
-    if value > 256:
-        raise argparse.ArgumentTypeError(f"at most 256 writers, got {value}")
-    return value
-
-
-def _entities(text: str) -> int:
-    value = cli.positive_int(text)
-    if value > MAX_ENTITIES:
-        raise argparse.ArgumentTypeError(f"at most {MAX_ENTITIES:,}, got {value:,}")
-    return value
 
 
 def _prefix(text: str) -> str:

@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--segments",
-        type=_segments,
+        type=cli.positive_int_at_most(64, "segments"),
         default=DEFAULT_SEGMENTS,
         help=f"parallel scan segments (default {DEFAULT_SEGMENTS})",
     )
@@ -116,13 +116,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     deployment.add_arguments(parser, index_shards=True)
     return parser
-
-
-def _segments(text: str) -> int:
-    value = cli.positive_int(text)
-    if value > 64:
-        raise argparse.ArgumentTypeError(f"at most 64 segments, got {value}")
-    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:

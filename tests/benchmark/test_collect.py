@@ -7,7 +7,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmark.collect import DeployedMapping, LogTail, base_gsi_units, table_writes
+from benchmark.collect import (
+    DeployedMapping,
+    LogTail,
+    StreamCursor,
+    base_gsi_units,
+    table_writes,
+)
 from localcloud.filters import compile_filter_criteria
 from localcloud.writestats import IndexShape
 from video_stats import model
@@ -122,3 +128,50 @@ def test_log_tail_reads_what_was_appended_since_the_mark(tmp_path: Path) -> None
     with open(path, "a") as handle:
         handle.write("new\n")
     assert tail.read() == "new\n"
+
+
+class TwoShards:
+    """A Streams client stand-in: two shards (listed over two pages), records appended later."""
+
+    def __init__(self) -> None:
+        self.shards: dict[str, list[dict[str, Any]]] = {"parent": [], "child": []}
+
+    def add(self, shard: str, seq: int) -> None:
+        self.shards[shard].append({"dynamodb": {"SequenceNumber": str(seq)}})
+
+    def describe_stream(self, **request: Any) -> dict[str, Any]:
+        if "ExclusiveStartShardId" not in request:
+            return {"StreamDescription": {"Shards": [{"ShardId": "parent"}],
+                                          "LastEvaluatedShardId": "parent"}}  # fmt: skip
+        return {"StreamDescription": {"Shards": [{"ShardId": "child"}]}}
+
+    def get_shard_iterator(self, **request: Any) -> dict[str, Any]:
+        records = self.shards[request["ShardId"]]
+        start = 0
+        if request["ShardIteratorType"] == "AFTER_SEQUENCE_NUMBER":
+            seqs = [r["dynamodb"]["SequenceNumber"] for r in records]
+            start = seqs.index(request["SequenceNumber"]) + 1
+        return {"ShardIterator": (request["ShardId"], start)}
+
+    def get_records(self, ShardIterator: Any, Limit: int) -> dict[str, Any]:
+        shard, start = ShardIterator
+        page = self.shards[shard][start : start + Limit]
+        return {"Records": page, "NextShardIterator": (shard, start + len(page))}
+
+
+def test_stream_cursor_reads_every_shard_from_where_it_stopped() -> None:
+    client = TwoShards()
+    cursor = StreamCursor(client, "arn")
+    client.add("parent", 1)
+    client.add("parent", 2)
+    client.add("child", 3)
+
+    def seqs(records: list[dict[str, Any]]) -> list[str]:
+        return [r["dynamodb"]["SequenceNumber"] for r in records]
+
+    assert seqs(cursor.read_new()) == ["1", "2", "3"]
+    assert cursor.shards_read == 2
+    client.add("child", 4)
+    assert seqs(cursor.read_new()) == ["4"]
+    assert cursor.shards_read == 1
+    assert cursor.read_new() == []

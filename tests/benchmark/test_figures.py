@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -35,10 +36,13 @@ VIDEO = SummaryKind.VIDEO
 USER = SummaryKind.USER
 
 
+SEQUENCE = itertools.count(1)
+
+
 def record(
     name: str, new: dict[str, Any] | None = None, old: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    images: dict[str, Any] = {"SequenceNumber": "1"}
+    images: dict[str, Any] = {"SequenceNumber": str(next(SEQUENCE))}
     if new is not None:
         images["NewImage"] = new
     if old is not None:
@@ -79,18 +83,19 @@ def test_record_effect_ignores_other_types_summaries_and_malformed_items() -> No
 
 
 def test_batch_bound_counts_one_write_per_changed_key_per_batch() -> None:
-    insert = record_effect(record("INSERT", new=view("u1", "v", 30)), "VIEW")
-    remove = record_effect(record("REMOVE", old=view("u1", "v", 30)), "VIEW")
-    other = record_effect(record("INSERT", new=view("u2", "v", 10)), "VIEW")
+    insert = record("INSERT", new=view("u1", "v", 30))
+    remove = record("REMOVE", old=view("u1", "v", 30))
+    other = record("INSERT", new=view("u2", "v", 10))
+    again = record("INSERT", new=view("u2", "v", 10))
     # Batch 1: u1 +1 then -1 (cancels), u2 +1, v +1 -1 +1 -> changed: u2, v.
     # Batch 2: the same video again -> a second write of v.
-    bound = batch_bound([[insert, remove, other], [other]])
+    bound = batch_bound([[insert, remove, other], [again]], "VIEW")
     assert bound == BatchBound(batches=2, records=4, distinct_keys=3 + 2, changed_keys=2 + 2)
 
 
 def test_batch_size_one_bound_is_two_writes_per_record() -> None:
-    effects = [record_effect(record("INSERT", new=view(f"u{i}", "v", 5)), "VIEW") for i in range(3)]
-    bound = batch_bound(split_batches(effects, [1, 1, 1]))
+    records = [record("INSERT", new=view(f"u{i}", "v", 5)) for i in range(3)]
+    bound = batch_bound(split_batches(records, [1, 1, 1]), "VIEW")
     assert (bound.batches, bound.changed_keys) == (3, 6)
 
 
@@ -279,8 +284,8 @@ def test_figures_without_a_bound_or_records() -> None:
 def test_projection_rebatches_at_the_window_of_the_lower_rate() -> None:
     # 100 view records of 2 keys each, all for the same user and video: one write per key per
     # batch. At 2 events/s with a 5 s window a function gets 10 records per batch.
-    effect = record_effect(record("INSERT", new=view("u", "v", 1)), "VIEW")
-    stream = FunctionStream([effect] * 100, batch_size=1000, window_seconds=5.0)
+    views = [record("INSERT", new=view("u", "v", 1)) for _ in range(100)]
+    stream = FunctionStream(views, "VIEW", batch_size=1000, window_seconds=5.0)
     projection = project([stream], records=100, events_per_second=2.0)
     assert projection is not None
     assert projection.batch_records == (10,)
@@ -289,11 +294,11 @@ def test_projection_rebatches_at_the_window_of_the_lower_rate() -> None:
 
 
 def test_projection_caps_at_the_batch_size_and_counts_closing_calls() -> None:
-    effect = record_effect(record("INSERT", new=view("u", "v", 1)), "VIEW")
+    views = [record("INSERT", new=view("u", "v", 1)) for _ in range(80)]
     full = FunctionStream(
-        [effect] * 50, batch_size=20, window_seconds=5.0, tumbling_window_seconds=900
+        views[:50], "VIEW", batch_size=20, window_seconds=5.0, tumbling_window_seconds=900
     )
-    single = FunctionStream([effect] * 30, batch_size=1, window_seconds=0.0)
+    single = FunctionStream(views[50:], "VIEW", batch_size=1, window_seconds=0.0)
     projection = project([full, single], records=100, events_per_second=100.0)
     assert projection is not None
     assert projection.batch_records == (20, 1)

@@ -67,7 +67,11 @@ def results(**ours: Any) -> dict[str, Any]:
                     "mappings": [
                         {
                             "function_name": "f",
-                            "settings": {"BatchSize": 1000, "Filters": ['{"a":1}']},
+                            "settings": {
+                                "BatchSize": 1000,
+                                "MaximumBatchingWindowInSeconds": 5,
+                                "Filters": ['{"a":1}'],
+                            },
                         }
                     ],
                 }
@@ -79,7 +83,7 @@ def results(**ours: Any) -> dict[str, Any]:
 
 def test_targets_met() -> None:
     targets = evaluate_targets(results())
-    assert len(targets) == 6
+    assert len(targets) == 8
     assert all(t.met for t in targets)
     assert "210x" in targets[0].detail
 
@@ -93,6 +97,14 @@ def test_targets_missed_are_reported_precisely() -> None:
     assert "84x" in missed[0].detail
     assert "700 writes, lower bound 600" in missed[1].detail
     assert "2 mismatched" in missed[2].detail
+
+
+def test_delay_target_is_the_window_plus_two_seconds() -> None:
+    slow = [
+        t for t in evaluate_targets(results(write_to_summary_p99_seconds=7.5)) if "p99" in t.name
+    ]
+    assert [(t.workload, t.met) for t in slow] == [("large", False), ("tiny", True)]
+    assert slow[0].name == "write-to-summary p99 ≤ batching window + 2 s (7 s)"
 
 
 def test_targets_not_measured() -> None:

@@ -1,0 +1,385 @@
+"""The production shape, projected (pure, no I/O): what both designs cost a month at 1 M, 10 M
+and 100 M events a day on a stream of 1, 4 and 16 partitions, from batches simulated with the
+load test's own generator and merged by the handlers' own code.
+
+The formula. Lambda reads each shard on its own, and a table partition feeds one shard at a
+time, so a function of item type ``f`` whose deployed filter passes a share ``d_f`` of the
+records sees, per shard, ``E / 86,400 / P * d_f`` records a second (``E`` events a day, ``P``
+partitions) and gets batches of
+
+    n_f = clamp(round(E / 86,400 / P * d_f * W), 1, B)
+
+records, ``W`` and ``B`` being the deployed mapping's batching window and batch size (the root
+module's defaults, read from the deployed mapping, never copied). Invocations per event are
+``sum_f d_f / n_f``, plus one record-less call per open shard and tumbling window.
+
+The writes. A record's partition is its partition key's (``USER#<id>``: a user's records stay on
+one shard, a video's spread over all of them). The simulation splits the generator's records by
+partition, lets each function's deployed filter choose its records, cuts each shard's records
+into batches of ``n_f`` and merges every batch with ``vstats.effects.batch_effect``, that is
+``video_stats.records.parse_batch``, the handlers' own parse and merge: a batch writes one
+summary per key whose net change is not zero. That count per delivered record is exact for
+the simulated traffic, not a model.
+
+The bill. Lambda requests and GB-seconds (the run's assumed duration per invocation), plus the
+write units of every summary write, table and index, by the endpoint's own cost rules
+(``localcloud.writestats``: one unit per started KB of the item, and of each index's projection
+of it, a moved index key costing a delete and a put). Each write is costed on the largest
+summary item of its kind the run left, measured on the run's partition count; at another
+partition count its exactly-once marks are replaced by the number lineage pruning leaves
+(``video_stats.marks``: a child shard's write drops its ancestors' marks), injected, not
+simulated: one mark per function and open lineage, that is per partition for a video summary
+(every partition feeds it) and one partition's for a user summary (its records share a
+partition key). The reference design writes one ``TransactWriteItems`` of the two summaries per
+record it receives (2 WRU per item, as AWS documents for transactions); its index writes are
+billed at 1 WRU, the reading least favourable to this project (AWS documents the doubling for
+the table item only). The application's own view and vote writes are the same for both designs
+and are not in the ratio.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from localcloud.writestats import IndexShape, item_size, write_cost
+from video_stats import marks, model
+from video_stats.model import AttributeMap, ItemType, SummaryKind
+from vstats.effects import FUNCTION_OF_ITEM_TYPE, batch_effect
+from vstats.generator import EventGenerator, Operation
+
+from benchmark.figures import PRICES, DurationModel, FunctionSettings, Prices
+
+EVENTS_PER_DAY_GRID: Final = (1_000_000, 10_000_000, 100_000_000)
+PARTITIONS_GRID: Final = (1, 4, 16)
+PRODUCTION_USERS: Final = 100_000
+PRODUCTION_VIDEOS: Final = 1_000
+SECONDS_PER_DAY: Final = 86_400
+DAYS_PER_MONTH: Final = 30
+
+Record = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Consumer:
+    """One deployed mapping and its function: what it receives and how it batches."""
+
+    item_type: ItemType
+    batch_size: int
+    window_seconds: float
+    tumbling_window_seconds: int
+    accepts: Callable[[Mapping[str, Any]], bool]  # the deployed filter (engine's own code)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteCost:
+    """Write units of one summary item write: table and indexes."""
+
+    table_wru: float
+    index_wru: float
+
+    @property
+    def wru_per_write(self) -> float:
+        return self.table_wru + self.index_wru
+
+
+#: A kind of summary write: which summary, and whether ``views`` (GSI2's sort key) moved.
+WriteKind = tuple[SummaryKind, bool]
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryShape:
+    """What a summary write costs in one design, from what its run measured: the largest
+    summary item of each kind it left, the table's indexes, transactional or not."""
+
+    items: Mapping[SummaryKind, AttributeMap]
+    indexes: tuple[IndexShape, ...]
+    transactional: bool
+    measured_partitions: int = 1  # of the stream the items were measured on
+
+    def item_after_a_day(self, kind: SummaryKind, partitions: int) -> AttributeMap:
+        """The measured item on the partitions it was measured on, else with the marks
+        ``partitions`` leave (``marks_after_a_day``)."""
+        if partitions == self.measured_partitions:
+            return self.items[kind]
+        return with_marks(self.items[kind], marks_after_a_day(kind, partitions))
+
+    def cost(self, kind: SummaryKind, views_moved: bool, partitions: int) -> WriteCost:
+        if kind not in self.items:
+            return WriteCost(1.0, 0.0)
+        old = self.item_after_a_day(kind, partitions)
+        new = dict(old)
+        counter = "views" if views_moved else "likes"
+        current = int((old.get(counter) or {}).get("N", "0"))
+        new[counter] = {"N": str(current + 1)}
+        table = write_cost(old, new, self.indexes, self.transactional).units
+        # Index writes at 1 WRU even in a transaction (the reading least favourable to us).
+        index = sum(write_cost(old, new, self.indexes, False).index_units.values())
+        return WriteCost(float(table), float(index))
+
+
+def marks_after_a_day(kind: SummaryKind, partitions: int) -> int:
+    """Marks a summary holds in steady state, however long the day: with lineage pruning one
+    per function and open lineage; a video summary is fed by every partition, a user summary by
+    its user's partition."""
+    fed_by = partitions if kind is SummaryKind.VIDEO else 1
+    return len(FUNCTION_OF_ITEM_TYPE) * fed_by
+
+
+def with_marks(item: AttributeMap, count: int) -> AttributeMap:
+    """``item`` with ``count`` marks named and valued as the handlers write them (the value of
+    one of its own marks, so the measured length); an item without marks keeps none."""
+    template = next((value for name, value in item.items() if model.is_mark_attribute(name)), None)
+    kept = {name: value for name, value in item.items() if not model.is_mark_attribute(name)}
+    if template is None:
+        return kept
+    functions = list(FUNCTION_OF_ITEM_TYPE.values())
+    for n in range(count):
+        function = functions[n % len(functions)]
+        kept[marks.mark_name(function, marks.shard_tag(f"shard-{n}"))] = dict(template)
+    return kept
+
+
+@dataclass(frozen=True, slots=True)
+class Design:
+    """One configuration as the projection needs it."""
+
+    consumers: tuple[Consumer, ...]
+    settings: FunctionSettings
+    summaries: SummaryShape
+
+
+# --- the simulated stream ------------------------------------------------------------------------
+
+
+def stream_records(operations: Iterable[Operation]) -> Iterator[Record]:
+    """The stream records (Lambda event format) the operations produce on a table that starts
+    empty: a put of an unchanged item and a delete of a missing one produce none, as DynamoDB."""
+    table: dict[tuple[str, str], AttributeMap] = {}
+    sequence = 0
+    for op in operations:
+        key = (op.key["PK"]["S"], op.key["SK"]["S"])
+        old = table.get(key)
+        if op.action == "put":
+            assert op.item is not None
+            if old == op.item:
+                continue
+            table[key] = op.item
+            name = "MODIFY" if old else "INSERT"
+            images: dict[str, AttributeMap] = {"NewImage": op.item}
+        else:
+            if old is None:
+                continue
+            del table[key]
+            name, images = "REMOVE", {}
+        if old is not None:
+            images["OldImage"] = old
+        sequence += 1
+        yield {
+            "eventName": name,
+            "eventSource": "aws:dynamodb",
+            "dynamodb": {
+                "Keys": op.key,
+                "SequenceNumber": str(sequence),
+                "StreamViewType": "NEW_AND_OLD_IMAGES",
+                **images,
+            },
+        }
+
+
+def production_operations(count: int, seed: int) -> list[Operation]:
+    """``count`` operations of the load test's generator at the production shape (100,000
+    users, 1,000 videos, Zipf, the default mix), with a deterministic clock."""
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    tick = iter(range(1 << 62))
+    generator = EventGenerator(
+        users=PRODUCTION_USERS,
+        videos=PRODUCTION_VIDEOS,
+        seed=seed,
+        clock=lambda: start + timedelta(milliseconds=next(tick)),
+    )
+    return [generator.next() for _ in range(count)]
+
+
+def partition_of(record: Mapping[str, Any], partitions: int) -> int:
+    """The table partition (and so the shard) of a record: by its partition key."""
+    pk = str(record["dynamodb"]["Keys"]["PK"]["S"])
+    return zlib.crc32(pk.encode()) % partitions
+
+
+# --- one cell ------------------------------------------------------------------------------------
+
+
+def batch_records(events_per_day: float, partitions: int, share: float, consumer: Consumer) -> int:
+    """``n_f`` of the module notes: records per batch per shard."""
+    per_second = events_per_day / SECONDS_PER_DAY / partitions * share
+    return max(1, min(consumer.batch_size, round(per_second * consumer.window_seconds)))
+
+
+def summary_writes(batch: Sequence[Record], item_type: ItemType) -> Counter[WriteKind]:
+    """Summary writes of one batch, by the handlers' own parse and merge: one per key whose
+    net change is not zero, by kind and whether ``views`` moved."""
+    writes: Counter[WriteKind] = Counter()
+    for key, counters in batch_effect(batch, item_type).items():
+        if not counters.is_zero():
+            writes[(key.kind, counters.views != 0)] += 1
+    return writes
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    events_per_day: int
+    partitions: int
+    invocations_per_event: float
+    writes: Mapping[WriteKind, float]  # summary writes per event, by kind
+    batch_records: tuple[int, ...]  # per consumer
+
+    @property
+    def writes_per_event(self) -> float:
+        return sum(self.writes.values())
+
+    def wru_per_event(self, design: Design) -> float:
+        return sum(
+            per_event * design.summaries.cost(kind, moved, self.partitions).wru_per_write
+            for (kind, moved), per_event in self.writes.items()
+        )
+
+    def monthly_usd(self, design: Design, prices: Prices = PRICES) -> float:
+        events = self.events_per_day * DAYS_PER_MONTH
+        invocations = self.invocations_per_event * events
+        writes = self.writes_per_event * events
+        per_invocation = writes / invocations if invocations else 0.0
+        settings = design.settings
+        duration: DurationModel = settings.duration
+        gb_seconds = (
+            invocations * duration.invocation_ms(per_invocation) / 1000 * settings.memory_mb / 1024
+        )
+        return (
+            invocations * prices.lambda_request_per_million / 1e6
+            + gb_seconds * prices.gb_second(settings.architecture)
+            + self.wru_per_event(design) * events * prices.wru_per_million / 1e6
+        )
+
+
+class Sample:
+    """The simulated records with what each deployed filter passes and each record's partition,
+    worked out once for every cell."""
+
+    def __init__(self, records: Sequence[Record]) -> None:
+        if not records:
+            raise ValueError("no records to project from")
+        self.records = list(records)
+        # By identity: a consumer's filter need not be hashable; the consumer is kept alive.
+        self._accepted: dict[int, tuple[Consumer, list[bool]]] = {}
+        self._partitions: dict[int, list[int]] = {}
+        # (consumers, events a day, partitions) -> the cell: the merge does not depend on costs
+        self.cells: dict[tuple[tuple[int, ...], int, int], Cell] = {}
+
+    def accepted(self, consumer: Consumer) -> list[bool]:
+        key = id(consumer)
+        if key not in self._accepted:
+            self._accepted[key] = (consumer, [bool(consumer.accepts(r)) for r in self.records])
+        return self._accepted[key][1]
+
+    def share(self, consumer: Consumer) -> float:
+        return sum(self.accepted(consumer)) / len(self.records)
+
+    def delivered_per_shard(self, consumer: Consumer, partitions: int) -> list[list[Record]]:
+        """The records each partition's shard hands to ``consumer``, in stream order."""
+        if partitions not in self._partitions:
+            self._partitions[partitions] = [partition_of(r, partitions) for r in self.records]
+        shards: list[list[Record]] = [[] for _ in range(partitions)]
+        accepted = self.accepted(consumer)
+        for record, where, ok in zip(
+            self.records, self._partitions[partitions], accepted, strict=True
+        ):
+            if ok:
+                shards[where].append(record)
+        return shards
+
+
+def project_cell(sample: Sample, design: Design, events_per_day: int, partitions: int) -> Cell:
+    """One design at ``events_per_day`` on ``partitions`` partitions (see the module notes);
+    worked out once per sample for the same consumers."""
+    key = (tuple(id(c) for c in design.consumers), events_per_day, partitions)
+    if key not in sample.cells:
+        sample.cells[key] = _project_cell(sample, design, events_per_day, partitions)
+    return sample.cells[key]
+
+
+def _project_cell(sample: Sample, design: Design, events_per_day: int, partitions: int) -> Cell:
+    invocations = 0.0
+    writes: Counter[WriteKind] = Counter()
+    per_event: dict[WriteKind, float] = {}
+    sizes: list[int] = []
+    for consumer in design.consumers:
+        share = sample.share(consumer)
+        size = batch_records(events_per_day, partitions, share, consumer)
+        sizes.append(size)
+        if not share:
+            continue
+        invocations += share / size
+        if consumer.tumbling_window_seconds > 0:
+            closing_per_day = partitions * SECONDS_PER_DAY / consumer.tumbling_window_seconds
+            invocations += closing_per_day / events_per_day
+        writes.clear()
+        merged = 0
+        for delivered in sample.delivered_per_shard(consumer, partitions):
+            # Whole batches only, unless the shard's sample is smaller than one.
+            whole = min(len(delivered), max(1, len(delivered) // size) * size)
+            for start in range(0, whole, size):
+                writes.update(summary_writes(delivered[start : start + size], consumer.item_type))
+            merged += whole
+        for kind, count in writes.items():
+            per_event[kind] = per_event.get(kind, 0.0) + share * count / merged
+    return Cell(events_per_day, partitions, invocations, per_event, tuple(sizes))
+
+
+def projection_table(
+    sample: Sample,
+    reference: Design,
+    ours: Design,
+    events_per_day: Sequence[int] = EVENTS_PER_DAY_GRID,
+    partitions: Sequence[int] = PARTITIONS_GRID,
+) -> list[dict[str, Any]]:
+    """results.json's ``projection``: one row per (events a day, partitions)."""
+    rows = []
+    for per_day in events_per_day:
+        for count in partitions:
+            ref_cell = project_cell(sample, reference, per_day, count)
+            our_cell = project_cell(sample, ours, per_day, count)
+            ref_usd = ref_cell.monthly_usd(reference)
+            our_usd = our_cell.monthly_usd(ours)
+            rows.append(
+                {
+                    "events_per_day": per_day,
+                    "partitions": count,
+                    "reference_usd_month": round(ref_usd, 2),
+                    "ours_usd_month": round(our_usd, 2),
+                    "ratio": round(ref_usd / our_usd, 2) if our_usd else None,
+                    "ours_batch_records": list(our_cell.batch_records),
+                    "ours_invocations_per_1000_records": round(
+                        our_cell.invocations_per_event * 1000, 3
+                    ),
+                    "ours_writes_per_event": round(our_cell.writes_per_event, 4),
+                    "ours_wru_per_event": round(our_cell.wru_per_event(ours), 4),
+                    "ours_video_summary_bytes": _item_bytes(ours, SummaryKind.VIDEO, count),
+                    "ours_marks_per_video_summary": marks_after_a_day(SummaryKind.VIDEO, count),
+                    "reference_invocations_per_1000_records": round(
+                        ref_cell.invocations_per_event * 1000, 3
+                    ),
+                    "reference_writes_per_event": round(ref_cell.writes_per_event, 4),
+                    "reference_wru_per_event": round(ref_cell.wru_per_event(reference), 4),
+                }
+            )
+    return rows
+
+
+def _item_bytes(design: Design, kind: SummaryKind, partitions: int) -> int | None:
+    if kind not in design.summaries.items:
+        return None
+    return item_size(design.summaries.item_after_a_day(kind, partitions))

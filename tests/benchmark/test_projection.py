@@ -1,0 +1,233 @@
+"""The production-shape projection: the simulated stream, the batch formula, exact write counts
+through the handlers' merge, the bill and the targets (pure; no endpoint)."""
+
+from __future__ import annotations
+
+import functools
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from benchmark.figures import DurationModel, FunctionSettings
+from benchmark.projection import (
+    Cell,
+    Consumer,
+    Design,
+    Sample,
+    SummaryShape,
+    batch_records,
+    marks_after_a_day,
+    partition_of,
+    production_operations,
+    project_cell,
+    projection_table,
+    stream_records,
+    summary_writes,
+    with_marks,
+)
+from benchmark.report import evaluate_targets, production_table, production_target
+from localcloud.writestats import IndexShape, item_size
+from video_stats import model
+from video_stats.marks import encode_mark
+from vstats.filter_patterns import delivered_to
+from vstats.generator import Operation
+
+TS = datetime(2022, 1, 2, 17, 5, 29, 123000, tzinfo=UTC)
+SETTINGS = FunctionSettings(1024, "arm64", False, DurationModel(30.0))
+REFERENCE = FunctionSettings(128, "x86_64", True, DurationModel(10.0, 15.0))
+VIDEO, USER = model.SummaryKind.VIDEO, model.SummaryKind.USER
+UNMEASURED = SummaryShape({}, (), False)  # every write costs 1 WRU
+GSI1 = IndexShape("GSI1", ("GSI1PK", "GSI1SK"), ("PK", "SK"), "ALL")
+GSI2 = IndexShape("GSI2", ("GSI2PK", "views"), ("PK", "SK"), "INCLUDE", ("videoId", "userId"))
+
+
+def of_type(item_type: str) -> Any:
+    """The deployed filter of ``item_type`` (filter_patterns.json, the engine's filter code)."""
+    return functools.partial(delivered_to, item_type=item_type)
+
+
+def consumer(item_type: str, batch_size: int = 1000, window: float = 5.0) -> Consumer:
+    return Consumer(item_type, batch_size, window, 0, of_type(item_type))  # type: ignore[arg-type]
+
+
+def put(item: dict[str, Any]) -> Operation:
+    return Operation("views", "put", {"PK": item["PK"], "SK": item["SK"]}, item)
+
+
+def test_stream_records_follow_dynamodb() -> None:
+    view = model.view_item("u", "v", 30, TS)
+    longer = {**view, "duration": {"N": "45"}}
+    key = {"PK": view["PK"], "SK": view["SK"]}
+    operations = [
+        put(view),
+        put(view),  # unchanged: no record
+        put(longer),
+        Operation("removed-views", "delete", key),
+        Operation("removed-views", "delete", key),  # nothing to delete: no record
+    ]
+    records = list(stream_records(operations))
+    assert [r["eventName"] for r in records] == ["INSERT", "MODIFY", "REMOVE"]
+    assert records[1]["dynamodb"]["OldImage"] == view
+    assert records[1]["dynamodb"]["NewImage"] == longer
+    assert records[2]["dynamodb"]["OldImage"] == longer
+    assert "NewImage" not in records[2]["dynamodb"]
+    assert [r["dynamodb"]["SequenceNumber"] for r in records] == ["1", "2", "3"]
+
+
+def test_a_users_records_stay_on_one_partition() -> None:
+    records = list(
+        stream_records(
+            put(model.view_item("u7", f"v{n}", 1, TS.replace(second=n))) for n in range(9)
+        )
+    )
+    assert len({partition_of(r, 16) for r in records}) == 1
+    assert {partition_of(r, 1) for r in records} == {0}
+
+
+def test_batch_formula_clamps_to_one_and_to_the_batch_size() -> None:
+    views = consumer("VIEW", batch_size=1000, window=5.0)
+    # 1 M events a day, one partition, 70 % views: 11.574 * 0.7 * 5 = 40.51 records.
+    assert batch_records(1_000_000, 1, 0.7, views) == 41
+    assert batch_records(1_000_000, 16, 0.7, views) == 3
+    assert batch_records(10_000, 16, 0.7, views) == 1
+    assert batch_records(100_000_000, 1, 0.7, views) == 1000
+
+
+def test_changed_keys_come_from_the_handlers_merge() -> None:
+    first = model.view_item("u", "v", 30, TS)
+    second = model.view_item("u", "v", 10, TS.replace(second=40))
+    other = model.view_item("w", "v", 5, TS.replace(second=41))
+    records = list(
+        stream_records([put(first), put(second), put(other), Operation("x", "delete", _key(first))])
+    )
+    # u's video and user summaries, w's user summary: the delete nets out part of u's changes.
+    assert summary_writes(records, "VIEW") == {(VIDEO, True): 1, (USER, True): 2}
+    assert summary_writes(records[:1] + records[3:], "VIEW") == {}  # inserted and deleted
+    assert summary_writes(records, "VOTE") == {}
+
+
+def _key(item: dict[str, Any]) -> dict[str, Any]:
+    return {"PK": item["PK"], "SK": item["SK"]}
+
+
+def test_project_cell_counts_invocations_and_writes() -> None:
+    # 8 views of one user and video: every batch writes 2 keys, whatever its size.
+    records = list(
+        stream_records(put(model.view_item("u", "v", 1, TS.replace(second=n))) for n in range(8))
+    )
+    ours = Design((consumer("VIEW", batch_size=4, window=5.0),), SETTINGS, UNMEASURED)
+    cell = project_cell(Sample(records), ours, 100_000_000, 1)
+    assert cell.batch_records == (4,)
+    assert cell.invocations_per_event == pytest.approx(1 / 4)
+    assert cell.writes_per_event == pytest.approx(2 / 4)
+    tiny = project_cell(Sample(records), ours, 10_000, 1)  # a batch of one record
+    assert tiny.writes_per_event == pytest.approx(2.0)
+
+
+def test_the_reference_writes_two_items_per_delivered_record() -> None:
+    records = list(
+        stream_records(put(model.view_item("u", "v", 1, TS.replace(second=n))) for n in range(8))
+    )
+    reference = Design((Consumer("VIEW", 1, 0.0, 0, of_type("VIEW")),), REFERENCE, UNMEASURED)
+    cell = project_cell(Sample(records), reference, 1_000_000, 16)
+    assert cell.invocations_per_event == pytest.approx(1.0)
+    assert cell.writes_per_event == pytest.approx(2.0)
+
+
+def test_monthly_bill() -> None:
+    writes = {(VIDEO, True): 1.0, (USER, False): 1.0}
+    cell = Cell(1_000_000, 1, invocations_per_event=0.5, writes=writes, batch_records=(1,))
+    design = Design((), FunctionSettings(1024, "x86_64", False, DurationModel(100.0, 0.0)),
+                    UNMEASURED)  # fmt: skip
+    events = 30_000_000
+    expected = (
+        events * 0.5 * 0.20 / 1e6  # requests
+        + events * 0.5 * 0.1 * 1.0 * 0.0000166667  # 100 ms at 1 GB
+        + events * 2.0 * 1.0 * 0.625 / 1e6  # two writes of 1 WRU each
+    )
+    assert cell.monthly_usd(design) == pytest.approx(expected)
+
+
+def test_projection_table_of_the_generator_is_deterministic() -> None:
+    records = list(stream_records(production_operations(3000, seed=5)))
+    assert records == list(stream_records(production_operations(3000, seed=5)))
+    sample = Sample(records)
+    ours = Design((consumer("VIEW"), consumer("VOTE")), SETTINGS, UNMEASURED)
+    singles = tuple(Consumer(t, 1, 0.0, 0, of_type(t)) for t in ("VIEW", "VOTE"))
+    reference = Design(singles, REFERENCE, UNMEASURED)
+    rows = projection_table(sample, reference, ours)
+    assert [(r["events_per_day"], r["partitions"]) for r in rows] == [
+        (e, p) for e in (1_000_000, 10_000_000, 100_000_000) for p in (1, 4, 16)
+    ]
+    for row in rows:
+        assert row["ratio"] == pytest.approx(
+            row["reference_usd_month"] / row["ours_usd_month"], rel=0.01
+        )
+        assert row["reference_invocations_per_1000_records"] == pytest.approx(1000.0)
+    # More partitions at the same rate: smaller batches, so more invocations per record.
+    one, four, sixteen = rows[0], rows[1], rows[2]
+    assert (
+        one["ours_invocations_per_1000_records"]
+        < four["ours_invocations_per_1000_records"]
+        < sixteen["ours_invocations_per_1000_records"]
+    )
+
+
+def test_production_targets_and_table() -> None:
+    assert production_target(1_000_000, 1) == production_target(1_000_000, 4) == 3.0
+    assert production_target(1_000_000, 16) == 2.0
+    assert production_target(10_000_000, 4) == production_target(100_000_000, 16) == 4.0
+    assert production_target(10_000_000, 1) == 1.0
+    rows = [
+        {"events_per_day": 1_000_000, "partitions": 4, "reference_usd_month": 90.0,
+         "ours_usd_month": 30.0, "ratio": 3.0, "ours_batch_records": [10, 5]},
+        {"events_per_day": 10_000_000, "partitions": 16, "reference_usd_month": 900.0,
+         "ours_usd_month": 300.0, "ratio": 3.0, "ours_batch_records": [24, 12]},
+    ]  # fmt: skip
+    results = {"ours": {"large": {"projection": rows}}, "meta": {}}
+    table = production_table(results)
+    assert table[2].startswith("| 1 M | 4 | 10, 5 |")
+    assert table[2].count("|") == table[0].count("|")
+    assert "**3.00x** | ≥ 4x |" in table[3]
+    production = [t for t in evaluate_targets(results) if "projected" in t.name]
+    assert [t.met for t in production] == [True, False]
+
+
+def summary_item(marks: int) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "PK": {"S": "VIDEO#v1"}, "SK": {"S": "SUMMARY"}, "type": {"S": "VIDEO_SUMMARY"},
+        "videoId": {"S": "v1"}, "views": {"N": "7"}, "duration": {"N": "300"},
+        "likes": {"N": "1"}, "dislikes": {"N": "0"}, "GSI1PK": {"S": "VIDEO#v1"},
+        "GSI1SK": {"S": "SUMMARY"}, "GSI2PK": {"S": "VIDEO_SUMMARY#1"},
+    }  # fmt: skip
+    for n in range(marks):
+        # A long mark value, so that 16 partitions' marks pass 1 KB.
+        item[f"applied#views#tag{n}"] = {"S": encode_mark(10**30 + n, 1_700_000_000) * 2}
+    return item
+
+
+def test_marks_a_day_leaves_grow_with_partitions_for_videos_only() -> None:
+    # Two functions, one open lineage per partition (lineage pruning).
+    assert marks_after_a_day(VIDEO, 1) == 2
+    assert marks_after_a_day(VIDEO, 16) == 32
+    assert marks_after_a_day(USER, 16) == 2
+    grown = with_marks(summary_item(1), 14)
+    assert sum(1 for name in grown if model.is_mark_attribute(name)) == 14
+    assert with_marks({**summary_item(0)}, 14) == summary_item(0)  # no marks to copy: none
+
+
+def test_a_write_costs_what_the_item_after_a_day_weighs() -> None:
+    shape = SummaryShape({VIDEO: summary_item(1)}, (GSI1, GSI2), transactional=False)
+    one = shape.cost(VIDEO, views_moved=True, partitions=1)
+    sixteen = shape.cost(VIDEO, views_moved=True, partitions=16)
+    size = item_size(shape.item_after_a_day(VIDEO, 16))
+    assert size > 1024
+    assert sixteen.table_wru == -(-size // 1024)
+    # GSI1 (ALL) copies the item; GSI2's key moved: a delete and a put of its small projection.
+    assert sixteen.index_wru == sixteen.table_wru + 2
+    assert one.table_wru < sixteen.table_wru
+    unmoved = shape.cost(VIDEO, views_moved=False, partitions=16)
+    assert unmoved.index_wru == sixteen.table_wru  # GSI2 projects no counter here: untouched
+    transactional = SummaryShape({VIDEO: summary_item(0)}, (GSI1,), transactional=True)
+    cost = transactional.cost(VIDEO, views_moved=True, partitions=4)
+    assert (cost.table_wru, cost.index_wru) == (2.0, 1.0)  # the index at 1x

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from localcloud.client import ControlClient
-from localcloud.testing import LAMBDA_TRUST_POLICY, LocalEndpoint
+from localcloud.endpoint_process import LAMBDA_TRUST_POLICY, LocalEndpoint
 from video_stats import model
 from video_stats.model import SummaryKey, SummaryKind
 from vstats import loadtest, reconcile

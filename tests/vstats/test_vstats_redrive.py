@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from localcloud.client import ControlClient
-from localcloud.testing import LAMBDA_TRUST_POLICY, LocalEndpoint
+from localcloud.endpoint_process import LAMBDA_TRUST_POLICY, LocalEndpoint
 from test_vstats_local_engine import package  # type: ignore[import-not-found]
 from vstats import redrive, status
 from vstats.drift import find_drift

@@ -1,7 +1,9 @@
-"""Test support: start a private local endpoint (``serve`` in a subprocess) and talk to it.
+"""A private local endpoint: ``serve`` in a subprocess on a free port, waited for until
+healthy and stopped afterwards (``EndpointProcess``), plus boto3 clients for it.
 
-Used by the ``local_endpoint`` fixture in tests/conftest.py; importable by any test as
-``from localcloud.testing import LocalEndpoint, aws_client``.
+Used by the ``local_endpoint`` fixture in tests/conftest.py, by the tests that need an
+endpoint of their own, and by the benchmark (``scripts/benchmark``):
+``from localcloud.endpoint_process import LocalEndpoint, aws_client``.
 """
 
 from __future__ import annotations

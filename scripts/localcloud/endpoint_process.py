@@ -13,8 +13,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,10 +20,8 @@ from typing import Any
 import boto3
 
 from localcloud.client import ControlClient
-from localcloud.state import health, read_endpoint_info
+from localcloud.launcher import ServeExited, ServeNotHealthy, launch_serve
 
-SCRIPTS_DIR = Path(__file__).resolve().parent.parent
-LAMBDA_SRC = SCRIPTS_DIR.parent / "lambda_src"
 REGION = "us-east-1"
 START_TIMEOUT = 60.0
 #: The role policy every local test function (and the engine benchmark's) is created with.
@@ -112,32 +108,25 @@ class EndpointProcess:
 
     def _start_once(self) -> LocalEndpoint:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(SCRIPTS_DIR), str(LAMBDA_SRC), env.get("PYTHONPATH", "")) if p
-        )
-        env.update(self.environment)
-        with open(self.log_path, "ab") as log:
-            proc = self.proc = subprocess.Popen(
-                [sys.executable, "-m", self.server_module, "serve",
-                 "--state-dir", str(self.state_dir), "--port", str(free_port())],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-            )  # fmt: skip
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                tail = self.log_path.read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"local endpoint exited with {proc.returncode}:\n{tail}")
-            info = read_endpoint_info(self.state_dir)
-            if info is not None and info.pid == proc.pid and health(info.control_url):
-                return LocalEndpoint(info.endpoint_url, info.control_url, self.state_dir, proc.pid)
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"local endpoint not healthy within {START_TIMEOUT} s ({self.log_path})")
+        try:
+            self.proc, info = launch_serve(
+                self.state_dir,
+                free_port(),
+                self.log_path,
+                timeout=START_TIMEOUT,
+                module=self.server_module,
+                environment=self.environment,
+            )
+        except ServeExited as exited:
+            tail = self.log_path.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"local endpoint exited with {exited.code}:\n{tail}") from None
+        except ServeNotHealthy as slow:
+            self.proc = slow.proc
+            self.stop()
+            raise RuntimeError(
+                f"local endpoint not healthy within {START_TIMEOUT} s ({self.log_path})"
+            ) from None
+        return LocalEndpoint(info.endpoint_url, info.control_url, self.state_dir, self.proc.pid)
 
     def stop(self) -> None:
         proc = self.proc

@@ -12,7 +12,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from localcloud.endpoint_process import SCRIPTS_DIR, LocalEndpoint, free_port
+from localcloud.endpoint_process import LocalEndpoint, free_port
+from localcloud.launcher import SCRIPTS_DIR
 from localcloud.state import pid_alive, read_endpoint_info
 
 

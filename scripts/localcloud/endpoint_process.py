@@ -20,7 +20,7 @@ from typing import Any
 import boto3
 
 from localcloud.client import ControlClient
-from localcloud.launcher import ServeExited, ServeNotHealthy, launch_serve
+from localcloud.launcher import SCRIPTS_DIR, ServeExited, ServeNotHealthy, launch_serve
 
 REGION = "us-east-1"
 START_TIMEOUT = 60.0
@@ -81,7 +81,8 @@ class EndpointProcess:
     """``python -m <server_module> serve`` on a free port, as a child process in its own session.
 
     ``server_module`` is ``localcloud``, or a module whose ``serve`` command wraps it (the
-    benchmark's ``benchmark.endpoint``).
+    benchmark's ``benchmark.endpoint``). ``scripts_dir`` is where it is imported from: this
+    checkout, or an earlier release's (the upgrade test deploys that release as it was).
     """
 
     def __init__(
@@ -89,9 +90,11 @@ class EndpointProcess:
         state_dir: Path,
         server_module: str = "localcloud",
         environment: dict[str, str] | None = None,
+        scripts_dir: Path = SCRIPTS_DIR,
     ) -> None:
         self.state_dir = state_dir
         self.server_module = server_module
+        self.scripts_dir = scripts_dir
         # e.g. {"LOCALCLOUD_STREAM_PARTITIONS": "1"}: the endpoint's stream settings
         self.environment = dict(environment or {})
         self.log_path = state_dir / "serve.log"
@@ -116,6 +119,7 @@ class EndpointProcess:
                 timeout=START_TIMEOUT,
                 module=self.server_module,
                 environment=self.environment,
+                scripts_dir=self.scripts_dir,
             )
         except ServeExited as exited:
             tail = self.log_path.read_text(errors="replace")[-2000:]

@@ -19,7 +19,6 @@ from pathlib import Path
 from localcloud.state import EndpointInfo, running_endpoint
 
 SCRIPTS_DIR = Path(__file__).resolve().parent.parent
-LAMBDA_SRC = SCRIPTS_DIR.parent / "lambda_src"
 
 
 class ServeExited(RuntimeError):
@@ -47,12 +46,15 @@ def launch_serve(
     host: str | None = None,
     module: str = "localcloud",
     environment: Mapping[str, str] | None = None,
+    scripts_dir: Path = SCRIPTS_DIR,
 ) -> tuple[subprocess.Popen[bytes], EndpointInfo]:
     """The running child and what it wrote to ``endpoint.json``; ``ServeExited`` or
-    ``ServeNotHealthy`` otherwise."""
+    ``ServeNotHealthy`` otherwise. ``scripts_dir`` is where the child imports ``module``
+    from (with its checkout's ``lambda_src``): this checkout, or an earlier release's."""
     env = dict(os.environ)
+    lambda_src = scripts_dir.parent / "lambda_src"
     env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(SCRIPTS_DIR), str(LAMBDA_SRC), env.get("PYTHONPATH", "")) if p
+        p for p in (str(scripts_dir), str(lambda_src), env.get("PYTHONPATH", "")) if p
     )
     env.update(environment or {})
     command = [sys.executable, "-m", module, "serve", "--state-dir", str(state_dir)]

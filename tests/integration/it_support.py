@@ -27,8 +27,6 @@ from pytest_terraform.tf import TerraformFixture, TerraformRunner
 from video_stats.model import Counters, SummaryKey
 from vstats.drift import Drift, compare, read_snapshot
 from vstats.effects import ITEM_TYPE_OF_FUNCTION
-from vstats.load_report import Report
-from vstats.load_run import LoadTest, LoadTestConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STACK_MODULE = "stack"  # tests/terraform/stack, found by pytest-terraform's module lookup
@@ -340,20 +338,6 @@ def wait_for_no_leftovers(target: Target, prefix: str, timeout: float) -> list[s
 
 
 # --- waiting and the exactness check ----------------------------------------------------------
-
-
-def run_load_test(stack: Stack, **config: Any) -> Report:
-    """The load test's own engine (vstats.load_run) against the stack, run programmatically,
-    with the endpoint's control API when there is one; every write must have succeeded."""
-    settings: dict[str, Any] = {"writers": 4, "probe_interval": 0.0, **config}
-    report = LoadTest(
-        stack.client("dynamodb"),
-        stack.table,
-        LoadTestConfig(**settings),
-        control=stack.target.control,
-    ).run()
-    assert report.failed_writes == 0, report.first_error
-    return report
 
 
 def wait_drained(stack: Stack, timeout: float = 120.0) -> None:

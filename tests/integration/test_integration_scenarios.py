@@ -21,7 +21,6 @@ from it_support import (  # type: ignore[import-not-found]
     engine_delta,
     read_stream,
     record_figure,
-    run_load_test,
     wait_drained,
 )
 from video_stats import model
@@ -29,6 +28,7 @@ from video_stats.model import Counters, SummaryKey, SummaryKind
 from vstats.effects import ITEM_TYPE_OF_FUNCTION
 from vstats.generator import MIX_KEYS
 from vstats.load_report import Report
+from vstats.load_run import LoadTest, LoadTestConfig
 from vstats.tables import get_summaries, list_summaries
 from waiting import wait_until  # type: ignore[import-not-found]
 
@@ -40,9 +40,24 @@ POISON = "itPoison"  # marks the poison items this test writes (an attribute Dyn
 
 
 def run_loadtest(stack: Stack, **config: Any) -> Report:
-    """A load test of this module's size that must end exact."""
-    settings = {"rate": 150.0, "users": 12, "videos": 20, "drain_timeout": 120.0, **config}
-    report: Report = run_load_test(stack, **settings)
+    """The load test's own engine (vstats.loadtest), run programmatically."""
+    settings: dict[str, Any] = {
+        "rate": 150.0,
+        "writers": 4,
+        "users": 12,
+        "videos": 20,
+        "probe_interval": 0.0,
+        "drain_timeout": 120.0,
+        **config,
+    }
+    test = LoadTest(
+        stack.client("dynamodb"),
+        stack.table,
+        LoadTestConfig(**settings),
+        control=stack.target.control,
+    )
+    report = test.run()
+    assert report.failed_writes == 0, report.first_error
     assert report.ok, f"load test mismatches: {[m.as_dict() for m in report.mismatches[:5]]}"
     return report
 

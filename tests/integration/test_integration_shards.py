@@ -14,9 +14,9 @@ from it_support import (  # type: ignore[import-not-found]
     assert_exact,
     engine_delta,
     record_figure,
-    run_load_test,
 )
 from vstats.load_report import Report
+from vstats.load_run import LoadTest, LoadTestConfig
 
 pytestmark = pytest.mark.integration
 
@@ -46,8 +46,22 @@ def rotating(no_faults: Stack) -> Iterator[Stack]:
 
 
 def _load(stack: Stack, **config: Any) -> Report:
-    settings = {"rate": 120.0, "users": 30, "videos": 60, "drain_timeout": 180.0, **config}
-    report: Report = run_load_test(stack, **settings)
+    settings: dict[str, Any] = {
+        "rate": 120.0,
+        "writers": 4,
+        "users": 30,
+        "videos": 60,
+        "probe_interval": 0.0,
+        "drain_timeout": 180.0,
+        **config,
+    }
+    report = LoadTest(
+        stack.client("dynamodb"),
+        stack.table,
+        LoadTestConfig(**settings),
+        control=stack.target.control,
+    ).run()
+    assert report.failed_writes == 0, report.first_error
     return report
 
 

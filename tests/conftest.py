@@ -4,7 +4,7 @@
 control API, ``python -m localcloud serve``) on a free port with a temporary state dir. It
 never touches a deployment running beside the tests and sets nothing globally: build
 clients with ``local_endpoint.client("dynamodb")`` or
-``localcloud.testing.aws_client(service, local_endpoint.endpoint_url)`` (dummy credentials,
+``localcloud.endpoint_process.aws_client(service, local_endpoint.endpoint_url)`` (dummy credentials,
 us-east-1). ``local_endpoint.control(method, path, body)`` calls the control API.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from localcloud.testing import EndpointProcess, LocalEndpoint
+from localcloud.endpoint_process import EndpointProcess, LocalEndpoint
 
 
 @pytest.fixture(scope="session")

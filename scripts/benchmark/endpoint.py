@@ -123,7 +123,7 @@ def install_fast_transactions() -> Callable[[], None]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmark.endpoint", description=__doc__)
-    # Same command line as `python -m localcloud serve`, so localcloud.testing starts either.
+    # Same command line as `python -m localcloud serve`, so EndpointProcess starts either.
     parser.add_argument("command", choices=["serve"])
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--port", type=int, required=True)

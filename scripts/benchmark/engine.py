@@ -23,7 +23,12 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from localcloud.testing import LAMBDA_TRUST_POLICY, EndpointProcess, LocalEndpoint, aws_client
+from localcloud.endpoint_process import (
+    LAMBDA_TRUST_POLICY,
+    EndpointProcess,
+    LocalEndpoint,
+    aws_client,
+)
 from vstats import cli
 from vstats.filter_patterns import filter_criteria
 

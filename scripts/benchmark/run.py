@@ -22,7 +22,7 @@ import boto3
 from botocore.config import Config
 from build_lambda_zip import build_zip
 from localcloud.client import ControlClient
-from localcloud.testing import EndpointProcess, LocalEndpoint
+from localcloud.endpoint_process import EndpointProcess, LocalEndpoint
 from localcloud.writestats import IndexShape
 from rich.console import Console
 from video_stats.model import AttributeMap, SummaryKind

@@ -20,7 +20,6 @@ import fcntl
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 import urllib.error
@@ -28,6 +27,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from localcloud.launcher import ServeExited, ServeNotHealthy, launch_serve
 from localcloud.state import (
     ENDPOINT_FILE,
     health,
@@ -37,8 +37,6 @@ from localcloud.state import (
     running_endpoint,
 )
 
-SCRIPTS_DIR = Path(__file__).resolve().parent.parent
-LAMBDA_SRC = SCRIPTS_DIR.parent / "lambda_src"  # the item format, for the control API's figures
 SETTING_VARIABLES = {
     "partitions": "LOCALCLOUD_STREAM_PARTITIONS",
     "rotation_seconds": "LOCALCLOUD_SHARD_ROTATION_SECONDS",
@@ -167,36 +165,18 @@ def up(
         log_dir = state_dir / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         serve_log = log_dir / "serve.log"
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(SCRIPTS_DIR), str(LAMBDA_SRC), env.get("PYTHONPATH", "")) if p
-        )
-        for name, value in stream_settings.items():
-            env[SETTING_VARIABLES[name]] = str(value)
-        with open(serve_log, "ab") as output:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "localcloud", "serve", "--state-dir", str(state_dir),
-                 "--port", str(port), "--host", host],
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-            )  # fmt: skip
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            code = proc.poll()
-            if code is not None:
-                return _error(f"the endpoint exited with status {code}: {_tail(serve_log)}")
-            info = running_endpoint(state_dir)
-            if info is not None and info.pid == proc.pid:
-                print(info.endpoint_url)
-                return 0
-            time.sleep(0.1)
-        _terminate(proc.pid, 3.0)
-        return _error(
-            f"the endpoint did not become healthy within {timeout:.0f} s (see {serve_log})"
-        )
+        settings = {SETTING_VARIABLES[name]: str(value) for name, value in stream_settings.items()}
+        try:
+            _, info = launch_serve(
+                state_dir, port, serve_log, timeout=timeout, host=host, environment=settings
+            )
+        except ServeExited as exited:
+            return _error(f"{exited}: {_tail(serve_log)}")
+        except ServeNotHealthy as slow:
+            _terminate(slow.proc.pid, 3.0)
+            return _error(f"{slow} (see {serve_log})")
+        print(info.endpoint_url)
+        return 0
 
 
 def down(state_dir: Path, timeout: float) -> int:

@@ -17,7 +17,7 @@ from typing import Any
 from localcloud import motostreams
 from localcloud.engine import Engine
 from localcloud.faults import Faults
-from localcloud.stats import StatsRegistry
+from localcloud.mapping_stats import StatsRegistry
 from localcloud.writestats import WriteStats
 
 log = logging.getLogger("localcloud.control")

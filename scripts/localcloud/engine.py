@@ -26,12 +26,12 @@ from moto.awslambda.models import lambda_backends
 from localcloud import motostreams
 from localcloud.destinations import Destinations
 from localcloud.faults import Faults
+from localcloud.mapping_stats import StatsRegistry
 from localcloud.mappingconfig import MappingConfig, mapping_config
 from localcloud.metrics_publisher import NO_METRICS, InvocationSink
-from localcloud.runtime import WorkerPool
 from localcloud.shardworker import ShardWorker
-from localcloud.stats import StatsRegistry
 from localcloud.streams import StreamsClient, StreamsError
+from localcloud.worker_pool import WorkerPool
 
 log = logging.getLogger("localcloud.engine")
 

@@ -47,7 +47,7 @@ LOCAL_ACCOUNT = "123456789012"
 
 class InvocationSink(Protocol):
     def invoked(self, function_arn: str, result: Any, iterator_age: float | None) -> None:
-        """One invocation ended: ``result`` is a runtime.InvokeResult (ok, duration in s);
+        """One invocation ended: ``result`` is an invocation.InvokeResult (ok, duration in s);
         ``iterator_age`` the age in seconds of the batch's last record (None: no records)."""
 
 

@@ -30,11 +30,12 @@ from localcloud import motopatch, motostreams
 from localcloud.control import ControlState, start_control_server
 from localcloud.engine import Engine
 from localcloud.faults import Faults
+from localcloud.invocation import function_spec
+from localcloud.mapping_stats import StatsRegistry
 from localcloud.metrics_publisher import MetricsPublisher
-from localcloud.runtime import WorkerPool, function_spec
 from localcloud.shards import StreamSettings, merge_settings
 from localcloud.state import EndpointInfo, write_endpoint_info
-from localcloud.stats import StatsRegistry
+from localcloud.worker_pool import WorkerPool
 from localcloud.writestats import WriteStats
 
 log = logging.getLogger("localcloud.server")

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 from localcloud import batching, protocol, retrypolicy
 from localcloud.batching import Record
 from localcloud.faults import FaultPlan
+from localcloud.invocation import InvokeResult, function_spec
 from localcloud.mappingconfig import MappingConfig
-from localcloud.runtime import InvokeResult, function_spec
 from localcloud.shardreader import IDLE_POLL_SECONDS, READ_LIMIT, ShardReader
 from localcloud.shards import partition_hash
 from localcloud.streams import StreamsClient

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import boto3
 from botocore.config import Config
 from localcloud.client import ControlClient
-from localcloud.testing import LocalEndpoint
+from localcloud.endpoint_process import LocalEndpoint
 from pytest_terraform.tf import TerraformFixture, TerraformRunner, TerraformState
 from video_stats.model import Counters, SummaryKey
 from vstats.drift import Drift, compare, read_snapshot

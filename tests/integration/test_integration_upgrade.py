@@ -50,7 +50,7 @@ from it_support import (  # type: ignore[import-not-found]
     selected_target,
     tf_var_object,
 )
-from localcloud.testing import EndpointProcess
+from localcloud.endpoint_process import EndpointProcess
 from py.path import local as py_path  # type: ignore[import-untyped]
 from video_stats.model import SummaryKey, SummaryKind
 from vstats import plan_review

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from botocore.exceptions import ClientError
 from lc_support import Pipeline, create_table, function_zip  # type: ignore[import-not-found]
-from localcloud.testing import LAMBDA_TRUST_POLICY, LocalEndpoint
+from localcloud.endpoint_process import LAMBDA_TRUST_POLICY, LocalEndpoint
 
 # The source table's stream: 4 partitions (the endpoint's default) and no rotation unless a
 # test says otherwise with @pytest.mark.stream(partitions=..., rotation_records=..., ...).

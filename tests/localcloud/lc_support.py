@@ -20,7 +20,7 @@ import zipfile
 from dataclasses import dataclass, field
 from typing import Any
 
-from localcloud.testing import LocalEndpoint
+from localcloud.endpoint_process import LocalEndpoint
 
 FUNCTION_SOURCE = """
 import json, os, time

@@ -12,8 +12,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from localcloud.endpoint_process import LocalEndpoint, free_port
+from localcloud.launcher import SCRIPTS_DIR
 from localcloud.state import pid_alive, read_endpoint_info
-from localcloud.testing import SCRIPTS_DIR, LocalEndpoint, free_port
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -10,7 +10,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 from lc_support import Pipeline, function_zip  # type: ignore[import-not-found]
-from localcloud.testing import LocalEndpoint
+from localcloud.endpoint_process import LocalEndpoint
 from vstats.filter_patterns import filter_criteria
 from waiting import wait_until  # type: ignore[import-not-found]
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import boto3
 import pytest
+from localcloud.invocation import InvokeResult
 from localcloud.metrics_publisher import LogTail, MetricsPublisher, alarm_state, parse_emf
-from localcloud.runtime import InvokeResult
 from moto.server import ThreadedMotoServer
 
 EMF_LINE = json.dumps(

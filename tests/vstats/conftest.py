@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
-from localcloud.testing import free_port
+from localcloud.endpoint_process import free_port
 from moto.server import ThreadedMotoServer
 from vstats_support import REGION, StreamConsumer, TableEnv, create_table  # type: ignore[import-not-found]
 

@@ -15,40 +15,22 @@ from typing import Any
 
 import pytest
 from localcloud.client import ControlClient
-from localcloud.testing import LAMBDA_TRUST_POLICY, LocalEndpoint
-from test_vstats_local_engine import package  # type: ignore[import-not-found]
+from localcloud.endpoint_process import LocalEndpoint
 from vstats import redrive, status
 from vstats.drift import find_drift
-from vstats.filter_patterns import filter_criteria
 from vstats.generator import EventGenerator
 from vstats.repair import LOCAL_TIMING, live_drift
-from vstats_support import REGION, create_table  # type: ignore[import-not-found]
+from vstats_support import LocalStack, create_table, deploy_handlers  # type: ignore[import-not-found]
 from waiting import wait_until  # type: ignore[import-not-found]
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
 
 @dataclass
-class Stack:
-    endpoint: LocalEndpoint
-    table: str
-    client: Any
-    stream_arn: str
+class Stack(LocalStack):  # type: ignore[misc]  # vstats_support is outside mypy_path
     queues: list[str]
     functions: list[str]
     generator: EventGenerator
-
-    def args(self) -> list[str]:
-        return [
-            "--table",
-            self.table,
-            "--endpoint-url",
-            self.endpoint.endpoint_url,
-            "--control-url",
-            self.endpoint.control_url,
-            "--region",
-            REGION,
-        ]
 
     def write(self, events: int) -> None:
         for _ in range(events):
@@ -74,60 +56,25 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(local_endpoint: LocalEndpoint) -> Iterator[Stack]:
     name = f"rd-{uuid.uuid4().hex[:8]}"
-    ddb, lam, iam, sqs = (local_endpoint.client(s) for s in ("dynamodb", "lambda", "iam", "sqs"))
+    ddb = local_endpoint.client("dynamodb")
     stream_arn = create_table(ddb, f"{name}-data")
-    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=LAMBDA_TRUST_POLICY)["Role"][
-        "Arn"
-    ]
-    code = package()
-    mappings, queues, functions = [], [], []
-    for function, item_type, handler in (
-        ("views", "VIEW", "update_view_counters"),
-        ("votes", "VOTE", "update_vote_counters"),
-    ):
-        queue = sqs.create_queue(QueueName=f"{name}-update-{function}-on-failure")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
-        arn = lam.create_function(
-            FunctionName=f"{name}-update-{function}",
-            Runtime="python3.12",
-            Role=role,
-            Handler=f"video_stats.handlers.{handler}",
-            Code={"ZipFile": code},
-            Timeout=30,
-            Environment={
-                "Variables": {
-                    "TABLE_NAME": f"{name}-data",
-                    "POWERTOOLS_SERVICE_NAME": f"update-{function}",
-                    "POWERTOOLS_METRICS_NAMESPACE": "VideoStats",
-                }
-            },
-        )["FunctionArn"]
-        mappings.append(
-            lam.create_event_source_mapping(
-                FunctionName=arn,
-                EventSourceArn=stream_arn,
-                StartingPosition="TRIM_HORIZON",
-                BatchSize=100,
-                MaximumBatchingWindowInSeconds=0,
-                MaximumRetryAttempts=1,  # give up fast
-                BisectBatchOnFunctionError=False,
-                FunctionResponseTypes=["ReportBatchItemFailures"],
-                TumblingWindowInSeconds=900,
-                FilterCriteria=filter_criteria(item_type),
-                DestinationConfig={"OnFailure": {"Destination": queue_arn}},
-            )["UUID"]
-        )
-        queues.append(queue)
-        functions.append(f"{name}-update-{function}")
+    deployed = deploy_handlers(
+        local_endpoint,
+        name,
+        f"{name}-data",
+        stream_arn,
+        on_failure_queues=True,
+        MaximumRetryAttempts=1,  # give up fast
+        BisectBatchOnFunctionError=False,
+    )
+    queues, functions = deployed.queues, deployed.functions
     generator = EventGenerator(users=4, videos=4, seed=5)
     try:
         yield Stack(local_endpoint, f"{name}-data", ddb, stream_arn, queues, functions, generator)
     finally:
         ControlClient(local_endpoint.control_url).set_faults({"fail_invocation_rate": 0.0})
-        for mapping in mappings:
-            lam.delete_event_source_mapping(UUID=mapping)
+        for mapping in deployed.mappings:
+            local_endpoint.client("lambda").delete_event_source_mapping(UUID=mapping)
 
 
 def _given_up(control: ControlClient, functions: list[str]) -> float:

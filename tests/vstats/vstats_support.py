@@ -1,5 +1,6 @@
 """Helpers of the operator-tool tests (imported by conftest.py and the tests): a table with
-the stack's schema, and a stand-in stream consumer built from the real handler code.
+the stack's schema, a stand-in stream consumer built from the real handler code, and the
+project's handlers deployed on a local endpoint (``deploy_handlers``).
 
 The consumer (``StreamConsumer``) reads the table's stream with the Streams API and applies it
 with ``video_stats``' own parse/apply/store code (one mark per stream, as the handlers do with
@@ -10,20 +11,33 @@ runs without the local engine.
 
 from __future__ import annotations
 
+import importlib.util
+import io
 import threading
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import build_lambda_zip
 import stream_fakes
+from localcloud.endpoint_process import LAMBDA_TRUST_POLICY, LocalEndpoint
 from video_stats import model
 from video_stats.apply import Applier, ApplyConfig
 from video_stats.marks import shard_marks
 from video_stats.records import parse_batch
 from video_stats.store import SummaryStore
+from vstats.filter_patterns import filter_criteria
 
 REGION = "us-east-1"
 INDEX_SHARDS = 4
+LAMBDA_SRC = Path(__file__).resolve().parents[2] / "lambda_src"
+#: Function suffix, item type, handler: the two functions main.tf deploys.
+HANDLERS = (
+    ("views", "VIEW", "update_view_counters"),
+    ("votes", "VOTE", "update_vote_counters"),
+)
 
 
 @dataclass
@@ -157,3 +171,120 @@ def _lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
         "eventSourceARN": stream_arn,
         "dynamodb": ddb,
     }
+
+
+@dataclass
+class LocalStack:
+    """A table with the handlers deployed on a local endpoint (``deploy_handlers``)."""
+
+    endpoint: LocalEndpoint
+    table: str
+    client: Any
+    stream_arn: str
+
+    def args(self) -> list[str]:
+        """The deployment flags every tool takes, with the endpoint's control API."""
+        return [
+            "--table",
+            self.table,
+            "--endpoint-url",
+            self.endpoint.endpoint_url,
+            "--control-url",
+            self.endpoint.control_url,
+            "--region",
+            REGION,
+        ]
+
+
+def handler_zip() -> bytes:
+    """The handlers' zip for the local engine: lambda_src's files by the zip builder's own
+    allow-list, plus the pinned dependency the local runtime does not provide, taken from this
+    virtual environment (no pip, no network)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in build_lambda_zip.source_files(LAMBDA_SRC):
+            archive.write(path, path.relative_to(LAMBDA_SRC).as_posix())
+        for module in ("aws_lambda_powertools", "typing_extensions"):
+            spec = importlib.util.find_spec(module)
+            assert spec is not None
+            assert spec.origin is not None
+            origin = Path(spec.origin)
+            if origin.name == "__init__.py":
+                root = origin.parent
+                for path in sorted(root.rglob("*")):
+                    if path.is_file() and "__pycache__" not in path.parts:
+                        archive.write(path, path.relative_to(root.parent).as_posix())
+            else:
+                archive.write(origin, origin.name)
+    return buffer.getvalue()
+
+
+@dataclass
+class DeployedHandlers:
+    functions: list[str]
+    mappings: list[str]  # UUIDs
+    queues: list[str]  # on-failure queue URLs, when asked for
+
+
+def deploy_handlers(
+    endpoint: LocalEndpoint,
+    name: str,
+    table: str,
+    stream_arn: str,
+    *,
+    on_failure_queues: bool = False,
+    environment: dict[str, str] | None = None,
+    **mapping_settings: Any,
+) -> DeployedHandlers:
+    """The project's two handlers as filtered functions on ``table``'s stream, created with boto3
+    (no Terraform): the mapping settings as deployed (filters from filter_patterns.json, partial
+    batch responses, a tumbling window so events carry the shardId) unless
+    ``mapping_settings`` says otherwise; with ``on_failure_queues``, an SQS queue per function
+    as its on-failure destination."""
+    lam, iam, sqs = (endpoint.client(s) for s in ("lambda", "iam", "sqs"))
+    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=LAMBDA_TRUST_POLICY)["Role"][
+        "Arn"
+    ]
+    code = handler_zip()
+    deployed = DeployedHandlers([], [], [])
+    for function, item_type, handler in HANDLERS:
+        function_name = f"{name}-update-{function}"
+        settings: dict[str, Any] = {
+            "StartingPosition": "TRIM_HORIZON",
+            "BatchSize": 100,
+            "MaximumBatchingWindowInSeconds": 0,
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            "TumblingWindowInSeconds": 900,  # as deployed: its events carry the shardId
+            "FilterCriteria": filter_criteria(item_type),  # as deployed (filter_patterns.json)
+            **mapping_settings,
+        }
+        if on_failure_queues:
+            queue = sqs.create_queue(QueueName=f"{function_name}-on-failure")["QueueUrl"]
+            queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])[
+                "Attributes"
+            ]["QueueArn"]
+            settings["DestinationConfig"] = {"OnFailure": {"Destination": queue_arn}}
+            deployed.queues.append(queue)
+        arn = lam.create_function(
+            FunctionName=function_name,
+            Runtime="python3.12",
+            Role=role,
+            Handler=f"video_stats.handlers.{handler}",
+            Code={"ZipFile": code},
+            Timeout=30,
+            Environment={
+                "Variables": {
+                    "TABLE_NAME": table,
+                    "POWERTOOLS_SERVICE_NAME": f"update-{function}",
+                    "POWERTOOLS_METRICS_NAMESPACE": "VideoStats",
+                    **(environment or {}),
+                }
+            },
+        )["FunctionArn"]
+        deployed.functions.append(function_name)
+        deployed.mappings.append(
+            lam.create_event_source_mapping(
+                FunctionName=arn, EventSourceArn=stream_arn, **settings
+            )["UUID"]
+        )
+    return deployed

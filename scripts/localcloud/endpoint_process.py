@@ -1,7 +1,9 @@
-"""Test support: start a private local endpoint (``serve`` in a subprocess) and talk to it.
+"""A private local endpoint: ``serve`` in a subprocess on a free port, waited for until
+healthy and stopped afterwards (``EndpointProcess``), plus boto3 clients for it.
 
-Used by the ``local_endpoint`` fixture in tests/conftest.py; importable by any test as
-``from localcloud.testing import LocalEndpoint, aws_client``.
+Used by the ``local_endpoint`` fixture in tests/conftest.py, by the tests that need an
+endpoint of their own, and by the benchmark (``scripts/benchmark``):
+``from localcloud.endpoint_process import LocalEndpoint, aws_client``.
 """
 
 from __future__ import annotations
@@ -11,8 +13,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,9 +20,8 @@ from typing import Any
 import boto3
 
 from localcloud.client import ControlClient
-from localcloud.state import health, read_endpoint_info
+from localcloud.launcher import SCRIPTS_DIR, ServeExited, ServeNotHealthy, launch_serve
 
-SCRIPTS_DIR = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
 START_TIMEOUT = 60.0
 #: The role policy every local test function (and the engine benchmark's) is created with.
@@ -112,38 +111,26 @@ class EndpointProcess:
 
     def _start_once(self) -> LocalEndpoint:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p
-            for p in (
-                str(self.scripts_dir),
-                str(self.scripts_dir.parent / "lambda_src"),
-                env.get("PYTHONPATH", ""),
+        try:
+            self.proc, info = launch_serve(
+                self.state_dir,
+                free_port(),
+                self.log_path,
+                timeout=START_TIMEOUT,
+                module=self.server_module,
+                environment=self.environment,
+                scripts_dir=self.scripts_dir,
             )
-            if p
-        )
-        env.update(self.environment)
-        with open(self.log_path, "ab") as log:
-            proc = self.proc = subprocess.Popen(
-                [sys.executable, "-m", self.server_module, "serve",
-                 "--state-dir", str(self.state_dir), "--port", str(free_port())],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-            )  # fmt: skip
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                tail = self.log_path.read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"local endpoint exited with {proc.returncode}:\n{tail}")
-            info = read_endpoint_info(self.state_dir)
-            if info is not None and info.pid == proc.pid and health(info.control_url):
-                return LocalEndpoint(info.endpoint_url, info.control_url, self.state_dir, proc.pid)
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"local endpoint not healthy within {START_TIMEOUT} s ({self.log_path})")
+        except ServeExited as exited:
+            tail = self.log_path.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"local endpoint exited with {exited.code}:\n{tail}") from None
+        except ServeNotHealthy as slow:
+            self.proc = slow.proc
+            self.stop()
+            raise RuntimeError(
+                f"local endpoint not healthy within {START_TIMEOUT} s ({self.log_path})"
+            ) from None
+        return LocalEndpoint(info.endpoint_url, info.control_url, self.state_dir, self.proc.pid)
 
     def stop(self) -> None:
         proc = self.proc

@@ -116,8 +116,10 @@ class ApplyConfig:
     max_attempts: int = 5  # conditional attempts per key before it counts as failed
     eager_prune: int = 3  # this many stale marks on an item: remove them at once (1 write)
     deadline_margin_seconds: float = 3.0  # stop starting keys this close to the timeout
-    drop: tuple[str, ...] = ()  # marks of the shard's known ancestors (both formats)
-    forbid: tuple[str, ...] = ()  # marks of the shard's known descendants (both formats)
+    drop: tuple[str, ...] = ()  # marks of the shard's nearest ancestors (both formats)
+    forbid: tuple[str, ...] = ()  # marks of the shard's nearest descendants (both formats)
+    #: every known ancestor's marks: found on a returned item, removed like stale marks
+    obsolete: frozenset[str] = frozenset()
 
     @property
     def mark(self) -> str:
@@ -298,7 +300,12 @@ class Applier:
                 mark_value(item, config.marks.legacy),
             )
             remove = stale_marks(
-                item, config.function, config.marks.names(), self._clock(), config.retention_seconds
+                item,
+                config.function,
+                config.marks.names(),
+                self._clock(),
+                config.retention_seconds,
+                obsolete=config.obsolete,
             )
             delta = None
             if not outcome.pending:
@@ -312,7 +319,12 @@ class Applier:
     ) -> None:
         config = self._config
         stale = stale_marks(
-            item, config.function, config.marks.names(), self._clock(), config.retention_seconds
+            item,
+            config.function,
+            config.marks.names(),
+            self._clock(),
+            config.retention_seconds,
+            obsolete=config.obsolete,
         )
         if not stale:
             return

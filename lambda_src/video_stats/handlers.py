@@ -52,6 +52,14 @@ metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Vide
 
 FUNCTIONS: Final[dict[ItemType, str]] = {"VIEW": "views", "VOTE": "votes"}
 MAX_SKIP_LOGS: Final = 50  # per batch; the metric still counts every skipped record
+#: How many of a shard's nearest ancestors / descendants one UpdateItem names (REMOVE / must be
+#: absent). On AWS a shard lives ~4 h and the stream keeps 24 h, so 8 generations cover every
+#: shard whose records can still be delivered, and the bound keeps the expression far below
+#: DynamoDB's limits (4 KB, 300 operators) however long a lineage grows (a local stream rotating
+#: every few seconds is never trimmed). Older ancestors' marks that an item still holds are
+#: found on the item the update returns and removed like stale marks (docs/design.md §8).
+MAX_NAMED_ANCESTORS: Final = 8
+MAX_NAMED_DESCENDANTS: Final = 16  # nearest first: room for a split or two
 #: Window-state key: the record the last invocation asked Lambda to resume the shard from.
 RESUME_FROM: Final = "resumeFrom"
 
@@ -144,12 +152,14 @@ def _shard_config(
         identity = arn or "stream"
         return identity, ApplyConfig(function, shard_marks(function, identity))
     lineage = runtime.lineage.get(arn, shard_id) if arn and runtime.lineage_pruning else Lineage()
+    ancestors = lineage.ancestors(shard_id)
     return shard_id, ApplyConfig(
         function,
         shard_marks(function, shard_id),
         retention_seconds=runtime.retention_seconds,
-        drop=names_of(function, lineage.ancestors(shard_id)),
-        forbid=names_of(function, lineage.descendants(shard_id)),
+        drop=names_of(function, ancestors[:MAX_NAMED_ANCESTORS]),
+        forbid=names_of(function, lineage.descendants(shard_id)[:MAX_NAMED_DESCENDANTS]),
+        obsolete=frozenset(names_of(function, ancestors[MAX_NAMED_ANCESTORS:])),
     )
 
 

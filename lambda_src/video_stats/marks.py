@@ -51,9 +51,15 @@ order and its children only after it (Lambda FAQ: records "are strictly serializ
 shard"). So when a child C writes summary K, every record of C's ancestors has been applied to
 K (or acknowledged): their marks can protect only against a *replay* of an ancestor (a
 re-created mapping starting at TRIM_HORIZON, a moved position). C's every write therefore
-REMOVEs the marks of all of C's known ancestors (a REMOVE of an absent attribute is free), and
-every write of a shard S is conditional on the *absence* of the marks of S's known descendants:
-a record of S for an item that holds a descendant's mark is a replay and is treated as applied.
+REMOVEs the marks of C's nearest ancestors (a REMOVE of an absent attribute is free), and
+every write of a shard S is conditional on the *absence* of the marks of S's nearest
+descendants: a record of S for an item that holds a descendant's mark is a replay and is
+treated as applied. "Nearest": at most ``handlers.MAX_NAMED_ANCESTORS`` /
+``MAX_NAMED_DESCENDANTS`` generations, more than a day of shards on AWS, so that one update's
+expression stays bounded however long a lineage grows; a farther ancestor's mark found on the
+returned item is removed like a stale mark (``stale_marks(obsolete=...)``). The guard's bound
+means a replay of a shard more than 16 generations (~2.5 days on AWS) behind the item's newest
+mark of its lineage is not recognised; Lambda cannot deliver records that old (24 h).
 A hot summary then holds one mark per function and open lineage (per partition), not one per
 shard of the last day. The lineage comes from DescribeStream (``lineage``), cached per container.
 Lambda's guide does not state parent-before-child for DynamoDB sources in so many words, so
@@ -97,7 +103,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -266,9 +272,12 @@ def stale_marks(
     keep: Iterable[str],
     now: float,
     retention_seconds: float,
+    *,
+    obsolete: Collection[str] = (),
 ) -> dict[str, str]:
     """This function's marks on ``item`` (both formats), other than ``keep``, whose record is
-    older than the retention: {name: value} (the value conditions their removal)."""
+    older than the retention, or that are ``obsolete`` (an ancestor's mark that a write did not
+    name): {name: value} (the value conditions their removal)."""
     if not item:
         return {}
     prefixes = (mark_prefix(function), legacy_mark_prefix(function))
@@ -279,6 +288,9 @@ def stale_marks(
             continue
         value = attr.get("S")
         if not isinstance(value, str):
+            continue
+        if name in obsolete:
+            stale[name] = value
             continue
         try:
             created_by = decode_mark(value, now).created_by

@@ -666,6 +666,34 @@ def test_grandchildren_drop_every_known_ancestor(world: World) -> None:
     world.assert_exact(*gens)
 
 
+def test_a_deep_lineage_names_a_bounded_number_of_marks(world: World) -> None:
+    # A local stream rotating every few seconds is never trimmed: after 200 generations one
+    # UpdateItem must still name only the nearest ancestors (moto's expression parser fails
+    # somewhere past 150 names; DynamoDB allows 300 operators); older ancestors' marks that
+    # the item holds are found on the returned item and removed like stale marks.
+    depth = 200
+    world.shards = [closed(f"g{g}", f"g{g - 1}" if g else None) for g in range(depth)]
+    world.shards.append(opened(f"g{depth}", f"g{depth - 1}"))
+    longest: list[int] = []
+
+    def measure(params: dict[str, Any], **_: Any) -> None:
+        longest.append(len(params.get("ExpressionAttributeNames", {})))
+
+    world.client.meta.events.register("provide-client-params.dynamodb.UpdateItem", measure)
+    try:
+        streams = {g: fresh_stream(first=(g + 1) * 10**20) for g in (3, 150, depth)}
+        for n, g in enumerate((3, 150, depth, depth)):
+            streams[g].put(view_item(f"u{n}", "v", 1, TS + timedelta(seconds=n)))
+            assert world.handle(views_of(streams[g])[-1:], "VIEW", shard=f"g{g}") is None
+    finally:
+        world.client.meta.events.unregister("provide-client-params.dynamodb.UpdateItem", measure)
+    bound = 2 * (handlers.MAX_NAMED_ANCESTORS + handlers.MAX_NAMED_DESCENDANTS) + 16
+    assert max(longest) <= bound, max(longest)
+    assert world.marks(VIDEO, "v") == [shard_marks("views", f"g{depth}").current]
+    assert world.summary(VIDEO, "v") == Counters(views=4, duration=4)
+    world.assert_exact(*streams.values())
+
+
 def test_without_lineage_the_marks_stay_exact_and_unpruned(world: World) -> None:
     world.shards = None  # DescribeStream throttled / not allowed
     parent, child = fresh_stream(), fresh_stream(first=3 * 10**20)

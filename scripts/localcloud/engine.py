@@ -158,7 +158,11 @@ class MappingRunner:
 
     def drained(self) -> bool:
         if not self.config.enabled:
-            return True
+            # Disabling starts nothing new, but a batch already sent runs to its end (its
+            # writes land after the pause): drained once no lane is in an invocation.
+            with self._lock:
+                workers = list(self.workers.values())
+            return not any(worker.busy() for worker in workers)
         self.sync_shards(force=True)
         cfg = self.config
         stream = motostreams.stream_of(cfg.stream_arn, cfg.account, cfg.region)

@@ -106,6 +106,9 @@ class ShardWorker:
         key = (record.event.get("dynamodb") or {}).get("Keys", {}).get(self.partition_key_name)
         return self.lanes[partition_hash(key) % len(self.lanes)]
 
+    def busy(self) -> bool:
+        return any(lane.busy() for lane in self.lanes)
+
     def drained(self) -> bool:
         """Nothing read and not yet processed, and nothing more to read right now."""
         if self.finished.is_set():
@@ -174,6 +177,9 @@ class Lane:
         self.retry = retrypolicy.RetryState()
         self.retry_at = 0.0
         self.in_flight = False
+        # Held from reading the mapping's Enabled flag to the end of the invocation it allows:
+        # a disabled mapping is drained once no lane holds it (``busy``).
+        self.cycle = threading.Lock()
         self.delivered_through = -1  # shard index of the last record delivered once
         self.last_request_id: str | None = None
         # Tumbling window: the open window and the state the function returned for it.
@@ -204,23 +210,29 @@ class Lane:
 
     # --- the loop --------------------------------------------------------------------------
 
+    def busy(self) -> bool:
+        """An invocation is running or about to start (its Enabled check has passed)."""
+        return self.cycle.locked()
+
     def _run(self) -> None:
         stop = self.worker.stop_event
         while not stop.is_set():
-            cfg = self.runner.config
             try:
-                if not cfg.enabled:
+                with self.cycle:
+                    cfg = self.runner.config
+                    enabled = cfg.enabled
+                    if enabled and self._window_due(cfg):
+                        self._finalize_window(cfg)
+                        continue
+                    batch = self._next_batch(cfg) if enabled else []
+                    if batch:
+                        self._process(cfg, batch)
+                        continue
+                if not enabled:
                     stop.wait(0.2)
                     continue
-                if self._window_due(cfg):
-                    self._finalize_window(cfg)
-                    continue
-                batch = self._next_batch(cfg)
-                if batch:
-                    self._process(cfg, batch)
-                else:
-                    self.wake.wait(self._idle_time(cfg))
-                    self.wake.clear()
+                self.wake.wait(self._idle_time(cfg))
+                self.wake.clear()
             except Exception:
                 log.exception("mapping %s shard %s: engine error", cfg.uuid, self.shard_id)
                 self.in_flight = False

@@ -105,6 +105,12 @@ class SummaryStore:
         keys of a video, GSI2 hash key); ``GSI2SK`` follows ``views``."""
         return summary_identity(key, self._shards)
 
+    def index_attributes(self, key: SummaryKey, views: int) -> dict[str, dict[str, str]]:
+        """Everything a summary with ``views`` must carry to be found through the indexes: its
+        identity and the GSI2 range key (the bucket of ``views``). The one definition the
+        handlers' writes, reconcile's check and its repair share."""
+        return {**self.identity_attributes(key), "GSI2SK": {"S": summary_index_bucket(views)}}
+
     def update(self, request: UpdateRequest) -> Written | Rejected:
         key = request.key
         names: dict[str, str] = {

@@ -1,7 +1,9 @@
 """Recount and drift: the comparison of every summary with a full recount of the base items.
 
 ``find_drift`` is the check the load test, reconcile and the integration tests share; the
-recount itself is ``video_stats.model.recount`` (there is only one).
+recount itself is ``video_stats.model.recount`` (there is only one). ``index_faults`` is
+reconcile's other check: summaries the ranking index cannot list right (no ``GSI2SK``, e.g.
+written by a release before it existed, or not the bucket of their ``views``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from video_stats import model
 from video_stats.model import AttributeMap, Counters, SummaryKey
+from video_stats.store import SummaryStore
 
 from vstats.effects import is_base_item
 from vstats.tables import scan_items
@@ -44,6 +47,47 @@ class Drift:
             "actual": asdict(self.actual),
             "difference": asdict(self.difference),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class IndexFault:
+    """A summary whose index attributes are missing or not what its ``views`` call for, so
+    ``make summary`` (GSI2, never a scan) misses or misranks it."""
+
+    key: SummaryKey
+    views: int
+    problems: tuple[str, ...]  # "missing GSI2SK", "wrong GSI2SK", ... in attribute order
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.key.kind.value,
+            "id": self.key.id,
+            "views": self.views,
+            "problems": list(self.problems),
+        }
+
+
+def index_fault(store: SummaryStore, key: SummaryKey, item: AttributeMap) -> IndexFault | None:
+    """What is wrong with one summary's index attributes (``store.index_attributes``, the
+    handlers' own definition), or None."""
+    views = model.summary_counters(item).views
+    problems = tuple(
+        f"{'missing' if name not in item else 'wrong'} {name}"
+        for name, value in store.index_attributes(key, views).items()
+        if item.get(name) != value
+    )
+    return IndexFault(key, views, problems) if problems else None
+
+
+def index_faults(
+    store: SummaryStore, summaries: Mapping[SummaryKey, AttributeMap]
+) -> list[IndexFault]:
+    faults = [
+        fault
+        for key, item in summaries.items()
+        if (fault := index_fault(store, key, item)) is not None
+    ]
+    return sorted(faults, key=lambda f: (f.key.kind.value, f.key.id))
 
 
 @dataclass(slots=True)

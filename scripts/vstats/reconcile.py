@@ -7,6 +7,10 @@
 The plain check is exact at a quiescent moment; while records are in flight the summaries they
 have not reached show as drift. --live compares each summary with the records it has applied
 (it reads the stream as well), so a busy stack shows no false drift; --repair uses the same.
+
+Both also list the summaries the ranking index cannot list right (``GSI2SK`` missing, as on
+the summaries an earlier release wrote, or not the bucket of their views; exit 1): --repair
+sets their index attributes without pausing anything (the upgrade step, see README).
 """
 
 from __future__ import annotations
@@ -14,22 +18,35 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 from localcloud.client import ControlClient
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 from video_stats.model import Counters
+from video_stats.store import SummaryStore
 
 from vstats import cli, deployment
-from vstats.drift import DEFAULT_SEGMENTS, Drift, find_drift
+from vstats.drift import (
+    DEFAULT_SEGMENTS,
+    Drift,
+    IndexFault,
+    compare,
+    find_drift,
+    index_fault,
+    index_faults,
+    read_snapshot,
+)
 from vstats.repair import (
     AWS_TIMING,
     LOCAL_TIMING,
     LambdaPipeline,
     RepairResult,
-    live_drift,
+    StreamTiming,
+    applied_targets,
     repair,
     stream_arn_of,
 )
@@ -72,6 +89,46 @@ def drift_table(
     if len(drifts) > limit:
         table.caption += f"; {len(drifts) - limit:,} more not shown (--format json lists all)"
     return table
+
+
+def unranked_lines(faults: Sequence[IndexFault]) -> list[str]:
+    """One line per kind of fault: "N summaries not ranked: missing GSI2SK"."""
+    kinds = Counter(", ".join(f.problems) for f in faults)
+    return [f"{count:,} summaries not ranked: {problems}" for problems, count in kinds.items()]
+
+
+def check(
+    client: Any,
+    target: deployment.Deployment,
+    *,
+    segments: int,
+    live: bool,
+    timing: StreamTiming,
+) -> tuple[list[Drift], list[IndexFault]]:
+    """The drift (plain recount, or --live: as of the records applied) and the index faults,
+    from one scan."""
+    if live:
+        snapshot, targets, _ = applied_targets(
+            client,
+            target.client("dynamodbstreams"),
+            target.table,
+            stream_arn_of(client, target.table),
+            segments=segments,
+            timing=timing,
+        )
+    else:
+        snapshot = read_snapshot(client, target.table, segments=segments)
+        targets = snapshot.recount
+    store = SummaryStore(client, target.table, target.index_shards)
+    # A handler moves a summary's bucket in a follow-up write (store.update): what the scan
+    # caught in between is confirmed by a consistent read before it counts.
+    faults = [
+        fault
+        for seen in index_faults(store, snapshot.summaries)
+        if (item := store.read(seen.key)) is not None
+        and (fault := index_fault(store, seen.key, item)) is not None
+    ]
+    return compare(targets, snapshot.summaries), faults
 
 
 def _plain(counters: Counters) -> dict[str, int]:
@@ -131,24 +188,28 @@ def _main(argv: Sequence[str] | None) -> int:
     # An endpoint URL means an emulator on this machine: its stream is immediate, same clock.
     timing = LOCAL_TIMING if target.endpoint_url else AWS_TIMING
     if not args.repair:
-        if args.live:
-            drifts = live_drift(
-                client,
-                target.client("dynamodbstreams"),
-                target.table,
-                stream_arn_of(client, target.table),
-                segments=args.segments,
-                timing=timing,
+        drifts, faults = check(
+            client, target, segments=args.segments, live=args.live, timing=timing
+        )
+        if args.format == "json":
+            print(
+                json.dumps(
+                    {
+                        "drift": [d.as_dict() for d in drifts],
+                        "unranked": [f.as_dict() for f in faults],
+                    }
+                )
             )
         else:
-            drifts = find_drift(client, target.table, segments=args.segments)
-        if args.format == "json":
-            print(json.dumps({"drift": [d.as_dict() for d in drifts]}))
-        elif drifts:
-            console.print(drift_table(drifts, f"{len(drifts):,} summaries drift"))
-        else:
-            console.print(Text("No drift: every summary equals the recount.", style="green"))
-        return cli.EXIT_FAILURE if drifts else cli.EXIT_OK
+            if drifts:
+                console.print(drift_table(drifts, f"{len(drifts):,} summaries drift"))
+            else:
+                console.print(Text("No drift: every summary equals the recount.", style="green"))
+            for line in unranked_lines(faults):
+                console.print(Text(line, style="bold red"))
+            if faults:
+                console.print("`make reconcile ARGS=--repair` sets them (no pause needed).")
+        return cli.EXIT_FAILURE if drifts or faults else cli.EXIT_OK
 
     stream_arn = stream_arn_of(client, target.table)
     pipeline = LambdaPipeline(
@@ -172,15 +233,20 @@ def _main(argv: Sequence[str] | None) -> int:
         log=lambda message: err.print(f"[dim]{message}[/]"),
     )
     remaining: list[Drift] | None = None
-    if result.paused:  # check the repair, safely while the stack runs
-        remaining = live_drift(
-            client, streams, target.table, stream_arn, segments=args.segments, timing=timing
+    unranked: list[IndexFault] | None = None
+    if result.paused or result.unranked_before:  # check the repair, safe while the stack runs
+        remaining, unranked = check(
+            client, target, segments=args.segments, live=True, timing=timing
         )
-    return _report_repair(result, remaining, args.format, console)
+    return _report_repair(result, remaining, unranked, args.format, console)
 
 
 def _report_repair(
-    result: RepairResult, remaining: list[Drift] | None, fmt: str, console: Console
+    result: RepairResult,
+    remaining: list[Drift] | None,
+    unranked: list[IndexFault] | None,
+    fmt: str,
+    console: Console,
 ) -> int:
     if fmt == "json":
         print(
@@ -202,10 +268,25 @@ def _report_repair(
                     "remaining_drift": None
                     if remaining is None
                     else [d.as_dict() for d in remaining],
+                    "unranked_before": [f.as_dict() for f in result.unranked_before],
+                    "ranked": [f.as_dict() for f in result.ranked],
+                    "remaining_unranked": None
+                    if unranked is None
+                    else [f.as_dict() for f in unranked],
                 }
             )
         )
-    elif not result.drift_before:
+        return _repair_exit(result, remaining, unranked)
+    for line in unranked_lines(result.unranked_before):
+        console.print(line)
+    if result.ranked:
+        console.print(
+            Text(
+                f"set the index attributes (GSI2SK, ...) of {len(result.ranked):,} summaries",
+                style="bold green",
+            )
+        )
+    if not result.drift_before:
         console.print(Text("No drift: nothing to repair.", style="green"))
     else:
         if result.repaired:
@@ -224,22 +305,32 @@ def _report_repair(
                     style="green",
                 )
             )
-        if result.conflicts:
-            console.print(
-                Text(
-                    f"{len(result.conflicts)} summaries changed during the repair and were left "
-                    "alone: run --repair again.",
-                    style="bold red",
-                )
-            )
         console.print(
             f"mappings paused and resumed: {len(result.paused)}; took {result.seconds:.1f} s"
         )
-        if remaining:
-            console.print(drift_table(remaining, "still drifting after the repair"))
-        elif remaining is not None:
-            console.print(Text("Verified: every summary is exact.", style="green"))
-    return cli.EXIT_FAILURE if result.conflicts or remaining else cli.EXIT_OK
+    if result.conflicts:
+        console.print(
+            Text(
+                f"{len(result.conflicts)} summaries changed during the repair and were left "
+                "alone: run --repair again.",
+                style="bold red",
+            )
+        )
+    if remaining:
+        console.print(drift_table(remaining, "still drifting after the repair"))
+    elif remaining is not None and result.drift_before:
+        console.print(Text("Verified: every summary is exact.", style="green"))
+    for line in unranked_lines(unranked or []):
+        console.print(Text(f"still {line}", style="bold red"))
+    if result.unranked_before and unranked == []:
+        console.print(Text("Verified: every summary is ranked.", style="green"))
+    return _repair_exit(result, remaining, unranked)
+
+
+def _repair_exit(
+    result: RepairResult, remaining: list[Drift] | None, unranked: list[IndexFault] | None
+) -> int:
+    return cli.EXIT_FAILURE if result.conflicts or remaining or unranked else cli.EXIT_OK
 
 
 if __name__ == "__main__":

@@ -49,8 +49,11 @@ from vstats.cli import ToolError
 from vstats.drift import (
     DEFAULT_SEGMENTS,
     Drift,
+    IndexFault,
     TableSnapshot,
     compare,
+    index_fault,
+    index_faults,
     item_identity,
     read_snapshot,
 )
@@ -357,6 +360,8 @@ class RepairResult:
     drift_before: list[Drift]  # live_drift before pausing
     repaired: list[Drift] = field(default_factory=list)  # target (expected) vs what was there
     conflicts: list[SummaryKey] = field(default_factory=list)  # changed under us: not written
+    unranked_before: list[IndexFault] = field(default_factory=list)
+    ranked: list[IndexFault] = field(default_factory=list)  # index attributes set
     stream_records: int = 0  # records read from the stream
     paused: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -384,8 +389,7 @@ def write_target(
         ":dislikes": {"N": str(target.dislikes)},
     }
     sets = ["#views = :views", "#duration = :duration", "#likes = :likes", "#dislikes = :dislikes"]
-    identity = SummaryStore(client, table, index_shards).identity_attributes(key)
-    identity["GSI2SK"] = {"S": model.summary_index_bucket(target.views)}
+    identity = SummaryStore(client, table, index_shards).index_attributes(key, target.views)
     for number, (name, value) in enumerate(identity.items()):
         names[f"#id{number}"] = name
         values[f":id{number}"] = value
@@ -427,6 +431,59 @@ def write_target(
             return False
         raise
     return True
+
+
+def write_index(client: DynamoDBClient, store: SummaryStore, fault: IndexFault) -> bool:
+    """SET a summary's index attributes for the ``views`` read, conditional on ``views``
+    unchanged (a handler that moved it meanwhile sets the bucket itself; ``store.update``).
+    Counters and marks untouched. False when the condition failed."""
+    names: dict[str, str] = {"#views": "views"}
+    values: dict[str, Any] = {":views": {"N": str(fault.views)}}
+    sets = []
+    attributes = store.index_attributes(fault.key, fault.views)
+    for number, (name, value) in enumerate(attributes.items()):
+        names[f"#ix{number}"] = name
+        values[f":ix{number}"] = value
+        sets.append(f"#ix{number} = :ix{number}")
+    # A summary without a views attribute reads as 0 (model.summary_counters).
+    condition = "#views = :views" + (" OR attribute_not_exists(#views)" if not fault.views else "")
+    try:
+        client.update_item(
+            TableName=store.table_name,
+            Key=model.summary_item_key(fault.key),
+            UpdateExpression="SET " + ", ".join(sets),
+            ConditionExpression=f"attribute_exists(PK) AND ({condition})",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def rank(
+    client: DynamoDBClient, store: SummaryStore, faults: Iterable[IndexFault], *, attempts: int = 3
+) -> tuple[list[IndexFault], list[SummaryKey]]:
+    """Set the index attributes of each faulty summary; safe while the handlers run. When
+    ``views`` changed since the read, read the summary again (consistent) and retry with what
+    it holds now: its writer may have ranked it already. Returns (written, gave up on)."""
+    ranked: list[IndexFault] = []
+    gave_up: list[SummaryKey] = []
+    for fault in faults:
+        current: IndexFault | None = fault
+        for _ in range(attempts):
+            if current is None or write_index(client, store, current):
+                break
+            item = store.read(fault.key)
+            current = None if item is None else index_fault(store, fault.key, item)
+        else:
+            gave_up.append(fault.key)
+            continue
+        if current is not None:
+            ranked.append(current)
+    return ranked, gave_up
 
 
 def applied_targets(
@@ -497,11 +554,26 @@ def repair(
         log(f"[{time.monotonic() - started:5.1f} s] {message}")
 
     # Checked while the stack runs: records in flight are no reason to pause it.
-    result = RepairResult(
-        drift_before=live_drift(
-            client, streams_client, table, stream_arn, segments=segments, timing=timing
-        )
+    snapshot, targets, _ = applied_targets(
+        client, streams_client, table, stream_arn, segments=segments, timing=timing
     )
+    result = RepairResult(drift_before=compare(targets, snapshot.summaries))
+    # The index attributes need no pause: each write is conditional on the views it is for.
+    store = SummaryStore(client, table, index_shards)
+    result.unranked_before = index_faults(store, snapshot.summaries)
+    moved = [f for f in result.unranked_before if "wrong GSI2PK" in f.problems]
+    if moved:
+        # Most likely --index-shards differs from the deployment's: rewriting would take
+        # every summary out of the partitions `make summary` reads.
+        raise ToolError(
+            f"{len(moved)} summaries have a GSI2PK other than for {index_shards} index shards "
+            f"(e.g. {moved[0].key.kind.value} {moved[0].key.id}): pass the deployment's "
+            "summary_index_shards as --index-shards; nothing was changed"
+        )
+    if result.unranked_before:
+        result.ranked, gave_up = rank(client, store, result.unranked_before)
+        result.conflicts += gave_up
+        note(f"set the index attributes of {len(result.ranked)} summaries")
     if not result.drift_before:
         note("no drift: nothing to repair, the mappings were not touched")
         result.seconds = time.monotonic() - started

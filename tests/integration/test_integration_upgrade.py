@@ -9,7 +9,11 @@ losing an item, a summary or its stream position, and without drift.
    endpoint): the plan must neither replace nor destroy the table (every item and the stream
    would be lost) nor a mapping (its stream position would be lost); ``vstats.plan_review``
    calls these out, the same review as ``make plan``. Then the saved plan is applied.
-3. Right after the upgrade every base item and every summary is as before; a second load
+3. Right after the upgrade every base item and every summary is as before, but the summaries
+   the earlier release wrote carry no ``GSI2SK`` (the ranking index's range key came later),
+   so `make summary` misses them: the documented upgrade step, ``make reconcile
+   ARGS=--repair`` (run here through its library API), sets them without pausing the
+   mappings, and then the ranking index lists every summary. A second load
    (with fault injection on the local endpoint: retried, killed and duplicated batches write
    over summaries that carry the earlier release's marks) drains; every summary equals the
    recount, and a plan right after is empty.
@@ -53,10 +57,12 @@ from it_support import (  # type: ignore[import-not-found]
 from localcloud.endpoint_process import EndpointProcess
 from py.path import local as py_path  # type: ignore[import-untyped]
 from video_stats.model import SummaryKey, SummaryKind
+from video_stats.store import SummaryStore
 from vstats import plan_review
 from vstats.deployment import SHARDS_ENV
-from vstats.drift import compare, read_snapshot
+from vstats.drift import compare, index_faults, read_snapshot
 from vstats.generator import MIX_KEYS
+from vstats.repair import AWS_TIMING, LOCAL_TIMING, LambdaPipeline, repair
 from vstats.tables import list_summaries
 from waiting import wait_until  # type: ignore[import-not-found]
 
@@ -68,13 +74,6 @@ pytestmark = pytest.mark.integration
 # down to it (a shallow CI clone: `git fetch --unshallow`).
 PREVIOUS_RELEASE = "f9359f7"
 STACK_DIR = Path("tests") / "terraform" / "stack"  # the test wrapper of the root module
-# A known gap of the upgrade, found by this test (issue 12's GSI2 change): the summaries the
-# earlier release wrote carry no GSI2SK, so `make summary` does not list them until their
-# next update, which may never come. Every other check must pass first; the test then
-# reports XFAIL with this reason while the gap exists, and passes once it is closed.
-UNRANKED_AFTER_UPGRADE = (
-    "known gap: summaries written by the earlier release are not ranked until their next update"
-)
 # The endpoint is the earlier release's: the load test uses only the control routes it has.
 LOAD = {"engine_api": False}
 UPGRADE_FAULTS = dict.fromkeys(FAULTS, 0.5)  # the scenarios' faults, more often
@@ -167,8 +166,32 @@ def test_previous_release_upgrades_in_place_without_drift(
     assert upgraded.base_items == snapshot.base_items, "base items changed by the upgrade"
     lost = compare(snapshot.recount, upgraded.summaries)
     assert not lost, "summaries changed by the upgrade: " + describe_drift(lost)
-    # Known gap (reported below, after every other check): see UNRANKED_AFTER_UPGRADE.
+    # The earlier release wrote no GSI2SK: those summaries are not ranked until the upgrade
+    # step (reconcile --repair) sets it. Nothing drifts, so the mappings are not paused.
     unranked = unranked_summaries(after, upgraded.summaries)
+    shards = index_shards(after)
+    ddb = after.client("dynamodb")
+    store = SummaryStore(ddb, after.table, shards)
+    gaps = index_faults(store, upgraded.summaries)
+    assert {f.key for f in gaps} >= set(unranked), "reconcile misses unranked summaries"
+    upgrade_step = repair(
+        ddb,
+        after.client("dynamodbstreams"),
+        after.table,
+        after.stream_arn,
+        LambdaPipeline(after.client("lambda"), after.stream_arn, control=target.control),
+        index_shards=shards,
+        timing=LOCAL_TIMING if target.is_local else AWS_TIMING,
+    )
+    assert not upgrade_step.drift_before, describe_drift(upgrade_step.drift_before)
+    assert not upgrade_step.conflicts, upgrade_step.conflicts
+    assert not upgrade_step.paused, "nothing drifted: the mappings must not be paused"
+    assert [f.key for f in upgrade_step.ranked] == [f.key for f in gaps]
+    ranked = read_snapshot(ddb, after.table)
+    assert index_faults(store, ranked.summaries) == []
+    assert not compare(snapshot.recount, ranked.summaries), "the upgrade step changed counters"
+    missing = unranked_summaries(after, ranked.summaries)
+    assert not missing, describe_unranked("after the upgrade step", missing, ranked.summaries)
 
     # The same users and videos again: the new handlers update summaries that carry the
     # earlier release's marks, under retries, kills and duplicates where the endpoint can.
@@ -201,12 +224,8 @@ def test_previous_release_upgrades_in_place_without_drift(
         faults_after_upgrade=injected,
         seconds=round(time.monotonic() - started),
         unranked_right_after_upgrade=len(unranked),
+        ranked_by_upgrade_step=len(upgrade_step.ranked),
     )
-    if unranked:
-        pytest.xfail(
-            f"{UNRANKED_AFTER_UPGRADE}: "
-            + describe_unranked("right after the upgrade", unranked, upgraded.summaries)
-        )
 
 
 def assert_in_place(review: plan_review.Review) -> None:
@@ -223,10 +242,7 @@ def assert_in_place(review: plan_review.Review) -> None:
 def unranked_summaries(stack: Stack, summaries: Iterable[SummaryKey]) -> list[SummaryKey]:
     """The summaries that ``make summary``'s reader (GSI2, never a scan) does not list."""
     expected = set(summaries)
-    lam = stack.client("lambda")
-    function = stack.function_names[FUNCTION_ROLES[0]]
-    variables = lam.get_function_configuration(FunctionName=function)["Environment"]["Variables"]
-    shards = int(variables[SHARDS_ENV])
+    shards = index_shards(stack)
     ddb = stack.client("dynamodb")
     listed: set[SummaryKey] = set()
 
@@ -240,6 +256,14 @@ def unranked_summaries(stack: Stack, summaries: Iterable[SummaryKey]) -> list[Su
     with contextlib.suppress(AssertionError):
         wait_until(probe, timeout, interval=1.0, what="the ranking index")
     return sorted(expected - listed, key=lambda k: (k.kind.value, k.id))
+
+
+def index_shards(stack: Stack) -> int:
+    """The deployment's GSI2 shards, as its handlers have them."""
+    lam = stack.client("lambda")
+    function = stack.function_names[FUNCTION_ROLES[0]]
+    variables = lam.get_function_configuration(FunctionName=function)["Environment"]["Variables"]
+    return int(variables[SHARDS_ENV])
 
 
 def describe_unranked(when: str, missing: list[SummaryKey], summaries: Sized) -> str:

@@ -10,12 +10,21 @@ from typing import Any
 import pytest
 from video_stats import model
 from video_stats.model import Counters, SummaryKey, SummaryKind
+from video_stats.store import SummaryStore
 from vstats import deployment, reconcile
-from vstats.drift import find_drift, read_snapshot
+from vstats.drift import find_drift, index_faults, read_snapshot
 from vstats.generator import EventGenerator
-from vstats.repair import StreamTiming, live_drift, pending_corrections, read_stream, repair
-from vstats.tables import write_operation
-from vstats_support import StreamConsumer, TableEnv  # type: ignore[import-not-found]
+from vstats.repair import (
+    StreamTiming,
+    live_drift,
+    pending_corrections,
+    rank,
+    read_stream,
+    repair,
+    write_index,
+)
+from vstats.tables import list_summaries, write_operation
+from vstats_support import INDEX_SHARDS, StreamConsumer, TableEnv  # type: ignore[import-not-found]
 
 VIDEO0 = SummaryKey(SummaryKind.VIDEO, "0")
 FAST = StreamTiming(delay=0.0, margin=0.5)
@@ -226,3 +235,110 @@ def test_reconcile_cli_live(
     capsys.readouterr()
     assert reconcile.main(["--live", *table.args()]) == 0
     assert "No drift" in capsys.readouterr().out
+
+
+def unrank(table: TableEnv, key: SummaryKey, bucket: str | None = None) -> None:
+    """A summary as the earlier release left it (no GSI2SK), or with a wrong bucket."""
+    table.client.update_item(
+        TableName=table.name,
+        Key=model.summary_item_key(key),
+        UpdateExpression="REMOVE #b" if bucket is None else "SET #b = :b",
+        ExpressionAttributeNames={"#b": "GSI2SK"},
+        **({} if bucket is None else {"ExpressionAttributeValues": {":b": {"S": bucket}}}),
+    )
+
+
+def ranked_keys(table: TableEnv) -> set[SummaryKey]:
+    """What `make summary` lists (GSI2, never a scan)."""
+    return {
+        row.key
+        for kind in SummaryKind
+        for row in list_summaries(table.client, table.name, kind, shards=INDEX_SHARDS)
+    }
+
+
+def test_reconcile_reports_and_repair_sets_missing_gsi2sk(
+    table: TableEnv, settled: EventGenerator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    summaries = set(read_snapshot(table.client, table.name).summaries)
+    assert ranked_keys(table) == summaries
+    users = [SummaryKey(SummaryKind.USER, i) for i in ("1", "2")]
+    for key in users:
+        unrank(table, key)
+    unrank(table, VIDEO0, bucket="40")  # ranked, but far above its views
+    assert ranked_keys(table) == summaries - set(users)
+
+    assert reconcile.main(table.args()) == 1
+    out = capsys.readouterr().out
+    assert "No drift" in out  # the counters are right: a finding of its own
+    assert "2 summaries not ranked: missing GSI2SK" in out
+    assert "1 summaries not ranked: wrong GSI2SK" in out
+    assert reconcile.main(["--format", "json", *table.args()]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["drift"] == []
+    assert [(f["kind"], f["id"], f["problems"]) for f in doc["unranked"]] == [
+        ("USER", "1", ["missing GSI2SK"]),
+        ("USER", "2", ["missing GSI2SK"]),
+        ("VIDEO", "0", ["wrong GSI2SK"]),
+    ]
+    before = {
+        k: model.summary_counters(i)
+        for k, i in read_snapshot(table.client, table.name).summaries.items()
+    }
+
+    # No drift: the mappings are not touched (the CLI's Lambda client is never called).
+    assert reconcile.main(["--repair", "--format", "json", *table.args()]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert len(doc["ranked"]) == 3
+    assert doc["paused_mappings"] == []
+    assert doc["remaining_unranked"] == []
+    assert ranked_keys(table) == summaries
+    after = read_snapshot(table.client, table.name).summaries
+    assert {k: model.summary_counters(i) for k, i in after.items()} == before
+    assert reconcile.main(table.args()) == 0
+    # Another shard count than the deployment's: the check says so, the repair refuses.
+    assert reconcile.main(["--index-shards", "3", *table.args()]) == 1
+    assert "wrong GSI2PK" in capsys.readouterr().out
+    assert reconcile.main(["--repair", "--index-shards", "3", *table.args()]) != 0
+    assert "pass the deployment's summary_index_shards" in capsys.readouterr().err
+    assert reconcile.main(table.args()) == 0
+
+
+def test_setting_the_index_races_safely_with_a_concurrent_update(table: TableEnv) -> None:
+    """The write is conditional on the views read: a summary updated between the scan and the
+    write is read again and ranked by its new views; one its writer ranked is left alone."""
+    store = SummaryStore(table.client, table.name, INDEX_SHARDS)
+    moved, fixed = SummaryKey(SummaryKind.VIDEO, "moved"), SummaryKey(SummaryKind.USER, "fixed")
+    for key in (moved, fixed):
+        table.put_summary(key, Counters(views=3, duration=30, likes=1))
+        unrank(table, key)
+    faults = index_faults(store, read_snapshot(table.client, table.name).summaries)
+    assert [(f.key, f.views, f.problems) for f in faults] == [
+        (fixed, 3, ("missing GSI2SK",)),
+        (moved, 3, ("missing GSI2SK",)),
+    ]
+    # Concurrently: an earlier-release writer adds views to one (no bucket); a current handler
+    # adds views to the other and ranks it itself.
+    inject_drift(table, moved, 2_000)
+    table.client.update_item(
+        TableName=table.name,
+        Key=model.summary_item_key(fixed),
+        UpdateExpression="ADD #v :d SET #b = :b",
+        ExpressionAttributeNames={"#v": "views", "#b": "GSI2SK"},
+        ExpressionAttributeValues={
+            ":d": {"N": "5"},
+            ":b": {"S": model.summary_index_bucket(8)},
+        },
+    )
+    assert write_index(table.client, store, faults[1]) is False  # stale views: not written
+    assert "GSI2SK" not in store.read(moved)  # type: ignore[operator]
+
+    ranked, gave_up = rank(table.client, store, faults)
+    assert gave_up == []
+    assert [(f.key, f.views) for f in ranked] == [(moved, 2_003)]
+    item = store.read(moved)
+    assert item is not None
+    assert item["GSI2SK"] == {"S": model.summary_index_bucket(2_003)}
+    assert model.summary_counters(item) == Counters(views=2_003, duration=30, likes=1)
+    assert index_faults(store, read_snapshot(table.client, table.name).summaries) == []
+    assert ranked_keys(table) == {moved, fixed}

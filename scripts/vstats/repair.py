@@ -323,9 +323,12 @@ def pending_corrections(
                     return source[name] if floor is None else max(source[name], floor)
         return floor
 
+    # An item's records follow its partition's lineage: a parent's before its child's.
+    # Sequence numbers order records within one shard only (docs/design.md §5).
+    depth = {r.shard_id: len(lineage.ancestors(r.shard_id)) for rs in by_item.values() for r in rs}
     corrections: dict[SummaryKey, Counters] = {}
     for identity, item_records in by_item.items():
-        item_records.sort(key=lambda r: r.seq)
+        item_records.sort(key=lambda r: (depth[r.shard_id], r.seq))
         scanned = base_items.get(identity)
         for item_type, function in FUNCTION_OF_ITEM_TYPE.items():
             now = counted_contribution(scanned, item_type)

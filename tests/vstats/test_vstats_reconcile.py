@@ -5,16 +5,19 @@ the mappings: it runs the handlers' code and keeps its stream position while pau
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from video_stats import model
+from video_stats.lineage import Lineage, Shard
 from video_stats.model import Counters, SummaryKey, SummaryKind
 from video_stats.store import SummaryStore
 from vstats import deployment, reconcile
 from vstats.drift import find_drift, index_faults, read_snapshot
 from vstats.generator import EventGenerator
 from vstats.repair import (
+    StreamRecord,
     StreamTiming,
     live_drift,
     pending_corrections,
@@ -133,6 +136,24 @@ def test_setting_summaries_to_the_plain_recount_would_double_count(
         targets[key] = targets.get(key, model.ZERO) + change
     for key, item in snapshot.summaries.items():
         assert model.summary_counters(item) == targets.get(key, model.ZERO), key
+
+
+def test_corrections_follow_the_lineage_not_the_sequence_numbers() -> None:
+    """An item's records follow its partition's lineage; sequence numbers of a parent and its
+    child are not comparable (the child's may be lower). Nothing is applied yet: the target must
+    hold nothing of the item, which only the parent-first order gives."""
+    created = model.view_item("u", "v", 10, datetime(2024, 1, 1, tzinfo=UTC))
+    changed = {**created, "duration": {"N": "30"}}
+    identity = (created["PK"]["S"], created["SK"]["S"])
+    records = [
+        StreamRecord("child", 100, identity, changed, created),  # MODIFY, lower number
+        StreamRecord("parent", 900, identity, created, None),  # INSERT, came first
+    ]
+    lineage = Lineage.of([Shard("parent", None, True), Shard("child", "parent", False)], 0.0)
+    corrections = pending_corrections(records, {identity: changed}, {}, "arn", lineage)
+    recount = model.recount([changed])
+    for key, counted in recount.items():
+        assert counted + corrections[key] == model.ZERO, key
 
 
 def test_repair_cli_without_drift_leaves_the_mappings_alone(

@@ -1,6 +1,6 @@
 """Every "design.md §N" in the repository resolves to a section of docs/design.md, and nothing
-but a Markdown note points at the team's brief outside the repository (a clone has no
-``../shared``)."""
+but a Markdown note points at the team's brief outside the repository (a clone does not
+have it)."""
 
 from __future__ import annotations
 

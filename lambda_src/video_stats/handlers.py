@@ -279,3 +279,11 @@ def update_view_counters(event: dict[str, Any], context: Any) -> dict[str, Any]:
 @logger.inject_lambda_context
 def update_vote_counters(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return handle(event, context, "VOTE")
+
+
+#: The deployed ``handler`` setting of each entry point and the item type it counts (tools
+#: tell a mapping's item type from its function's handler).
+ENTRY_POINTS: Final[dict[str, ItemType]] = {
+    f"{__name__}.{update_view_counters.__name__}": "VIEW",
+    f"{__name__}.{update_vote_counters.__name__}": "VOTE",
+}

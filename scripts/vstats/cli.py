@@ -6,11 +6,12 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Callable, Sequence
-from typing import NoReturn, TypeVar
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, NoReturn, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 from localcloud.client import ControlAPIError
+from rich.console import Console
 
 T = TypeVar("T")
 
@@ -66,6 +67,14 @@ def run(prog: str, body: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def print_lines(lines: Iterable[Any]) -> None:
+    """Print rich renderables to stdout; piped or logged output keeps its columns (rich
+    assumes 80 without a terminal)."""
+    console = Console() if sys.stdout.isatty() else Console(width=160)
+    for line in lines:
+        console.print(line)
 
 
 def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:

@@ -15,13 +15,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from video_stats import model
-from video_stats.handlers import FUNCTIONS
+from video_stats.handlers import ENTRY_POINTS, FUNCTIONS
 from video_stats.model import AttributeMap, Counters, ItemType, SummaryKey
 from video_stats.records import parse_batch, summary_key
 
 #: The function fed by each item type (``views``/``votes``: the root module's function keys,
 #: and the function name in the exactly-once marks), and back.
 FUNCTION_OF_ITEM_TYPE: Final[Mapping[ItemType, str]] = FUNCTIONS
+ITEM_TYPE_OF_HANDLER: Final[Mapping[str, ItemType]] = ENTRY_POINTS
 ITEM_TYPE_OF_FUNCTION: Final[Mapping[str, ItemType]] = {
     function: item_type for item_type, function in FUNCTIONS.items()
 }

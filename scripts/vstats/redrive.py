@@ -77,7 +77,7 @@ from video_stats.streams import describe_shards
 
 from vstats import cli, deployment
 from vstats.drift import Drift, item_identity
-from vstats.effects import FUNCTION_OF_ITEM_TYPE, counted_contribution
+from vstats.effects import FUNCTION_OF_ITEM_TYPE, ITEM_TYPE_OF_HANDLER, counted_contribution
 from vstats.repair import (
     AWS_TIMING,
     LOCAL_TIMING,
@@ -97,10 +97,6 @@ PROG = "redrive"
 REPAIR_COMMAND = "make reconcile ARGS=--repair"
 VISIBILITY_SECONDS = 300  # a message is hidden from other consumers while it is redriven
 MAX_ATTEMPTS = 8  # recomputations of one key whose summary changed under us
-HANDLER_ITEM_TYPES: dict[str, ItemType] = {
-    "video_stats.handlers.update_view_counters": "VIEW",
-    "video_stats.handlers.update_vote_counters": "VOTE",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +165,7 @@ def failure_queues(lambda_client: Any, sqs: Any, stream_arn: str) -> list[Failur
         handler = lambda_client.get_function_configuration(FunctionName=mapping["FunctionArn"])[
             "Handler"
         ]
-        item_type = HANDLER_ITEM_TYPES.get(handler)
+        item_type = ITEM_TYPE_OF_HANDLER.get(handler)
         if item_type is None:
             raise cli.ToolError(f"mapping {mapping['UUID']}: unknown handler {handler}")
         parts = arn.split(":")
@@ -659,10 +655,7 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.json:
         print(json.dumps(report.as_dict()))
     else:
-        # Piped or logged output keeps its columns (rich assumes 80 without a terminal).
-        console = Console() if sys.stdout.isatty() else Console(width=160)
-        for line in render(report):
-            console.print(line)
+        cli.print_lines(render(report))
     return cli.EXIT_FAILURE if report.needs_repair else cli.EXIT_OK
 
 

@@ -25,7 +25,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -260,10 +259,7 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.json:
         print(json.dumps(status.as_dict()))
     else:
-        # Piped or logged output keeps its columns (rich assumes 80 without a terminal).
-        console = Console() if sys.stdout.isatty() else Console(width=160)
-        for line in render(status):
-            console.print(line)
+        cli.print_lines(render(status))
     return cli.EXIT_OK if status.healthy else cli.EXIT_FAILURE
 
 

@@ -25,9 +25,26 @@ class ControlAPIError(RuntimeError):
 class ControlClient:
     url: str
     timeout: float = 10.0
+    # A GET only reads, so one that times out (an endpoint busy with a load on 2 cores) is
+    # asked again; a refused connection is not (the endpoint is down) and nor is a write.
+    get_attempts: int = 3
 
     def call(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
         """One request; returns the decoded JSON answer (None for an empty one)."""
+        attempts = self.get_attempts if method == "GET" else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._call_once(method, path, body)
+            except TimeoutError:
+                if attempt == attempts:
+                    raise ControlAPIError(
+                        f"local control API {method} {path}: no answer in {self.timeout:g} s "
+                        f"({attempts} attempt{'s' if attempts > 1 else ''}): is the machine "
+                        "overloaded?"
+                    ) from None
+        raise AssertionError("unreachable")
+
+    def _call_once(self, method: str, path: str, body: Mapping[str, Any] | None) -> Any:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(
             self.url + path,
@@ -38,6 +55,8 @@ class ControlClient:
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 raw = response.read()
+        except TimeoutError:
+            raise
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode(errors="replace")[:200]
             raise ControlAPIError(
@@ -45,6 +64,8 @@ class ControlClient:
             ) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
+            if isinstance(reason, TimeoutError):
+                raise TimeoutError(str(reason)) from None
             raise ControlAPIError(
                 f"local control API at {self.url} unreachable ({reason}): is the local "
                 "endpoint running ('make local-up')?"

@@ -31,6 +31,7 @@ from vstats.generator import DEFAULT_MIX, MAX_ENTITIES, parse_mix
 from vstats.load_report import Report
 from vstats.load_run import LoadTest, LoadTestConfig
 from vstats.local_endpoint import parse_faults
+from vstats.repair import LambdaPipeline, stream_arn_of
 
 PROG = "loadtest"
 
@@ -110,14 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--drain-timeout",
         type=cli.positive_float,
-        default=300.0,
-        help="longest wait for the pipeline to drain, seconds (default 300)",
+        help="longest wait for the pipeline to drain, seconds (default: the mappings' batching "
+        "window + 300)",
     )
     check.add_argument(
         "--settle",
         type=cli.positive_float,
-        default=20.0,
-        help="AWS: summaries unchanged this long count as drained (default 20 s)",
+        help="AWS: summaries unchanged this long count as drained (default: the mappings' "
+        "batching window + 20 s; records wait up to a window before Lambda invokes)",
     )
     check.add_argument(
         "--faults",
@@ -143,7 +144,9 @@ def _json_path(text: str) -> Path:
     return path
 
 
-def config_from_args(args: argparse.Namespace) -> LoadTestConfig:
+def config_from_args(args: argparse.Namespace, batching_window: float = 0.0) -> LoadTestConfig:
+    """The run's settings; the waits not given default to the deployed ``batching_window``
+    plus a margin, since a record waits up to a window in Lambda before it is applied."""
     events = args.events
     if events is None and args.duration is None:
         events = 1000
@@ -159,8 +162,11 @@ def config_from_args(args: argparse.Namespace) -> LoadTestConfig:
         seed=args.seed,
         id_prefix=args.id_prefix,
         probe_interval=args.probe_interval,
-        drain_timeout=args.drain_timeout,
-        settle_seconds=args.settle,
+        drain_timeout=(
+            args.drain_timeout if args.drain_timeout is not None else batching_window + 300.0
+        ),
+        settle_seconds=args.settle if args.settle is not None else batching_window + 20.0,
+        probe_timeout=batching_window + 120.0,
         faults=args.faults,
     )
 
@@ -245,11 +251,13 @@ def _main(argv: Sequence[str] | None) -> int:
             "--faults needs the local endpoint's control API: set LOCALCLOUD_CONTROL_URL or "
             "--control-url (fault injection does not exist on AWS)"
         )
-    config = config_from_args(args)
-    control = ControlClient(target.control_url) if target.control_url else None
     console = Console(stderr=True)
+    probe = target.dynamodb()
+    stream_arn = stream_arn_of(probe, target.table)  # fail fast, before any output
+    window = LambdaPipeline(target.client("lambda"), stream_arn).longest_batching_window()
+    config = config_from_args(args, window)
+    control = ControlClient(target.control_url) if target.control_url else None
     client = target.dynamodb(pool=config.writers + 4)
-    client.describe_table(TableName=target.table)  # fail fast, before any output
     test = LoadTest(
         client,
         target.table,
@@ -262,7 +270,8 @@ def _main(argv: Sequence[str] | None) -> int:
         f"load test on [bold]{target.table}[/] at {where}: "
         + (f"{config.events:,} events" if config.events else f"{config.duration:g} s")
         + (f" at {config.rate:g}/s" if config.rate else " at full speed")
-        + f", {config.writers} writers, started {datetime.now(UTC):%H:%M:%S} UTC"
+        + f", {config.writers} writers, started {datetime.now(UTC):%H:%M:%S} UTC; "
+        f"batching window {window:g} s, so summaries trail writes by up to that long"
     )
     report = test.run()
     out = Console()

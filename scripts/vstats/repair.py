@@ -115,6 +115,12 @@ class LambdaPipeline:
                 return found
             request["Marker"] = marker
 
+    def longest_batching_window(self) -> float:
+        """The longest ``MaximumBatchingWindowInSeconds`` of the mappings (0 without any): how
+        long a record can wait in Lambda before a function sees it."""
+        windows = [float(m.get("MaximumBatchingWindowInSeconds") or 0) for m in self.mappings()]
+        return max(windows, default=0.0)
+
     def pause(self) -> list[str]:
         active = [m for m in self.mappings() if m.get("State") in ACTIVE_STATES]
         paused: list[str] = []

@@ -17,6 +17,7 @@ from localcloud.client import ControlClient
 from vstats import loadtest
 from vstats.load_report import percentile
 from vstats.load_run import LoadTest, LoadTestConfig, Pacer
+from vstats.repair import LambdaPipeline
 from vstats_support import StreamConsumer, TableEnv  # type: ignore[import-not-found]
 
 FAST = LoadTestConfig(
@@ -238,3 +239,50 @@ def test_pacer_keeps_the_rate_and_does_not_burst_after_falling_behind() -> None:
     now[0] = 110.0  # ten seconds behind: at most one second of catch-up
     assert pacer.slot() == pytest.approx(109.0)
     assert Pacer(None, clock=lambda: 5.0).slot() == 5.0
+
+
+# --- waits follow the deployed batching window ---------------------------------------------------
+
+
+def test_the_waits_default_to_the_batching_window_plus_a_margin() -> None:
+    args = loadtest.build_parser().parse_args(["--table", "t"])
+
+    config = loadtest.config_from_args(args, batching_window=300.0)
+
+    # A record can wait a whole window in Lambda: a 20 s settle would call a 300 s window's
+    # pending batch "drained" and report mismatches that are only late.
+    assert (config.settle_seconds, config.drain_timeout, config.probe_timeout) == (320, 600, 420)
+
+
+def test_waits_given_on_the_command_line_win() -> None:
+    args = loadtest.build_parser().parse_args(
+        ["--table", "t", "--settle", "7", "--drain-timeout", "90"]
+    )
+
+    config = loadtest.config_from_args(args, batching_window=300.0)
+
+    assert (config.settle_seconds, config.drain_timeout) == (7, 90)
+
+
+class PagedMappings:
+    """``list_event_source_mappings`` in two pages (a fake Lambda client: unit level)."""
+
+    def __init__(self, windows: list[list[int]]) -> None:
+        self.pages = windows
+
+    def list_event_source_mappings(self, **request: Any) -> dict[str, Any]:
+        page = int(request.get("Marker", "0"))
+        answer: dict[str, Any] = {
+            "EventSourceMappings": [
+                {"UUID": f"m{page}{n}", "MaximumBatchingWindowInSeconds": w}
+                for n, w in enumerate(self.pages[page])
+            ]
+        }
+        if page + 1 < len(self.pages):
+            answer["NextMarker"] = str(page + 1)
+        return answer
+
+
+def test_the_longest_window_of_every_mapping_counts() -> None:
+    assert LambdaPipeline(PagedMappings([[5, 0], [300]]), "arn").longest_batching_window() == 300
+    assert LambdaPipeline(PagedMappings([[]]), "arn").longest_batching_window() == 0

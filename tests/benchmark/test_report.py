@@ -104,7 +104,7 @@ def test_delay_target_is_the_window_plus_two_seconds() -> None:
         t for t in evaluate_targets(results(write_to_summary_p99_seconds=7.5)) if "p99" in t.name
     ]
     assert [(t.workload, t.met) for t in slow] == [("large", False), ("tiny", True)]
-    assert slow[0].name == "write-to-summary p99 ≤ batching window + 2 s (7 s)"
+    assert slow[0].name == "write-to-summary p99 ≤ the measured run's batching window + 2 s (7 s)"
 
 
 def test_targets_not_measured() -> None:

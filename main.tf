@@ -30,6 +30,10 @@ locals {
 locals {
   # Powertools' service name: the `service` dimension of each function's EMF metrics.
   metrics_service = { for role in keys(local.stream_functions) : role => "update-${role}" }
+
+  # Lag beyond the batching window before the iterator-age alarm counts a period: a quiet
+  # shard's only record legitimately waits the whole window (docs/design.md §9).
+  iterator_age_margin_seconds = 120
 }
 
 # One filtered stream function per base item type (docs/design.md §3, §4).
@@ -78,7 +82,7 @@ module "monitoring" {
   alarm_topic_arn                 = var.monitoring.alarm_topic_arn
   alarm_email                     = var.monitoring.alarm_email
   alarm_period_seconds            = var.monitoring.alarm_period_seconds
-  iterator_age_threshold_seconds  = var.monitoring.iterator_age_threshold_seconds
+  iterator_age_threshold_seconds  = coalesce(var.monitoring.iterator_age_threshold_seconds, var.stream_mapping.maximum_batching_window_in_seconds + local.iterator_age_margin_seconds)
   iterator_age_evaluation_periods = var.monitoring.iterator_age_evaluation_periods
   errors_threshold                = var.monitoring.errors_threshold
   throttles_threshold             = var.monitoring.throttles_threshold

@@ -62,10 +62,10 @@ variable "summary_index_shards" {
 }
 
 variable "stream_mapping" {
-  description = "Settings of both event source mappings; see modules/stream_function for each one's meaning and range."
+  description = "Settings of both event source mappings; see modules/stream_function for each one's meaning and range. The batching window is the cost/freshness knob: 300 s (AWS's maximum) merges the most summary writes, and summaries then lag writes by up to that long; 5 s is near real time at about 1.4-2.7x the aggregation cost (docs/design.md §6). The Makefile's local target sets LOCAL_BATCHING_WINDOW_SECONDS (5) through TF_VAR_stream_mapping."
   type = object({
     batch_size                         = optional(number, 1000)
-    maximum_batching_window_in_seconds = optional(number, 5)
+    maximum_batching_window_in_seconds = optional(number, 300)
     starting_position                  = optional(string, "TRIM_HORIZON")
     maximum_retry_attempts             = optional(number, 10)
     maximum_record_age_in_seconds      = optional(number, 21600)
@@ -84,12 +84,12 @@ variable "tags" {
 }
 
 variable "monitoring" {
-  description = "Alarms and their notifications; see modules/monitoring for each setting's meaning and range. alarm_topic_arn null creates <name_prefix>-alarms; alarm_email null subscribes nobody."
+  description = "Alarms and their notifications; see modules/monitoring for each setting's meaning and range. alarm_topic_arn null creates <name_prefix>-alarms; alarm_email null subscribes nobody; iterator_age_threshold_seconds null is the batching window + 120 s (a quiet shard's last record waits the whole window, so a fixed threshold below the window would alarm on idle streams)."
   type = object({
     alarm_topic_arn                 = optional(string)
     alarm_email                     = optional(string)
     alarm_period_seconds            = optional(number, 60)
-    iterator_age_threshold_seconds  = optional(number, 120)
+    iterator_age_threshold_seconds  = optional(number)
     iterator_age_evaluation_periods = optional(number, 5)
     errors_threshold                = optional(number, 0)
     throttles_threshold             = optional(number, 0)

@@ -97,6 +97,41 @@ run "every_function_gets_every_alarm" {
     condition     = output.dashboard_name == "tftest-pipeline"
     error_message = "the dashboard is named <name_prefix>-pipeline"
   }
+
+  assert {
+    condition = alltrue([
+      for role in ["views", "votes"] :
+      module.monitoring.alarm_thresholds["${role}.iterator-age"] == (300 + 120) * 1000
+    ])
+    error_message = "by default the stream-lag alarm sits 120 s above the 300 s batching window: a quiet shard's only record waits the whole window"
+  }
+}
+
+# The lag threshold follows the deployed batching window unless it is set.
+run "iterator_age_threshold_follows_the_batching_window" {
+  command = plan
+
+  variables {
+    stream_mapping = { maximum_batching_window_in_seconds = 5 }
+  }
+
+  assert {
+    condition     = module.monitoring.alarm_thresholds["views.iterator-age"] == 125000
+    error_message = "a 5 s window gives a 125 s lag threshold"
+  }
+}
+
+run "iterator_age_threshold_set_explicitly" {
+  command = plan
+
+  variables {
+    monitoring = { iterator_age_threshold_seconds = 600 }
+  }
+
+  assert {
+    condition     = module.monitoring.alarm_thresholds["votes.iterator-age"] == 600000
+    error_message = "an explicit threshold wins over the window-derived one"
+  }
 }
 
 run "alarms_watch_the_right_metrics" {

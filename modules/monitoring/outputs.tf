@@ -17,3 +17,8 @@ output "alarm_dimensions" {
   description = "Dimensions of each alarm's metric, by function role and alarm kind (for tests and tools)."
   value       = { for key, alarm in local.alarms : key => alarm.dimensions }
 }
+
+output "alarm_thresholds" {
+  description = "Threshold of each alarm in its metric's unit (IteratorAge in ms), by function role and alarm kind (for tests and tools)."
+  value       = { for key, alarm in local.alarms : key => alarm.threshold }
+}

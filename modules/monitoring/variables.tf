@@ -72,7 +72,7 @@ variable "alarm_period_seconds" {
 }
 
 variable "iterator_age_threshold_seconds" {
-  description = "Stream lag alarm: the age of the last record of a batch (IteratorAge, Maximum) above which a function is falling behind. Normal is the batching window plus a few seconds."
+  description = "Stream lag alarm: the age of the last record of a batch (IteratorAge, Maximum) above which a function is falling behind. Normal is up to the batching window plus a few seconds (a quiet shard's only record waits the whole window); the root module passes the window + 120 s."
   type        = number
   default     = 120
 

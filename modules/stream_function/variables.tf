@@ -107,9 +107,9 @@ variable "batch_size" {
 }
 
 variable "maximum_batching_window_in_seconds" {
-  description = "How long Lambda gathers records before it invokes the function: longer windows mean fewer invocations and more delay."
+  description = "How long Lambda gathers records before it invokes the function (it invokes sooner when batch_size records or 6 MB are gathered): longer windows mean fewer invocations, more summary writes merged, and up to that much delay."
   type        = number
-  default     = 5
+  default     = 300
 
   validation {
     condition     = var.maximum_batching_window_in_seconds >= 0 && var.maximum_batching_window_in_seconds <= 300

@@ -3,11 +3,13 @@
     python -m benchmark handler [--records N] [--batch-size N] [--repeat N] [--seed N]
 
 
-Builds a synthetic 100,000-record mix the way the stream would deliver it (views inserted,
-re-timed and deleted, votes cast, changed and withdrawn, a few malformed items, each record
-routed to the function its filter selects), then times ``records.parse_batch`` over batches of
-1,000 on one core: the whole per-record cost of a handler invocation except the DynamoDB
-writes (one per distinct summary key per batch). Prints ``records/s: N`` as its last line.
+Takes the stream records of the load test's own generator at the production shape (100,000
+users, 1,000 videos, Zipf; views inserted, re-timed and deleted, votes cast, changed and
+withdrawn: ``benchmark.projection``), spoils the duration of a few views (malformed items the
+handler must skip and count), routes each record to the function its deployed filter selects,
+then times ``records.parse_batch`` over batches of 1,000 on one core: the whole per-record cost
+of a handler invocation except the DynamoDB writes (one per distinct summary key per batch).
+Prints ``records/s: N`` as its last line.
 """
 
 from __future__ import annotations
@@ -15,56 +17,33 @@ from __future__ import annotations
 import argparse
 import gc
 import random
-import sys
 import time
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-# The stream fakes the tests use to build a realistic stream.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "support"))
-
-from stream_fakes import FakeStream
-from video_stats.model import ItemType, view_item, vote_item
+from video_stats.model import ItemType
 from video_stats.records import parse_batch
 from vstats import cli
 from vstats.effects import FUNCTION_OF_ITEM_TYPE
 from vstats.filter_patterns import delivered_to
 
+from benchmark.projection import production_operations, stream_records
 
-def synthetic_records(count: int, seed: int) -> list[dict[str, Any]]:
+MALFORMED_SHARE = 0.005  # of the views: a duration of 12.5 s is not whole, so not valid (§2)
+
+
+def benchmark_records(count: int, seed: int) -> list[dict[str, Any]]:
+    """``count`` stream records of the generator, a few views spoiled (deterministic)."""
     rng = random.Random(seed)
-    stream = FakeStream(start_time=time.time())
-    users = [f"user-{n:05d}" for n in range(20_000)]
-    videos = [f"video-{n:04d}" for n in range(2_000)]
-    start = datetime(2024, 1, 1, tzinfo=UTC)
-    views: list[tuple[str, str]] = []
-    while len(stream.records) < count:
-        user = rng.choice(users)
-        # A few hot videos get most of the traffic, as on a real site.
-        video = videos[min(int(rng.paretovariate(1.2)) - 1, len(videos) - 1)]
-        roll = rng.random()
-        if roll < 0.70 or not views:
-            item = view_item(
-                user, video, rng.randint(1, 3_600), start + timedelta(seconds=len(stream.records))
-            )
-            if rng.random() < 0.005:
-                item["duration"] = {"N": "12.5"}  # malformed: skipped by the handler
-            stream.put(item)
-            views.append((item["PK"]["S"], item["SK"]["S"]))
-        elif roll < 0.78:
-            key = rng.choice(views)
-            if key in stream.items:
-                item = dict(stream.items[key])
-                item["duration"] = {"N": str(rng.randint(1, 3_600))}
-                stream.put(item)
-        elif roll < 0.82:
-            stream.delete(views.pop(rng.randrange(len(views))))
-        elif roll < 0.97:
-            stream.put(vote_item(user, video, rng.choice(("LIKE", "DISLIKE"))))
-        else:
-            stream.delete((f"USER#{user}", f"VIDEO#{video}#VOTE"))
-    return stream.records[:count]
+    records: list[dict[str, Any]] = []
+    operations = 2 * count  # puts of an unchanged item and deletes of a missing one add none
+    while len(records) < count:
+        records = list(stream_records(production_operations(operations, seed)))
+        operations *= 2
+    for record in records[:count]:
+        new = record["dynamodb"].get("NewImage")
+        if new and new.get("type") == {"S": "VIEW"} and rng.random() < MALFORMED_SHARE:
+            record["dynamodb"]["NewImage"] = {**new, "duration": {"N": "12.5"}}
+    return records[:count]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -78,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
 
-    records = synthetic_records(args.records, args.seed)
+    records = benchmark_records(args.records, args.seed)
     batches: list[tuple[ItemType, list[dict[str, Any]]]] = []
     for item_type in FUNCTION_OF_ITEM_TYPE:
         selected = [r for r in records if delivered_to(r, item_type)]

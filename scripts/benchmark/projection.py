@@ -355,10 +355,17 @@ class Sample:
 
 def project_cell(sample: Sample, design: Design, events_per_day: int, partitions: int) -> Cell:
     """One design at ``events_per_day`` on ``partitions`` partitions (see the module notes);
-    worked out once per sample for the same consumers."""
+    worked out once per sample for the same batches: the window and batch size matter only
+    through the records per batch they give (another window that gives the same batches, as
+    when the batch size caps them, reuses the cell)."""
     key = (
         tuple(
-            (c.item_type, c.batch_size, c.window_seconds, c.tumbling_window_seconds, id(c.accepts))
+            (
+                c.item_type,
+                id(c.accepts),  # kept alive by the sample (``share``)
+                batch_records(events_per_day, partitions, sample.share(c), c),
+                c.tumbling_window_seconds,
+            )
             for c in design.consumers
         ),
         events_per_day,

@@ -4,6 +4,7 @@ through the handlers' merge, the bill and the targets (pure; no endpoint)."""
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -306,3 +307,21 @@ def test_projection_by_window_repeats_the_table_at_each_window() -> None:
     assert short["reference_usd_month"] == long["reference_usd_month"]
     assert short["ours_batch_records"] < long["ours_batch_records"]
     assert short["ours_usd_month"] > long["ours_usd_month"]
+
+
+def test_windows_that_give_the_same_batches_share_the_merge() -> None:
+    records = list(
+        stream_records(put(model.view_item("u", "v", 1, TS.replace(second=n))) for n in range(8))
+    )
+    sample = Sample(records)
+    views = consumer("VIEW", batch_size=4)  # one filter, batched three ways
+    capped = [
+        Design((replace(views, window_seconds=window),), SETTINGS, UNMEASURED)
+        for window in (60.0, 300.0)
+    ]
+    cells = [project_cell(sample, design, 100_000_000, 1) for design in capped]
+    assert cells[0] is cells[1]  # both windows fill the 4-record batch: merged once
+    assert len(sample.cells) == 1
+    larger = Design((replace(views, batch_size=1000),), SETTINGS, UNMEASURED)
+    assert project_cell(sample, larger, 100_000_000, 1).batch_records == (1000,)
+    assert len(sample.cells) == 2

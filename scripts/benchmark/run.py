@@ -259,10 +259,13 @@ class Bench:
         return outputs
 
     def _deploy_ours(self, terraform: Terraform, stack: Stack) -> dict[str, Any]:
-        """init, read the production stream_mapping (before the long runs: a configuration
-        the projection cannot use fails the bench now), apply."""
+        """init, then apply while ``terraform console`` reads the production stream_mapping
+        (beside the apply: it reads the configuration only, on a state file of its own)."""
         terraform.init(stack)
-        production = terraform.configured_default(stack, "stream_mapping")
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            reading = pool.submit(terraform.configured_default, stack, "stream_mapping")
+            outputs = terraform.apply(stack)
+            production = _result(reading)
         if not isinstance(production, dict):
             raise cli.ToolError(f"var.stream_mapping of the root module is {production!r}")
         try:
@@ -270,7 +273,7 @@ class Bench:
         except ValueError as exc:
             raise cli.ToolError(f"the root module's default {exc}") from None
         self.production_mapping = production
-        return terraform.apply(stack)
+        return outputs
 
     def _deployment(
         self, endpoint: LocalEndpoint, stack: Stack, outputs: dict[str, Any]

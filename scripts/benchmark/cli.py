@@ -5,6 +5,7 @@
     python -m benchmark designs --quick           # small workloads, a smoke test (~3 min)
     python -m benchmark designs --events-large 20000 --rate 60
     python -m benchmark designs --quick --partitions 4 --rotation-seconds 45   # production shape
+    python -m benchmark designs --batching-window 60   # measure at a longer window
     python -m benchmark designs --readme-table    # README summary table from results.json
     python -m benchmark handler                   # parse-and-merge throughput of the handlers
     python -m benchmark engine                    # is the local engine the bottleneck?
@@ -14,11 +15,13 @@ local endpoint: invocations, summary writes and WRU per event, delay, exactness 
 bill, each with its lower bound. Writes build/bench/{report.md,chart.png,results.json}.
 How: start a private endpoint (``benchmark.endpoint``), deploy ``bench/reference`` (the
 reference design: batch size 1, the blog's filters, one transaction per record) and the
-repository's root module with its production defaults, each with its own Terraform data dir
-and state under build/bench/tf/; then run the load test with a fixed seed on each
-configuration in turn (a large Zipf key space and the blog's tiny one), every run starting
-from a drained pipeline and reset counters; finally destroy both and stop the endpoint, also
-after a failure or Ctrl-C (``benchmark.run``).
+repository's root module with its production defaults but the batching window
+(``--batching-window``, default 5 s like the local target: the runs stay short; the
+projections use the production window, read from the module with ``terraform console``),
+each with its own Terraform data dir and state under build/bench/tf/; then run the load test
+with a fixed seed on each configuration in turn (a large Zipf key space and the blog's tiny
+one), every run starting from a drained pipeline and reset counters; finally destroy both and
+stop the endpoint, also after a failure or Ctrl-C (``benchmark.run``).
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ Each stack has its own data dir (``TF_DATA_DIR``) and state file under the work 
 benchmark never touches the repository's own ``.terraform`` or workspaces; both run through
 ``scripts/tf local`` (provider mirror, dummy credentials, endpoint from ``LOCAL_ENDPOINT_URL``).
 Terraform's output goes to a log file per step; a failure is one line with the log's path.
+The stacks are set by their ``Stack.variables`` only: ``TF_VAR_*`` of the caller's environment
+(e.g. the Makefile's local window) are dropped, so ``configured_default`` reads the module's own
+default.
 """
 
 from __future__ import annotations
@@ -44,12 +47,20 @@ class Terraform:
     log_dir: Path
     timings: dict[str, float] = field(default_factory=dict)
 
-    def run(self, stack: Stack, step: str, args: list[str], timeout: float = 600.0) -> str:
-        """``scripts/tf local -chdir=<config> <args>``; returns stdout. On Ctrl-C, Terraform
-        (same process group) stops gracefully; we wait for it so its state is written."""
+    def run(
+        self,
+        stack: Stack,
+        step: str,
+        args: list[str],
+        timeout: float = 600.0,
+        stdin: bytes | None = None,
+    ) -> str:
+        """``scripts/tf local -chdir=<config> <args>`` (``stdin`` fed to it); returns stdout.
+        On Ctrl-C, Terraform (same process group) stops gracefully; we wait for it so its
+        state is written."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"terraform-{stack.key}-{step}.log"
-        env = dict(os.environ)
+        env = {name: value for name, value in os.environ.items() if not name.startswith("TF_VAR_")}
         env.update(
             LOCAL_ENDPOINT_URL=self.endpoint_url,
             TF_DATA_DIR=str(stack.data_dir),
@@ -62,10 +73,15 @@ class Terraform:
         started = time.monotonic()
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
-                command, stdout=subprocess.PIPE, stderr=log, env=env, cwd=REPO_ROOT
+                command,
+                stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                env=env,
+                cwd=REPO_ROOT,
             )
             try:
-                stdout, _ = proc.communicate(timeout=timeout)
+                stdout, _ = proc.communicate(stdin, timeout=timeout)
             except KeyboardInterrupt:
                 try:
                     proc.wait(timeout=60)
@@ -86,13 +102,42 @@ class Terraform:
             )
         return stdout.decode(errors="replace")
 
-    def _var_args(self, stack: Stack) -> list[str]:
-        return [f"-var={name}={value}" for name, value in sorted(stack.variables.items())]
+    def _var_args(self, stack: Stack, without: str | None = None) -> list[str]:
+        return [
+            f"-var={name}={value}"
+            for name, value in sorted(stack.variables.items())
+            if name != without
+        ]
 
     def deploy(self, stack: Stack) -> dict[str, Any]:
         """init + apply; returns the outputs (``terraform output -json``, values only)."""
+        self.init(stack)
+        return self.apply(stack)
+
+    def init(self, stack: Stack) -> None:
         stack.work_dir.mkdir(parents=True, exist_ok=True)
         self.run(stack, "init", ["init", "-input=false", "-lockfile=readonly", "-no-color"])
+
+    def configured_default(self, stack: Stack, variable: str) -> Any:
+        """The value of the root module's ``variable`` when nobody sets it (its default, every
+        optional attribute filled in), read with ``terraform console`` after ``init``: the
+        stack's other variables, not this one, and a state file that does not exist, so
+        nothing is locked or read while the stack is applied."""
+        raw = self.run(
+            stack,
+            f"console-{variable}",
+            [
+                "console",
+                f"-state={stack.work_dir / 'no-state.tfstate'}",
+                *self._var_args(stack, without=variable),
+            ],
+            timeout=120.0,
+            stdin=f"jsonencode(var.{variable})\n".encode(),
+        )
+        return parse_console_json(raw, f"var.{variable} of {stack.key}")
+
+    def apply(self, stack: Stack) -> dict[str, Any]:
+        """apply; returns the outputs (``terraform output -json``, values only)."""
         self.run(
             stack,
             "apply",
@@ -129,6 +174,20 @@ class Terraform:
                 *self._var_args(stack),
             ],
         )
+
+
+def parse_console_json(stdout: str, what: str) -> Any:
+    """The value of ``jsonencode(...)`` as ``terraform console`` prints it: a quoted string
+    (JSON escapes) holding the JSON. ToolError, one line, if it is not that."""
+    lines = [line for line in stdout.splitlines() if line.strip()]
+    try:
+        text = json.loads(lines[-1]) if lines else None
+        if not isinstance(text, str):
+            raise ValueError("not a string")
+        return json.loads(text)
+    except ValueError:
+        shown = lines[-1][:120] if lines else "nothing"
+        raise ToolError(f"terraform console printed {shown!r} for {what}, not JSON") from None
 
 
 def _last_error(log_path: Path) -> str:

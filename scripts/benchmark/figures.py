@@ -163,10 +163,12 @@ class Projection:
     batch_records: tuple[int, ...]  # per function
     invocations_per_event: float
     writes_per_event: float  # the lower bound of those batches
+    batching_window_seconds: float = 0.0  # the longest of the functions' windows
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "events_per_second": round(self.events_per_second, 2),
+            "batching_window_seconds": self.batching_window_seconds,
             "batch_records": list(self.batch_records),
             "invocations_per_1000_records": round(self.invocations_per_event * 1000, 3),
             "writes_per_event": round(self.writes_per_event, 4),
@@ -199,7 +201,10 @@ def project(
             invocations += (
                 records * (86_400 / stream.tumbling_window_seconds) / (events_per_second * 86_400)
             )
-    return Projection(events_per_second, tuple(sizes), invocations / records, writes / records)
+    window = max((stream.window_seconds for stream in streams), default=0.0)
+    return Projection(
+        events_per_second, tuple(sizes), invocations / records, writes / records, window
+    )
 
 
 # --- function logs -----------------------------------------------------------------------------

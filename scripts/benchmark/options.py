@@ -12,6 +12,7 @@ from vstats import cli
 
 from benchmark.deploy import REPO_ROOT
 from benchmark.figures import DurationModel, parse_duration_model
+from benchmark.projection import MAX_BATCHING_WINDOW_SECONDS
 from benchmark.report import CONFIGS, WORKLOADS, Workload
 
 DEFAULT_OUTPUT = REPO_ROOT / "build" / "bench"
@@ -21,6 +22,7 @@ REFERENCE_SOURCE = REPO_ROOT / "bench" / "reference" / "lambda_src"
 DEFAULT_SEED = 20220111  # the blog's publication date
 TEARDOWN_RESERVE = 90.0  # seconds kept for destroy + endpoint stop
 DEFAULT_DURATIONS = {"baseline": "10+15", "ours": "30+0.5"}
+DEFAULT_BATCHING_WINDOW = 5  # seconds: the window `make deploy` uses on the local target
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,7 @@ class Options:
     projection_operations: int = 100_000  # generator operations simulated for the projection
     partitions: int = 1  # open shards of each stream on the private endpoint
     rotation_seconds: float = 0.0  # a shard closes (a child continues) after this long; 0 never
+    batching_window: int = DEFAULT_BATCHING_WINDOW  # this project's window in the measured run
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -124,6 +127,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="close every shard after this many seconds, a child continuing it, as DynamoDB "
         "Streams does every few hours (default 0: never)",
     )
+    stream.add_argument(
+        "--batching-window",
+        type=_batching_window,
+        default=DEFAULT_BATCHING_WINDOW,
+        metavar="SECONDS",
+        help="this project's maximum batching window in the measured runs, 0 to "
+        f"{MAX_BATCHING_WINDOW_SECONDS} (default {DEFAULT_BATCHING_WINDOW}, the local target's "
+        "window); the projection uses the root module's production default instead, read "
+        "from the Terraform configuration",
+    )
     run = parser.add_argument_group("run")
     run.add_argument(
         "--output-dir",
@@ -150,6 +163,16 @@ def _names(known: tuple[str, ...]) -> Callable[[str], tuple[str, ...]]:
         return tuple(n for n in known if n in names)
 
     return parse
+
+
+def _batching_window(text: str) -> int:
+    value = cli.non_negative_int(text)
+    if value > MAX_BATCHING_WINDOW_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"a stream mapping's batching window is at most {MAX_BATCHING_WINDOW_SECONDS} s, "
+            f"got {value}"
+        )
+    return value
 
 
 def _budget(text: str) -> float:
@@ -179,4 +202,5 @@ def options_from_args(args: argparse.Namespace) -> Options:
         projection_operations=20_000 if args.quick else 100_000,
         partitions=args.partitions,
         rotation_seconds=args.rotation_seconds,
+        batching_window=args.batching_window,
     )

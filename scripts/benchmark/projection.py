@@ -9,9 +9,12 @@ partitions) and gets batches of
 
     n_f = clamp(round(E / 86,400 / P * d_f * W), 1, B)
 
-records, ``W`` and ``B`` being the deployed mapping's batching window and batch size (the root
-module's defaults, read from the deployed mapping, never copied). Invocations per event are
-``sum_f d_f / n_f``, plus one record-less call per open shard and tumbling window.
+records, ``W`` and ``B`` being the mapping's batching window and batch size: the reference
+design's as deployed; this project's the root module's production defaults, read from the
+Terraform configuration (``Batching.from_stream_mapping``), never copied, whatever window the
+measured run used. Invocations per event are ``sum_f d_f / n_f``, plus one record-less call
+per open shard and tumbling window. ``projection_by_window`` repeats the table at other
+windows: the cost side of the cost/freshness trade-off (a summary lags by up to ``W``).
 
 The writes. A record's partition is its partition key's (``USER#<id>``: a user's records stay on
 one shard, a video's spread over all of them). The simulation splits the generator's records by
@@ -42,7 +45,7 @@ from __future__ import annotations
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -58,6 +61,9 @@ EVENTS_PER_DAY_GRID: Final = (1_000_000, 10_000_000, 100_000_000)
 PARTITIONS_GRID: Final = (1, 4, 16)
 PRODUCTION_USERS: Final = 100_000
 PRODUCTION_VIDEOS: Final = 1_000
+#: Windows the sensitivity table adds to the measured and the production one (seconds).
+SENSITIVITY_WINDOWS: Final = (60.0, 120.0)
+MAX_BATCHING_WINDOW_SECONDS: Final = 300  # AWS's limit for a stream mapping
 SECONDS_PER_DAY: Final = 86_400
 DAYS_PER_MONTH: Final = 30
 
@@ -73,6 +79,49 @@ class Consumer:
     window_seconds: float
     tumbling_window_seconds: int
     accepts: Callable[[Mapping[str, Any]], bool]  # the deployed filter (engine's own code)
+
+    def batched_as(self, batching: Batching) -> Consumer:
+        """The same function and filter with another mapping's batching."""
+        return replace(
+            self,
+            batch_size=batching.batch_size,
+            window_seconds=batching.window_seconds,
+            tumbling_window_seconds=batching.tumbling_window_seconds,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Batching:
+    """How a mapping batches: what the projection needs of its settings."""
+
+    batch_size: int
+    window_seconds: float
+    tumbling_window_seconds: int
+
+    @classmethod
+    def from_stream_mapping(cls, settings: Mapping[str, Any]) -> Batching:
+        """From the root module's ``stream_mapping`` object (``terraform console``'s
+        ``jsonencode``); ValueError naming the attribute if one is missing or out of range."""
+        batch_size = _number(settings, "batch_size", 1, 10_000)
+        window = _number(
+            settings, "maximum_batching_window_in_seconds", 0, MAX_BATCHING_WINDOW_SECONDS
+        )
+        tumbling = _number(settings, "tumbling_window_in_seconds", 0, 900)
+        return cls(int(batch_size), float(window), int(tumbling))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "batch_size": self.batch_size,
+            "maximum_batching_window_in_seconds": self.window_seconds,
+            "tumbling_window_in_seconds": self.tumbling_window_seconds,
+        }
+
+
+def _number(settings: Mapping[str, Any], name: str, low: float, high: float) -> float:
+    value = settings.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise ValueError(f"stream_mapping.{name} is {value!r}, not a number in [{low}, {high}]")
+    return float(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,16 +322,18 @@ class Sample:
         if not records:
             raise ValueError("no records to project from")
         self.records = list(records)
-        # By identity: a consumer's filter need not be hashable; the consumer is kept alive.
-        self._accepted: dict[int, tuple[Consumer, list[bool]]] = {}
+        # By the filter's identity (it need not be hashable; it is kept alive here): the same
+        # function batched another way passes the same records.
+        self._accepted: dict[int, tuple[Callable[..., bool], list[bool]]] = {}
         self._partitions: dict[int, list[int]] = {}
         # (consumers, events a day, partitions) -> the cell: the merge does not depend on costs
-        self.cells: dict[tuple[tuple[int, ...], int, int], Cell] = {}
+        self.cells: dict[tuple[tuple[Any, ...], int, int], Cell] = {}
 
     def accepted(self, consumer: Consumer) -> list[bool]:
-        key = id(consumer)
+        accepts = consumer.accepts
+        key = id(accepts)
         if key not in self._accepted:
-            self._accepted[key] = (consumer, [bool(consumer.accepts(r)) for r in self.records])
+            self._accepted[key] = (accepts, [bool(accepts(r)) for r in self.records])
         return self._accepted[key][1]
 
     def share(self, consumer: Consumer) -> float:
@@ -304,8 +355,22 @@ class Sample:
 
 def project_cell(sample: Sample, design: Design, events_per_day: int, partitions: int) -> Cell:
     """One design at ``events_per_day`` on ``partitions`` partitions (see the module notes);
-    worked out once per sample for the same consumers."""
-    key = (tuple(id(c) for c in design.consumers), events_per_day, partitions)
+    worked out once per sample for the same batches: the window and batch size matter only
+    through the records per batch they give (another window that gives the same batches, as
+    when the batch size caps them, reuses the cell)."""
+    key = (
+        tuple(
+            (
+                c.item_type,
+                id(c.accepts),  # kept alive by the sample (``share``)
+                batch_records(events_per_day, partitions, sample.share(c), c),
+                c.tumbling_window_seconds,
+            )
+            for c in design.consumers
+        ),
+        events_per_day,
+        partitions,
+    )
     if key not in sample.cells:
         sample.cells[key] = _project_cell(sample, design, events_per_day, partitions)
     return sample.cells[key]
@@ -358,6 +423,7 @@ def projection_table(
                 {
                     "events_per_day": per_day,
                     "partitions": count,
+                    "batching_window_seconds": batching_window(ours),
                     "reference_usd_month": round(ref_usd, 2),
                     "ours_usd_month": round(our_usd, 2),
                     "ratio": round(ref_usd / our_usd, 2) if our_usd else None,
@@ -374,6 +440,53 @@ def projection_table(
                     ),
                     "reference_writes_per_event": round(ref_cell.writes_per_event, 4),
                     "reference_wru_per_event": round(ref_cell.wru_per_event(reference), 4),
+                }
+            )
+    return rows
+
+
+def batching_window(design: Design) -> float:
+    """The design's batching window (its functions share one mapping configuration; the
+    longest if they did not)."""
+    return max((c.window_seconds for c in design.consumers), default=0.0)
+
+
+def sensitivity_windows(measured: float, production: float) -> list[float]:
+    """The windows of ``projection_by_window``: the measured run's, ``SENSITIVITY_WINDOWS``
+    and the production one, in order, each once."""
+    return sorted({float(measured), *SENSITIVITY_WINDOWS, float(production)})
+
+
+def projection_by_window(
+    sample: Sample,
+    reference: Design,
+    ours: Design,
+    windows: Iterable[float],
+    *,
+    events_per_day: Sequence[int] = EVENTS_PER_DAY_GRID,
+    partitions: Sequence[int] = PARTITIONS_GRID,
+) -> list[dict[str, Any]]:
+    """results.json's ``projection_by_window``: the projection with this project's batching
+    window set to each of ``windows`` (batch size and tumbling window unchanged), one row per
+    window and cell. The reference design batches one record: no window changes it."""
+    rows = []
+    for window in windows:
+        batched = replace(
+            ours, consumers=tuple(replace(c, window_seconds=float(window)) for c in ours.consumers)
+        )
+        for row in projection_table(sample, reference, batched, events_per_day, partitions):
+            rows.append(
+                {
+                    name: row[name]
+                    for name in (
+                        "batching_window_seconds",
+                        "events_per_day",
+                        "partitions",
+                        "reference_usd_month",
+                        "ours_usd_month",
+                        "ratio",
+                        "ours_batch_records",
+                    )
                 }
             )
     return rows

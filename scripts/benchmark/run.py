@@ -60,12 +60,16 @@ from benchmark.options import OURS_ZIP, REFERENCE_SOURCE, TEARDOWN_RESERVE, Opti
 from benchmark.projection import (
     PRODUCTION_USERS,
     PRODUCTION_VIDEOS,
+    Batching,
     Consumer,
     Design,
     Sample,
     SummaryShape,
+    batching_window,
     production_operations,
+    projection_by_window,
     projection_table,
+    sensitivity_windows,
     stream_records,
 )
 from benchmark.report import Workload, evaluate_targets, readme_table
@@ -100,6 +104,16 @@ class DeployedDesign:
     logs: dict[str, LogTail]
     shapes: list[IndexShape]
     settings: FunctionSettings
+    # How the projections batch its records: None as deployed (the reference design); this
+    # project's production defaults, whatever window the measured run used.
+    projected_batching: Batching | None = None
+
+    def projected_consumers(self) -> tuple[Consumer, ...]:
+        """Its mappings as the projection batches them (their deployed filters)."""
+        consumers = tuple(_consumer(m) for m in self.mappings)
+        if self.projected_batching is None:
+            return consumers
+        return tuple(c.batched_as(self.projected_batching) for c in consumers)
 
 
 @dataclass(slots=True)
@@ -114,6 +128,10 @@ class Bench:
     summary_items: dict[tuple[str, str], dict[SummaryKind, AttributeMap]] = field(
         default_factory=dict
     )
+    # The root module's stream_mapping when nobody sets it (terraform console), and the
+    # batching the projections take from it.
+    production_mapping: dict[str, Any] = field(default_factory=dict)
+    production_batching: Batching | None = None
 
     # --- the whole run -------------------------------------------------------------------------
 
@@ -138,6 +156,8 @@ class Bench:
             deployments = {
                 key: self._deployment(endpoint, stacks[key], outputs[key]) for key in stacks
             }
+            if "ours" in deployments:
+                deployments["ours"].projected_batching = self.production_batching
             control = ControlClient(endpoint.control_url, timeout=30.0)
             for workload in options.workloads:
                 for key in options.configs:
@@ -208,7 +228,8 @@ class Bench:
                 out / "tf" / "baseline",
             )
         if "ours" in self.options.configs:
-            # The root module with its defaults; only what an ephemeral copy needs is set.
+            # The root module with its defaults; only what an ephemeral copy needs is set, and
+            # the measured run's batching window (the projection reads the production one).
             stacks["ours"] = Stack(
                 "ours",
                 REPO_ROOT,
@@ -216,6 +237,7 @@ class Bench:
                     "name_prefix": f"bench-ours-{suffix}",
                     "package_file": str(zips["ours"]),
                     "deletion_protection": "false",
+                    "stream_mapping": measured_stream_mapping(self.options.batching_window),
                 },
                 out / "tf" / "ours",
             )
@@ -225,10 +247,32 @@ class Bench:
         self.console.print(f"deploying {', '.join(stacks)} with Terraform (in parallel) ...")
         t0 = time.monotonic()
         with ThreadPoolExecutor(max_workers=len(stacks)) as pool:
-            futures = {key: pool.submit(terraform.deploy, stack) for key, stack in stacks.items()}
+            futures = {
+                key: pool.submit(self._deploy_ours, terraform, stack)
+                if key == "ours"
+                else pool.submit(terraform.deploy, stack)
+                for key, stack in stacks.items()
+            }
             outputs = {key: _result(future) for key, future in futures.items()}
         self.timings["deploy"] = round(time.monotonic() - t0, 1)
         self.console.print(f"deployed in {self.timings['deploy']:.0f} s")
+        return outputs
+
+    def _deploy_ours(self, terraform: Terraform, stack: Stack) -> dict[str, Any]:
+        """init, then apply while ``terraform console`` reads the production stream_mapping
+        (beside the apply: it reads the configuration only, on a state file of its own)."""
+        terraform.init(stack)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            reading = pool.submit(terraform.configured_default, stack, "stream_mapping")
+            outputs = terraform.apply(stack)
+            production = _result(reading)
+        if not isinstance(production, dict):
+            raise cli.ToolError(f"var.stream_mapping of the root module is {production!r}")
+        try:
+            self.production_batching = Batching.from_stream_mapping(production)
+        except ValueError as exc:
+            raise cli.ToolError(f"the root module's default {exc}") from None
+        self.production_mapping = production
         return outputs
 
     def _deployment(
@@ -360,13 +404,15 @@ class Bench:
                 if isinstance(value, int | float):
                     values.append(float(value))
             sizes = [1] * len(delivered) if mapping.batch_size == 1 else parse_batch_sizes(log_text)
+            # Rebatched as the projection batches (this project: its production defaults).
+            batching = deployment.projected_batching or _batching(mapping)
             streams.append(
                 FunctionStream(
                     delivered,
                     mapping.item_type,
-                    mapping.batch_size,
-                    float(mapping.settings.get("MaximumBatchingWindowInSeconds") or 0),
-                    int(mapping.settings.get("TumblingWindowInSeconds") or 0),
+                    batching.batch_size,
+                    batching.window_seconds,
+                    batching.tumbling_window_seconds,
                 )
             )
             problem = _batch_problem(mapping, mstats, delivered, sizes)
@@ -480,6 +526,8 @@ class Bench:
             "notes": self.notes,
             "machine": {"cpus": os.cpu_count(), "load_average": _load_average()},
         }
+        if "ours" in deployments:
+            meta["stream_mapping"] = self._stream_mapping_meta(deployments["ours"])
         if projections:
             meta["projection"] = {
                 "operations_simulated": self.options.projection_operations,
@@ -488,6 +536,9 @@ class Bench:
                 "videos": PRODUCTION_VIDEOS,
                 "measured_partitions": self.options.partitions,
                 "rotation_seconds": self.options.rotation_seconds,
+                "batching_window_seconds": self.production_mapping.get(
+                    "maximum_batching_window_in_seconds"
+                ),
                 "note": "Batches simulated with the load test's generator and merged by the "
                 "handlers' parse_batch. Each summary write is costed by the endpoint's write-unit "
                 "rules on the largest summary item of its kind the run left "
@@ -514,16 +565,27 @@ class Bench:
             },
             meta,
         )
-        for workload, rows in projections.items():
+        for workload, tables in projections.items():
             for config in ("baseline", "ours"):
                 if workload in results.get(config, {}):
-                    results[config][workload]["projection"] = rows
+                    results[config][workload].update(tables)
         write_outputs(self.options.output_dir, results, self.console)
         return results
 
+    def _stream_mapping_meta(self, ours: DeployedDesign) -> dict[str, Any]:
+        """This project's batching: the measured run's (set and read back) and the production
+        defaults the projections use."""
+        return {
+            "measured_variable": ours.stack.variables.get("stream_mapping"),
+            "measured": {m.function_name: _batching(m).as_dict() for m in ours.mappings},
+            "production": self.production_mapping,
+            "production_source": "terraform console of the root module without the measured "
+            "run's -var: jsonencode(var.stream_mapping)",
+        }
+
     def _projections(
         self, runs: dict[str, dict[str, RunCounts]], deployments: dict[str, DeployedDesign]
-    ) -> dict[str, list[dict[str, Any]]]:
+    ) -> dict[str, dict[str, list[dict[str, Any]]]]:
         """Per workload: both designs at the production shape, from that workload's measured
         write costs (``benchmark.projection``)."""
         if not {"baseline", "ours"} <= deployments.keys():
@@ -535,25 +597,26 @@ class Bench:
         t0 = time.monotonic()
         operations = production_operations(self.options.projection_operations, self.options.seed)
         sample = Sample(list(stream_records(operations)))
-        consumers = {key: _consumers(deployments[key]) for key in ("baseline", "ours")}
-        tables = {
-            workload: projection_table(
-                sample,
+        consumers = {key: deployments[key].projected_consumers() for key in ("baseline", "ours")}
+        measured = max(_batching(m).window_seconds for m in deployments["ours"].mappings)
+        tables: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        for workload in workloads:
+            reference, ours = (
                 _design(
-                    deployments["baseline"],
-                    consumers["baseline"],
-                    self.summary_items.get(("baseline", workload)),
+                    deployments[key],
+                    consumers[key],
+                    self.summary_items.get((key, workload)),
                     self.options.partitions,
-                ),
-                _design(
-                    deployments["ours"],
-                    consumers["ours"],
-                    self.summary_items.get(("ours", workload)),
-                    self.options.partitions,
-                ),
+                )
+                for key in ("baseline", "ours")
             )
-            for workload in workloads
-        }
+            windows = sensitivity_windows(measured, batching_window(ours))
+            tables[workload] = {
+                "projection": projection_table(sample, reference, ours),
+                # Cells are merged once per sample and batching: the other workloads only
+                # re-cost them.
+                "projection_by_window": projection_by_window(sample, reference, ours, windows),
+            }
         self.timings["projection"] = round(time.monotonic() - t0, 1)
         return tables
 
@@ -634,17 +697,30 @@ def _batch_problem(
     return None
 
 
-def _consumers(deployed: DeployedDesign) -> tuple[Consumer, ...]:
-    """A deployed design's mappings as the projection batches them (their deployed filters)."""
-    return tuple(
-        Consumer(
-            item_type=m.item_type,
-            batch_size=m.batch_size,
-            window_seconds=float(m.settings.get("MaximumBatchingWindowInSeconds") or 0),
-            tumbling_window_seconds=int(m.settings.get("TumblingWindowInSeconds") or 0),
-            accepts=m.filters.matches,
-        )
-        for m in deployed.mappings
+def measured_stream_mapping(window_seconds: int) -> str:
+    """``-var=stream_mapping=...`` (HCL) of the measured run: only the batching window is set,
+    every other attribute keeps the root module's default."""
+    return f"{{maximum_batching_window_in_seconds={window_seconds}}}"
+
+
+def _batching(mapping: DeployedMapping) -> Batching:
+    """A deployed mapping's batching, read back from the Lambda API."""
+    return Batching(
+        batch_size=mapping.batch_size,
+        window_seconds=float(mapping.settings.get("MaximumBatchingWindowInSeconds") or 0),
+        tumbling_window_seconds=int(mapping.settings.get("TumblingWindowInSeconds") or 0),
+    )
+
+
+def _consumer(mapping: DeployedMapping) -> Consumer:
+    """A deployed mapping as the projection batches it (its deployed filter)."""
+    batching = _batching(mapping)
+    return Consumer(
+        item_type=mapping.item_type,
+        batch_size=batching.batch_size,
+        window_seconds=batching.window_seconds,
+        tumbling_window_seconds=batching.tumbling_window_seconds,
+        accepts=mapping.filters.matches,
     )
 
 

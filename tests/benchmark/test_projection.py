@@ -4,12 +4,14 @@ through the handlers' merge, the bill and the targets (pure; no endpoint)."""
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from benchmark.figures import DurationModel, FunctionSettings
 from benchmark.projection import (
+    Batching,
     Cell,
     Consumer,
     Design,
@@ -20,7 +22,9 @@ from benchmark.projection import (
     partition_of,
     production_operations,
     project_cell,
+    projection_by_window,
     projection_table,
+    sensitivity_windows,
     stream_records,
     summary_writes,
     with_marks,
@@ -231,3 +235,93 @@ def test_a_write_costs_what_the_item_after_a_day_weighs() -> None:
     transactional = SummaryShape({VIDEO: summary_item(0)}, (GSI1,), transactional=True)
     cost = transactional.cost(VIDEO, views_moved=True, partitions=4)
     assert (cost.table_wru, cost.index_wru) == (2.0, 1.0)  # the index at 1x
+
+
+# --- batching: the production defaults and the sensitivity to the window -------------------------
+
+
+def test_batching_from_the_root_modules_stream_mapping() -> None:
+    settings = {"batch_size": 1000, "maximum_batching_window_in_seconds": 300,
+                "tumbling_window_in_seconds": 900, "enabled": True}  # fmt: skip
+    batching = Batching.from_stream_mapping(settings)
+    assert batching == Batching(1000, 300.0, 900)
+    assert batching.as_dict() == {
+        "batch_size": 1000,
+        "maximum_batching_window_in_seconds": 300.0,
+        "tumbling_window_in_seconds": 900,
+    }
+    views = consumer("VIEW", batch_size=10, window=5.0).batched_as(batching)
+    assert (views.batch_size, views.window_seconds, views.tumbling_window_seconds) == (
+        1000,
+        300.0,
+        900,
+    )
+    assert views.item_type == "VIEW"
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"maximum_batching_window_in_seconds": 301}, "maximum_batching_window_in_seconds"),
+        ({"maximum_batching_window_in_seconds": None}, "maximum_batching_window_in_seconds"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"tumbling_window_in_seconds": True}, "tumbling_window_in_seconds"),
+    ],
+)
+def test_batching_rejects_what_a_mapping_cannot_have(change: dict[str, Any], named: str) -> None:
+    settings = {"batch_size": 1000, "maximum_batching_window_in_seconds": 300,
+                "tumbling_window_in_seconds": 900, **change}  # fmt: skip
+    with pytest.raises(ValueError, match=f"stream_mapping.{named} is"):
+        Batching.from_stream_mapping(settings)
+
+
+def test_sensitivity_windows_are_ordered_and_distinct() -> None:
+    assert sensitivity_windows(5, 300) == [5.0, 60.0, 120.0, 300.0]
+    assert sensitivity_windows(60, 60) == [60.0, 120.0]
+    assert sensitivity_windows(300, 5) == [5.0, 60.0, 120.0, 300.0]
+
+
+def test_projection_by_window_repeats_the_table_at_each_window() -> None:
+    sample = Sample(list(stream_records(production_operations(3000, seed=5))))
+    singles = tuple(Consumer(t, 1, 0.0, 0, of_type(t)) for t in ("VIEW", "VOTE"))
+    reference = Design(singles, REFERENCE, UNMEASURED)
+    ours = Design((consumer("VIEW", window=300.0), consumer("VOTE", window=300.0)), SETTINGS,
+                  UNMEASURED)  # fmt: skip
+    main = projection_table(sample, reference, ours)
+    assert {row["batching_window_seconds"] for row in main} == {300.0}
+    rows = projection_by_window(sample, reference, ours, [5.0, 300.0], partitions=(1, 16))
+    assert [(r["batching_window_seconds"], r["partitions"]) for r in rows[:2]] == [
+        (5.0, 1),
+        (5.0, 16),
+    ]
+    assert len(rows) == 2 * 3 * 2
+    by_cell = {(r["batching_window_seconds"], r["events_per_day"], r["partitions"]): r
+               for r in rows}  # fmt: skip
+    for row in main:
+        if row["partitions"] in (1, 16):
+            again = by_cell[(300.0, row["events_per_day"], row["partitions"])]
+            assert again["ratio"] == row["ratio"]
+            assert again["ours_usd_month"] == row["ours_usd_month"]
+    # A longer window: larger batches, never a more expensive reference.
+    short, long = by_cell[(5.0, 1_000_000, 16)], by_cell[(300.0, 1_000_000, 16)]
+    assert short["reference_usd_month"] == long["reference_usd_month"]
+    assert short["ours_batch_records"] < long["ours_batch_records"]
+    assert short["ours_usd_month"] > long["ours_usd_month"]
+
+
+def test_windows_that_give_the_same_batches_share_the_merge() -> None:
+    records = list(
+        stream_records(put(model.view_item("u", "v", 1, TS.replace(second=n))) for n in range(8))
+    )
+    sample = Sample(records)
+    views = consumer("VIEW", batch_size=4)  # one filter, batched three ways
+    capped = [
+        Design((replace(views, window_seconds=window),), SETTINGS, UNMEASURED)
+        for window in (60.0, 300.0)
+    ]
+    cells = [project_cell(sample, design, 100_000_000, 1) for design in capped]
+    assert cells[0] is cells[1]  # both windows fill the 4-record batch: merged once
+    assert len(sample.cells) == 1
+    larger = Design((replace(views, batch_size=1000),), SETTINGS, UNMEASURED)
+    assert project_cell(sample, larger, 100_000_000, 1).batch_records == (1000,)
+    assert len(sample.cells) == 2

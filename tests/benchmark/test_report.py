@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 from benchmark import cli
 from benchmark.options import options_from_args
-from benchmark.report import evaluate_targets, readme_table, render_report, write_chart
+from benchmark.report import (
+    evaluate_targets,
+    readme_table,
+    render_report,
+    window_table,
+    write_chart,
+)
 
 
 def entry(**overrides: Any) -> dict[str, Any]:
@@ -104,7 +110,7 @@ def test_delay_target_is_the_window_plus_two_seconds() -> None:
         t for t in evaluate_targets(results(write_to_summary_p99_seconds=7.5)) if "p99" in t.name
     ]
     assert [(t.workload, t.met) for t in slow] == [("large", False), ("tiny", True)]
-    assert slow[0].name == "write-to-summary p99 ≤ batching window + 2 s (7 s)"
+    assert slow[0].name == "write-to-summary p99 ≤ the measured run's batching window + 2 s (7 s)"
 
 
 def test_targets_not_measured() -> None:
@@ -199,3 +205,90 @@ def test_quick_and_subsets() -> None:
     assert [(w.key, w.events) for w in options.workloads] == [("tiny", 500)]
     assert options.configs == ("ours",)
     assert options.durations["ours"].fixed_ms == 30.0
+
+
+# --- batching windows: measured run, production projection, sensitivity -------------------------
+
+
+def windowed_results() -> dict[str, Any]:
+    """The measured run at 5 s (as deployed), projections at the 300 s production window."""
+    data = results()
+    cells = [(1_000_000, 4), (10_000_000, 16)]
+    ratios = {5.0: (1.6, 1.9), 60.0: (2.2, 2.9), 120.0: (2.5, 3.6), 300.0: (3.3, 4.9)}
+    by_window = [
+        {"batching_window_seconds": window, "events_per_day": per_day, "partitions": count,
+         "reference_usd_month": 90.0, "ours_usd_month": round(90.0 / ratio, 2), "ratio": ratio,
+         "ours_batch_records": [1, 1]}
+        for window, pair in ratios.items()
+        for (per_day, count), ratio in zip(cells, pair, strict=True)
+    ]  # fmt: skip
+    data["ours"]["large"]["projection"] = [
+        {**row, "ours_batch_records": [100, 50]}
+        for row in by_window
+        if row["batching_window_seconds"] == 300.0
+    ]
+    data["ours"]["large"]["projection_by_window"] = by_window
+    data["meta"]["stream_mapping"] = {
+        "measured_variable": "{maximum_batching_window_in_seconds=5}",
+        "production": {"batch_size": 1000, "maximum_batching_window_in_seconds": 300,
+                       "tumbling_window_in_seconds": 900},
+    }  # fmt: skip
+    return data
+
+
+def test_ratio_targets_use_the_production_window_and_delay_the_measured_one() -> None:
+    targets = evaluate_targets(windowed_results())
+    ratios = [t for t in targets if t.name.startswith("reference ÷ ours")]
+    assert [(t.name, t.met) for t in ratios] == [
+        ("reference ÷ ours ≥ 3x at 1 M events/day on 4 partition(s) (projected, 300 s window)",
+         True),
+        ("reference ÷ ours ≥ 4x at 10 M events/day on 16 partition(s) (projected, 300 s window)",
+         True),
+    ]  # fmt: skip
+    delay = [t for t in targets if "p99" in t.name]
+    assert {t.name for t in delay} == {
+        "write-to-summary p99 ≤ the measured run's batching window + 2 s (7 s)"
+    }
+
+
+def test_the_window_table_shows_each_window_with_its_role() -> None:
+    table = window_table(windowed_results())
+    assert table[0] == (
+        "| events/day | partitions | 5 s (measured) | 60 s | 120 s | 300 s (production) | target |"
+    )
+    assert table[2] == "| 1 M | 4 | 1.60x | 2.20x | 2.50x | 3.30x | ≥ 3x |"
+    assert table[3] == "| 10 M | 16 | 1.90x | 2.90x | 3.60x | 4.90x | ≥ 4x |"
+    assert all(line.count("|") == table[0].count("|") for line in table[1:4])
+    assert window_table(results()) == []  # no sensitivity rows: no table
+
+
+def test_readme_and_report_say_which_window_each_figure_used() -> None:
+    data = windowed_results()
+    readme = readme_table(data)
+    assert "this project's batching window 5 s;" in readme
+    assert "at this project's production window (300 s)" in readme
+    assert "projected at the production window of 300 s):" in readme
+    assert "Reference ÷ ours by this project's batching window:" in readme
+    report = render_report(data)
+    assert (
+        "This project's batching window: 5 s in the measured runs "
+        "(`-var=stream_mapping={maximum_batching_window_in_seconds=5}`: the delay target holds "
+        "it); 300 s, batch size 1,000 and tumbling window 900 s in every projection"
+    ) in report
+
+
+def test_the_batching_window_option() -> None:
+    parser = cli.build_parser()
+    assert options_from_args(parser.parse_args(["designs"])).batching_window == 5
+    chosen = parser.parse_args(["designs", "--batching-window", "0"])
+    assert options_from_args(chosen).batching_window == 0
+
+
+@pytest.mark.parametrize(("value", "message"), [("301", "at most 300 s"), ("-1", ">= 0")])
+def test_a_batching_window_a_mapping_cannot_have_is_one_line(
+    value: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["designs", "--batching-window", value]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1

@@ -164,7 +164,7 @@ test: lint tf-test $(CHECKOV_STAMP) ## Everything CI runs: lint, terraform test,
 bench-handler: $(VENV_STAMP) ## Parse-and-merge throughput of the handler code
 	@$(PY) -m benchmark handler $(ARGS)
 bench: package $(VENV_STAMP) ## Reference design vs ours on the local endpoint (build/bench/)
-	@$(PY) -m benchmark designs $(ARGS)
+	@$(PY) -m benchmark designs --batching-window $(LOCAL_BATCHING_WINDOW_SECONDS) $(ARGS)
 
 .PHONY: clean
 clean: ## Remove build outputs (not the venv or deployments)

@@ -170,8 +170,8 @@ run "mapping_uses_production_defaults" {
   }
 
   assert {
-    condition     = aws_lambda_event_source_mapping.this.batch_size == 1000 && aws_lambda_event_source_mapping.this.maximum_batching_window_in_seconds == 300
-    error_message = "batches of up to 1,000 records gathered for up to 300 s by default (the cost/freshness knob, docs/design.md §6)"
+    condition     = aws_lambda_event_source_mapping.this.batch_size == 5000 && aws_lambda_event_source_mapping.this.maximum_batching_window_in_seconds == 300
+    error_message = "batches of up to 5,000 records gathered for up to 300 s by default (the cost/freshness knob, docs/design.md §6)"
   }
 
   assert {

@@ -28,16 +28,16 @@ The bill. Lambda requests and GB-seconds (the run's assumed duration per invocat
 write units of every summary write, table and index, by the endpoint's own cost rules
 (``localcloud.writestats``: one unit per started KB of the item, and of each index's projection
 of it, a moved index key costing a delete and a put). Each write is costed on the largest
-summary item of its kind the run left, measured on the run's partition count; at another
-partition count its exactly-once marks are replaced by the number lineage pruning leaves
-(``video_stats.marks``: a child shard's write drops its ancestors' marks), injected, not
-simulated: one mark per function and open lineage, that is per partition for a video summary
-(every partition feeds it) and one partition's for a user summary (its records share a
-partition key). The reference design writes one ``TransactWriteItems`` of the two summaries per
-record it receives (2 WRU per item, as AWS documents for transactions); its index writes are
-billed at 1 WRU, the reading least favourable to this project (AWS documents the doubling for
-the table item only). The application's own view and vote writes are the same for both designs
-and are not in the ratio.
+summary item of its kind the run left, its exactly-once marks replaced by the number lineage
+pruning leaves (``video_stats.marks``: a child shard's write drops its ancestors' marks),
+injected, not simulated: one mark per function and open lineage, that is per partition for a
+video summary (every partition feeds it) and one partition's for a user summary (its records
+share a partition key); each mark as long as a 40-digit sequence number, the longest the API
+allows (``LONGEST_SEQUENCE_NUMBER``). The reference design writes one ``TransactWriteItems`` of
+the two summaries per record it receives (2 WRU per item, as AWS documents for transactions);
+its index writes are billed at 1 WRU, the reading least favourable to this project (AWS
+documents the doubling for the table item only). The application's own view and vote writes are
+the same for both designs and are not in the ratio.
 """
 
 from __future__ import annotations
@@ -151,11 +151,13 @@ class SummaryShape:
     measured_partitions: int = 1  # of the stream the items were measured on
 
     def item_after_a_day(self, kind: SummaryKind, partitions: int) -> AttributeMap:
-        """The measured item on the partitions it was measured on, else with the marks
-        ``partitions`` leave (``marks_after_a_day``)."""
+        """The measured item with the marks ``partitions`` leave (``marks_after_a_day``; on the
+        partitions it was measured on, as many as it had if that is more), each as long as the
+        longest sequence number DynamoDB Streams may use (``with_marks``)."""
+        count = marks_after_a_day(kind, partitions)
         if partitions == self.measured_partitions:
-            return self.items[kind]
-        return with_marks(self.items[kind], marks_after_a_day(kind, partitions))
+            count = max(count, sum(1 for name in self.items[kind] if model.is_mark_attribute(name)))
+        return with_marks(self.items[kind], count)
 
     def cost(self, kind: SummaryKind, views_moved: bool, partitions: int) -> WriteCost:
         if kind not in self.items:
@@ -179,17 +181,24 @@ def marks_after_a_day(kind: SummaryKind, partitions: int) -> int:
     return len(FUNCTION_OF_ITEM_TYPE) * fed_by
 
 
+#: The longest sequence number the DynamoDB Streams API allows (40 digits; the minimum is 21).
+#: AWS does not say how long a table's numbers are, and the local stream draws 21-40 digits per
+#: shard, so a measured mark's length is luck: every injected mark is this long instead, the
+#: reading least favourable to this project (docs/design.md §6).
+LONGEST_SEQUENCE_NUMBER: Final = 10**40 - 1
+
+
 def with_marks(item: AttributeMap, count: int) -> AttributeMap:
-    """``item`` with ``count`` marks named and valued as the handlers write them (the value of
-    one of its own marks, so the measured length); an item without marks keeps none."""
-    template = next((value for name, value in item.items() if model.is_mark_attribute(name)), None)
+    """``item`` with ``count`` marks named and valued as the handlers write them, each for
+    ``LONGEST_SEQUENCE_NUMBER``; an item without marks (the reference design's) keeps none."""
+    if not any(model.is_mark_attribute(name) for name in item):
+        return dict(item)
     kept = {name: value for name, value in item.items() if not model.is_mark_attribute(name)}
-    if template is None:
-        return kept
+    value = marks.encode_mark(LONGEST_SEQUENCE_NUMBER, 0.0)
     functions = list(FUNCTION_OF_ITEM_TYPE.values())
     for n in range(count):
         function = functions[n % len(functions)]
-        kept[marks.mark_name(function, marks.shard_tag(f"shard-{n}"))] = dict(template)
+        kept[marks.mark_name(function, marks.shard_tag(f"shard-{n}"))] = {"S": value}
     return kept
 
 

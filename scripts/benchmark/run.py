@@ -542,11 +542,12 @@ class Bench:
                 "note": "Batches simulated with the load test's generator and merged by the "
                 "handlers' parse_batch. Each summary write is costed by the endpoint's write-unit "
                 "rules on the largest summary item of its kind the run left "
-                f"({self.options.partitions} partition(s)); at other partition counts its "
-                "exactly-once marks are replaced by the number lineage pruning leaves, injected "
-                "(one per function and open lineage: every partition for a video summary, its "
-                "user's for a user summary). The reference design's index writes are billed "
-                "at 1 WRU.",
+                f"({self.options.partitions} partition(s)), its exactly-once marks replaced by "
+                "the number lineage pruning leaves, injected (one per function and open "
+                "lineage: every partition for a video summary, its user's for a user summary), "
+                "each as long as a 40-digit sequence number (the API's longest: the reading "
+                "least favourable to this project). The reference design's index writes are "
+                "billed at 1 WRU.",
             }
         results = assemble_results(
             self.options,

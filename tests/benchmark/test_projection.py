@@ -32,7 +32,7 @@ from benchmark.projection import (
 from benchmark.report import evaluate_targets, production_table, production_target
 from localcloud.writestats import IndexShape, item_size
 from video_stats import model
-from video_stats.marks import encode_mark
+from video_stats.marks import decode_mark, encode_mark
 from vstats.filter_patterns import delivered_to
 from vstats.generator import Operation
 
@@ -218,6 +218,17 @@ def test_marks_a_day_leaves_grow_with_partitions_for_videos_only() -> None:
     grown = with_marks(summary_item(1), 14)
     assert sum(1 for name in grown if model.is_mark_attribute(name)) == 14
     assert with_marks({**summary_item(0)}, 14) == summary_item(0)  # no marks to copy: none
+
+
+def test_injected_marks_are_as_long_as_the_api_allows_whatever_the_run_drew() -> None:
+    # The local stream draws 21-40 digits per shard; the projection must not depend on the draw.
+    short = {**summary_item(0), "@vAAAAAA": {"S": encode_mark(10**20, 1_700_000_000)}}
+    grown = with_marks(short, 32)
+    values = [v["S"] for name, v in grown.items() if model.is_mark_attribute(name)]
+    assert {decode_mark(v).seq for v in values} == {10**40 - 1}
+    assert item_size(grown) > 1024  # 16 partitions' marks at 40 digits pass 1 KB
+    shape = SummaryShape({VIDEO: short}, (GSI1, GSI2), transactional=False, measured_partitions=1)
+    assert item_size(shape.item_after_a_day(VIDEO, 1)) == item_size(with_marks(short, 2))
 
 
 def test_a_write_costs_what_the_item_after_a_day_weighs() -> None:

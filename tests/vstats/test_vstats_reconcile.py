@@ -11,14 +11,16 @@ from typing import Any
 import pytest
 from video_stats import model
 from video_stats.lineage import Lineage, Shard
+from video_stats.marks import encode_mark, shard_marks
 from video_stats.model import Counters, SummaryKey, SummaryKind
 from video_stats.store import SummaryStore
 from vstats import deployment, reconcile
-from vstats.drift import find_drift, index_faults, read_snapshot
+from vstats.drift import compare, find_drift, index_faults, read_snapshot
 from vstats.generator import EventGenerator
 from vstats.repair import (
     StreamRecord,
     StreamTiming,
+    corrections,
     live_drift,
     pending_corrections,
     rank,
@@ -156,6 +158,79 @@ def test_corrections_follow_the_lineage_not_the_sequence_numbers() -> None:
         assert counted + corrections[key] == model.ZERO, key
 
 
+def rotated_lineage_in_flight() -> tuple[list[StreamRecord], dict[Any, Any], dict[Any, Any]]:
+    """Shard "parent" closed, "child" open; a batch of the child in flight has written the
+    summaries of a later view (mark 20) but not yet those of an earlier one (record 10), which
+    hold only the parent's mark: the state a scan can see on a running stack."""
+    when = datetime(2024, 5, 1, tzinfo=UTC)
+    earlier, later = model.view_item("1", "a", 10, when), model.view_item("2", "b", 10, when)
+    records = [
+        StreamRecord("child", 10, (earlier["PK"]["S"], earlier["SK"]["S"]), earlier, None),
+        StreamRecord("child", 20, (later["PK"]["S"], later["SK"]["S"]), later, None),
+    ]
+    base = {record.identity: record.new for record in records}
+
+    def summary(views: int, shard: str, seq: int) -> dict[str, Any]:
+        mark = {shard_marks("views", shard).current: {"S": encode_mark(seq, when.timestamp())}}
+        return {"views": {"N": str(views)}, "duration": {"N": str(10 * views)}, **mark}
+
+    summaries = {
+        SummaryKey(SummaryKind.USER, "1"): summary(0, "parent", 5),
+        SummaryKey(SummaryKind.VIDEO, "a"): summary(0, "parent", 5),
+        SummaryKey(SummaryKind.USER, "2"): summary(1, "child", 20),
+        SummaryKey(SummaryKind.VIDEO, "b"): summary(1, "child", 20),
+    }
+    return records, base, summaries
+
+
+ROTATED = Lineage.of([Shard("parent", None, True), Shard("child", "parent", False)], 0.0)
+
+
+def test_a_check_on_a_running_stack_counts_unmarked_records_as_in_flight() -> None:
+    """The check after the repair (and --live) runs while batches are in flight: another
+    summary's mark in the new shard says nothing about a summary that has none there yet."""
+    records, base, summaries = rotated_lineage_in_flight()
+    args = (records, base, summaries, "arn", ROTATED)
+    found = corrections(*args, estimate_positions=False)
+    targets = model.recount(base.values())
+    for key, change in found.changes.items():
+        targets[key] = targets[key] + change
+    assert compare(targets, summaries) == []
+    assert found.marks == {}
+    # The estimated position (right only while paused) takes record 10 as applied, so
+    # USER 1 and VIDEO a would show as drift.
+    assert corrections(*args, estimate_positions=True).changes == {}
+
+
+def test_a_paused_repair_gives_the_estimated_position_as_a_mark() -> None:
+    """Paused, the same state is a batch that failed for the earlier view's summaries and
+    will be redelivered: the repair counts the record and writes the child's mark with it."""
+    records, base, summaries = rotated_lineage_in_flight()
+    found = corrections(records, base, summaries, "arn", ROTATED, estimate_positions=True)
+    child = shard_marks("views", "child").current
+    expected = summaries[SummaryKey(SummaryKind.USER, "2")][child]["S"]
+    assert found.marks == {
+        SummaryKey(SummaryKind.USER, "1"): {child: expected},
+        SummaryKey(SummaryKind.VIDEO, "a"): {child: expected},
+    }
+
+
+def test_a_childs_mark_on_any_summary_means_its_parent_is_finished() -> None:
+    """Lambda reads a parent shard before its children: once any summary holds a child's
+    mark, every record of the parent was applied (or given up on), also on a running stack."""
+    records, base, summaries = rotated_lineage_in_flight()
+    moved = [StreamRecord("parent", r.seq, r.identity, r.new, r.old) for r in records[:1]]
+    unmarked = {k: v for k, v in summaries.items() if k.id not in ("1", "a")}
+    found = corrections(
+        moved, base, unmarked, "arn", ROTATED, estimate_positions=False
+    )  # USER 1 and VIDEO a deleted: the parent's view counts, so they drift
+    assert found.changes == {}
+    assert {d.key for d in compare(model.recount(base.values()), unmarked)} == {
+        SummaryKey(SummaryKind.USER, "1"),
+        SummaryKey(SummaryKind.VIDEO, "a"),
+    }
+
+
 def test_repair_cli_without_drift_leaves_the_mappings_alone(
     table: TableEnv, settled: EventGenerator, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -241,6 +316,28 @@ def test_repair_restores_a_deleted_summary(
     )
     assert [d.key for d in result.repaired] == [user]
     consumer.process()
+    assert find_drift(table.client, table.name) == []
+
+
+def test_repair_marks_what_it_counts_on_the_estimated_position(
+    table: TableEnv, consumer: StreamConsumer, settled: EventGenerator
+) -> None:
+    """A batch written for one summary but not for another (partial batch response) is still
+    pending when the pipeline pauses: the mapping will redeliver it, while the written
+    summary's mark is past it. A summary with no mark of its own takes that mark as the
+    mapping's position, so the repair counts the pending record: it must give the summary the
+    mark too, or the redelivery counts it a second time."""
+    newcomer = SummaryKey(SummaryKind.VIDEO, "newcomer")  # no mark yet, like a new shard's
+    table.put(model.view_item("1", newcomer.id, 30, datetime(2024, 5, 1, tzinfo=UTC)))
+    consumer.failing.add(newcomer)
+    consumer.process()  # USER 1 written (mark past the view), the newcomer failed
+    assert [d.key for d in find_drift(table.client, table.name)] == [newcomer]
+    result = repair(
+        table.client, table.streams, table.name, table.stream_arn, consumer, timing=FAST
+    )
+    assert [d.key for d in result.repaired] == [newcomer]
+    consumer.failing.clear()
+    consumer.process()  # the mapping retries the batch from the failed record
     assert find_drift(table.client, table.name) == []
 
 

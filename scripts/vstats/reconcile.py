@@ -37,9 +37,8 @@ from vstats.drift import (
     IndexFault,
     compare,
     find_drift,
-    index_fault,
-    index_faults,
     read_snapshot,
+    settled_faults,
 )
 from vstats.repair import (
     AWS_TIMING,
@@ -125,14 +124,7 @@ def check(
         snapshot = read_snapshot(client, target.table, segments=segments)
         targets = snapshot.recount
     store = SummaryStore(client, target.table, target.index_shards)
-    # A handler moves a summary's bucket in a follow-up write (store.update): what the scan
-    # caught in between is confirmed by a consistent read before it counts.
-    faults = [
-        fault
-        for seen in index_faults(store, snapshot.summaries)
-        if (item := store.read(seen.key)) is not None
-        and (fault := index_fault(store, seen.key, item)) is not None
-    ]
+    faults = settled_faults(store, snapshot.summaries)
     return compare(targets, snapshot.summaries), faults
 
 

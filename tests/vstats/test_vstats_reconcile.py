@@ -15,7 +15,7 @@ from video_stats.marks import encode_mark, shard_marks
 from video_stats.model import Counters, SummaryKey, SummaryKind
 from video_stats.store import SummaryStore
 from vstats import deployment, reconcile
-from vstats.drift import compare, find_drift, index_faults, read_snapshot
+from vstats.drift import compare, find_drift, index_faults, read_snapshot, settled_faults
 from vstats.generator import EventGenerator
 from vstats.repair import (
     StreamRecord,
@@ -460,3 +460,40 @@ def test_setting_the_index_races_safely_with_a_concurrent_update(table: TableEnv
     assert model.summary_counters(item) == Counters(views=2_003, duration=30, likes=1)
     assert index_faults(store, read_snapshot(table.client, table.name).summaries) == []
     assert ranked_keys(table) == {moved, fixed}
+
+
+class ScriptedStore(SummaryStore):
+    """A summary store whose consistent reads return the given items in turn."""
+
+    def __init__(self, reads: list[dict[str, Any]]) -> None:
+        super().__init__(None, "table", INDEX_SHARDS)  # type: ignore[arg-type]
+        self.reads = reads
+
+    def read(self, key: SummaryKey) -> dict[str, Any] | None:
+        return self.reads.pop(0)
+
+
+@pytest.mark.parametrize(
+    ("second_views", "second_bucket_of", "reported"),
+    [
+        (16, 16, False),  # the handler's follow-up moved it between the two reads
+        (17, 15, False),  # written again meanwhile: that write's follow-up ranks it
+        (16, 15, True),  # unchanged and still in the wrong bucket
+    ],
+)
+def test_a_bucket_a_handler_is_moving_is_no_index_fault(
+    second_views: int, second_bucket_of: int, reported: bool
+) -> None:
+    """A handler sets the bucket it expects, then moves the summary if the item it gets back
+    shows other views (store.update): a scan or a read can land between the two writes."""
+    key = SummaryKey(SummaryKind.VIDEO, "moving")
+    store = ScriptedStore([])
+
+    def item(views: int, bucket_of: int) -> dict[str, Any]:
+        return {**store.index_attributes(key, bucket_of), "views": {"N": str(views)}}
+
+    scanned = item(16, 15)  # views 16, still in the bucket of 15
+    store.reads = [item(16, 15), item(second_views, second_bucket_of)]
+    faults = settled_faults(store, {key: scanned}, settle_seconds=0.0)
+    assert [f.key for f in faults] == ([key] if reported else [])
+    assert store.reads == []

@@ -306,6 +306,11 @@ def _report_repair(
         console.print(
             f"mappings paused and resumed: {len(result.paused)}; took {result.seconds:.1f} s"
         )
+    if result.marked:
+        console.print(
+            f"{len(result.marked):,} summaries with the right counters got the mapping's "
+            "position as their exactly-once mark (their records were counted on it)"
+        )
     if result.conflicts:
         console.print(
             Text(

@@ -341,12 +341,16 @@ def corrections(
             if name not in highest or seq > highest[name][0]:
                 highest[name] = (seq, value)
     result = Corrections()
+    finished: dict[tuple[str, str], bool] = {}  # (function, shard id): a descendant marked
 
     def applied_up_to(key: SummaryKey, function: str, shard_id: str) -> tuple[int | None, bool]:
         """(K's applied position in the shard or None for nothing, whether it is estimated).
         Per shard with tumbling-window events, else one mark per stream (handlers.py); either
         mark format (marks.py)."""
-        if any(name in highest for name in names_of(function, lineage.descendants(shard_id))):
+        if (function, shard_id) not in finished:
+            descendants = names_of(function, lineage.descendants(shard_id))
+            finished[function, shard_id] = any(name in highest for name in descendants)
+        if finished[function, shard_id]:
             return ALL_APPLIED, False
         held = marks.get(key, {})
         floor = (processed_through or {}).get((function, shard_id))

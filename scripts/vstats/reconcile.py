@@ -48,6 +48,7 @@ from vstats.repair import (
     StreamTiming,
     applied_targets,
     repair,
+    settled_age,
     stream_arn_of,
 )
 
@@ -108,14 +109,16 @@ def check(
     """The drift (plain recount, or --live: as of the records applied) and the index faults,
     from one scan."""
     if live:
+        stream_arn = stream_arn_of(client, target.table)
         # On a running stack a summary's records above its own marks may be in flight:
         # no estimated positions (vstats.repair.corrections).
         applied = applied_targets(
             client,
             target.client("dynamodbstreams"),
             target.table,
-            stream_arn_of(client, target.table),
+            stream_arn,
             estimate_positions=False,
+            settled_age=settled_age(target.client("lambda"), stream_arn),
             segments=segments,
             timing=timing,
         )
@@ -224,6 +227,7 @@ def _main(argv: Sequence[str] | None) -> int:
         target.table,
         stream_arn,
         pipeline,
+        settled_age=settled_age(pipeline.lambda_client, stream_arn),
         segments=args.segments,
         index_shards=target.index_shards,
         timing=timing,

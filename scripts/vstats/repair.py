@@ -30,7 +30,9 @@ position, estimated while paused as the highest mark of the shard any summary ho
 rewrite gives it that mark: the records the target counts are then covered by its own mark,
 so a redelivery cannot count them again. The estimate is wrong on a running stack (a batch in
 flight has marked some summaries, not yet others), so the checks made while it runs (the
-verification after the resume, ``--live``) count such records as in flight instead.
+verification after the resume, ``--live``) count such records as in flight instead. A record
+older than the mappings' record age (``settled_age``) counts as applied: no mapping delivers
+it any more, and its summaries' marks may have expired.
 """
 
 from __future__ import annotations
@@ -111,15 +113,7 @@ class LambdaPipeline:
     poll: float = 0.2
 
     def mappings(self) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        request: dict[str, Any] = {"EventSourceArn": self.stream_arn}
-        while True:
-            response = self.lambda_client.list_event_source_mappings(**request)
-            found += response.get("EventSourceMappings", [])
-            marker = response.get("NextMarker")
-            if not marker:
-                return found
-            request["Marker"] = marker
+        return stream_mappings(self.lambda_client, self.stream_arn)
 
     def pause(self) -> list[str]:
         active = [m for m in self.mappings() if m.get("State") in ACTIVE_STATES]
@@ -178,6 +172,39 @@ class LambdaPipeline:
             time.sleep(grace)
 
 
+def stream_mappings(lambda_client: Any, stream_arn: str) -> list[dict[str, Any]]:
+    """The event source mappings reading the stream (every page)."""
+    found: list[dict[str, Any]] = []
+    request: dict[str, Any] = {"EventSourceArn": stream_arn}
+    while True:
+        response = lambda_client.list_event_source_mappings(**request)
+        found += response.get("EventSourceMappings", [])
+        marker = response.get("NextMarker")
+        if not marker:
+            return found
+        request["Marker"] = marker
+
+
+#: Lambda's longest function timeout: a batch read just before its records' age limit may
+#: still be in flight this long after.
+IN_FLIGHT_SECONDS: Final = 900.0
+
+
+def settled_age(lambda_client: Any, stream_arn: str) -> float | None:
+    """Seconds after which a record of the stream is processed or given up on by every mapping
+    reading it: the largest ``MaximumRecordAgeInSeconds`` + ``IN_FLIGHT_SECONDS``. None when
+    no mapping reads it or one keeps records for as long as the stream does (-1).
+
+    The handlers keep a mark ``MARK_RETENTION_SECONDS`` = that age + a margin of at least
+    900 s (docs/design.md §8, step 9), so a summary can have lost a shard's mark to retention
+    only for records older than this."""
+    ages = [m.get("MaximumRecordAgeInSeconds") for m in stream_mappings(lambda_client, stream_arn)]
+    limits = [float(a) for a in ages if isinstance(a, int | float) and a >= 0]
+    if not ages or len(limits) < len(ages):
+        return None
+    return max(limits) + IN_FLIGHT_SECONDS
+
+
 def _function(mapping: Mapping[str, Any]) -> str:
     return str(mapping.get("FunctionArn", "?")).rsplit(":", 1)[-1]
 
@@ -192,6 +219,7 @@ class StreamRecord:
     identity: tuple[str, str]  # (PK, SK) of the item
     new: AttributeMap | None
     old: AttributeMap | None
+    created: float | None = None  # ApproximateCreationDateTime, epoch seconds
 
 
 def read_stream(
@@ -244,6 +272,7 @@ def read_stream(
                     identity=item_identity(keys),
                     new=ddb.get("NewImage"),
                     old=ddb.get("OldImage"),
+                    created=created if (created := _created(ddb)) != float("-inf") else None,
                 )
             iterator = response.get("NextShardIterator")
             if records:
@@ -307,6 +336,7 @@ def corrections(
     *,
     estimate_positions: bool,
     processed_through: Mapping[tuple[str, str], int] | None = None,
+    settled_before: float | None = None,
 ) -> Corrections:
     """What to add to the recount so that each summary's target holds only the records it has
     applied: for each summary K and base item I with a record K has not applied, replace I's
@@ -328,7 +358,9 @@ def corrections(
 
     ``processed_through`` ({(function, shard id): sequence number}) says what the caller knows
     the mapping has done with a shard: every record up to that number was applied or given up
-    on (redrive: the end of a batch on the failure queue), so each summary's target counts it."""
+    on (redrive: the end of a batch on the failure queue), so each summary's target counts it.
+    So does every record created before ``settled_before`` (epoch seconds; ``settled_age``):
+    the mappings no longer deliver it, and its summaries' marks may have expired."""
     by_item: dict[tuple[str, str], list[StreamRecord]] = defaultdict(list)
     for record in records:
         by_item[record.identity].append(record)
@@ -392,6 +424,12 @@ def corrections(
             for key in keys:
                 before = now.get(key, model.ZERO)
                 for record in item_records:
+                    if (
+                        settled_before is not None
+                        and record.created is not None
+                        and record.created < settled_before
+                    ):
+                        continue
                     position, estimated = applied_up_to(key, function, record.shard_id)
                     if position is None or record.seq > position:
                         before = counted_contribution(record.old, item_type).get(key, model.ZERO)
@@ -595,12 +633,14 @@ def applied_targets(
     stream_arn: str,
     *,
     estimate_positions: bool,
+    settled_age: float | None = None,
     segments: int = DEFAULT_SEGMENTS,
     timing: StreamTiming = AWS_TIMING,
 ) -> AppliedTargets:
     """Scan, then read the stream: each summary's exact value for the records it has applied
     (recount + corrections). ``estimate_positions``: see ``corrections``; right only while the
-    pipeline is paused and drained."""
+    pipeline is paused and drained. ``settled_age``: see ``settled_age``."""
+    settled_before = None if settled_age is None else time.time() - settled_age
     snapshot = read_snapshot(client, table, segments=segments, keep_base=True)
     # Records created after the scan cannot be in what it saw, so the read ends there (plus a
     # margin for clock skew and creation times rounded to the second), even while the
@@ -617,6 +657,7 @@ def applied_targets(
         stream_arn,
         lineage,
         estimate_positions=estimate_positions,
+        settled_before=settled_before,
     )
     targets = dict(snapshot.recount)
     for key, change in found.changes.items():
@@ -630,6 +671,7 @@ def live_drift(
     table: str,
     stream_arn: str,
     *,
+    settled_age: float | None = None,
     segments: int = DEFAULT_SEGMENTS,
     timing: StreamTiming = AWS_TIMING,
 ) -> list[Drift]:
@@ -645,6 +687,7 @@ def live_drift(
         table,
         stream_arn,
         estimate_positions=False,
+        settled_age=settled_age,
         segments=segments,
         timing=timing,
     )
@@ -658,6 +701,7 @@ def repair(
     stream_arn: str,
     pipeline: Pipeline,
     *,
+    settled_age: float | None = None,
     segments: int = DEFAULT_SEGMENTS,
     index_shards: int = 4,
     timing: StreamTiming = AWS_TIMING,
@@ -677,6 +721,7 @@ def repair(
         table,
         stream_arn,
         estimate_positions=True,
+        settled_age=settled_age,
         segments=segments,
         timing=timing,
     )
@@ -712,6 +757,7 @@ def repair(
             table,
             stream_arn,
             estimate_positions=True,
+            settled_age=settled_age,
             segments=segments,
             timing=timing,
         )

@@ -18,6 +18,7 @@ from vstats import deployment, reconcile
 from vstats.drift import compare, find_drift, index_faults, read_snapshot, settled_faults
 from vstats.generator import EventGenerator
 from vstats.repair import (
+    IN_FLIGHT_SECONDS,
     StreamRecord,
     StreamTiming,
     corrections,
@@ -26,6 +27,7 @@ from vstats.repair import (
     rank,
     read_stream,
     repair,
+    settled_age,
     write_index,
 )
 from vstats.tables import list_summaries, write_operation
@@ -229,6 +231,47 @@ def test_a_childs_mark_on_any_summary_means_its_parent_is_finished() -> None:
         SummaryKey(SummaryKind.USER, "1"),
         SummaryKey(SummaryKind.VIDEO, "a"),
     }
+
+
+def test_records_past_the_mappings_age_limit_count_as_applied() -> None:
+    """A shard's mark is removed from a summary once its record is older than the handlers'
+    retention (the mapping's record age + a margin), while the stream keeps the record for
+    24 h. With no mark of the shard left anywhere, only the record's age says it was applied:
+    without it the target would drop a view the summary rightly holds, and --repair would
+    write that."""
+    when = datetime(2024, 5, 1, tzinfo=UTC)
+    view = model.view_item("1", "a", 10, when)
+    identity = (view["PK"]["S"], view["SK"]["S"])
+    records = [StreamRecord("old", 10, identity, view, None, created=when.timestamp())]
+    summaries = {
+        key: {"views": {"N": "1"}, "duration": {"N": "10"}}
+        for key in (SummaryKey(SummaryKind.USER, "1"), SummaryKey(SummaryKind.VIDEO, "a"))
+    }
+    args = (records, {identity: view}, summaries, "arn")
+    settled = when.timestamp() + 1
+    for estimate in (False, True):
+        assert corrections(*args, estimate_positions=estimate).changes != {}
+        found = corrections(*args, estimate_positions=estimate, settled_before=settled)
+        assert found.changes == {}
+        assert found.marks == {}
+
+
+def test_the_settled_age_is_the_longest_record_age_of_the_mappings() -> None:
+    class Mappings:
+        def __init__(self, *ages: int | None) -> None:
+            self.ages = ages
+
+        def list_event_source_mappings(self, **_: Any) -> dict[str, Any]:
+            return {
+                "EventSourceMappings": [
+                    {} if age is None else {"MaximumRecordAgeInSeconds": age} for age in self.ages
+                ]
+            }
+
+    assert settled_age(Mappings(21_600, 3_600), "arn") == 21_600 + IN_FLIGHT_SECONDS
+    assert settled_age(Mappings(21_600, -1), "arn") is None  # kept as long as the stream
+    assert settled_age(Mappings(21_600, None), "arn") is None
+    assert settled_age(Mappings(), "arn") is None  # nothing reads the stream
 
 
 def test_repair_cli_without_drift_leaves_the_mappings_alone(

@@ -393,9 +393,8 @@ def corrections(
         if estimate_positions:
             for identity in (shard_id, stream_arn):
                 for name in shard_marks(function, identity).names():
-                    if name in highest:
-                        seq = highest[name][0]
-                        return (seq if floor is None else max(seq, floor)), True
+                    if name in highest and (floor is None or highest[name][0] > floor):
+                        return highest[name][0], True
         return floor, False
 
     def estimated_mark(function: str, shard_id: str) -> tuple[str, str]:
@@ -614,9 +613,9 @@ class AppliedTargets:
     stream_records: int  # records read from the stream
 
     def drift(self) -> list[Drift]:
-        """The summaries whose counters differ from their target, and (with ``exists`` and
-        equal counters) those whose target counts records on an estimated position only:
-        they get the mark with the target."""
+        """The summaries whose counters differ from their target, then those whose counters
+        equal it but count records on an estimated position: the rewrite gives them the
+        mark (``Corrections.marks``)."""
         drifts = compare(self.targets, self.snapshot.summaries)
         drifting = {d.key for d in drifts}
         for key in sorted(self.marks.keys() - drifting, key=lambda k: (k.kind.value, k.id)):

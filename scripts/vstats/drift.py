@@ -8,6 +8,7 @@ written by a release before it existed, or not the bucket of their ``views``).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -88,6 +89,40 @@ def index_faults(
         if (fault := index_fault(store, key, item)) is not None
     ]
     return sorted(faults, key=lambda f: (f.key.kind.value, f.key.id))
+
+
+#: How long a summary's wrong bucket must stay as it is before it counts (``settled_faults``).
+INDEX_SETTLE_SECONDS = 1.0
+
+
+def settled_faults(
+    store: SummaryStore,
+    summaries: Mapping[SummaryKey, AttributeMap],
+    *,
+    settle_seconds: float = INDEX_SETTLE_SECONDS,
+) -> list[IndexFault]:
+    """The index faults of a scan that are not a handler's move in progress.
+
+    A handler that changes ``views`` sets the bucket it expects and, when the item it gets
+    back shows another, moves it in a follow-up write (``store.update``), right after. A scan,
+    and even one consistent read, can land between the two. So a fault counts only if two
+    consistent reads ``settle_seconds`` apart both show it on an unchanged item; an item that
+    changed meanwhile is being written by a handler, whose own follow-up ranks it."""
+    suspects = index_faults(store, summaries)
+    first = {f.key: item for f in suspects if (item := store.read(f.key)) is not None}
+    first = {k: item for k, item in first.items() if index_fault(store, k, item) is not None}
+    if not first:
+        return []
+    time.sleep(settle_seconds)
+    confirmed = []
+    for key, seen in first.items():
+        item = store.read(key)
+        if item is None or item != seen:  # written meanwhile
+            continue
+        fault = index_fault(store, key, item)
+        if fault is not None:
+            confirmed.append(fault)
+    return sorted(confirmed, key=lambda f: (f.key.kind.value, f.key.id))
 
 
 @dataclass(slots=True)

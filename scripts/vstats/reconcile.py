@@ -6,7 +6,8 @@
 
 The plain check is exact at a quiescent moment; while records are in flight the summaries they
 have not reached show as drift. --live compares each summary with the records it has applied
-(it reads the stream as well), so a busy stack shows no false drift; --repair uses the same.
+(it reads the stream as well; records above a summary's own marks count as in flight), so a
+busy stack shows no false drift; --repair verifies with the same.
 
 Both also list the summaries the ranking index cannot list right (``GSI2SK`` missing, as on
 the summaries an earlier release wrote, or not the bucket of their views; exit 1): --repair
@@ -36,9 +37,8 @@ from vstats.drift import (
     IndexFault,
     compare,
     find_drift,
-    index_fault,
-    index_faults,
     read_snapshot,
+    settled_faults,
 )
 from vstats.repair import (
     AWS_TIMING,
@@ -48,6 +48,7 @@ from vstats.repair import (
     StreamTiming,
     applied_targets,
     repair,
+    settled_age,
     stream_arn_of,
 )
 
@@ -108,26 +109,25 @@ def check(
     """The drift (plain recount, or --live: as of the records applied) and the index faults,
     from one scan."""
     if live:
-        snapshot, targets, _ = applied_targets(
+        stream_arn = stream_arn_of(client, target.table)
+        # On a running stack a summary's records above its own marks may be in flight:
+        # no estimated positions (vstats.repair.corrections).
+        applied = applied_targets(
             client,
             target.client("dynamodbstreams"),
             target.table,
-            stream_arn_of(client, target.table),
+            stream_arn,
+            estimate_positions=False,
+            settled_age=settled_age(target.client("lambda"), stream_arn),
             segments=segments,
             timing=timing,
         )
+        snapshot, targets = applied.snapshot, applied.targets
     else:
         snapshot = read_snapshot(client, target.table, segments=segments)
         targets = snapshot.recount
     store = SummaryStore(client, target.table, target.index_shards)
-    # A handler moves a summary's bucket in a follow-up write (store.update): what the scan
-    # caught in between is confirmed by a consistent read before it counts.
-    faults = [
-        fault
-        for seen in index_faults(store, snapshot.summaries)
-        if (item := store.read(seen.key)) is not None
-        and (fault := index_fault(store, seen.key, item)) is not None
-    ]
+    faults = settled_faults(store, snapshot.summaries)
     return compare(targets, snapshot.summaries), faults
 
 
@@ -227,6 +227,7 @@ def _main(argv: Sequence[str] | None) -> int:
         target.table,
         stream_arn,
         pipeline,
+        settled_age=settled_age(pipeline.lambda_client, stream_arn),
         segments=args.segments,
         index_shards=target.index_shards,
         timing=timing,
@@ -263,6 +264,7 @@ def _report_repair(
                         for d in result.repaired
                     ],
                     "conflicts": [{"kind": k.kind.value, "id": k.id} for k in result.conflicts],
+                    "marked": [{"kind": k.kind.value, "id": k.id} for k in result.marked],
                     "paused_mappings": result.paused,
                     "seconds": round(result.seconds, 3),
                     "remaining_drift": None
@@ -307,6 +309,11 @@ def _report_repair(
             )
         console.print(
             f"mappings paused and resumed: {len(result.paused)}; took {result.seconds:.1f} s"
+        )
+    if result.marked:
+        console.print(
+            f"{len(result.marked):,} summaries with the right counters got the mapping's "
+            "position as their exactly-once mark (their records were counted on it)"
         )
     if result.conflicts:
         console.print(

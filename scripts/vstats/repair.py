@@ -7,8 +7,8 @@ The procedure:
    AWS: state Disabled plus a grace period of the longest function timeout).
 2. Scan the table (recount + summaries), then read the stream.
 3. Work out each summary's exact target, *as of the records it has applied*, and rewrite the
-   drifting counters as absolute values (SET, conditional on the values just read). The
-   "applied#..." marks stay untouched.
+   drifting counters as absolute values (SET, conditional on the values just read). Marks
+   stay untouched, except where the target relied on an estimated position (below).
 4. Resume: re-enable the mappings (always, also after an error).
 
 Why step 3 is not simply "set the summary to the recount": the application keeps writing
@@ -24,7 +24,15 @@ A record at or below a summary's mark is in it; one above is either still to com
 resume) or was given up on (sent to the failure queue) or the summary was reset. Marks cannot
 tell the last two from the first: a lost record newer than everything its summary applied is
 repaired only once a later record of that summary has been applied (run --repair again then).
-A summary without marks (deleted) uses the highest mark of all summaries instead.
+A summary without a mark of a shard (deleted; or new in the shard, e.g. after a rotation,
+and a batch that failed for it but not for others awaits its retry) uses the mapping's
+position, estimated while paused as the highest mark of the shard any summary holds, and the
+rewrite gives it that mark: the records the target counts are then covered by its own mark,
+so a redelivery cannot count them again. The estimate is wrong on a running stack (a batch in
+flight has marked some summaries, not yet others), so the checks made while it runs (the
+verification after the resume, ``--live``) count such records as in flight instead. A record
+older than the mappings' record age (``settled_age``) counts as applied: no mapping delivers
+it any more, and its summaries' marks may have expired.
 """
 
 from __future__ import annotations
@@ -34,13 +42,13 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from botocore.exceptions import ClientError
 from localcloud.client import ControlClient
 from video_stats import model
 from video_stats.lineage import Lineage
-from video_stats.marks import decode_mark, names_of
+from video_stats.marks import decode_mark, encode_mark, mark_value, names_of, shard_marks
 from video_stats.model import AttributeMap, Counters, SummaryKey
 from video_stats.store import SummaryStore
 from video_stats.streams import describe_shards
@@ -105,15 +113,7 @@ class LambdaPipeline:
     poll: float = 0.2
 
     def mappings(self) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        request: dict[str, Any] = {"EventSourceArn": self.stream_arn}
-        while True:
-            response = self.lambda_client.list_event_source_mappings(**request)
-            found += response.get("EventSourceMappings", [])
-            marker = response.get("NextMarker")
-            if not marker:
-                return found
-            request["Marker"] = marker
+        return stream_mappings(self.lambda_client, self.stream_arn)
 
     def longest_batching_window(self) -> float:
         """The longest ``MaximumBatchingWindowInSeconds`` of the mappings (0 without any): how
@@ -178,6 +178,39 @@ class LambdaPipeline:
             time.sleep(grace)
 
 
+def stream_mappings(lambda_client: Any, stream_arn: str) -> list[dict[str, Any]]:
+    """The event source mappings reading the stream (every page)."""
+    found: list[dict[str, Any]] = []
+    request: dict[str, Any] = {"EventSourceArn": stream_arn}
+    while True:
+        response = lambda_client.list_event_source_mappings(**request)
+        found += response.get("EventSourceMappings", [])
+        marker = response.get("NextMarker")
+        if not marker:
+            return found
+        request["Marker"] = marker
+
+
+#: Lambda's longest function timeout: a batch read just before its records' age limit may
+#: still be in flight this long after.
+IN_FLIGHT_SECONDS: Final = 900.0
+
+
+def settled_age(lambda_client: Any, stream_arn: str) -> float | None:
+    """Seconds after which a record of the stream is processed or given up on by every mapping
+    reading it: the largest ``MaximumRecordAgeInSeconds`` + ``IN_FLIGHT_SECONDS``. None when
+    no mapping reads it or one keeps records for as long as the stream does (-1).
+
+    The handlers keep a mark ``MARK_RETENTION_SECONDS`` = that age + a margin of at least
+    900 s (docs/design.md §8, step 9), so a summary can have lost a shard's mark to retention
+    only for records older than this."""
+    ages = [m.get("MaximumRecordAgeInSeconds") for m in stream_mappings(lambda_client, stream_arn)]
+    limits = [float(a) for a in ages if isinstance(a, int | float) and a >= 0]
+    if not ages or len(limits) < len(ages):
+        return None
+    return max(limits) + IN_FLIGHT_SECONDS
+
+
 def _function(mapping: Mapping[str, Any]) -> str:
     return str(mapping.get("FunctionArn", "?")).rsplit(":", 1)[-1]
 
@@ -192,6 +225,7 @@ class StreamRecord:
     identity: tuple[str, str]  # (PK, SK) of the item
     new: AttributeMap | None
     old: AttributeMap | None
+    created: float | None = None  # ApproximateCreationDateTime, epoch seconds
 
 
 def read_stream(
@@ -244,6 +278,7 @@ def read_stream(
                     identity=item_identity(keys),
                     new=ddb.get("NewImage"),
                     old=ddb.get("OldImage"),
+                    created=created if (created := _created(ddb)) != float("-inf") else None,
                 )
             iterator = response.get("NextShardIterator")
             if records:
@@ -268,71 +303,120 @@ def _created(ddb: Mapping[str, Any]) -> float:
 # --- the targets ------------------------------------------------------------------------------
 
 
-def marks_of(item: AttributeMap | None) -> dict[str, int]:
-    """``{mark name: sequence number}`` of a summary item."""
-    found: dict[str, int] = {}
+def marks_of(item: AttributeMap | None) -> dict[str, str]:
+    """``{mark name: value}`` of a summary item (values that are not marks left out)."""
+    found: dict[str, str] = {}
     for name, attr in (item or {}).items():
         if not model.is_mark_attribute(name):
             continue
         value = attr.get("S")
         if isinstance(value, str):
             try:
-                found[name] = decode_mark(value).seq
+                decode_mark(value)
             except ValueError:
                 continue
+            found[name] = value
     return found
 
 
-def pending_corrections(
+@dataclass(slots=True)
+class Corrections:
+    """What ``corrections`` found: ``changes`` to add to the recount, and the marks a rewrite
+    must give the summaries whose target counts records on the estimated position alone."""
+
+    changes: dict[SummaryKey, Counters] = field(default_factory=dict)
+    #: {summary: {mark name: value}}: the mapping's estimated position in a shard, for a
+    #: summary that holds no mark of that shard's lineage yet counts some of its records.
+    marks: dict[SummaryKey, dict[str, str]] = field(default_factory=dict)
+
+
+ALL_APPLIED: Final = 1 << 160  # above every sequence number (at most 40 digits)
+
+
+def corrections(
     records: Iterable[StreamRecord],
     base_items: Mapping[tuple[str, str], AttributeMap],
     summaries: Mapping[SummaryKey, AttributeMap],
     stream_arn: str,
     lineage: Lineage | None = None,
     *,
+    estimate_positions: bool,
     processed_through: Mapping[tuple[str, str], int] | None = None,
-) -> dict[SummaryKey, Counters]:
+    settled_before: float | None = None,
+) -> Corrections:
     """What to add to the recount so that each summary's target holds only the records it has
-    applied: for each summary K and base item I with a record K has not applied (above K's
-    mark for that function and shard), replace I's scanned contribution to K by its
-    contribution before the first such record.
+    applied: for each summary K and base item I with a record K has not applied, replace I's
+    scanned contribution to K by its contribution before the first such record.
 
-    A summary without a mark for a function and shard (deleted, or its records were lost)
-    takes the mapping's position instead, estimated as the highest mark any summary holds:
-    records up to it were processed, so the target counts them and they are repaired.
+    Which records of shard S (function F) K has applied, from what is certain to what is not:
+
+    * K holds a mark of S's descendant, or any summary does: S is finished for F (Lambda reads
+      a parent before its children), so all of them.
+    * K holds S's mark: the records up to it (invariant P, docs/design.md §8).
+    * K holds no mark of S's lineage: ``estimate_positions`` takes the mapping's position as
+      the highest mark of S any summary holds, and ``marks`` names it for K, to be written
+      with K's target: then whatever the mapping does with those records (a batch that failed
+      for K is redelivered), K's mark covers what the target counts. The estimate is right
+      only while the pipeline is paused and drained; on a running stack a batch in flight has
+      marked some summaries and not yet others, and a scan is not a snapshot. Without it, K's
+      records of S count as in flight: the check finds no false drift, and misses a deleted
+      summary until its next update (the plain recount at a quiescent moment sees it).
 
     ``processed_through`` ({(function, shard id): sequence number}) says what the caller knows
     the mapping has done with a shard: every record up to that number was applied or given up
-    on (redrive: the end of a batch on the failure queue), so each summary's target counts it."""
+    on (redrive: the end of a batch on the failure queue), so each summary's target counts it.
+    So does every record created before ``settled_before`` (epoch seconds; ``settled_age``):
+    the mappings no longer deliver it, and its summaries' marks may have expired."""
     by_item: dict[tuple[str, str], list[StreamRecord]] = defaultdict(list)
     for record in records:
         by_item[record.identity].append(record)
     lineage = lineage or Lineage()
     marks = {key: marks_of(item) for key, item in summaries.items()}
-    checkpoint: dict[str, int] = {}
+    highest: dict[str, tuple[int, str]] = {}  # {mark name: (seq, value)} over every summary
     for held in marks.values():
-        for name, seq in held.items():
-            checkpoint[name] = max(seq, checkpoint.get(name, seq))
+        for name, value in held.items():
+            seq = decode_mark(value).seq
+            if name not in highest or seq > highest[name][0]:
+                highest[name] = (seq, value)
+    result = Corrections()
+    finished: dict[tuple[str, str], bool] = {}  # (function, shard id): a descendant marked
 
-    def applied_up_to(key: SummaryKey, function: str, shard_id: str) -> int | None:
-        # Per shard with tumbling-window events, else one mark per stream (handlers.py);
-        # either mark format (marks.py). A descendant's mark means the shard's records are
-        # all in (lineage pruning dropped the shard's own mark).
-        names = names_of(function, (shard_id, stream_arn))
+    def applied_up_to(key: SummaryKey, function: str, shard_id: str) -> tuple[int | None, bool]:
+        """(K's applied position in the shard or None for nothing, whether it is estimated).
+        Per shard with tumbling-window events, else one mark per stream (handlers.py); either
+        mark format (marks.py)."""
+        if (function, shard_id) not in finished:
+            descendants = names_of(function, lineage.descendants(shard_id))
+            finished[function, shard_id] = any(name in highest for name in descendants)
+        if finished[function, shard_id]:
+            return ALL_APPLIED, False
         held = marks.get(key, {})
-        if any(name in held for name in names_of(function, lineage.descendants(shard_id))):
-            return 1 << 160  # above every sequence number (at most 40 digits)
         floor = (processed_through or {}).get((function, shard_id))
-        for source in (held, checkpoint):
-            for name in names:
-                if name in source:
-                    return source[name] if floor is None else max(source[name], floor)
-        return floor
+        for name in names_of(function, (shard_id, stream_arn)):
+            if name in held:
+                seq = decode_mark(held[name]).seq
+                return (seq if floor is None else max(seq, floor)), False
+        if estimate_positions:
+            for identity in (shard_id, stream_arn):
+                for name in shard_marks(function, identity).names():
+                    if name in highest and (floor is None or highest[name][0] > floor):
+                        return highest[name][0], True
+        return floor, False
+
+    def estimated_mark(function: str, shard_id: str) -> tuple[str, str]:
+        """The estimated position as a mark of K, in the current format."""
+        for identity in (shard_id, stream_arn):
+            names = shard_marks(function, identity)
+            for name in names.names():
+                if name in highest:
+                    created_by = decode_mark(highest[name][1]).created_by
+                    created = None if created_by is None else created_by - 1
+                    return names.current, encode_mark(highest[name][0], created)
+        raise AssertionError("no estimate")  # only called after applied_up_to found one
 
     # An item's records follow its partition's lineage: a parent's before its child's.
     # Sequence numbers order records within one shard only (docs/design.md §5).
     depth = {r.shard_id: len(lineage.ancestors(r.shard_id)) for rs in by_item.values() for r in rs}
-    corrections: dict[SummaryKey, Counters] = {}
     for identity, item_records in by_item.items():
         item_records.sort(key=lambda r: (depth[r.shard_id], r.seq))
         scanned = base_items.get(identity)
@@ -343,22 +427,49 @@ def pending_corrections(
                 keys |= set(counted_contribution(record.new, item_type))
                 keys |= set(counted_contribution(record.old, item_type))
             for key in keys:
-                first = next(
-                    (
-                        r
-                        for r in item_records
-                        if (mark := applied_up_to(key, function, r.shard_id)) is None
-                        or r.seq > mark
-                    ),
-                    None,
-                )
-                if first is None:
-                    continue
-                before = counted_contribution(first.old, item_type).get(key, model.ZERO)
+                before = now.get(key, model.ZERO)
+                for record in item_records:
+                    if (
+                        settled_before is not None
+                        and record.created is not None
+                        and record.created < settled_before
+                    ):
+                        continue
+                    position, estimated = applied_up_to(key, function, record.shard_id)
+                    if position is None or record.seq > position:
+                        before = counted_contribution(record.old, item_type).get(key, model.ZERO)
+                        break
+                    if estimated and counted_contribution(record.old, item_type).get(
+                        key, model.ZERO
+                    ) != counted_contribution(record.new, item_type).get(key, model.ZERO):
+                        name, value = estimated_mark(function, record.shard_id)
+                        result.marks.setdefault(key, {})[name] = value
                 change = before - now.get(key, model.ZERO)
                 if not change.is_zero():
-                    corrections[key] = corrections.get(key, model.ZERO) + change
-    return corrections
+                    result.changes[key] = result.changes.get(key, model.ZERO) + change
+    return result
+
+
+def pending_corrections(
+    records: Iterable[StreamRecord],
+    base_items: Mapping[tuple[str, str], AttributeMap],
+    summaries: Mapping[SummaryKey, AttributeMap],
+    stream_arn: str,
+    lineage: Lineage | None = None,
+    *,
+    estimate_positions: bool = False,
+    processed_through: Mapping[tuple[str, str], int] | None = None,
+) -> dict[SummaryKey, Counters]:
+    """``corrections(...).changes``: what to add to the recount (see there)."""
+    return corrections(
+        records,
+        base_items,
+        summaries,
+        stream_arn,
+        lineage,
+        estimate_positions=estimate_positions,
+        processed_through=processed_through,
+    ).changes
 
 
 # --- the rewrite ------------------------------------------------------------------------------
@@ -369,6 +480,8 @@ class RepairResult:
     drift_before: list[Drift]  # live_drift before pausing
     repaired: list[Drift] = field(default_factory=list)  # target (expected) vs what was there
     conflicts: list[SummaryKey] = field(default_factory=list)  # changed under us: not written
+    # counters right, but counted on an estimated position: the mark written (corrections)
+    marked: list[SummaryKey] = field(default_factory=list)
     unranked_before: list[IndexFault] = field(default_factory=list)
     ranked: list[IndexFault] = field(default_factory=list)  # index attributes set
     stream_records: int = 0  # records read from the stream
@@ -495,18 +608,44 @@ def rank(
     return ranked, gave_up
 
 
+@dataclass(slots=True)
+class AppliedTargets:
+    """Each summary's exact value for the records it has applied, from one scan and one read
+    of the stream (``applied_targets``)."""
+
+    snapshot: TableSnapshot
+    targets: dict[SummaryKey, Counters]
+    marks: dict[SummaryKey, dict[str, str]]  # Corrections.marks: to write with the targets
+    stream_records: int  # records read from the stream
+
+    def drift(self) -> list[Drift]:
+        """The summaries whose counters differ from their target, then those whose counters
+        equal it but count records on an estimated position: the rewrite gives them the
+        mark (``Corrections.marks``)."""
+        drifts = compare(self.targets, self.snapshot.summaries)
+        drifting = {d.key for d in drifts}
+        for key in sorted(self.marks.keys() - drifting, key=lambda k: (k.kind.value, k.id)):
+            item = self.snapshot.summaries.get(key)
+            counters = model.summary_counters(item) if item is not None else model.ZERO
+            drifts.append(Drift(key, self.targets.get(key, model.ZERO), counters, item is not None))
+        return drifts
+
+
 def applied_targets(
     client: DynamoDBClient,
     streams_client: Any,
     table: str,
     stream_arn: str,
     *,
+    estimate_positions: bool,
+    settled_age: float | None = None,
     segments: int = DEFAULT_SEGMENTS,
     timing: StreamTiming = AWS_TIMING,
-) -> tuple[TableSnapshot, dict[SummaryKey, Counters], int]:
+) -> AppliedTargets:
     """Scan, then read the stream: each summary's exact value for the records it has applied
-    (recount + pending corrections). Returns the snapshot, the targets and the number of stream
-    records read."""
+    (recount + corrections). ``estimate_positions``: see ``corrections``; right only while the
+    pipeline is paused and drained. ``settled_age``: see ``settled_age``."""
+    settled_before = None if settled_age is None else time.time() - settled_age
     snapshot = read_snapshot(client, table, segments=segments, keep_base=True)
     # Records created after the scan cannot be in what it saw, so the read ends there (plus a
     # margin for clock skew and creation times rounded to the second), even while the
@@ -516,13 +655,19 @@ def applied_targets(
     records = list(read_stream(streams_client, stream_arn, until=until))
     assert snapshot.base_items is not None
     lineage = Lineage.of(describe_shards(streams_client, stream_arn), time.time())
-    corrections = pending_corrections(
-        records, snapshot.base_items, snapshot.summaries, stream_arn, lineage
+    found = corrections(
+        records,
+        snapshot.base_items,
+        snapshot.summaries,
+        stream_arn,
+        lineage,
+        estimate_positions=estimate_positions,
+        settled_before=settled_before,
     )
     targets = dict(snapshot.recount)
-    for key, change in corrections.items():
+    for key, change in found.changes.items():
         targets[key] = targets.get(key, model.ZERO) + change
-    return snapshot, targets, len(records)
+    return AppliedTargets(snapshot, targets, found.marks, len(records))
 
 
 def live_drift(
@@ -531,18 +676,27 @@ def live_drift(
     table: str,
     stream_arn: str,
     *,
+    settled_age: float | None = None,
     segments: int = DEFAULT_SEGMENTS,
     timing: StreamTiming = AWS_TIMING,
 ) -> list[Drift]:
     """Drift that records in flight cannot explain: safe to run while the stack is busy.
 
-    Blind to a lost record newer than everything its summary applied (see the module notes);
+    Blind to a lost record newer than everything its summary applied, and to a summary that
+    holds no mark of a shard whose records it lacks (deleted; see ``corrections``);
     ``find_drift`` at a quiescent moment sees those too.
     """
-    snapshot, targets, _ = applied_targets(
-        client, streams_client, table, stream_arn, segments=segments, timing=timing
+    applied = applied_targets(
+        client,
+        streams_client,
+        table,
+        stream_arn,
+        estimate_positions=False,
+        settled_age=settled_age,
+        segments=segments,
+        timing=timing,
     )
-    return compare(targets, snapshot.summaries)
+    return compare(applied.targets, applied.snapshot.summaries)
 
 
 def repair(
@@ -552,6 +706,7 @@ def repair(
     stream_arn: str,
     pipeline: Pipeline,
     *,
+    settled_age: float | None = None,
     segments: int = DEFAULT_SEGMENTS,
     index_shards: int = 4,
     timing: StreamTiming = AWS_TIMING,
@@ -562,14 +717,23 @@ def repair(
     def note(message: str) -> None:
         log(f"[{time.monotonic() - started:5.1f} s] {message}")
 
-    # Checked while the stack runs: records in flight are no reason to pause it.
-    snapshot, targets, _ = applied_targets(
-        client, streams_client, table, stream_arn, segments=segments, timing=timing
+    # Checked while the stack runs: records in flight are no reason to pause it. The estimated
+    # positions find summaries without marks (deleted, a batch that failed for them); what it
+    # wrongly takes for drift on a running stack costs a pause, and the paused pass decides.
+    before = applied_targets(
+        client,
+        streams_client,
+        table,
+        stream_arn,
+        estimate_positions=True,
+        settled_age=settled_age,
+        segments=segments,
+        timing=timing,
     )
-    result = RepairResult(drift_before=compare(targets, snapshot.summaries))
+    result = RepairResult(drift_before=compare(before.targets, before.snapshot.summaries))
     # The index attributes need no pause: each write is conditional on the views it is for.
     store = SummaryStore(client, table, index_shards)
-    result.unranked_before = index_faults(store, snapshot.summaries)
+    result.unranked_before = index_faults(store, before.snapshot.summaries)
     moved = [f for f in result.unranked_before if "wrong GSI2PK" in f.problems]
     if moved:
         # Most likely --index-shards differs from the deployment's: rewriting would take
@@ -592,24 +756,35 @@ def repair(
     note(f"paused {len(result.paused)} mappings")
     try:
         note("scanning the table and reading the stream")
-        snapshot, targets, result.stream_records = applied_targets(
+        paused = applied_targets(
             client,
             streams_client,
             table,
             stream_arn,
+            estimate_positions=True,
+            settled_age=settled_age,
             segments=segments,
             timing=timing,
         )
+        result.stream_records = paused.stream_records
         note(
-            f"scanned {snapshot.items_read:,} items, read {result.stream_records:,} stream "
-            "records; rewriting the drifting summaries"
+            f"scanned {paused.snapshot.items_read:,} items, read {paused.stream_records:,} "
+            "stream records; rewriting the drifting summaries"
         )
-        for drift in compare(targets, snapshot.summaries):
-            if write_target(client, table, drift, index_shards):
+        for drift in paused.drift():
+            marks = {
+                name: (mark_value(paused.snapshot.summaries.get(drift.key), name), value)
+                for name, value in paused.marks.get(drift.key, {}).items()
+            }
+            if not write_target(client, table, drift, index_shards, marks=marks):
+                result.conflicts.append(drift.key)
+            elif drift.actual != drift.expected:
                 result.repaired.append(drift)
             else:
-                result.conflicts.append(drift.key)
-        note(f"rewrote {len(result.repaired)} summaries; resuming")
+                result.marked.append(drift.key)
+        note(
+            f"rewrote {len(result.repaired)} summaries, marked {len(result.marked)} more; resuming"
+        )
     finally:
         pipeline.resume(result.paused)
     result.seconds = time.monotonic() - started

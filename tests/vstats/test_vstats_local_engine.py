@@ -66,14 +66,6 @@ def test_loadtest_on_the_engine_with_faults(
     assert faults["duplicate_batch_rate"] == 0
 
 
-@pytest.mark.xfail(
-    reason="open (issue 12 follow-up): when a shard rotates during the repair, its closing "
-    "verification (live drift) can report a summary whose records a batch in flight has not "
-    "written yet (a mapping's position is estimated from other summaries' marks); not settled "
-    "whether only that verification or also the rewrite is wrong. Reproduce with "
-    "LOCALCLOUD_SHARD_ROTATION_SECONDS=2.",
-    strict=False,
-)
 def test_repair_on_the_engine_while_the_application_writes(
     stack: LocalStack, capsys: pytest.CaptureFixture[str]
 ) -> None:

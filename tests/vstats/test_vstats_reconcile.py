@@ -11,19 +11,23 @@ from typing import Any
 import pytest
 from video_stats import model
 from video_stats.lineage import Lineage, Shard
+from video_stats.marks import encode_mark, shard_marks
 from video_stats.model import Counters, SummaryKey, SummaryKind
 from video_stats.store import SummaryStore
 from vstats import deployment, reconcile
-from vstats.drift import find_drift, index_faults, read_snapshot
+from vstats.drift import compare, find_drift, index_faults, read_snapshot, settled_faults
 from vstats.generator import EventGenerator
 from vstats.repair import (
+    IN_FLIGHT_SECONDS,
     StreamRecord,
     StreamTiming,
+    corrections,
     live_drift,
     pending_corrections,
     rank,
     read_stream,
     repair,
+    settled_age,
     write_index,
 )
 from vstats.tables import list_summaries, write_operation
@@ -156,6 +160,120 @@ def test_corrections_follow_the_lineage_not_the_sequence_numbers() -> None:
         assert counted + corrections[key] == model.ZERO, key
 
 
+def rotated_lineage_in_flight() -> tuple[list[StreamRecord], dict[Any, Any], dict[Any, Any]]:
+    """Shard "parent" closed, "child" open; a batch of the child in flight has written the
+    summaries of a later view (mark 20) but not yet those of an earlier one (record 10), which
+    hold only the parent's mark: the state a scan can see on a running stack."""
+    when = datetime(2024, 5, 1, tzinfo=UTC)
+    earlier, later = model.view_item("1", "a", 10, when), model.view_item("2", "b", 10, when)
+    records = [
+        StreamRecord("child", 10, (earlier["PK"]["S"], earlier["SK"]["S"]), earlier, None),
+        StreamRecord("child", 20, (later["PK"]["S"], later["SK"]["S"]), later, None),
+    ]
+    base = {record.identity: record.new for record in records}
+
+    def summary(views: int, shard: str, seq: int) -> dict[str, Any]:
+        mark = {shard_marks("views", shard).current: {"S": encode_mark(seq, when.timestamp())}}
+        return {"views": {"N": str(views)}, "duration": {"N": str(10 * views)}, **mark}
+
+    summaries = {
+        SummaryKey(SummaryKind.USER, "1"): summary(0, "parent", 5),
+        SummaryKey(SummaryKind.VIDEO, "a"): summary(0, "parent", 5),
+        SummaryKey(SummaryKind.USER, "2"): summary(1, "child", 20),
+        SummaryKey(SummaryKind.VIDEO, "b"): summary(1, "child", 20),
+    }
+    return records, base, summaries
+
+
+ROTATED = Lineage.of([Shard("parent", None, True), Shard("child", "parent", False)], 0.0)
+
+
+def test_a_check_on_a_running_stack_counts_unmarked_records_as_in_flight() -> None:
+    """The check after the repair (and --live) runs while batches are in flight: another
+    summary's mark in the new shard says nothing about a summary that has none there yet."""
+    records, base, summaries = rotated_lineage_in_flight()
+    args = (records, base, summaries, "arn", ROTATED)
+    found = corrections(*args, estimate_positions=False)
+    targets = model.recount(base.values())
+    for key, change in found.changes.items():
+        targets[key] = targets[key] + change
+    assert compare(targets, summaries) == []
+    assert found.marks == {}
+    # The estimated position (right only while paused) takes record 10 as applied, so
+    # USER 1 and VIDEO a would show as drift.
+    assert corrections(*args, estimate_positions=True).changes == {}
+
+
+def test_a_paused_repair_gives_the_estimated_position_as_a_mark() -> None:
+    """Paused, the same state is a batch that failed for the earlier view's summaries and
+    will be redelivered: the repair counts the record and writes the child's mark with it."""
+    records, base, summaries = rotated_lineage_in_flight()
+    found = corrections(records, base, summaries, "arn", ROTATED, estimate_positions=True)
+    child = shard_marks("views", "child").current
+    expected = summaries[SummaryKey(SummaryKind.USER, "2")][child]["S"]
+    assert found.marks == {
+        SummaryKey(SummaryKind.USER, "1"): {child: expected},
+        SummaryKey(SummaryKind.VIDEO, "a"): {child: expected},
+    }
+
+
+def test_a_childs_mark_on_any_summary_means_its_parent_is_finished() -> None:
+    """Lambda reads a parent shard before its children: once any summary holds a child's
+    mark, every record of the parent was applied (or given up on), also on a running stack."""
+    records, base, summaries = rotated_lineage_in_flight()
+    moved = [StreamRecord("parent", r.seq, r.identity, r.new, r.old) for r in records[:1]]
+    unmarked = {k: v for k, v in summaries.items() if k.id not in ("1", "a")}
+    found = corrections(
+        moved, base, unmarked, "arn", ROTATED, estimate_positions=False
+    )  # USER 1 and VIDEO a deleted: the parent's view counts, so they drift
+    assert found.changes == {}
+    assert {d.key for d in compare(model.recount(base.values()), unmarked)} == {
+        SummaryKey(SummaryKind.USER, "1"),
+        SummaryKey(SummaryKind.VIDEO, "a"),
+    }
+
+
+def test_records_past_the_mappings_age_limit_count_as_applied() -> None:
+    """A shard's mark is removed from a summary once its record is older than the handlers'
+    retention (the mapping's record age + a margin), while the stream keeps the record for
+    24 h. With no mark of the shard left anywhere, only the record's age says it was applied:
+    without it the target would drop a view the summary rightly holds, and --repair would
+    write that."""
+    when = datetime(2024, 5, 1, tzinfo=UTC)
+    view = model.view_item("1", "a", 10, when)
+    identity = (view["PK"]["S"], view["SK"]["S"])
+    records = [StreamRecord("old", 10, identity, view, None, created=when.timestamp())]
+    summaries = {
+        key: {"views": {"N": "1"}, "duration": {"N": "10"}}
+        for key in (SummaryKey(SummaryKind.USER, "1"), SummaryKey(SummaryKind.VIDEO, "a"))
+    }
+    args = (records, {identity: view}, summaries, "arn")
+    settled = when.timestamp() + 1
+    for estimate in (False, True):
+        assert corrections(*args, estimate_positions=estimate).changes != {}
+        found = corrections(*args, estimate_positions=estimate, settled_before=settled)
+        assert found.changes == {}
+        assert found.marks == {}
+
+
+def test_the_settled_age_is_the_longest_record_age_of_the_mappings() -> None:
+    class Mappings:
+        def __init__(self, *ages: int | None) -> None:
+            self.ages = ages
+
+        def list_event_source_mappings(self, **_: Any) -> dict[str, Any]:
+            return {
+                "EventSourceMappings": [
+                    {} if age is None else {"MaximumRecordAgeInSeconds": age} for age in self.ages
+                ]
+            }
+
+    assert settled_age(Mappings(21_600, 3_600), "arn") == 21_600 + IN_FLIGHT_SECONDS
+    assert settled_age(Mappings(21_600, -1), "arn") is None  # kept as long as the stream
+    assert settled_age(Mappings(21_600, None), "arn") is None
+    assert settled_age(Mappings(), "arn") is None  # nothing reads the stream
+
+
 def test_repair_cli_without_drift_leaves_the_mappings_alone(
     table: TableEnv, settled: EventGenerator, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -241,6 +359,28 @@ def test_repair_restores_a_deleted_summary(
     )
     assert [d.key for d in result.repaired] == [user]
     consumer.process()
+    assert find_drift(table.client, table.name) == []
+
+
+def test_repair_marks_what_it_counts_on_the_estimated_position(
+    table: TableEnv, consumer: StreamConsumer, settled: EventGenerator
+) -> None:
+    """A batch written for one summary but not for another (partial batch response) is still
+    pending when the pipeline pauses: the mapping will redeliver it, while the written
+    summary's mark is past it. A summary with no mark of its own takes that mark as the
+    mapping's position, so the repair counts the pending record: it must give the summary the
+    mark too, or the redelivery counts it a second time."""
+    newcomer = SummaryKey(SummaryKind.VIDEO, "newcomer")  # no mark yet, like a new shard's
+    table.put(model.view_item("1", newcomer.id, 30, datetime(2024, 5, 1, tzinfo=UTC)))
+    consumer.failing.add(newcomer)
+    consumer.process()  # USER 1 written (mark past the view), the newcomer failed
+    assert [d.key for d in find_drift(table.client, table.name)] == [newcomer]
+    result = repair(
+        table.client, table.streams, table.name, table.stream_arn, consumer, timing=FAST
+    )
+    assert [d.key for d in result.repaired] == [newcomer]
+    consumer.failing.clear()
+    consumer.process()  # the mapping retries the batch from the failed record
     assert find_drift(table.client, table.name) == []
 
 
@@ -363,3 +503,40 @@ def test_setting_the_index_races_safely_with_a_concurrent_update(table: TableEnv
     assert model.summary_counters(item) == Counters(views=2_003, duration=30, likes=1)
     assert index_faults(store, read_snapshot(table.client, table.name).summaries) == []
     assert ranked_keys(table) == {moved, fixed}
+
+
+class ScriptedStore(SummaryStore):
+    """A summary store whose consistent reads return the given items in turn."""
+
+    def __init__(self, reads: list[dict[str, Any]]) -> None:
+        super().__init__(None, "table", INDEX_SHARDS)  # type: ignore[arg-type]
+        self.reads = reads
+
+    def read(self, key: SummaryKey) -> dict[str, Any] | None:
+        return self.reads.pop(0)
+
+
+@pytest.mark.parametrize(
+    ("second_views", "second_bucket_of", "reported"),
+    [
+        (16, 16, False),  # the handler's follow-up moved it between the two reads
+        (17, 15, False),  # written again meanwhile: that write's follow-up ranks it
+        (16, 15, True),  # unchanged and still in the wrong bucket
+    ],
+)
+def test_a_bucket_a_handler_is_moving_is_no_index_fault(
+    second_views: int, second_bucket_of: int, reported: bool
+) -> None:
+    """A handler sets the bucket it expects, then moves the summary if the item it gets back
+    shows other views (store.update): a scan or a read can land between the two writes."""
+    key = SummaryKey(SummaryKind.VIDEO, "moving")
+    store = ScriptedStore([])
+
+    def item(views: int, bucket_of: int) -> dict[str, Any]:
+        return {**store.index_attributes(key, bucket_of), "views": {"N": str(views)}}
+
+    scanned = item(16, 15)  # views 16, still in the bucket of 15
+    store.reads = [item(16, 15), item(second_views, second_bucket_of)]
+    faults = settled_faults(store, {key: scanned}, settle_seconds=0.0)
+    assert [f.key for f in faults] == ([key] if reported else [])
+    assert store.reads == []

@@ -87,6 +87,9 @@ class StreamConsumer:
     positions: dict[str, str] = field(default_factory=dict)  # shard -> last sequence number
     paused: bool = False
     on_pause: Callable[[], None] | None = None  # runs once paused: "the app keeps writing"
+    # Summaries whose writes fail (throttling): the batch answers a partial failure and the
+    # position stays before the first record a failed key needs, as Lambda's does.
+    failing: set[model.SummaryKey] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -96,7 +99,9 @@ class StreamConsumer:
         with self._lock:
             if self.paused:
                 return 0
-            store = SummaryStore(self.env.client, self.env.name, index_shards=INDEX_SHARDS)
+            store = _FailingStore(
+                self.env.client, self.env.name, index_shards=INDEX_SHARDS, failing=self.failing
+            )
             arn = self.env.stream_arn
             appliers = {
                 item_type: Applier(store, ApplyConfig(function, shard_marks(function, arn)))
@@ -122,9 +127,22 @@ class StreamConsumer:
                     records = [_lambda_record(r, self.env.stream_arn) for r in response["Records"]]
                     if not records:
                         break
+                    failures = []
                     for item_type, applier in appliers.items():
                         result = applier.apply(parse_batch(records, item_type))  # type: ignore[arg-type]
-                        assert result.failure is None, result.failed_keys
+                        assert result.failure is None or self.failing, result.failed_keys
+                        if result.failure is not None:
+                            failures.append(int(result.failure))
+                    if failures:  # retried on the next call, from the first failed record on
+                        done = [
+                            r
+                            for r in records
+                            if int(r["dynamodb"]["SequenceNumber"]) < min(failures)
+                        ]
+                        if done:
+                            self.positions[shard_id] = done[-1]["dynamodb"]["SequenceNumber"]
+                        read += len(done)
+                        break
                     self.positions[shard_id] = records[-1]["dynamodb"]["SequenceNumber"]
                     read += len(records)
                     iterator = response.get("NextShardIterator")
@@ -156,6 +174,19 @@ class StreamConsumer:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+
+
+class _FailingStore(SummaryStore):
+    """The handlers' store, throttled for some summaries."""
+
+    def __init__(self, *args: Any, failing: set[model.SummaryKey], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.failing = failing
+
+    def update(self, request: Any) -> Any:
+        if request.key in self.failing:
+            raise RuntimeError(f"throttled: {request.key}")
+        return super().update(request)
 
 
 def _lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:

@@ -107,7 +107,7 @@ def test_mapping_filters_and_settings(stack: Stack, role: str) -> None:
     # filters are ORed: their order means nothing (Lambda and moto may reorder them).
     patterns = [json.loads(f["Pattern"]) for f in mapping["FilterCriteria"]["Filters"]]
     assert _canonical(patterns) == _canonical(deployed_patterns()[ITEM_TYPE_OF_FUNCTION[role]])
-    assert mapping["BatchSize"] == 1000
+    assert mapping["BatchSize"] == 5000  # the root module's default (docs/design.md §5)
     assert (
         mapping["MaximumBatchingWindowInSeconds"]
         == STREAM_MAPPING["maximum_batching_window_in_seconds"]

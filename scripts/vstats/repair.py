@@ -717,19 +717,23 @@ def repair(
     def note(message: str) -> None:
         log(f"[{time.monotonic() - started:5.1f} s] {message}")
 
+    def estimated_targets() -> AppliedTargets:
+        """The targets with the mappings' positions estimated (before and while paused)."""
+        return applied_targets(
+            client,
+            streams_client,
+            table,
+            stream_arn,
+            estimate_positions=True,
+            settled_age=settled_age,
+            segments=segments,
+            timing=timing,
+        )
+
     # Checked while the stack runs: records in flight are no reason to pause it. The estimated
     # positions find summaries without marks (deleted, a batch that failed for them); what it
     # wrongly takes for drift on a running stack costs a pause, and the paused pass decides.
-    before = applied_targets(
-        client,
-        streams_client,
-        table,
-        stream_arn,
-        estimate_positions=True,
-        settled_age=settled_age,
-        segments=segments,
-        timing=timing,
-    )
+    before = estimated_targets()
     result = RepairResult(drift_before=compare(before.targets, before.snapshot.summaries))
     # The index attributes need no pause: each write is conditional on the views it is for.
     store = SummaryStore(client, table, index_shards)
@@ -756,16 +760,7 @@ def repair(
     note(f"paused {len(result.paused)} mappings")
     try:
         note("scanning the table and reading the stream")
-        paused = applied_targets(
-            client,
-            streams_client,
-            table,
-            stream_arn,
-            estimate_positions=True,
-            settled_age=settled_age,
-            segments=segments,
-            timing=timing,
-        )
+        paused = estimated_targets()
         result.stream_records = paused.stream_records
         note(
             f"scanned {paused.snapshot.items_read:,} items, read {paused.stream_records:,} "

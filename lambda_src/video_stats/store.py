@@ -191,7 +191,7 @@ class SummaryStore:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as err:
-            if _is_condition_failure(err):
+            if is_condition_failure(err):
                 item = err.response.get("Item")
                 self._remember(key, item if isinstance(item, Mapping) else None)
                 return Rejected(item if isinstance(item, Mapping) else None)
@@ -276,11 +276,12 @@ class SummaryStore:
                 ExpressionAttributeValues=values,
             )
         except ClientError as err:
-            if _is_condition_failure(err):
+            if is_condition_failure(err):
                 return False
             raise
         return True
 
 
-def _is_condition_failure(err: ClientError) -> bool:
+def is_condition_failure(err: ClientError) -> bool:
+    """A conditional write that was refused (it still costs its write units)."""
     return err.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"

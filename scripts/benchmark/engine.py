@@ -35,9 +35,9 @@ from vstats.filter_patterns import filter_criteria
 HANDLER = "def handler(event, context):\n    return None\n"
 
 
-def _table(endpoint: LocalEndpoint) -> tuple[str, str]:
-    ddb = endpoint.client("dynamodb")
-    name = f"bench-{uuid.uuid4().hex[:8]}"
+def create_keys_only_table(ddb: Any, name: str) -> None:
+    """A table with the data model's keys and a NEW_AND_OLD_IMAGES stream, no index: what the
+    engine and endpoint benchmarks (and their tests) need of the real one."""
     ddb.create_table(
         TableName=name,
         KeySchema=[
@@ -50,7 +50,13 @@ def _table(endpoint: LocalEndpoint) -> tuple[str, str]:
         ],
         BillingMode="PAY_PER_REQUEST",
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )  # fmt: skip
+    )
+
+
+def _table(endpoint: LocalEndpoint) -> tuple[str, str]:
+    ddb = endpoint.client("dynamodb")
+    name = f"bench-{uuid.uuid4().hex[:8]}"
+    create_keys_only_table(ddb, name)
     return name, ddb.describe_table(TableName=name)["Table"]["LatestStreamArn"]
 
 

@@ -32,17 +32,18 @@ class ControlClient:
     def call(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
         """One request; returns the decoded JSON answer (None for an empty one)."""
         attempts = self.get_attempts if method == "GET" else 1
-        for attempt in range(1, attempts + 1):
+        for _ in range(attempts - 1):
             try:
                 return self._call_once(method, path, body)
             except TimeoutError:
-                if attempt == attempts:
-                    raise ControlAPIError(
-                        f"local control API {method} {path}: no answer in {self.timeout:g} s "
-                        f"({attempts} attempt{'s' if attempts > 1 else ''}): is the machine "
-                        "overloaded?"
-                    ) from None
-        raise AssertionError("unreachable")
+                continue
+        try:
+            return self._call_once(method, path, body)
+        except TimeoutError:
+            raise ControlAPIError(
+                f"local control API {method} {path}: no answer in {self.timeout:g} s "
+                f"({attempts} attempt{'s' if attempts > 1 else ''}): is the machine overloaded?"
+            ) from None
 
     def _call_once(self, method: str, path: str, body: Mapping[str, Any] | None) -> Any:
         data = None if body is None else json.dumps(body).encode()

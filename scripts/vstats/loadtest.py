@@ -252,12 +252,11 @@ def _main(argv: Sequence[str] | None) -> int:
             "--control-url (fault injection does not exist on AWS)"
         )
     console = Console(stderr=True)
-    probe = target.dynamodb()
-    stream_arn = stream_arn_of(probe, target.table)  # fail fast, before any output
+    client = target.dynamodb(pool=args.writers + 4)
+    stream_arn = stream_arn_of(client, target.table)  # fail fast, before any output
     window = LambdaPipeline(target.client("lambda"), stream_arn).longest_batching_window()
     config = config_from_args(args, window)
     control = ControlClient(target.control_url) if target.control_url else None
-    client = target.dynamodb(pool=config.writers + 4)
     test = LoadTest(
         client,
         target.table,

@@ -50,7 +50,7 @@ from video_stats import model
 from video_stats.lineage import Lineage
 from video_stats.marks import decode_mark, encode_mark, mark_value, names_of, shard_marks
 from video_stats.model import AttributeMap, Counters, SummaryKey
-from video_stats.store import SummaryStore
+from video_stats.store import SummaryStore, is_condition_failure
 from video_stats.streams import describe_shards
 
 from vstats.cli import ToolError
@@ -243,16 +243,7 @@ def read_stream(
     when ``empty_polls`` reads in a row return nothing (DynamoDB Streams has no tip marker); a
     closed one when its iterator does.
     """
-    request: dict[str, Any] = {"StreamArn": stream_arn}
-    shards: list[str] = []
-    while True:
-        description = streams_client.describe_stream(**request)["StreamDescription"]
-        shards += [s["ShardId"] for s in description.get("Shards", [])]
-        last = description.get("LastEvaluatedShardId")
-        if not last:
-            break
-        request["ExclusiveStartShardId"] = last
-    for shard_id in shards:
+    for shard_id in [shard.shard_id for shard in describe_shards(streams_client, stream_arn)]:
         try:
             iterator = streams_client.get_shard_iterator(
                 StreamArn=stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
@@ -539,17 +530,23 @@ def write_target(
         condition = "attribute_exists(PK) AND " + " AND ".join(conditions)
     else:
         condition = "attribute_not_exists(PK)"
+    return _update_if(
+        client,
+        TableName=table,
+        Key=model.summary_item_key(key),
+        UpdateExpression="SET " + ", ".join(sets),
+        ConditionExpression=condition,
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues=values,
+    )
+
+
+def _update_if(client: DynamoDBClient, **request: Any) -> bool:
+    """One conditional ``UpdateItem``; False when its condition failed."""
     try:
-        client.update_item(
-            TableName=table,
-            Key=model.summary_item_key(key),
-            UpdateExpression="SET " + ", ".join(sets),
-            ConditionExpression=condition,
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-        )
+        client.update_item(**request)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+        if is_condition_failure(exc):
             return False
         raise
     return True
@@ -569,20 +566,15 @@ def write_index(client: DynamoDBClient, store: SummaryStore, fault: IndexFault) 
         sets.append(f"#ix{number} = :ix{number}")
     # A summary without a views attribute reads as 0 (model.summary_counters).
     condition = "#views = :views" + (" OR attribute_not_exists(#views)" if not fault.views else "")
-    try:
-        client.update_item(
-            TableName=store.table_name,
-            Key=model.summary_item_key(fault.key),
-            UpdateExpression="SET " + ", ".join(sets),
-            ConditionExpression=f"attribute_exists(PK) AND ({condition})",
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-        )
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
+    return _update_if(
+        client,
+        TableName=store.table_name,
+        Key=model.summary_item_key(fault.key),
+        UpdateExpression="SET " + ", ".join(sets),
+        ConditionExpression=f"attribute_exists(PK) AND ({condition})",
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues=values,
+    )
 
 
 def rank(

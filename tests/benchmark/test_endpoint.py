@@ -9,6 +9,7 @@ from typing import Any
 import boto3
 import pytest
 from benchmark.endpoint import install_fast_transactions
+from benchmark.engine import create_keys_only_table
 from moto import mock_aws
 from moto.dynamodb.models import dynamodb_backends
 
@@ -39,22 +40,6 @@ def add(key: str, condition: str | None = None) -> dict[str, Any]:
     return {"Update": update}
 
 
-def create_table(client: Any) -> None:
-    client.create_table(
-        TableName=TABLE,
-        KeySchema=[
-            {"AttributeName": "PK", "KeyType": "HASH"},
-            {"AttributeName": "SK", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "PK", "AttributeType": "S"},
-            {"AttributeName": "SK", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )
-
-
 def views(client: Any, key: str) -> int | None:
     response = client.get_item(TableName=TABLE, Key={"PK": {"S": key}, "SK": {"S": "SUMMARY"}})
     item = response.get("Item")
@@ -69,7 +54,7 @@ def stream() -> list[tuple[str, str]]:
 def scenario(steps: Callable[[Any], None]) -> Outcome:
     with mock_aws():
         client = boto3.client("dynamodb", region_name=REGION)
-        create_table(client)
+        create_keys_only_table(client, TABLE)
         steps(client)
         return {k: views(client, k) for k in ("a", "b", "c", "new")}, stream()
 

@@ -72,10 +72,10 @@ run "every_function_gets_every_alarm" {
 
   assert {
     condition = output.alarm_names == {
-      for pair in setproduct(["views", "votes"], ["iterator-age", "errors", "throttles", "failure-queue", "skipped-invalid"]) :
+      for pair in setproduct(["views", "votes"], ["iterator-age", "errors", "throttles", "failure-queue", "skipped-invalid", "integrity"]) :
       "${pair[0]}.${pair[1]}" => "tftest-update-${pair[0]}-${pair[1]}"
     }
-    error_message = "each function must have the five alarms, named <function>-<kind>"
+    error_message = "each function must have the six alarms, named <function>-<kind> (make status finds them by the function's name)"
   }
 
   assert {
@@ -83,6 +83,7 @@ run "every_function_gets_every_alarm" {
       for role in ["views", "votes"] :
       module.monitoring.alarm_dimensions["${role}.failure-queue"] == { QueueName = "tftest-update-${role}-on-failure" }
       && module.monitoring.alarm_dimensions["${role}.skipped-invalid"] == { service = "update-${role}" }
+      && module.monitoring.alarm_dimensions["${role}.integrity"] == { service = "update-${role}" }
       && module.monitoring.alarm_dimensions["${role}.errors"] == { FunctionName = "tftest-update-${role}" }
     ])
     error_message = "each function's alarms must watch its own function, its own failure queue and its own EMF service"
@@ -150,8 +151,8 @@ run "alarms_watch_the_right_metrics" {
   }
 
   assert {
-    condition     = length(aws_cloudwatch_metric_alarm.this) == 10
-    error_message = "two functions must give ten alarms"
+    condition     = length(aws_cloudwatch_metric_alarm.this) == 12
+    error_message = "two functions must give twelve alarms"
   }
 
   assert {
@@ -207,6 +208,42 @@ run "alarms_watch_the_right_metrics" {
       )
     ])
     error_message = "skipped-invalid must alarm on the handlers' EMF RecordsSkippedInvalid (namespace VideoStats, dimension service) above 0"
+  }
+
+  assert {
+    # One metric per alarm (an alarm is billed per metric it analyzes): the handlers publish
+    # RecordsOutOfOrder + KeysReplayGuarded + UnknownShard summed as IntegrityEvents.
+    condition = alltrue([
+      for role in ["views", "votes"] : (
+        aws_cloudwatch_metric_alarm.this["${role}.integrity"].alarm_name == "f-${role}-integrity"
+        && aws_cloudwatch_metric_alarm.this["${role}.integrity"].namespace == "VideoStats"
+        && aws_cloudwatch_metric_alarm.this["${role}.integrity"].metric_name == "IntegrityEvents"
+        && aws_cloudwatch_metric_alarm.this["${role}.integrity"].statistic == "Sum"
+        && aws_cloudwatch_metric_alarm.this["${role}.integrity"].threshold == 0
+        && aws_cloudwatch_metric_alarm.this["${role}.integrity"].evaluation_periods == 1
+        && aws_cloudwatch_metric_alarm.this["${role}.integrity"].dimensions == tomap({ service = "update-${role}" })
+        && length(aws_cloudwatch_metric_alarm.this["${role}.integrity"].metric_query) == 0
+      )
+    ])
+    error_message = "integrity must alarm on the handlers' EMF IntegrityEvents (namespace VideoStats, dimension service, Sum) above 0, one metric, named <function>-integrity"
+  }
+
+  assert {
+    condition = alltrue([
+      for role in ["views", "votes"] : anytrue([
+        for widget in jsondecode(aws_cloudwatch_dashboard.this.dashboard_body).widgets :
+        contains(widget.properties.metrics, ["VideoStats", "IntegrityEvents", "service", "update-${role}", { stat = "Sum" }])
+      ])
+    ])
+    error_message = "the dashboard must graph each function's IntegrityEvents"
+  }
+
+  assert {
+    condition = alltrue([
+      for widget in jsondecode(aws_cloudwatch_dashboard.this.dashboard_body).widgets :
+      widget.x >= 0 && widget.width >= 1 && widget.x + widget.width <= 24
+    ])
+    error_message = "every dashboard widget must fit the 24-unit grid"
   }
 
   assert {

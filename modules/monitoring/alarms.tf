@@ -1,5 +1,11 @@
-# Five alarms per stream function, named <function name>-<kind> so that `make status`
+# Six alarms per stream function, named <function name>-<kind> so that `make status`
 # finds a function's alarms by name prefix. Every one notifies on ALARM and on OK.
+#
+# Cost: CloudWatch bills an alarm per metric it analyzes ($0.10 per standard-resolution alarm
+# metric a month; the pricing page's free tier counts "10 Alarm metrics", not alarms, and a
+# metric-math alarm over 3 metrics is 3 of them: https://aws.amazon.com/cloudwatch/pricing/).
+# So every alarm here watches one metric: the handlers publish the integrity signals summed
+# into one metric, IntegrityEvents, instead of this module folding them with metric math.
 locals {
   alarm_kinds = {
     iterator-age = {
@@ -47,6 +53,15 @@ locals {
       evaluation_periods = 1
       dimension          = "service"
     }
+    integrity = {
+      description        = "The function met a delivery that a healthy run never shows (IntegrityEvents = RecordsOutOfOrder + KeysReplayGuarded + UnknownShard, each also published under its own name and logged as an error): a range of a shard delivered before an earlier one was applied, a replay of a finished parent shard that the replay guard suppressed, or a shard DescribeStream does not list. Check with `make reconcile`; `make reconcile ARGS=--repair` restores the counters (docs/design.md §8, §9)."
+      namespace          = var.metrics_namespace
+      metric_name        = "IntegrityEvents"
+      statistic          = "Sum"
+      threshold          = 0
+      evaluation_periods = 1
+      dimension          = "service"
+    }
   }
 
   alarms = merge([
@@ -76,8 +91,9 @@ resource "aws_cloudwatch_metric_alarm" "this" {
   evaluation_periods  = each.value.evaluation_periods
   threshold           = each.value.threshold
   comparison_operator = "GreaterThanThreshold"
-  # No data means no invocation, no error, no message: all healthy (an SQS queue that
-  # holds messages counts as active and keeps publishing its depth).
+  # No data means no invocation, no error, no message, no skipped record, no integrity
+  # event: all healthy (the handlers publish a counter only when it is not zero, and an SQS
+  # queue that holds messages counts as active and keeps publishing its depth).
   treat_missing_data = "notBreaching"
   alarm_actions      = [local.topic_arn]
   ok_actions         = [local.topic_arn]

@@ -170,7 +170,7 @@ def test_leftover_check_sees_every_resource_of_the_environment(stack: Stack) -> 
     for kind in ("function", "queue", "role", "log"):
         assert kinds.count(kind) == 2, found
     assert sum(1 for line in found if line.startswith("event source mapping")) == 2, found
-    assert kinds.count("alarm") == 10, found  # five per function (modules/monitoring)
+    assert kinds.count("alarm") == 12, found  # six per function (modules/monitoring)
     assert kinds.count("dashboard") == 1, found
     assert kinds.count("topic") == 1, found
 
@@ -194,6 +194,7 @@ def test_status_reads_a_healthy_deployment(stack: Stack, monkeypatch: pytest.Mon
         assert sorted(a.name.removeprefix(f"{mapping.function}-") for a in mapping.alarms) == [
             "errors",
             "failure-queue",
+            "integrity",
             "iterator-age",
             "skipped-invalid",
             "throttles",

@@ -95,6 +95,11 @@ run "every_function_gets_every_alarm" {
   }
 
   assert {
+    condition     = module.monitoring.alarm_topic_kms_key_arn == null
+    error_message = "the created topic is unencrypted by default: CloudWatch alarms cannot publish to a topic under the AWS managed key alias/aws/sns (docs/design.md §9)"
+  }
+
+  assert {
     condition     = output.dashboard_name == "tftest-pipeline"
     error_message = "the dashboard is named <name_prefix>-pipeline"
   }
@@ -257,6 +262,120 @@ run "alarms_watch_the_right_metrics" {
   }
 }
 
+# CloudWatch alarms must be able to publish to the topic the module creates: no AWS managed
+# key (its policy does not let cloudwatch.amazonaws.com use it), and a topic policy that lets
+# CloudWatch alarms of the topic's own account publish.
+run "the_created_topic_is_usable_by_cloudwatch" {
+  command = apply
+
+  module {
+    source = "./modules/monitoring"
+  }
+
+  variables {
+    table_name = "tftest-data"
+    functions = {
+      views = { function_name = "f-views", failure_queue_name = "q-views", metrics_service = "update-views" }
+    }
+  }
+
+  assert {
+    condition     = aws_sns_topic.alarms[0].kms_master_key_id == null
+    error_message = "by default the created topic is not encrypted (no alias/aws/sns: CloudWatch could not publish)"
+  }
+
+  assert {
+    condition = anytrue([
+      for s in jsondecode(aws_sns_topic_policy.alarms[0].policy).Statement :
+      s.Effect == "Allow" && s.Principal == { Service = "cloudwatch.amazonaws.com" }
+      && contains(flatten([s.Action]), "SNS:Publish") && s.Resource == aws_sns_topic.alarms[0].arn
+      && s.Condition == { StringEquals = { "aws:SourceAccount" = "123456789012" } }
+    ])
+    error_message = "the topic policy must let cloudwatch.amazonaws.com publish, for alarms of the topic's own account (aws:SourceAccount)"
+  }
+
+  assert {
+    condition = anytrue([
+      for s in jsondecode(aws_sns_topic_policy.alarms[0].policy).Statement :
+      s.Effect == "Allow" && s.Principal == { AWS = "*" } && s.Resource == aws_sns_topic.alarms[0].arn
+      && s.Condition == { StringEquals = { "AWS:SourceOwner" = "123456789012" } }
+      && toset(flatten([s.Action])) == toset(["SNS:GetTopicAttributes", "SNS:SetTopicAttributes", "SNS:AddPermission", "SNS:RemovePermission", "SNS:DeleteTopic", "SNS:Subscribe", "SNS:ListSubscriptionsByTopic", "SNS:Publish"])
+    ])
+    error_message = "the topic policy must keep SNS's default rights of the owner account"
+  }
+
+  assert {
+    condition = alltrue([
+      for s in jsondecode(aws_sns_topic_policy.alarms[0].policy).Statement :
+      s.Principal != "*" && can(s.Condition)
+    ])
+    error_message = "no statement of the topic policy may be unconditional or public"
+  }
+
+  assert {
+    condition     = aws_sns_topic_policy.alarms[0].arn == aws_sns_topic.alarms[0].arn
+    error_message = "the policy must be attached to the created topic"
+  }
+
+  assert {
+    condition = alltrue([
+      for alarm in values(aws_cloudwatch_metric_alarm.this) :
+      alarm.alarm_actions == toset([aws_sns_topic.alarms[0].arn]) && alarm.ok_actions == toset([aws_sns_topic.alarms[0].arn])
+    ])
+    error_message = "every alarm notifies the created topic on ALARM and OK"
+  }
+}
+
+run "a_passed_customer_managed_key_encrypts_the_created_topic" {
+  command = plan
+
+  variables {
+    monitoring = { alarm_topic_kms_key_arn = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab" }
+  }
+
+  assert {
+    condition     = module.monitoring.alarm_topic_kms_key_arn == "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    error_message = "the root module's monitoring.alarm_topic_kms_key_arn must reach the created topic"
+  }
+}
+
+run "refuses_the_aws_managed_key" {
+  command = plan
+
+  module {
+    source = "./modules/monitoring"
+  }
+
+  variables {
+    table_name              = "tftest-data"
+    alarm_topic_kms_key_arn = "alias/aws/sns"
+    functions = {
+      views = { function_name = "f-views", failure_queue_name = "q-views", metrics_service = "update-views" }
+    }
+  }
+
+  expect_failures = [var.alarm_topic_kms_key_arn]
+}
+
+run "refuses_a_key_for_a_passed_topic" {
+  command = plan
+
+  module {
+    source = "./modules/monitoring"
+  }
+
+  variables {
+    table_name              = "tftest-data"
+    alarm_topic_arn         = "arn:aws:sns:eu-west-1:123456789012:on-call"
+    alarm_topic_kms_key_arn = "arn:aws:kms:eu-west-1:123456789012:key/mrk-1234abcd12ab34cd56ef1234567890ab"
+    functions = {
+      views = { function_name = "f-views", failure_queue_name = "q-views", metrics_service = "update-views" }
+    }
+  }
+
+  expect_failures = [aws_cloudwatch_metric_alarm.this]
+}
+
 run "uses_a_passed_topic_and_subscribes_an_email" {
   command = plan
 
@@ -276,6 +395,11 @@ run "uses_a_passed_topic_and_subscribes_an_email" {
   assert {
     condition     = length(aws_sns_topic.alarms) == 0 && aws_sns_topic_subscription.email[0].topic_arn == "arn:aws:sns:eu-west-1:123456789012:on-call"
     error_message = "a passed topic is used, not created, and the e-mail subscribes to it"
+  }
+
+  assert {
+    condition     = length(aws_sns_topic_policy.alarms) == 0
+    error_message = "a passed topic keeps its own policy"
   }
 
   assert {

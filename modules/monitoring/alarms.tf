@@ -98,4 +98,11 @@ resource "aws_cloudwatch_metric_alarm" "this" {
   alarm_actions      = [local.topic_arn]
   ok_actions         = [local.topic_arn]
   tags               = var.tags
+
+  lifecycle {
+    precondition {
+      condition     = var.alarm_topic_arn == null || var.alarm_topic_kms_key_arn == null
+      error_message = "alarm_topic_kms_key_arn encrypts the topic this module creates; with alarm_topic_arn set no topic is created, so the key would be ignored: encrypt the passed topic where it is managed."
+    }
+  }
 }

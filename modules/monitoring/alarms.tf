@@ -18,7 +18,7 @@ locals {
       dimension          = "function"
     }
     errors = {
-      description        = "The function failed invocations: Lambda retries the batch (and bisects it); after the retries the batch goes to the on-failure queue."
+      description        = "The function failed invocations (throttling, an outage, a timeout: a malformed record never fails a batch): Lambda retries the batch, by default until its records are older than the mapping's maximum record age (6 h), then sends it to the on-failure queue."
       namespace          = "AWS/Lambda"
       metric_name        = "Errors"
       statistic          = "Sum"

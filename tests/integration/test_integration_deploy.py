@@ -113,9 +113,10 @@ def test_mapping_filters_and_settings(stack: Stack, role: str) -> None:
         == STREAM_MAPPING["maximum_batching_window_in_seconds"]
     )
     assert mapping["StartingPosition"] == "TRIM_HORIZON"
-    assert mapping["MaximumRetryAttempts"] == 10
+    # Retried until the records are 6 h old, never bisected (docs/design.md §5).
+    assert mapping["MaximumRetryAttempts"] == -1
     assert mapping["MaximumRecordAgeInSeconds"] == 21600
-    assert mapping["BisectBatchOnFunctionError"] is True
+    assert mapping["BisectBatchOnFunctionError"] is False
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping["ParallelizationFactor"] == 1
     queue_arn = _queue_arn(stack, role)

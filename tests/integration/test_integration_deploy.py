@@ -133,6 +133,31 @@ def test_failure_queue_exists_encrypted(stack: Stack, role: str) -> None:
     assert attributes["SqsManagedSseEnabled"] == "true"
 
 
+def test_alarm_topic_accepts_cloudwatch(stack: Stack) -> None:
+    """The topic every alarm notifies: no AWS managed key (CloudWatch alarms cannot publish
+    under alias/aws/sns) and a policy that lets cloudwatch.amazonaws.com publish for alarms of
+    the topic's own account (modules/monitoring/sns.tf, docs/design.md §9)."""
+    alarms = stack.client("cloudwatch").describe_alarms(AlarmNamePrefix=f"{stack.prefix}-")
+    topics = {
+        a for alarm in alarms["MetricAlarms"] for a in alarm["AlarmActions"] + alarm["OKActions"]
+    }
+    assert len(topics) == 1, topics
+    (topic,) = topics
+    assert topic.rsplit(":", 1)[-1] == f"{stack.prefix}-alarms"
+    attributes = stack.client("sns").get_topic_attributes(TopicArn=topic)["Attributes"]
+    assert not attributes.get("KmsMasterKeyId"), attributes.get("KmsMasterKeyId")
+    account = topic.split(":")[4]
+    statements = json.loads(attributes["Policy"])["Statement"]
+    assert any(
+        s["Effect"] == "Allow"
+        and s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+        and "SNS:Publish" in _as_list(s["Action"])
+        and s["Resource"] == topic
+        and s["Condition"] == {"StringEquals": {"aws:SourceAccount": account}}
+        for s in statements
+    ), statements
+
+
 @pytest.mark.parametrize("role", FUNCTION_ROLES)
 def test_role_policies_scope_dynamodb_and_sqs_to_resources(stack: Stack, role: str) -> None:
     iam = stack.client("iam")

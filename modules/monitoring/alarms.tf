@@ -1,11 +1,12 @@
 # Six alarms per stream function, named <function name>-<kind> so that `make status`
 # finds a function's alarms by name prefix. Every one notifies on ALARM and on OK.
 #
-# Cost: CloudWatch bills an alarm per metric it analyzes ($0.10 per standard-resolution alarm
-# metric a month; the pricing page's free tier counts "10 Alarm metrics", not alarms, and a
-# metric-math alarm over 3 metrics is 3 of them: https://aws.amazon.com/cloudwatch/pricing/).
-# So every alarm here watches one metric: the handlers publish the integrity signals summed
-# into one metric, IntegrityEvents, instead of this module folding them with metric math.
+# Cost: CloudWatch bills alarms per metric they analyze, $0.10 per standard-resolution alarm
+# metric a month (https://aws.amazon.com/cloudwatch/pricing/; its free tier reads "10 Alarm
+# metrics (only applicable to Standard resolution alarms that list metrics directly ...)"), so
+# a metric-math alarm over 3 metrics costs 3. Every alarm here watches one metric: the handlers
+# publish the integrity signals summed as IntegrityEvents instead of this module folding
+# RecordsOutOfOrder, KeysReplayGuarded and UnknownShard with metric math (docs/design.md §9).
 locals {
   alarm_kinds = {
     iterator-age = {

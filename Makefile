@@ -90,7 +90,7 @@ local-down: ## Stop the local endpoint (its data is lost)
 
 # --- deployment ------------------------------------------------------------
 
-.terraform/.initialized: .terraform.lock.hcl versions.tf modules/*/versions.tf
+.terraform/.initialized: .terraform.lock.hcl versions.tf modules/*/versions.tf $(wildcard tests/*.tftest.hcl)
 	scripts/tf none init -input=false -lockfile=readonly >/dev/null
 	@touch $@
 

@@ -40,8 +40,9 @@ API faults: what they exercise is the code that calls the APIs, the handlers and
   operation".
 * ``final_invoke_records`` (0..1, or true/false) — share of tumbling windows whose final
   invocation (``isFinalInvokeForWindow``) carries the shard's records waiting at the window's
-  end (the next window's first batch) instead of none; the response acknowledges them like any
-  batch (``batchItemFailures`` honoured). Lambda developer guide, "Using tumbling windows with
+  end instead of none: the next window's first batch when the window ends by time, the
+  shard's last records (all of the window, one batch) when it ends with its shard. The
+  response acknowledges them like any batch (``batchItemFailures`` honoured). Lambda developer guide, "Using tumbling windows with
   DynamoDB" (services-ddb-windows.html, "Aggregation and processing"), in substance: a window's
   records come in several batches, each a separate invocation, and at the window's end
   ``isFinalInvokeForWindow`` is set to true; nowhere does it say the final invocation carries

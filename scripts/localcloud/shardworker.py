@@ -186,6 +186,7 @@ class Lane:
         self.window: tuple[float, float] | None = None
         self.window_state: Any = {}
         self.final_attempts = 0
+        self.final_draw: bool | None = None  # final_invoke_records, drawn once per window
         # Shard indices of records a bisected batch's second half delivered out of order and
         # acknowledged (bisect_out_of_order fault): checkpointed, not delivered, once reached.
         self.acked_early: set[int] = set()
@@ -303,24 +304,43 @@ class Lane:
         if self.window is None:
             return False
         if cfg.tumbling_window <= 0:  # turned off while a window was open
-            self.window, self.window_state = None, {}
+            self.window, self.window_state, self.final_draw = None, {}, None
             return False
         if time.monotonic() < self.retry_at:
             return False
         if self.pending:  # due once the next record belongs to a later window
             head = self.pending[0]
-            return batching.window_of(head.created, cfg.tumbling_window) != self.window
+            if batching.window_of(head.created, cfg.tumbling_window) != self.window:
+                return True
+            # The shard ended and its last records, all of this window, fit one batch: under
+            # the final_invoke_records fault they ride on the final invocation.
+            return (
+                self.worker.reader.ended
+                and self.retry.pinned is None
+                and len(self._final_batch(cfg)) == len(self.pending)
+                and self._final_carries_records()
+            )
         if self.worker.reader.ended:
             return True  # the shard ended: so does its window
         # Records are stamped when written: once the clock is past the end (and the reader
         # has caught up), nothing more can fall into the window.
         return self.worker.now() >= self.window[1] and self.worker.reader.caught_up
 
+    def _final_carries_records(self) -> bool:
+        if self.final_draw is None:
+            self.final_draw = self.engine.faults.final_invoke_with_records()
+        return self.final_draw
+
     def _final_records(self, cfg: MappingConfig) -> list[Record]:
         """The records a final invocation carries: none, or under the final_invoke_records
-        fault the shard's records waiting at the window's end, batched as usual."""
-        if not self.pending or not self.engine.faults.final_invoke_with_records():
+        fault the shard's records waiting at the window's end (the next window's first batch,
+        or the shard's last records when the window ends with its shard)."""
+        if not self.pending or not self._final_carries_records():
             return []
+        return self._final_batch(cfg)
+
+    def _final_batch(self, cfg: MappingConfig) -> list[Record]:
+        """The head of the queue batched as usual, without waiting for a batching window."""
         with self.lock:
             pending = list(self.pending)
         count = batching.take(
@@ -369,6 +389,7 @@ class Lane:
                 self.stats.add("window_final_invocations")
                 self.runner.remember(self.shard_id, payload)
                 self.window, self.window_state, self.final_attempts = None, {}, 0
+                self.final_draw = None
                 if records:
                     # Acknowledged like any batch: checkpoint past them, or before the lowest
                     # reported failure.

@@ -306,3 +306,26 @@ def test_final_invocation_carries_the_waiting_records(
     assert stats["window_final_records"] == 2
     assert stats["partial_failures"] == 1
     assert stats["records_delivered"] == 3  # w0, then n0 and n1 once acknowledged
+
+
+@ONE_SHARD
+def test_final_invocation_at_shard_end_carries_its_last_records(
+    pipeline: Pipeline, local_endpoint: LocalEndpoint
+) -> None:
+    _faults(local_endpoint, final_invoke_records=1.0)
+    uuid = pipeline.create_mapping(TumblingWindowInSeconds=900, MaximumBatchingWindowInSeconds=2)
+    pipeline.put("k0")  # opens the window
+    wait_until(lambda: pipeline.batches() == [["k0"]], what="the first batch")
+    pipeline.put_many("k1", "k2")  # waiting for the batching window when the shard ends
+    local_endpoint.control("POST", "/streams/rotate", {"table": pipeline.table})
+    wait_until(lambda: len(pipeline.invocations()) >= 2, what="the final invocation")
+    pipeline.endpoint.wait_drained()
+    calls = [c.event for c in pipeline.invocations()]
+    keys = [[r["dynamodb"]["Keys"]["PK"]["S"] for r in e["Records"]] for e in calls]
+    assert keys == [["k0"], ["k1", "k2"]]
+    assert [e["isFinalInvokeForWindow"] for e in calls] == [False, True]
+    assert calls[1]["isWindowTerminatedEarly"] is True
+    assert calls[1]["state"] == {"count": 1}
+    stats = pipeline.stats(uuid)
+    assert stats["window_final_records"] == 2
+    assert stats["records_delivered"] == 3

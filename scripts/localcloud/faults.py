@@ -42,11 +42,12 @@ API faults: what they exercise is the code that calls the APIs, the handlers and
   invocation (``isFinalInvokeForWindow``) carries the shard's records waiting at the window's
   end instead of none: the next window's first batch when the window ends by time, the
   shard's last records (all of the window, one batch) when it ends with its shard. The
-  response acknowledges them like any batch (``batchItemFailures`` honoured). Lambda developer guide, "Using tumbling windows with
-  DynamoDB" (services-ddb-windows.html, "Aggregation and processing"), in substance: a window's
-  records come in several batches, each a separate invocation, and at the window's end
-  ``isFinalInvokeForWindow`` is set to true; nowhere does it say the final invocation carries
-  no records, and its example handler aggregates ``event.Records`` on every invocation.
+  response acknowledges them like any batch (``batchItemFailures`` honoured). Lambda
+  developer guide, "Using tumbling windows with DynamoDB" (services-ddb-windows.html,
+  "Aggregation and processing"), in substance: a window's records come in several batches,
+  each a separate invocation, and at the window's end ``isFinalInvokeForWindow`` is set to
+  true; nowhere does it say the final invocation carries no records, and its example handler
+  aggregates ``event.Records`` on every invocation.
 * ``clock_skew_seconds`` (>= 0) — the functions' clock runs that far behind the records:
   ``ApproximateCreationDateTime`` in the events handed to functions is that much later (the
   engine's own record ages and IteratorAge are unchanged). The value comes from DynamoDB's

@@ -378,7 +378,10 @@ class _IndexLag:
 
     @staticmethod
     def before_write(backend: Any, table: Any, key: Mapping[str, Any]) -> Any:
-        if not _IndexLag.lag() or not getattr(table, "global_indexes", None):
+        if not _IndexLag.lag():
+            _IndexLag.writes.clear()  # the fault is off: nothing kept is needed any more
+            return _NOT_KEPT
+        if not getattr(table, "global_indexes", None):
             return _NOT_KEPT
         try:
             return copy.deepcopy(backend.get_item(table.name, dict(key)))

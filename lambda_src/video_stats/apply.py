@@ -91,6 +91,7 @@ class Written:
 @dataclass(frozen=True, slots=True)
 class Rejected:
     item: AttributeMap | None  # the item that failed the condition, if DynamoDB returned it
+    index_writes: int = 0  # extra UpdateItem calls made to move the item in GSI2
 
 
 class SummaryWriter(Protocol):
@@ -273,6 +274,7 @@ class Applier:
                     outcome.writes += result.index_writes
                     self._prune_later(key, skey, result.item, outcome)
                     return outcome
+                outcome.writes += result.index_writes
                 item = result.item
                 if item is None:  # DynamoDB did not return the old item (or it is gone)
                     outcome.reads += 1

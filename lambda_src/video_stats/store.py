@@ -24,9 +24,11 @@ bucket of its first delta (``if_not_exists``: exact, since ADD starts from 0). W
 returned item shows a wrong bucket (another shard changed ``views`` meanwhile, or the
 container had no memory of an existing item), one follow-up UpdateItem fixes it, conditional
 on ``views`` still being in that bucket (a concurrent writer that moved it again fixes it
-itself). A summary's views feed from one shard at a time per partition, so the prediction is
-usually right: a user summary (one partition) moves about log2(views) times in its life with
-no extra write; a hot video costs at most one fix per feeding shard and bucket change.
+itself). A rejected update fixes a wrong bucket it finds the same way (a function that died
+between an update and its fix leaves it for the redelivery, whose update is rejected). A
+summary's views feed from one shard at a time per partition, so the prediction is usually right:
+a user summary (one partition) moves about log2(views) times in its life with no extra write;
+a hot video costs at most one fix per feeding shard and bucket change.
 """
 
 from __future__ import annotations
@@ -193,8 +195,11 @@ class SummaryStore:
         except ClientError as err:
             if is_condition_failure(err):
                 item = err.response.get("Item")
-                self._remember(key, item if isinstance(item, Mapping) else None)
-                return Rejected(item if isinstance(item, Mapping) else None)
+                old = item if isinstance(item, Mapping) else None
+                self._remember(key, old)
+                # A function that died between an update and its bucket fix left the bucket
+                # wrong; the redelivery is rejected, so the fix is made here.
+                return Rejected(old, self._move_in_index(key, old))
             raise
         item = response.get("Attributes")
         self._remember(key, item)

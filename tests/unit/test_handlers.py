@@ -568,3 +568,24 @@ def test_a_stale_bucket_is_fixed_by_one_conditional_write(harness: Harness) -> N
     assert deliver_with(first, "a", 1) == 2 + 1
     assert _bucket(harness, VIDEO, "v1") == "03"
     assert harness.summary(VIDEO, "v1") == Counters(views=5, duration=5)
+
+
+def test_a_bucket_left_wrong_by_a_crash_is_fixed_by_the_redelivery(harness: Harness) -> None:
+    # The function died after the update and before its bucket fix; Lambda redelivers the
+    # batch, every update is rejected (the marks cover it), and the rejection fixes the bucket.
+    for n in range(3):
+        harness.stream.put(view_item(f"u{n}", "v1", 1, TS + timedelta(seconds=n)))
+    batch = [r for r in harness.stream.records if delivered_to(r, "VIEW")]
+    harness.deliver("VIEW")
+    assert _bucket(harness, VIDEO, "v1") == "02"
+    harness.client.update_item(
+        TableName=harness.table,
+        Key=summary_item_key(SummaryKey(VIDEO, "v1")),
+        UpdateExpression="SET GSI2SK = :stale",
+        ExpressionAttributeValues={":stale": {"S": "01"}},
+    )
+    before = harness.update_calls
+    handlers.handle(stream_event(batch, "shardId-1"), FakeContext(), "VIEW")  # type: ignore[arg-type]
+    assert harness.update_calls - before == 4 + 1  # 4 rejected updates, 1 fix
+    assert _bucket(harness, VIDEO, "v1") == "02"
+    assert harness.summary(VIDEO, "v1") == Counters(views=3, duration=3)

@@ -136,8 +136,14 @@ class WriteCost:
         return self.table_wru + self.index_wru
 
 
-#: A kind of summary write: which summary, and whether ``views`` (GSI2's sort key) moved.
-WriteKind = tuple[SummaryKind, bool]
+#: What a summary write changes (docs/design.md §6): ``mark`` only the exactly-once mark (a key
+#: whose records net to zero: this project writes it anyway), ``likes`` a counter other than
+#: views, ``views`` the views within their GSI2 bucket, ``bucket`` the views and the GSI2 bucket
+#: in the same write, ``fix`` the follow-up UpdateItem that moves a summary to its bucket when
+#: the update predicted it wrong (``video_stats.store``).
+WRITE_CHANGES: Final = ("mark", "likes", "views", "bucket", "fix")
+#: A kind of summary write: which summary and what it changes.
+WriteKind = tuple[SummaryKind, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,18 +165,41 @@ class SummaryShape:
             count = max(count, sum(1 for name in self.items[kind] if model.is_mark_attribute(name)))
         return with_marks(self.items[kind], count)
 
-    def cost(self, kind: SummaryKind, views_moved: bool, partitions: int) -> WriteCost:
+    def cost(self, kind: SummaryKind, change: str, partitions: int) -> WriteCost:
         if kind not in self.items:
             return WriteCost(1.0, 0.0)
         old = self.item_after_a_day(kind, partitions)
-        new = dict(old)
-        counter = "views" if views_moved else "likes"
-        current = int((old.get(counter) or {}).get("N", "0"))
-        new[counter] = {"N": str(current + 1)}
+        new = changed_item(old, change)
         table = write_cost(old, new, self.indexes, self.transactional).units
         # Index writes at 1 WRU even in a transaction (the reading least favourable to us).
         index = sum(write_cost(old, new, self.indexes, False).index_units.values())
         return WriteCost(float(table), float(index))
+
+
+def changed_item(old: AttributeMap, change: str) -> AttributeMap:
+    """``old`` after a write of ``change`` (``WRITE_CHANGES``)."""
+    new = dict(old)
+    if change not in WRITE_CHANGES:
+        raise ValueError(f"unknown write change {change!r}")
+    if change in ("likes", "views", "bucket"):
+        counter = "likes" if change == "likes" else "views"
+        current = int((old.get(counter) or {}).get("N", "0"))
+        new[counter] = {"N": str(current + 1)}
+    if change in ("bucket", "fix") and "GSI2SK" in old:
+        new["GSI2SK"] = {"S": _other(str(old["GSI2SK"].get("S", "")))}
+    if change == "mark":
+        for name, value in old.items():
+            if model.is_mark_attribute(name):
+                new[name] = {"S": _other(str(value.get("S", "")))}
+                break
+    return new
+
+
+def _other(text: str) -> str:
+    """Another string of the same length (a changed value of the same size)."""
+    if not text:
+        return "0"
+    return text[:-1] + ("1" if text[-1] == "0" else "0")
 
 
 def marks_after_a_day(kind: SummaryKind, partitions: int) -> int:
@@ -204,11 +233,18 @@ def with_marks(item: AttributeMap, count: int) -> AttributeMap:
 
 @dataclass(frozen=True, slots=True)
 class Design:
-    """One configuration as the projection needs it."""
+    """One configuration as the projection needs it. ``writes_every_key``: the handler writes
+    every key of a batch, also one whose records net to zero (this project: the write moves
+    the mark); ``ranks_by_views``: it keeps GSI2's views bucket (this project, ``store``);
+    ``items_per_request``: summary items one write request writes (the reference design's
+    transaction: 2)."""
 
     consumers: tuple[Consumer, ...]
     settings: FunctionSettings
     summaries: SummaryShape
+    writes_every_key: bool = False
+    ranks_by_views: bool = False
+    items_per_request: float = 1.0
 
 
 # --- the simulated stream ------------------------------------------------------------------------
@@ -279,13 +315,83 @@ def batch_records(events_per_day: float, partitions: int, share: float, consumer
 
 
 def summary_writes(batch: Sequence[Record], item_type: ItemType) -> Counter[WriteKind]:
-    """Summary writes of one batch, by the handlers' own parse and merge: one per key whose
-    net change is not zero, by kind and whether ``views`` moved."""
+    """Summary writes of one batch that change a counter, by the handlers' own parse and
+    merge: one per key whose net change is not zero (``Writes`` adds the rest)."""
     writes: Counter[WriteKind] = Counter()
     for key, counters in batch_effect(batch, item_type).items():
         if not counters.is_zero():
-            writes[(key.kind, counters.views != 0)] += 1
+            writes[(key.kind, "views" if counters.views else "likes")] += 1
     return writes
+
+
+class Writes:
+    """Every summary write of a design's batches, applied in order: one per key whose net
+    change is not zero, or per key at all (``writes_every_key``); with ``ranks_by_views`` the
+    GSI2 bucket each write sets as ``video_stats.store`` predicts it (from the views the
+    shard's container last saw on the item, else ``if_not_exists``) and the follow-up write
+    that fixes a wrong prediction. The table starts empty, so young summaries cross buckets
+    more often than after a month: the reading least favourable to this project."""
+
+    def __init__(self, design: Design) -> None:
+        self.design = design
+        self.counts: Counter[WriteKind] = Counter()
+        self._views: dict[Any, int] = {}
+        self._bucket: dict[Any, str] = {}
+        self._seen: dict[tuple[int, int], dict[Any, int]] = {}
+
+    def apply(self, batch: Sequence[Record], item_type: ItemType, consumer: int, shard: int) -> None:
+        seen = self._seen.setdefault((consumer, shard), {})
+        for key, counters in batch_effect(batch, item_type).items():
+            zero = counters.is_zero()
+            if zero and not self.design.writes_every_key:
+                continue
+            if not self.design.ranks_by_views:
+                change = "mark" if zero else ("views" if counters.views else "likes")
+                self.counts[(key.kind, change)] += 1
+                continue
+            exists = key in self._views
+            old_bucket = self._bucket.get(key)
+            views = self._views.get(key, 0) + counters.views
+            known = seen.get(key)
+            if counters.views and known is not None:
+                bucket = model.summary_index_bucket(known + counters.views)
+            else:
+                bucket = old_bucket if exists and old_bucket is not None else (
+                    model.summary_index_bucket(counters.views)
+                )
+            if zero:
+                change = "mark"
+            elif exists and bucket != old_bucket:
+                change = "bucket"
+            else:
+                change = "views" if counters.views else "likes"
+            self.counts[(key.kind, change)] += 1
+            self._views[key] = views
+            seen[key] = views
+            right = model.summary_index_bucket(views)
+            if bucket != right:
+                self.counts[(key.kind, "fix")] += 1
+                bucket = right
+            self._bucket[key] = bucket
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerLoad:
+    """One function in one cell, per event: invocations, records, summary writes by kind."""
+
+    invocations: float
+    records: float
+    writes: Mapping[WriteKind, float]
+
+    @property
+    def item_writes(self) -> float:
+        return sum(self.writes.values())
+
+    def write_requests(self, items_per_request: float) -> float:
+        """Write requests: a fix is one request of its own; the other items
+        ``items_per_request`` to a request."""
+        fixes = sum(n for (_, change), n in self.writes.items() if change == "fix")
+        return fixes + (self.item_writes - fixes) / items_per_request
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,8 +399,9 @@ class Cell:
     events_per_day: int
     partitions: int
     invocations_per_event: float
-    writes: Mapping[WriteKind, float]  # summary writes per event, by kind
+    writes: Mapping[WriteKind, float]  # summary item writes per event, by kind
     batch_records: tuple[int, ...]  # per consumer
+    consumers: tuple[ConsumerLoad, ...] = ()
 
     @property
     def writes_per_event(self) -> float:
@@ -302,22 +409,32 @@ class Cell:
 
     def wru_per_event(self, design: Design) -> float:
         return sum(
-            per_event * design.summaries.cost(kind, moved, self.partitions).wru_per_write
-            for (kind, moved), per_event in self.writes.items()
+            per_event * design.summaries.cost(kind, change, self.partitions).wru_per_write
+            for (kind, change), per_event in self.writes.items()
         )
 
-    def monthly_usd(self, design: Design, prices: Prices = PRICES) -> float:
-        events = self.events_per_day * DAYS_PER_MONTH
-        invocations = self.invocations_per_event * events
-        writes = self.writes_per_event * events
-        per_invocation = writes / invocations if invocations else 0.0
+    def gb_seconds_per_event(self, design: Design) -> list[float]:
+        """Per consumer: billed GB-seconds per event, each invocation at the design's duration
+        model for its write requests and records."""
         settings = design.settings
-        duration: DurationModel = settings.duration
-        gb_seconds = (
-            invocations * duration.invocation_ms(per_invocation) / 1000 * settings.memory_mb / 1024
-        )
+        result = []
+        for load in self.consumers:
+            if not load.invocations:
+                result.append(0.0)
+                continue
+            requests = load.write_requests(design.items_per_request) / load.invocations
+            records = load.records / load.invocations
+            ms = settings.duration.invocation_ms(requests, records)
+            result.append(load.invocations * ms / 1000 * settings.memory_mb / 1024)
+        return result
+
+    def monthly_usd(self, design: Design, prices: Prices = PRICES) -> float:
+        """Aggregation cost a month: Lambda requests and GB-seconds, summary write units."""
+        events = self.events_per_day * DAYS_PER_MONTH
+        settings = design.settings
+        gb_seconds = sum(self.gb_seconds_per_event(design)) * events
         return (
-            invocations * prices.lambda_request_per_million / 1e6
+            self.invocations_per_event * events * prices.lambda_request_per_million / 1e6
             + gb_seconds * prices.gb_second(settings.architecture)
             + self.wru_per_event(design) * events * prices.wru_per_million / 1e6
         )
@@ -335,8 +452,8 @@ class Sample:
         # function batched another way passes the same records.
         self._accepted: dict[int, tuple[Callable[..., bool], list[bool]]] = {}
         self._partitions: dict[int, list[int]] = {}
-        # (consumers, events a day, partitions) -> the cell: the merge does not depend on costs
-        self.cells: dict[tuple[tuple[Any, ...], int, int], Cell] = {}
+        # (design, events a day, partitions) -> the cell: the merge does not depend on costs
+        self.cells: dict[tuple[Any, ...], Cell] = {}
 
     def accepted(self, consumer: Consumer) -> list[bool]:
         accepts = consumer.accepts
@@ -377,6 +494,8 @@ def project_cell(sample: Sample, design: Design, events_per_day: int, partitions
             )
             for c in design.consumers
         ),
+        design.writes_every_key,
+        design.ranks_by_views,
         events_per_day,
         partitions,
     )
@@ -386,31 +505,49 @@ def project_cell(sample: Sample, design: Design, events_per_day: int, partitions
 
 
 def _project_cell(sample: Sample, design: Design, events_per_day: int, partitions: int) -> Cell:
-    invocations = 0.0
-    writes: Counter[WriteKind] = Counter()
-    per_event: dict[WriteKind, float] = {}
+    loads: list[ConsumerLoad] = []
     sizes: list[int] = []
+    # Per consumer and shard: its whole batches (unless the shard's sample is smaller than one).
+    batches: list[list[list[Sequence[Record]]]] = []
     for consumer in design.consumers:
         share = sample.share(consumer)
         size = batch_records(events_per_day, partitions, share, consumer)
         sizes.append(size)
-        if not share:
-            continue
-        invocations += share / size
-        if consumer.tumbling_window_seconds > 0:
-            closing_per_day = partitions * SECONDS_PER_DAY / consumer.tumbling_window_seconds
-            invocations += closing_per_day / events_per_day
-        writes.clear()
-        merged = 0
-        for delivered in sample.delivered_per_shard(consumer, partitions):
-            # Whole batches only, unless the shard's sample is smaller than one.
+        shards = []
+        for delivered in sample.delivered_per_shard(consumer, partitions) if share else []:
             whole = min(len(delivered), max(1, len(delivered) // size) * size)
-            for start in range(0, whole, size):
-                writes.update(summary_writes(delivered[start : start + size], consumer.item_type))
-            merged += whole
-        for kind, count in writes.items():
-            per_event[kind] = per_event.get(kind, 0.0) + share * count / merged
-    return Cell(events_per_day, partitions, invocations, per_event, tuple(sizes))
+            shards.append([delivered[i : i + size] for i in range(0, whole, size)])
+        batches.append(shards)
+    # Batches in time order, round-robin over the shards (they run side by side), so a
+    # container's memory of a summary is as stale as it would be; one state per design
+    # (both functions write the same summaries).
+    shared = Writes(design)
+    rounds = max((len(b) for shards in batches for b in shards), default=0)
+    merged = [0] * len(design.consumers)
+    per_consumer: list[Counter[WriteKind]] = [Counter() for _ in design.consumers]
+    for index in range(rounds):
+        for c, (consumer, shards) in enumerate(zip(design.consumers, batches, strict=True)):
+            for s, shard in enumerate(shards):
+                if index < len(shard):
+                    before = Counter(shared.counts)
+                    shared.apply(shard[index], consumer.item_type, c, s)
+                    per_consumer[c].update(shared.counts - before)
+                    merged[c] += len(shard[index])
+    total: dict[WriteKind, float] = {}
+    invocations = 0.0
+    for c, consumer in enumerate(design.consumers):
+        share = sample.share(consumer)
+        calls = share / sizes[c] if share else 0.0
+        if share and consumer.tumbling_window_seconds > 0:
+            calls += partitions * SECONDS_PER_DAY / consumer.tumbling_window_seconds / events_per_day
+        writes = {
+            kind: share * count / merged[c] for kind, count in per_consumer[c].items() if merged[c]
+        }
+        for kind, value in writes.items():
+            total[kind] = total.get(kind, 0.0) + value
+        invocations += calls
+        loads.append(ConsumerLoad(calls, share, writes))
+    return Cell(events_per_day, partitions, invocations, total, tuple(sizes), tuple(loads))
 
 
 def projection_table(

@@ -153,10 +153,13 @@ def emf_metrics(line: str) -> tuple[set[MetricId], set[MetricId]]:
     return published, nonzero
 
 
-def metric_hours(shape: LogShape, invocations_per_hour: float, *, nonzero_only: bool = False) -> float:
+def metric_hours(
+    shape: LogShape, invocations_per_hour: float, *, nonzero_only: bool = False
+) -> float:
     """Metric-hours a month of one function's custom metrics (see the module notes)."""
     return sum(
-        HOURS_PER_MONTH * (1.0 - math.exp(-invocations_per_hour * shape.share(m, nonzero_only=nonzero_only)))
+        HOURS_PER_MONTH
+        * (1.0 - math.exp(-invocations_per_hour * shape.share(m, nonzero_only=nonzero_only)))
         for m in shape.published
     )
 

@@ -79,7 +79,10 @@ PRICE_SOURCES: Final = {
         "per GB-month of logs stored (archival)",
         "aws.amazon.com/cloudwatch/pricing; c3x.dev CloudWatch Logs (us-east-1, June 2026)",
     ),
-    "sqs_request_per_million": ("per million standard-queue requests", "aws.amazon.com/sqs/pricing"),
+    "sqs_request_per_million": (
+        "per million standard-queue requests",
+        "aws.amazon.com/sqs/pricing",
+    ),
     "sns_publish_per_million": ("per million SNS publishes", "aws.amazon.com/sns/pricing"),
     "kms_key_month": ("per customer-managed KMS key-month", "aws.amazon.com/kms/pricing"),
 }
@@ -127,7 +130,9 @@ class DurationModel:
     per_write_ms: float = 0.0
     per_record_ms: float = 0.0
 
-    def invocation_ms(self, writes_per_invocation: float, records_per_invocation: float = 0.0) -> float:
+    def invocation_ms(
+        self, writes_per_invocation: float, records_per_invocation: float = 0.0
+    ) -> float:
         return (
             self.fixed_ms
             + self.per_write_ms * writes_per_invocation

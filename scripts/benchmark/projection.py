@@ -55,7 +55,17 @@ from video_stats.model import AttributeMap, ItemType, SummaryKind
 from vstats.effects import FUNCTION_OF_ITEM_TYPE, batch_effect
 from vstats.generator import EventGenerator, Operation
 
-from benchmark.figures import PRICES, DurationModel, FunctionSettings, Prices
+from benchmark.bill import (
+    ITEM_OVERHEAD_BYTES,
+    FunctionMonth,
+    LogShape,
+    StackResources,
+    bill_total,
+    break_even,
+    fixed_lines,
+    monthly_bill,
+)
+from benchmark.figures import PRICES, FunctionSettings, Prices
 
 EVENTS_PER_DAY_GRID: Final = (1_000_000, 10_000_000, 100_000_000)
 PARTITIONS_GRID: Final = (1, 4, 16)
@@ -339,7 +349,9 @@ class Writes:
         self._bucket: dict[Any, str] = {}
         self._seen: dict[tuple[int, int], dict[Any, int]] = {}
 
-    def apply(self, batch: Sequence[Record], item_type: ItemType, consumer: int, shard: int) -> None:
+    def apply(
+        self, batch: Sequence[Record], item_type: ItemType, consumer: int, shard: int
+    ) -> None:
         seen = self._seen.setdefault((consumer, shard), {})
         for key, counters in batch_effect(batch, item_type).items():
             zero = counters.is_zero()
@@ -356,8 +368,10 @@ class Writes:
             if counters.views and known is not None:
                 bucket = model.summary_index_bucket(known + counters.views)
             else:
-                bucket = old_bucket if exists and old_bucket is not None else (
-                    model.summary_index_bucket(counters.views)
+                bucket = (
+                    old_bucket
+                    if exists and old_bucket is not None
+                    else (model.summary_index_bucket(counters.views))
                 )
             if zero:
                 change = "mark"
@@ -539,7 +553,9 @@ def _project_cell(sample: Sample, design: Design, events_per_day: int, partition
         share = sample.share(consumer)
         calls = share / sizes[c] if share else 0.0
         if share and consumer.tumbling_window_seconds > 0:
-            calls += partitions * SECONDS_PER_DAY / consumer.tumbling_window_seconds / events_per_day
+            calls += (
+                partitions * SECONDS_PER_DAY / consumer.tumbling_window_seconds / events_per_day
+            )
         writes = {
             kind: share * count / merged[c] for kind, count in per_consumer[c].items() if merged[c]
         }
@@ -642,3 +658,149 @@ def _item_bytes(design: Design, kind: SummaryKind, partitions: int) -> int | Non
     if kind not in design.summaries.items:
         return None
     return item_size(design.summaries.item_after_a_day(kind, partitions))
+
+
+# --- the full bill -------------------------------------------------------------------------------
+
+#: The full bill's grid: events a day (``EVENTS_PER_DAY_GRID`` from 10,000) and partitions.
+FULL_BILL_EVENTS_PER_DAY: Final = (10_000, 100_000, *EVENTS_PER_DAY_GRID)
+#: Where the break-even is looked for (events a day).
+BREAK_EVEN_RANGE: Final = (1_000.0, 100_000_000.0)
+
+
+@dataclass(frozen=True, slots=True)
+class BillInputs:
+    """What a design's full bill needs beyond its cells: its functions' measured log output
+    (by item type) and what its stack holds."""
+
+    logs: Mapping[ItemType, LogShape]
+    resources: StackResources
+
+
+@dataclass(frozen=True, slots=True)
+class Production:
+    """Settings billed alike for both designs: the production stack's (this project's)."""
+
+    point_in_time_recovery: bool
+    log_retention_days: int | None
+
+
+def summary_storage_bytes(design: Design, partitions: int) -> float:
+    """Bytes the design's summaries take at the production shape (every user and video has
+    one), items and index copies, each with DynamoDB's 100 bytes of overhead."""
+    counts = {SummaryKind.USER: PRODUCTION_USERS, SummaryKind.VIDEO: PRODUCTION_VIDEOS}
+    total = 0.0
+    for kind, count in counts.items():
+        if kind not in design.summaries.items:
+            continue
+        item = design.summaries.item_after_a_day(kind, partitions)
+        size = item_size(item) + ITEM_OVERHEAD_BYTES
+        for index in design.summaries.indexes:
+            if index.holds(item):
+                size += item_size(index.project(item)) + ITEM_OVERHEAD_BYTES
+        total += count * size
+    return total
+
+
+def cell_bill(
+    cell: Cell, design: Design, inputs: BillInputs, production: Production, prices: Prices = PRICES
+) -> dict[str, float]:
+    """``bill.monthly_bill`` of one design in one cell."""
+    events = cell.events_per_day * DAYS_PER_MONTH
+    gb_seconds = cell.gb_seconds_per_event(design)
+    functions = [
+        FunctionMonth(
+            invocations=load.invocations * events,
+            gb_seconds=gb * events,
+            log=inputs.logs.get(consumer.item_type),
+            memory_mb=design.settings.memory_mb,
+        )
+        for consumer, load, gb in zip(design.consumers, cell.consumers, gb_seconds, strict=True)
+    ]
+    return monthly_bill(
+        functions=functions,
+        wru=cell.wru_per_event(design) * events,
+        architecture=design.settings.architecture,
+        resources=inputs.resources,
+        storage_bytes=summary_storage_bytes(design, cell.partitions),
+        pitr=production.point_in_time_recovery,
+        log_retention_days=production.log_retention_days,
+        prices=prices,
+    )
+
+
+def full_bill(
+    sample: Sample,
+    designs: Mapping[str, tuple[Design, BillInputs]],
+    production: Production,
+    *,
+    events_per_day: Sequence[int] = FULL_BILL_EVENTS_PER_DAY,
+    partitions: Sequence[int] = PARTITIONS_GRID,
+) -> dict[str, Any]:
+    """results.json's full bill: ``rows`` (one per cell: both totals, their ratio and this
+    project's fixed cost), ``lines`` (every line of both bills per cell),
+    ``break_even_events_per_day`` per partition count and this project's ``fixed`` cost,
+    itemized. ``designs``: ``baseline`` and ``ours``."""
+    reference, ref_inputs = designs["baseline"]
+    ours, our_inputs = designs["ours"]
+    fixed = fixed_lines(our_inputs.resources)
+
+    def bills(per_day: int, count: int) -> tuple[dict[str, float], dict[str, float]]:
+        return (
+            cell_bill(
+                project_cell(sample, reference, per_day, count), reference, ref_inputs, production
+            ),
+            cell_bill(project_cell(sample, ours, per_day, count), ours, our_inputs, production),
+        )
+
+    rows: list[dict[str, Any]] = []
+    lines: list[dict[str, Any]] = []
+    for per_day in events_per_day:
+        for count in partitions:
+            ref_bill, our_bill = bills(per_day, count)
+            ref_total, our_total = bill_total(ref_bill), bill_total(our_bill)
+            rows.append(
+                {
+                    "events_per_day": per_day,
+                    "partitions": count,
+                    "reference_usd_month": round(ref_total, 2),
+                    "ours_usd_month": round(our_total, 2),
+                    "ratio": round(ref_total / our_total, 2) if our_total else None,
+                    "fixed_usd_month": round(bill_total(fixed), 2),
+                }
+            )
+            lines.append(
+                {
+                    "events_per_day": per_day,
+                    "partitions": count,
+                    "reference": {k: round(v, 4) for k, v in ref_bill.items()},
+                    "ours": {k: round(v, 4) for k, v in our_bill.items()},
+                }
+            )
+
+    def saving(count: int) -> Callable[[float], float]:
+        def at(per_day: float) -> float:
+            ref_bill, our_bill = bills(round(per_day), count)
+            return bill_total(ref_bill) - bill_total(our_bill)
+
+        return at
+
+    even = {
+        str(count): _rounded(break_even(saving(count), *BREAK_EVEN_RANGE, steps=16))
+        for count in partitions
+    }
+    return {
+        "rows": rows,
+        "lines": lines,
+        "break_even_events_per_day": even,
+        "fixed": {k: round(v, 2) for k, v in fixed.items()},
+        "fixed_usd_month": round(bill_total(fixed), 2),
+    }
+
+
+def _rounded(value: float | None) -> int | None:
+    """Events a day to three significant digits."""
+    if value is None:
+        return None
+    digits = max(0, len(str(int(value))) - 3)
+    return int(round(value, -digits))

@@ -13,8 +13,8 @@ from benchmark.figures import DurationModel, FunctionSettings
 from benchmark.projection import (
     Batching,
     Cell,
-    ConsumerLoad,
     Consumer,
+    ConsumerLoad,
     Design,
     Sample,
     SummaryShape,

@@ -251,7 +251,7 @@ def monthly_bill(
     for fn in functions:
         invocations += fn.invocations
         gb_seconds += fn.gb_seconds
-        per_invocation = platform_log_bytes(fn.memory_mb)
+        per_invocation = float(platform_log_bytes(fn.memory_mb))
         if fn.log is not None:
             per_invocation += fn.log.bytes_per_invocation
             metric_hour_total += metric_hours(

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
-from botocore.awsrequest import AWSResponse
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.config import Config
 from video_stats.apply import Applier, ApplyConfig
 from video_stats.marks import shard_marks
@@ -88,10 +88,12 @@ class _Body:
         yield self._data
 
 
-def _answer_in_process(request: Any, **_: Any) -> AWSResponse:
+def _answer_in_process(request: Any, **_: Any) -> Any:
     """Every UpdateItem succeeds and returns a small summary (views in its GSI2 bucket)."""
     body = json.dumps({"Attributes": {"views": {"N": "5"}, "GSI2SK": {"S": "03"}}}).encode()
-    headers = {"x-amzn-RequestId": "0", "Content-Type": "application/x-amz-json-1.0"}
+    headers = HTTPHeaders()
+    headers["x-amzn-RequestId"] = "0"
+    headers["Content-Type"] = "application/x-amz-json-1.0"
     return AWSResponse(request.url, 200, headers, _Body(body))
 
 

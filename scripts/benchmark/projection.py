@@ -466,8 +466,8 @@ class Sample:
         # function batched another way passes the same records.
         self._accepted: dict[int, tuple[Callable[..., bool], list[bool]]] = {}
         self._partitions: dict[int, list[int]] = {}
-        # (design, events a day, partitions) -> the cell: the merge does not depend on costs
-        self.cells: dict[tuple[Any, ...], Cell] = {}
+        # (consumers, batch sizes, handler, partitions) -> the writes: costs do not change them
+        self.simulations: dict[tuple[Any, ...], tuple[list[Counter[WriteKind]], list[int]]] = {}
 
     def accepted(self, consumer: Consumer) -> list[bool]:
         accepts = consumer.accepts
@@ -494,59 +494,14 @@ class Sample:
 
 
 def project_cell(sample: Sample, design: Design, events_per_day: int, partitions: int) -> Cell:
-    """One design at ``events_per_day`` on ``partitions`` partitions (see the module notes);
-    worked out once per sample for the same batches: the window and batch size matter only
-    through the records per batch they give (another window that gives the same batches, as
-    when the batch size caps them, reuses the cell)."""
-    key = (
-        tuple(
-            (
-                c.item_type,
-                id(c.accepts),  # kept alive by the sample (``share``)
-                batch_records(events_per_day, partitions, sample.share(c), c),
-                c.tumbling_window_seconds,
-            )
-            for c in design.consumers
-        ),
-        design.writes_every_key,
-        design.ranks_by_views,
-        events_per_day,
-        partitions,
+    """One design at ``events_per_day`` on ``partitions`` partitions (see the module notes).
+    The writes are simulated once per sample for the same batches (``_simulate``): the rate,
+    window and batch size matter only through the records per batch they give."""
+    sizes = tuple(
+        batch_records(events_per_day, partitions, sample.share(c), c) for c in design.consumers
     )
-    if key not in sample.cells:
-        sample.cells[key] = _project_cell(sample, design, events_per_day, partitions)
-    return sample.cells[key]
-
-
-def _project_cell(sample: Sample, design: Design, events_per_day: int, partitions: int) -> Cell:
+    counts, merged = _simulate(sample, design, sizes, partitions)
     loads: list[ConsumerLoad] = []
-    sizes: list[int] = []
-    # Per consumer and shard: its whole batches (unless the shard's sample is smaller than one).
-    batches: list[list[list[Sequence[Record]]]] = []
-    for consumer in design.consumers:
-        share = sample.share(consumer)
-        size = batch_records(events_per_day, partitions, share, consumer)
-        sizes.append(size)
-        shards = []
-        for delivered in sample.delivered_per_shard(consumer, partitions) if share else []:
-            whole = min(len(delivered), max(1, len(delivered) // size) * size)
-            shards.append([delivered[i : i + size] for i in range(0, whole, size)])
-        batches.append(shards)
-    # Batches in time order, round-robin over the shards (they run side by side), so a
-    # container's memory of a summary is as stale as it would be; one state per design
-    # (both functions write the same summaries).
-    shared = Writes(design)
-    rounds = max((len(b) for shards in batches for b in shards), default=0)
-    merged = [0] * len(design.consumers)
-    per_consumer: list[Counter[WriteKind]] = [Counter() for _ in design.consumers]
-    for index in range(rounds):
-        for c, (consumer, shards) in enumerate(zip(design.consumers, batches, strict=True)):
-            for s, shard in enumerate(shards):
-                if index < len(shard):
-                    before = Counter(shared.counts)
-                    shared.apply(shard[index], consumer.item_type, c, s)
-                    per_consumer[c].update(shared.counts - before)
-                    merged[c] += len(shard[index])
     total: dict[WriteKind, float] = {}
     invocations = 0.0
     for c, consumer in enumerate(design.consumers):
@@ -556,14 +511,54 @@ def _project_cell(sample: Sample, design: Design, events_per_day: int, partition
             calls += (
                 partitions * SECONDS_PER_DAY / consumer.tumbling_window_seconds / events_per_day
             )
-        writes = {
-            kind: share * count / merged[c] for kind, count in per_consumer[c].items() if merged[c]
-        }
+        writes = {kind: share * n / merged[c] for kind, n in counts[c].items() if merged[c]}
         for kind, value in writes.items():
             total[kind] = total.get(kind, 0.0) + value
         invocations += calls
         loads.append(ConsumerLoad(calls, share, writes))
-    return Cell(events_per_day, partitions, invocations, total, tuple(sizes), tuple(loads))
+    return Cell(events_per_day, partitions, invocations, total, sizes, tuple(loads))
+
+
+def _simulate(
+    sample: Sample, design: Design, sizes: tuple[int, ...], partitions: int
+) -> tuple[list[Counter[WriteKind]], list[int]]:
+    """Per consumer: the summary writes of its whole batches of ``sizes`` records per shard
+    (``Writes``) and the records they merged; cached in the sample."""
+    key = (
+        tuple((c.item_type, id(c.accepts)) for c in design.consumers),  # kept alive by the sample
+        sizes,
+        design.writes_every_key,
+        design.ranks_by_views,
+        partitions,
+    )
+    if key in sample.simulations:
+        return sample.simulations[key]
+    # Per consumer and shard: its whole batches (unless the shard's sample is smaller than one).
+    batches: list[list[list[Sequence[Record]]]] = []
+    for consumer, size in zip(design.consumers, sizes, strict=True):
+        shards: list[list[Sequence[Record]]] = []
+        if sample.share(consumer):
+            for delivered in sample.delivered_per_shard(consumer, partitions):
+                whole = min(len(delivered), max(1, len(delivered) // size) * size)
+                shards.append([delivered[i : i + size] for i in range(0, whole, size)])
+        batches.append(shards)
+    # Batches in time order, round-robin over the shards (they run side by side), so a
+    # container's memory of a summary is as stale as it would be; one state per design (both
+    # functions write the same summaries).
+    shared = Writes(design)
+    rounds = max((len(shard) for shards in batches for shard in shards), default=0)
+    merged = [0] * len(design.consumers)
+    counts: list[Counter[WriteKind]] = [Counter() for _ in design.consumers]
+    for index in range(rounds):
+        for c, (consumer, shards) in enumerate(zip(design.consumers, batches, strict=True)):
+            for s, shard in enumerate(shards):
+                if index < len(shard):
+                    before = Counter(shared.counts)
+                    shared.apply(shard[index], consumer.item_type, c, s)
+                    counts[c].update(shared.counts - before)
+                    merged[c] += len(shard[index])
+    sample.simulations[key] = (counts, merged)
+    return counts, merged
 
 
 def projection_table(

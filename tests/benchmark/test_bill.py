@@ -8,7 +8,7 @@ import functools
 import json
 import math
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from benchmark.bill import (
@@ -206,8 +206,8 @@ def of_type(item_type: str) -> Any:
 
 def design(*, ours: bool) -> Design:
     """This project (batches of up to 100 records in a 5 s window) or the reference (one)."""
-    consumers = tuple(
-        Consumer(t, 100 if ours else 1, 5.0 if ours else 0.0, 0, of_type(t))  # type: ignore[arg-type]
+    consumers = tuple[Consumer, ...](
+        Consumer(t, 100 if ours else 1, 5.0 if ours else 0.0, 0, of_type(t))
         for t in ("VIEW", "VOTE")
     )
     settings = FunctionSettings(256, "arm64", not ours, DurationModel(30.0, 2.0, 0.1))
@@ -221,7 +221,7 @@ def view(user: str, video: str, second: int) -> dict[str, Any]:
     return model.view_item(user, video, 10, datetime(2022, 1, 1, 0, 0, second, tzinfo=UTC))
 
 
-def ops(*items: tuple[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def ops(*items: tuple[Literal["put", "delete"], dict[str, Any]]) -> list[dict[str, Any]]:
     operations = [
         Operation(
             "views", action, {"PK": item["PK"], "SK": item["SK"]}, item if action == "put" else None

@@ -333,8 +333,8 @@ def test_windows_that_give_the_same_batches_share_the_merge() -> None:
         for window in (60.0, 300.0)
     ]
     cells = [project_cell(sample, design, 100_000_000, 1) for design in capped]
-    assert cells[0] is cells[1]  # both windows fill the 4-record batch: merged once
-    assert len(sample.cells) == 1
+    assert cells[0] == cells[1]  # both windows fill the 4-record batch: merged once
+    assert len(sample.simulations) == 1
     larger = Design((replace(views, batch_size=1000),), SETTINGS, UNMEASURED)
     assert project_cell(sample, larger, 100_000_000, 1).batch_records == (1000,)
-    assert len(sample.cells) == 2
+    assert len(sample.simulations) == 2

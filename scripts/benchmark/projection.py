@@ -339,14 +339,19 @@ class Writes:
     change is not zero, or per key at all (``writes_every_key``); with ``ranks_by_views`` the
     GSI2 bucket each write sets as ``video_stats.store`` predicts it (from the views the
     shard's container last saw on the item, else ``if_not_exists``) and the follow-up write
-    that fixes a wrong prediction. The table starts empty, so young summaries cross buckets
-    more often than after a month: the reading least favourable to this project."""
+    that fixes a wrong prediction. ``history``: the views each summary holds before the batches
+    (every container has seen them): a bucket move is rare on a summary with a history and
+    frequent on a new one, so a sample of minutes started from an empty table would bill every
+    summary's first moves again and again (``history_views``)."""
 
-    def __init__(self, design: Design) -> None:
+    def __init__(self, design: Design, history: Mapping[Any, int] | None = None) -> None:
         self.design = design
         self.counts: Counter[WriteKind] = Counter()
-        self._views: dict[Any, int] = {}
-        self._bucket: dict[Any, str] = {}
+        self._history: Mapping[Any, int] = history or {}
+        self._views: dict[Any, int] = dict(self._history)
+        self._bucket: dict[Any, str] = {
+            key: model.summary_index_bucket(views) for key, views in self._history.items()
+        }
         self._seen: dict[tuple[int, int], dict[Any, int]] = {}
 
     def apply(
@@ -364,7 +369,7 @@ class Writes:
             exists = key in self._views
             old_bucket = self._bucket.get(key)
             views = self._views.get(key, 0) + counters.views
-            known = seen.get(key)
+            known = seen.get(key, self._history.get(key))
             if counters.views and known is not None:
                 bucket = model.summary_index_bucket(known + counters.views)
             else:
@@ -467,6 +472,7 @@ class Sample:
         self._accepted: dict[int, tuple[Callable[..., bool], list[bool]]] = {}
         self._partitions: dict[int, list[int]] = {}
         # (consumers, batch sizes, handler, partitions) -> the writes: costs do not change them
+        self._net_views: dict[tuple[Any, ...], dict[Any, int]] = {}
         self.simulations: dict[tuple[Any, ...], tuple[list[Counter[WriteKind]], list[int]]] = {}
 
     def accepted(self, consumer: Consumer) -> list[bool]:
@@ -478,6 +484,21 @@ class Sample:
 
     def share(self, consumer: Consumer) -> float:
         return sum(self.accepted(consumer)) / len(self.records)
+
+    def net_views(self, consumer: Consumer) -> dict[Any, int]:
+        """The views the records ``consumer`` receives add to each summary, net (positive
+        only), by the handlers' merge."""
+        key = (consumer.item_type, id(consumer.accepts))
+        if key not in self._net_views:
+            delivered = [
+                r for r, ok in zip(self.records, self.accepted(consumer), strict=True) if ok
+            ]
+            self._net_views[key] = {
+                summary: counters.views
+                for summary, counters in batch_effect(delivered, consumer.item_type).items()
+                if counters.views > 0
+            }
+        return self._net_views[key]
 
     def delivered_per_shard(self, consumer: Consumer, partitions: int) -> list[list[Record]]:
         """The records each partition's shard hands to ``consumer``, in stream order."""
@@ -500,7 +521,7 @@ def project_cell(sample: Sample, design: Design, events_per_day: int, partitions
     sizes = tuple(
         batch_records(events_per_day, partitions, sample.share(c), c) for c in design.consumers
     )
-    counts, merged = _simulate(sample, design, sizes, partitions)
+    counts, merged = _simulate(sample, design, sizes, partitions, events_per_day)
     loads: list[ConsumerLoad] = []
     total: dict[WriteKind, float] = {}
     invocations = 0.0
@@ -519,17 +540,32 @@ def project_cell(sample: Sample, design: Design, events_per_day: int, partitions
     return Cell(events_per_day, partitions, invocations, total, sizes, tuple(loads))
 
 
+def history_views(sample: Sample, design: Design, events_per_day: int) -> dict[Any, int]:
+    """The views each summary holds after a month of ``events_per_day`` (the sample's net
+    views per summary, scaled to a month's events): the bill is a month of steady operation.
+    The first month from an empty table adds about log2(views) bucket moves per summary, a few
+    million write units in all at 100 M events a day (docs/design.md §6)."""
+    scale = events_per_day * DAYS_PER_MONTH / len(sample.records)
+    history: dict[Any, int] = {}
+    for consumer in design.consumers:
+        for key, views in sample.net_views(consumer).items():
+            history[key] = history.get(key, 0) + round(views * scale)
+    return history
+
+
 def _simulate(
-    sample: Sample, design: Design, sizes: tuple[int, ...], partitions: int
+    sample: Sample, design: Design, sizes: tuple[int, ...], partitions: int, events_per_day: int
 ) -> tuple[list[Counter[WriteKind]], list[int]]:
     """Per consumer: the summary writes of its whole batches of ``sizes`` records per shard
-    (``Writes``) and the records they merged; cached in the sample."""
+    (``Writes``, from a month's history of ``events_per_day`` when the design ranks by views)
+    and the records they merged; cached in the sample."""
     key = (
         tuple((c.item_type, id(c.accepts)) for c in design.consumers),  # kept alive by the sample
         sizes,
         design.writes_every_key,
         design.ranks_by_views,
         partitions,
+        events_per_day if design.ranks_by_views else None,  # the history's size
     )
     if key in sample.simulations:
         return sample.simulations[key]
@@ -545,7 +581,8 @@ def _simulate(
     # Batches in time order, round-robin over the shards (they run side by side), so a
     # container's memory of a summary is as stale as it would be; one state per design (both
     # functions write the same summaries).
-    shared = Writes(design)
+    history = history_views(sample, design, events_per_day) if design.ranks_by_views else None
+    shared = Writes(design, history)
     rounds = max((len(shard) for shards in batches for shard in shards), default=0)
     merged = [0] * len(design.consumers)
     counts: list[Counter[WriteKind]] = [Counter() for _ in design.consumers]
@@ -659,8 +696,10 @@ def _item_bytes(design: Design, kind: SummaryKind, partitions: int) -> int | Non
 
 #: The full bill's grid: events a day (``EVENTS_PER_DAY_GRID`` from 10,000) and partitions.
 FULL_BILL_EVENTS_PER_DAY: Final = (10_000, 100_000, *EVENTS_PER_DAY_GRID)
-#: Where the break-even is looked for (events a day).
+#: Where the break-even is looked for (events a day), and the bisection's steps within the
+#: grid's bracket (7 steps: within 2 % across a decade).
 BREAK_EVEN_RANGE: Final = (1_000.0, 100_000_000.0)
+BREAK_EVEN_STEPS: Final = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -698,7 +737,13 @@ def summary_storage_bytes(design: Design, partitions: int) -> float:
 
 
 def cell_bill(
-    cell: Cell, design: Design, inputs: BillInputs, production: Production, prices: Prices = PRICES
+    cell: Cell,
+    design: Design,
+    inputs: BillInputs,
+    production: Production,
+    prices: Prices = PRICES,
+    *,
+    nonzero_metrics_only: bool = False,
 ) -> dict[str, float]:
     """``bill.monthly_bill`` of one design in one cell."""
     events = cell.events_per_day * DAYS_PER_MONTH
@@ -721,6 +766,7 @@ def cell_bill(
         pitr=production.point_in_time_recovery,
         log_retention_days=production.log_retention_days,
         prices=prices,
+        nonzero_metrics_only=nonzero_metrics_only,
     )
 
 
@@ -764,12 +810,21 @@ def full_bill(
                     "fixed_usd_month": round(bill_total(fixed), 2),
                 }
             )
+            nonzero = cell_bill(
+                project_cell(sample, ours, per_day, count),
+                ours,
+                our_inputs,
+                production,
+                nonzero_metrics_only=True,
+            )
             lines.append(
                 {
                     "events_per_day": per_day,
                     "partitions": count,
                     "reference": {k: round(v, 4) for k, v in ref_bill.items()},
                     "ours": {k: round(v, 4) for k, v in our_bill.items()},
+                    # What the metrics would cost if the handlers published no zero values.
+                    "ours_custom_metrics_nonzero_only": round(nonzero["custom_metrics"], 4),
                 }
             )
 
@@ -780,8 +835,20 @@ def full_bill(
 
         return at
 
+    def bracket(count: int) -> tuple[float, float]:
+        """The grid's events a day around the first cell where ours is not dearer: the
+        bisection then needs a few steps within it (each step simulates a cell)."""
+        low, high = BREAK_EVEN_RANGE
+        for row in rows:
+            if row["partitions"] != count:
+                continue
+            if row["reference_usd_month"] >= row["ours_usd_month"]:
+                return low, float(row["events_per_day"])
+            low = float(row["events_per_day"])
+        return low, high
+
     even = {
-        str(count): _rounded(break_even(saving(count), *BREAK_EVEN_RANGE, steps=16))
+        str(count): _rounded(break_even(saving(count), *bracket(count), steps=BREAK_EVEN_STEPS))
         for count in partitions
     }
     return {

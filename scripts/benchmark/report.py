@@ -472,6 +472,11 @@ def _itemized_bill(results: Mapping[str, Any]) -> list[str]:
             + " |"
         )
     lines.append(
+        "| … custom metrics if zero values were not published | "
+        + " | ".join(f"- | {_usd4(c.get('ours_custom_metrics_nonzero_only'))}" for c in cells)
+        + " |"
+    )
+    lines.append(
         "| **total** | "
         + " | ".join(
             f"**{_usd(sum(c['reference'].values()))}** | **{_usd(sum(c['ours'].values()))}**"

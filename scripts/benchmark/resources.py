@@ -75,13 +75,19 @@ def read_stack_resources(
 
 
 def _aws_managed(client: Callable[[str], Any], key: str) -> bool:
+    """An AWS managed key (``alias/aws/<service>``, as a table encrypted without a key ARN
+    uses): no monthly fee. An unknown key is billed (the reading against this project)."""
     if key.startswith(AWS_MANAGED_PREFIX) or ":alias/aws/" in key:
         return True
+    kms = client("kms")
     try:
-        metadata = client("kms").describe_key(KeyId=key)["KeyMetadata"]
-    except Exception:  # an unknown key is billed (the reading against us)
+        metadata = kms.describe_key(KeyId=key)["KeyMetadata"]
+        aliases = kms.list_aliases(KeyId=metadata["KeyId"]).get("Aliases", [])
+    except Exception:
         return False
-    return bool(metadata.get("KeyManager") == "AWS")
+    return metadata.get("KeyManager") == "AWS" or any(
+        str(a.get("AliasName", "")).startswith(AWS_MANAGED_PREFIX) for a in aliases
+    )
 
 
 def _longest(days: list[int | None]) -> int | None:

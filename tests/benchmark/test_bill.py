@@ -294,3 +294,19 @@ def test_full_bill_rows_and_break_even_on_a_small_sample() -> None:
     assert 10_000 < even < 1_000_000
     cell = project_cell(sample, design(ours=True), even, 1)
     assert cell.writes_per_event > 0
+
+
+def test_a_summary_with_a_history_rarely_moves_bucket() -> None:
+    records = ops(*(("put", view(f"u{n}", "v1", n)) for n in range(3)))
+    young = Writes(design(ours=True))
+    young.apply(records, "VIEW", consumer=0, shard=0)
+    # v1 goes 1 -> 2 -> 3 views inside one batch: merged, one write that creates it.
+    assert young.counts[(VIDEO, "views")] == 1
+    old = Writes(design(ours=True), history={model.SummaryKey(VIDEO, "v1"): 1000})
+    old.apply(records, "VIEW", consumer=0, shard=0)
+    assert old.counts[(VIDEO, "views")] == 1  # 1,000 -> 1,003: same bucket
+    old.apply(ops(("put", view("u9", "v1", 9))), "VIEW", consumer=0, shard=1)
+    assert old.counts[(VIDEO, "fix")] == 0  # a container that never wrote it knows its history
+    moved = Writes(design(ours=True), history={model.SummaryKey(VIDEO, "v1"): 1023})
+    moved.apply(records, "VIEW", consumer=0, shard=0)
+    assert moved.counts[(VIDEO, "bucket")] == 1  # 1,023 -> 1,026 crosses 1,024

@@ -361,6 +361,10 @@ def readme_table(results: Mapping[str, Any]) -> str:
     by_window = window_table(results)
     if by_window:
         lines += ["", "Reference ÷ ours by this project's batching window:", "", *by_window]
+    full = full_bill_table(results)
+    if full:
+        lines += ["", "The full bill a month (every line each stack adds; build/bench/report.md):"]
+        lines += ["", *full, "", *fixed_cost_lines(results)]
     return "\n".join(lines)
 
 
@@ -546,8 +550,8 @@ def _full_bill_section(results: Mapping[str, Any]) -> list[str]:
         "- DynamoDB: every write the handlers make, simulated with their own merge: one per key "
         "of a batch (also keys whose records net to zero: a mark-only write), the GSI2 bucket "
         "moves and the follow-up fixes of a mispredicted bucket as `video_stats.store` "
-        "predicts it per shard's container, from an empty table (the reading least favourable "
-        "to this project); the reference's transaction of two items.",
+        "predicts it per shard's container, each summary starting the cell with a month of "
+        "its traffic; the reference's transaction of two items.",
         "- Custom metrics: each metric (namespace, name, dimensions) the functions' EMF lines "
         "published in the measured run, billed for the share of hours it is published in at "
         "the cell's invocation rate; " + "; ".join(log_notes) + ".",

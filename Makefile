@@ -163,7 +163,7 @@ test: lint tf-test $(CHECKOV_STAMP) ## Everything CI runs: lint, terraform test,
 .PHONY: bench-handler bench
 bench-handler: $(VENV_STAMP) ## Parse-and-merge throughput of the handler code
 	@$(PY) -m benchmark handler $(ARGS)
-bench: package $(VENV_STAMP) ## Reference design vs ours on the local endpoint (build/bench/)
+bench: package $(VENV_STAMP) ## Reference design vs ours, full bill (build/bench/); ARGS=--strict fails on a missed target
 	@$(PY) -m benchmark designs --batching-window $(LOCAL_BATCHING_WINDOW_SECONDS) $(ARGS)
 
 .PHONY: clean

@@ -251,6 +251,16 @@ def test_quick_and_subsets() -> None:
     assert [(w.key, w.events) for w in options.workloads] == [("tiny", 500)]
     assert options.configs == ("ours",)
     assert options.durations["ours"].fixed_ms == 30.0
+    assert options.measure_cpu
+    assert not options.strict
+
+
+def test_strict_and_a_given_duration() -> None:
+    args = cli.build_parser().parse_args(["designs", "--strict", "--ours-duration", "40+1"])
+    options = options_from_args(args)
+    assert options.strict
+    assert not options.measure_cpu  # as given: nothing measured is added
+    assert (options.durations["ours"].fixed_ms, options.durations["ours"].per_write_ms) == (40, 1)
 
 
 # --- batching windows: measured run, production projection, sensitivity -------------------------

@@ -90,7 +90,7 @@ local-down: ## Stop the local endpoint (its data is lost)
 
 # --- deployment ------------------------------------------------------------
 
-.terraform/.initialized: .terraform.lock.hcl versions.tf modules/*/versions.tf
+.terraform/.initialized: .terraform.lock.hcl versions.tf modules/*/versions.tf $(wildcard tests/*.tftest.hcl)
 	scripts/tf none init -input=false -lockfile=readonly >/dev/null
 	@touch $@
 
@@ -156,9 +156,16 @@ tf-test: package init ## terraform validate + terraform test (mock provider, no 
 	scripts/tf none validate
 	scripts/tf none test
 
-.PHONY: test
+# pytest-xdist: two workers (the machine's cores); the integration tests share one worker and
+# one deployed stack (tests/conftest.py groups them).
+PYTEST_WORKERS ?= 2
+
+.PHONY: test test-fast
 test: lint tf-test $(CHECKOV_STAMP) ## Everything CI runs: lint, terraform test, unit and integration tests
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadgroup
+
+test-fast: lint ## The inner loop: lint and every test that needs no endpoint or deployment
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) -m "not slow"
 
 .PHONY: bench-handler bench
 bench-handler: $(VENV_STAMP) ## Parse-and-merge throughput of the handler code

@@ -80,6 +80,7 @@ module "monitoring" {
   }
 
   alarm_topic_arn                 = var.monitoring.alarm_topic_arn
+  alarm_topic_kms_key_arn         = var.monitoring.alarm_topic_kms_key_arn
   alarm_email                     = var.monitoring.alarm_email
   alarm_period_seconds            = var.monitoring.alarm_period_seconds
   iterator_age_threshold_seconds  = coalesce(var.monitoring.iterator_age_threshold_seconds, var.stream_mapping.maximum_batching_window_in_seconds + local.iterator_age_margin_seconds)

@@ -67,9 +67,9 @@ variable "stream_mapping" {
     batch_size                         = optional(number, 5000)
     maximum_batching_window_in_seconds = optional(number, 300)
     starting_position                  = optional(string, "TRIM_HORIZON")
-    maximum_retry_attempts             = optional(number, 10)
+    maximum_retry_attempts             = optional(number, -1)
     maximum_record_age_in_seconds      = optional(number, 21600)
-    bisect_batch_on_function_error     = optional(bool, true)
+    bisect_batch_on_function_error     = optional(bool, false)
     report_batch_item_failures         = optional(bool, true)
     tumbling_window_in_seconds         = optional(number, 900)
     enabled                            = optional(bool, true)
@@ -84,9 +84,10 @@ variable "tags" {
 }
 
 variable "monitoring" {
-  description = "Alarms and their notifications; see modules/monitoring for each setting's meaning and range. alarm_topic_arn null creates <name_prefix>-alarms; alarm_email null subscribes nobody; iterator_age_threshold_seconds null is the batching window + 120 s (a quiet shard's last record waits the whole window, so a fixed threshold below the window would alarm on idle streams)."
+  description = "Alarms and their notifications; see modules/monitoring for each setting's meaning and range. alarm_topic_arn null creates <name_prefix>-alarms, unencrypted unless alarm_topic_kms_key_arn names a customer managed key whose policy allows cloudwatch.amazonaws.com kms:Decrypt and kms:GenerateDataKey* (CloudWatch alarms cannot publish to a topic under the AWS managed key alias/aws/sns); alarm_email null subscribes nobody; iterator_age_threshold_seconds null is the batching window + 120 s (a quiet shard's last record waits the whole window, so a fixed threshold below the window would alarm on idle streams)."
   type = object({
     alarm_topic_arn                 = optional(string)
+    alarm_topic_kms_key_arn         = optional(string)
     alarm_email                     = optional(string)
     alarm_period_seconds            = optional(number, 60)
     iterator_age_threshold_seconds  = optional(number)

@@ -24,3 +24,16 @@ def local_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEn
         yield endpoint
     finally:
         process.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark as ``slow`` every test that needs a local endpoint (moto server + engine) or
+    deploys with Terraform: ``make test-fast`` runs the rest (``-m "not slow"``)."""
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        if item.get_closest_marker("integration"):
+            # One worker runs every test of the deployed stack: the stack is session-scoped,
+            # and a second worker would deploy a second one (pytest-xdist's --dist loadgroup).
+            item.add_marker(pytest.mark.xdist_group("integration"))
+        if "local_endpoint" in fixtures or item.get_closest_marker("integration"):
+            item.add_marker(pytest.mark.slow)

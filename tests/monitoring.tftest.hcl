@@ -72,10 +72,10 @@ run "every_function_gets_every_alarm" {
 
   assert {
     condition = output.alarm_names == {
-      for pair in setproduct(["views", "votes"], ["iterator-age", "errors", "throttles", "failure-queue", "skipped-invalid"]) :
+      for pair in setproduct(["views", "votes"], ["iterator-age", "errors", "throttles", "failure-queue", "skipped-invalid", "integrity"]) :
       "${pair[0]}.${pair[1]}" => "tftest-update-${pair[0]}-${pair[1]}"
     }
-    error_message = "each function must have the five alarms, named <function>-<kind>"
+    error_message = "each function must have the six alarms, named <function>-<kind> (make status finds them by the function's name)"
   }
 
   assert {
@@ -83,6 +83,7 @@ run "every_function_gets_every_alarm" {
       for role in ["views", "votes"] :
       module.monitoring.alarm_dimensions["${role}.failure-queue"] == { QueueName = "tftest-update-${role}-on-failure" }
       && module.monitoring.alarm_dimensions["${role}.skipped-invalid"] == { service = "update-${role}" }
+      && module.monitoring.alarm_dimensions["${role}.integrity"] == { service = "update-${role}" }
       && module.monitoring.alarm_dimensions["${role}.errors"] == { FunctionName = "tftest-update-${role}" }
     ])
     error_message = "each function's alarms must watch its own function, its own failure queue and its own EMF service"
@@ -91,6 +92,11 @@ run "every_function_gets_every_alarm" {
   assert {
     condition     = output.alarm_topic_arn == "arn:aws:sns:us-east-1:123456789012:tftest-alarms"
     error_message = "without alarm_topic_arn the stack creates its own topic"
+  }
+
+  assert {
+    condition     = module.monitoring.alarm_topic_kms_key_arn == null
+    error_message = "the created topic is unencrypted by default: CloudWatch alarms cannot publish to a topic under the AWS managed key alias/aws/sns (docs/design.md §9)"
   }
 
   assert {
@@ -150,8 +156,8 @@ run "alarms_watch_the_right_metrics" {
   }
 
   assert {
-    condition     = length(aws_cloudwatch_metric_alarm.this) == 10
-    error_message = "two functions must give ten alarms"
+    condition     = length(aws_cloudwatch_metric_alarm.this) == 12
+    error_message = "two functions must give twelve alarms"
   }
 
   assert {
@@ -210,6 +216,42 @@ run "alarms_watch_the_right_metrics" {
   }
 
   assert {
+    # One metric per alarm (an alarm is billed per metric it analyzes): the handlers publish
+    # RecordsOutOfOrder + KeysReplayGuarded + UnknownShard summed as IntegrityEvents.
+    condition = alltrue([
+      for role in ["views", "votes"] : (
+        aws_cloudwatch_metric_alarm.this["${role}.integrity"].alarm_name == "f-${role}-integrity"
+        && aws_cloudwatch_metric_alarm.this["${role}.integrity"].namespace == "VideoStats"
+        && aws_cloudwatch_metric_alarm.this["${role}.integrity"].metric_name == "IntegrityEvents"
+        && aws_cloudwatch_metric_alarm.this["${role}.integrity"].statistic == "Sum"
+        && aws_cloudwatch_metric_alarm.this["${role}.integrity"].threshold == 0
+        && aws_cloudwatch_metric_alarm.this["${role}.integrity"].evaluation_periods == 1
+        && aws_cloudwatch_metric_alarm.this["${role}.integrity"].dimensions == tomap({ service = "update-${role}" })
+        && length(aws_cloudwatch_metric_alarm.this["${role}.integrity"].metric_query) == 0
+      )
+    ])
+    error_message = "integrity must alarm on the handlers' EMF IntegrityEvents (namespace VideoStats, dimension service, Sum) above 0, one metric, named <function>-integrity"
+  }
+
+  assert {
+    condition = alltrue([
+      for role in ["views", "votes"] : anytrue([
+        for widget in jsondecode(aws_cloudwatch_dashboard.this.dashboard_body).widgets :
+        contains(widget.properties.metrics, ["VideoStats", "IntegrityEvents", "service", "update-${role}", { stat = "Sum" }])
+      ])
+    ])
+    error_message = "the dashboard must graph each function's IntegrityEvents"
+  }
+
+  assert {
+    condition = alltrue([
+      for widget in jsondecode(aws_cloudwatch_dashboard.this.dashboard_body).widgets :
+      widget.x >= 0 && widget.width >= 1 && widget.x + widget.width <= 24
+    ])
+    error_message = "every dashboard widget must fit the 24-unit grid"
+  }
+
+  assert {
     condition = alltrue([
       for alarm in values(aws_cloudwatch_metric_alarm.this) :
       alarm.comparison_operator == "GreaterThanThreshold" && alarm.period == 60
@@ -218,6 +260,120 @@ run "alarms_watch_the_right_metrics" {
     ])
     error_message = "every alarm compares with GreaterThanThreshold over 60 s periods and notifies on ALARM and OK"
   }
+}
+
+# CloudWatch alarms must be able to publish to the topic the module creates: no AWS managed
+# key (its policy does not let cloudwatch.amazonaws.com use it), and a topic policy that lets
+# CloudWatch alarms of the topic's own account publish.
+run "the_created_topic_is_usable_by_cloudwatch" {
+  command = apply
+
+  module {
+    source = "./modules/monitoring"
+  }
+
+  variables {
+    table_name = "tftest-data"
+    functions = {
+      views = { function_name = "f-views", failure_queue_name = "q-views", metrics_service = "update-views" }
+    }
+  }
+
+  assert {
+    condition     = aws_sns_topic.alarms[0].kms_master_key_id == null
+    error_message = "by default the created topic is not encrypted (no alias/aws/sns: CloudWatch could not publish)"
+  }
+
+  assert {
+    condition = anytrue([
+      for s in jsondecode(aws_sns_topic_policy.alarms[0].policy).Statement :
+      s.Effect == "Allow" && s.Principal == { Service = "cloudwatch.amazonaws.com" }
+      && contains(flatten([s.Action]), "SNS:Publish") && s.Resource == aws_sns_topic.alarms[0].arn
+      && s.Condition == { StringEquals = { "aws:SourceAccount" = "123456789012" } }
+    ])
+    error_message = "the topic policy must let cloudwatch.amazonaws.com publish, for alarms of the topic's own account (aws:SourceAccount)"
+  }
+
+  assert {
+    condition = anytrue([
+      for s in jsondecode(aws_sns_topic_policy.alarms[0].policy).Statement :
+      s.Effect == "Allow" && s.Principal == { AWS = "*" } && s.Resource == aws_sns_topic.alarms[0].arn
+      && s.Condition == { StringEquals = { "AWS:SourceOwner" = "123456789012" } }
+      && toset(flatten([s.Action])) == toset(["SNS:GetTopicAttributes", "SNS:SetTopicAttributes", "SNS:AddPermission", "SNS:RemovePermission", "SNS:DeleteTopic", "SNS:Subscribe", "SNS:ListSubscriptionsByTopic", "SNS:Publish"])
+    ])
+    error_message = "the topic policy must keep SNS's default rights of the owner account"
+  }
+
+  assert {
+    condition = alltrue([
+      for s in jsondecode(aws_sns_topic_policy.alarms[0].policy).Statement :
+      s.Principal != "*" && can(s.Condition)
+    ])
+    error_message = "no statement of the topic policy may be unconditional or public"
+  }
+
+  assert {
+    condition     = aws_sns_topic_policy.alarms[0].arn == aws_sns_topic.alarms[0].arn
+    error_message = "the policy must be attached to the created topic"
+  }
+
+  assert {
+    condition = alltrue([
+      for alarm in values(aws_cloudwatch_metric_alarm.this) :
+      alarm.alarm_actions == toset([aws_sns_topic.alarms[0].arn]) && alarm.ok_actions == toset([aws_sns_topic.alarms[0].arn])
+    ])
+    error_message = "every alarm notifies the created topic on ALARM and OK"
+  }
+}
+
+run "a_passed_customer_managed_key_encrypts_the_created_topic" {
+  command = plan
+
+  variables {
+    monitoring = { alarm_topic_kms_key_arn = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab" }
+  }
+
+  assert {
+    condition     = module.monitoring.alarm_topic_kms_key_arn == "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    error_message = "the root module's monitoring.alarm_topic_kms_key_arn must reach the created topic"
+  }
+}
+
+run "refuses_the_aws_managed_key" {
+  command = plan
+
+  module {
+    source = "./modules/monitoring"
+  }
+
+  variables {
+    table_name              = "tftest-data"
+    alarm_topic_kms_key_arn = "alias/aws/sns"
+    functions = {
+      views = { function_name = "f-views", failure_queue_name = "q-views", metrics_service = "update-views" }
+    }
+  }
+
+  expect_failures = [var.alarm_topic_kms_key_arn]
+}
+
+run "refuses_a_key_for_a_passed_topic" {
+  command = plan
+
+  module {
+    source = "./modules/monitoring"
+  }
+
+  variables {
+    table_name              = "tftest-data"
+    alarm_topic_arn         = "arn:aws:sns:eu-west-1:123456789012:on-call"
+    alarm_topic_kms_key_arn = "arn:aws:kms:eu-west-1:123456789012:key/mrk-1234abcd12ab34cd56ef1234567890ab"
+    functions = {
+      views = { function_name = "f-views", failure_queue_name = "q-views", metrics_service = "update-views" }
+    }
+  }
+
+  expect_failures = [aws_cloudwatch_metric_alarm.this]
 }
 
 run "uses_a_passed_topic_and_subscribes_an_email" {
@@ -239,6 +395,11 @@ run "uses_a_passed_topic_and_subscribes_an_email" {
   assert {
     condition     = length(aws_sns_topic.alarms) == 0 && aws_sns_topic_subscription.email[0].topic_arn == "arn:aws:sns:eu-west-1:123456789012:on-call"
     error_message = "a passed topic is used, not created, and the e-mail subscribes to it"
+  }
+
+  assert {
+    condition     = length(aws_sns_topic_policy.alarms) == 0
+    error_message = "a passed topic keeps its own policy"
   }
 
   assert {

@@ -180,8 +180,8 @@ run "mapping_uses_production_defaults" {
   }
 
   assert {
-    condition     = aws_lambda_event_source_mapping.this.maximum_retry_attempts == 10 && aws_lambda_event_source_mapping.this.maximum_record_age_in_seconds == 21600
-    error_message = "retries must be finite by default"
+    condition     = aws_lambda_event_source_mapping.this.maximum_retry_attempts == -1 && aws_lambda_event_source_mapping.this.maximum_record_age_in_seconds == 21600
+    error_message = "by default a failing batch is retried until its records are 6 h old: failures are infrastructure (throttling, outages), a bad record never fails a batch (docs/design.md §5)"
   }
 
   assert {
@@ -195,8 +195,8 @@ run "mapping_uses_production_defaults" {
   }
 
   assert {
-    condition     = aws_lambda_event_source_mapping.this.bisect_batch_on_function_error
-    error_message = "bisect on function error must be on by default"
+    condition     = !aws_lambda_event_source_mapping.this.bisect_batch_on_function_error
+    error_message = "bisect on function error must be off: halves processed second half first would lose records undetected (docs/design.md §8)"
   }
 
   assert {
@@ -295,15 +295,16 @@ run "rejects_settings_that_lose_counts_silently" {
   }
 
   variables {
-    name                          = "tftest-update-views"
-    handler                       = "video_stats.handlers.update_view_counters"
-    table_arn                     = "arn:aws:dynamodb:us-east-1:123456789012:table/tftest-data"
-    stream_arn                    = "arn:aws:dynamodb:us-east-1:123456789012:table/tftest-data/stream/x"
-    filter_patterns               = ["{}"]
-    report_batch_item_failures    = false
-    tumbling_window_in_seconds    = 0
-    maximum_record_age_in_seconds = -1
-    mark_retention_margin_seconds = 60
+    name                           = "tftest-update-views"
+    handler                        = "video_stats.handlers.update_view_counters"
+    table_arn                      = "arn:aws:dynamodb:us-east-1:123456789012:table/tftest-data"
+    stream_arn                     = "arn:aws:dynamodb:us-east-1:123456789012:table/tftest-data/stream/x"
+    filter_patterns                = ["{}"]
+    report_batch_item_failures     = false
+    tumbling_window_in_seconds     = 0
+    maximum_record_age_in_seconds  = -1
+    mark_retention_margin_seconds  = 60
+    bisect_batch_on_function_error = true
   }
 
   expect_failures = [
@@ -311,6 +312,7 @@ run "rejects_settings_that_lose_counts_silently" {
     var.tumbling_window_in_seconds,
     var.maximum_record_age_in_seconds,
     var.mark_retention_margin_seconds,
+    var.bisect_batch_on_function_error,
   ]
 }
 

@@ -20,8 +20,21 @@ records of different shards against one mark and lose some. ``ALLOW_EVENTS_WITHO
 true`` is the explicit opt-out for a stream with exactly one shard at a time (a unit test, a
 local endpoint with one partition): the marks then fall back to one per stream.
 
-The final invocation of a tumbling window (``isFinalInvokeForWindow``, no records) is answered
-before anything else: Lambda holds the shard until it succeeds.
+The final invocation of a tumbling window (``isFinalInvokeForWindow``) without records is
+answered before anything else: Lambda holds the shard until it succeeds. No AWS page says a final
+invocation carries no records, so one that does is processed like any batch; if a key fails in
+it, the invocation raises instead of answering ``batchItemFailures`` (what Lambda does with a
+partial failure of a final invocation is not documented): Lambda retries it and the marks make
+the retry exact (docs/design.md §8, step 11).
+
+Lineage (``lineage``) is fail-safe: when DescribeStream keeps failing and no snapshot vouches
+for the shard's descendants, the batch is reported as failed from its first record (metric
+``LineageErrors``) and retried by Lambda, never applied without the replay guard.
+
+Metrics are published only when non-zero (CloudWatch bills a custom metric for every hour it is
+published in). ``IntegrityEvents`` sums the signals that a healthy pipeline never emits and that
+mean a count may be wrong: ``RecordsOutOfOrder``, ``KeysReplayGuarded``, ``UnknownShard``; one
+alarm per function watches it (docs/design.md §9).
 """
 
 from __future__ import annotations
@@ -29,6 +42,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -39,13 +53,16 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from video_stats import streams
 from video_stats.apply import Applier, ApplyConfig, BatchResult, StaleMarkCache, SummaryWriter
-from video_stats.lineage import Lineage, LineageCache
+from video_stats.lineage import Lineage, LineageCache, LineageUnavailable
 from video_stats.marks import DEFAULT_RETENTION_SECONDS, names_of, shard_marks
 from video_stats.model import ItemType
 from video_stats.records import MalformedEvent, parse_batch, parse_sequence_number
 from video_stats.store import SummaryStore
 
 logger = Logger()
+# Counters are published only when non-zero (``_count``), so an invocation that counted nothing
+# (an empty final window invocation) is normal, not worth Powertools' warning.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 # A default namespace: without one Powertools raises after the writes, and the batch would
 # fail (and be retried) although it was applied.
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "VideoStats"))
@@ -68,8 +85,9 @@ class MissingShardId(MalformedEvent):
     """An event without ``shardId`` while the opt-out is off."""
 
 
-def _no_lineage(_stream_arn: str) -> list[Any]:
-    return []
+class FinalInvocationIncomplete(RuntimeError):
+    """A final window invocation that carried records could not apply all of them: raised so
+    that Lambda retries the invocation (the marks suppress what was applied)."""
 
 
 @dataclass
@@ -80,7 +98,8 @@ class Runtime:
     executor: Executor | None
     retention_seconds: float = DEFAULT_RETENTION_SECONDS
     cache: StaleMarkCache = field(default_factory=StaleMarkCache)
-    lineage: LineageCache = field(default_factory=lambda: LineageCache(_no_lineage))
+    #: None: no lineage source (tests), as with LINEAGE_PRUNING=false
+    lineage: LineageCache | None = None
     allow_missing_shard_id: bool = False
     lineage_pruning: bool = True
     warned_no_shard: bool = False
@@ -110,7 +129,7 @@ def _get_runtime() -> Runtime:
                 retention_seconds=float(
                     os.environ.get("MARK_RETENTION_SECONDS", DEFAULT_RETENTION_SECONDS)
                 ),
-                lineage=LineageCache(_describe_shards()),
+                lineage=_lineage_cache(),
                 allow_missing_shard_id=_flag("ALLOW_EVENTS_WITHOUT_SHARD_ID"),
                 lineage_pruning=_flag("LINEAGE_PRUNING", default=True),
             )
@@ -122,9 +141,14 @@ def _flag(name: str, *, default: bool = False) -> bool:
     return default if not value else value in ("1", "true", "yes")
 
 
-def _describe_shards() -> Callable[[str], list[Any]]:
+def _lineage_cache() -> LineageCache:
     client = streams.client_from_env()
-    return lambda stream_arn: streams.describe_shards(client, stream_arn)
+    return LineageCache(
+        lambda stream_arn: streams.describe_shards(client, stream_arn),
+        fetch_children=lambda stream_arn, shard: streams.describe_children(
+            client, stream_arn, shard
+        ),
+    )
 
 
 def _stream_arn(event: Mapping[str, Any], records: list[Any]) -> str | None:
@@ -151,7 +175,14 @@ def _shard_config(
             logger.warning("event has no shardId: one exactly-once mark per stream (opt-out)")
         identity = arn or "stream"
         return identity, ApplyConfig(function, shard_marks(function, identity))
-    lineage = runtime.lineage.get(arn, shard_id) if arn and runtime.lineage_pruning else Lineage()
+    lineage = Lineage()
+    if arn and runtime.lineage_pruning and runtime.lineage is not None:
+        lineage = runtime.lineage.get(arn, shard_id)
+        if not lineage.knows(shard_id):
+            # A fresh listing lacks the shard: its lineage is unknowable, so it is applied like
+            # a shard without relatives (exact, unpruned, unguarded) and counted loudly.
+            _count("UnknownShard", 1, integrity=True)
+            logger.warning("shard not found by DescribeStream: marks not pruned", shard=shard_id)
     ancestors = lineage.ancestors(shard_id)
     return shard_id, ApplyConfig(
         function,
@@ -166,22 +197,28 @@ def _shard_config(
 def handle(event: Mapping[str, Any], context: Any, item_type: ItemType) -> dict[str, Any]:
     """Process one stream batch; returns the partial batch response."""
     windowed = "window" in event or "shardId" in event
-    if event.get("isFinalInvokeForWindow") is True:
+    final = event.get("isFinalInvokeForWindow") is True
+    records = event.get("Records")
+    if final and not records:
         # Answered first: Lambda suspends the shard until this invocation succeeds.
         return {"batchItemFailures": [], "state": {}}
-    records = event.get("Records")
     if not isinstance(records, list):
         raise MalformedEvent("event has no Records list")
     runtime = _get_runtime()
     response: dict[str, Any] = {"batchItemFailures": []}
     if windowed:
         response["state"] = {}  # a tumbling-window response must carry a state
-    metrics.add_metric(name="RecordsReceived", unit=MetricUnit.Count, value=len(records))
+    _count("RecordsReceived", len(records))
     if not records:
         return response
 
     function = FUNCTIONS[item_type]
-    shard, config = _shard_config(event, records, runtime, function)
+    try:
+        shard, config = _shard_config(event, records, runtime, function)
+    except LineageUnavailable as err:
+        return _retry_without_lineage(records, response, windowed, final, str(err))
+    finally:
+        _report_lineage_errors(runtime)
     batch = parse_batch(records, item_type)
     for skipped in batch.skipped[:MAX_SKIP_LOGS]:
         logger.warning(
@@ -192,20 +229,38 @@ def handle(event: Mapping[str, Any], context: Any, item_type: ItemType) -> dict[
     if len(batch.skipped) > MAX_SKIP_LOGS:
         logger.warning("more records skipped", count=len(batch.skipped) - MAX_SKIP_LOGS)
     if batch.oldest_created is not None:
-        metrics.add_metric(
-            name="OldestRecordAgeSeconds",
-            unit=MetricUnit.Seconds,
-            value=max(0.0, time.time() - batch.oldest_created),
-        )
+        _count("OldestRecordAgeSeconds", time.time() - batch.oldest_created, MetricUnit.Seconds)
     _check_resume_point(shard, event.get("state"), records)
 
     applier = Applier(runtime.writer, config, executor=runtime.executor, cache=runtime.cache)
     result = applier.apply(batch, _remaining_seconds(context))
-    _report(batch.skipped, result, runtime)
+    _report(batch.skipped, result)
     if result.failure is not None:
+        if final:
+            raise FinalInvocationIncomplete(
+                f"final window invocation: records from {result.failure} not applied"
+            )
         response["batchItemFailures"] = [{"itemIdentifier": result.failure}]
         if windowed:
             response["state"] = {RESUME_FROM: result.failure}
+    return response
+
+
+def _retry_without_lineage(
+    records: list[Any], response: dict[str, Any], windowed: bool, final: bool, error: str
+) -> dict[str, Any]:
+    """No snapshot vouches for the shard's descendants: nothing is applied and Lambda is asked
+    to retry the whole batch (a final invocation raises, which Lambda retries too)."""
+    first = min(
+        (r["dynamodb"]["SequenceNumber"] for r in records),
+        key=parse_sequence_number,
+    )
+    logger.warning("shard lineage unavailable: batch retried", error=error, retry_from=first)
+    if final:
+        raise FinalInvocationIncomplete(f"final window invocation: lineage unavailable: {error}")
+    response["batchItemFailures"] = [{"itemIdentifier": first}]
+    if windowed:
+        response["state"] = {RESUME_FROM: first}
     return response
 
 
@@ -222,7 +277,7 @@ def _check_resume_point(shard: str, state: object, records: list[Any]) -> None:
     expected = int(text)
     first = min(parse_sequence_number(r["dynamodb"]["SequenceNumber"]) for r in records)
     if first > expected:
-        metrics.add_metric(name="RecordsOutOfOrder", unit=MetricUnit.Count, value=len(records))
+        _count("RecordsOutOfOrder", len(records), integrity=True)
         logger.error(
             "batch starts after the record the function asked to resume from",
             shard=shard,
@@ -238,25 +293,38 @@ def _remaining_seconds(context: Any) -> Callable[[], float] | None:
     return lambda: float(get_ms()) / 1000.0
 
 
-def _report(skipped: list[Any], result: BatchResult, runtime: Runtime) -> None:
+def _count(
+    name: str, value: float, unit: MetricUnit = MetricUnit.Count, *, integrity: bool = False
+) -> None:
+    """Publish a metric only when it is non-zero: a custom metric is billed for every hour it
+    is published in, and an alarm on a missing counter treats it as not breaching."""
+    if value <= 0:
+        return
+    metrics.add_metric(name=name, unit=unit, value=value)
+    if integrity:
+        metrics.add_metric(name="IntegrityEvents", unit=MetricUnit.Count, value=value)
+
+
+def _report_lineage_errors(runtime: Runtime) -> None:
+    lineage = runtime.lineage
+    if lineage is not None and lineage.errors:
+        _count("LineageErrors", lineage.errors)
+        logger.warning("DescribeStream failed", error=lineage.last_error, failures=lineage.errors)
+        lineage.errors = 0
+
+
+def _report(skipped: list[Any], result: BatchResult) -> None:
     for key, error in result.failed_keys[:MAX_SKIP_LOGS]:
         logger.error("summary update failed", summary=f"{key.kind}#{key.id}"[:200], error=error)
-    metrics.add_metric(name="RecordsApplied", unit=MetricUnit.Count, value=result.applied_records)
-    metrics.add_metric(name="RecordsSkippedInvalid", unit=MetricUnit.Count, value=len(skipped))
-    metrics.add_metric(
-        name="RecordsSuppressedDuplicate", unit=MetricUnit.Count, value=result.suppressed_records
-    )
-    metrics.add_metric(name="RecordsRetried", unit=MetricUnit.Count, value=result.retried_records)
-    metrics.add_metric(name="SummaryWrites", unit=MetricUnit.Count, value=result.writes)
-    metrics.add_metric(name="SummaryReads", unit=MetricUnit.Count, value=result.reads)
-    metrics.add_metric(name="KeysReplayGuarded", unit=MetricUnit.Count, value=result.replayed_keys)
-    lineage = runtime.lineage
-    if lineage.errors:
-        metrics.add_metric(name="LineageErrors", unit=MetricUnit.Count, value=lineage.errors)
-        logger.warning(
-            "DescribeStream failed: marks not pruned by lineage", error=lineage.last_error
-        )
-        lineage.errors = 0
+    _count("RecordsApplied", result.applied_records)
+    _count("RecordsSkippedInvalid", len(skipped))
+    _count("RecordsSuppressedDuplicate", result.suppressed_records)
+    _count("RecordsRetried", result.retried_records)
+    _count("SummaryWrites", result.writes)
+    _count("SummaryReads", result.reads)
+    # A replayed record that a descendant's mark suppressed: right for a replay, but also what
+    # a parent record arriving after its child would look like (the premise of §8, step 8).
+    _count("KeysReplayGuarded", result.replayed_keys, integrity=True)
     logger.info(
         "batch applied",
         keys=result.keys,

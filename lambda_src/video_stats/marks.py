@@ -117,6 +117,10 @@ TAG_LENGTH: Final = 6
 DIGITS: Final = "-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
 _VALUE: Final = {c: i for i, c in enumerate(DIGITS)}
 HOUR_MODULUS: Final = 64 * 64  # two characters; ages are taken modulo ~170 days
+#: A stored hour up to this many hours *after* the reader's clock is a fresh mark (age 0): the
+#: record's time comes from DynamoDB's clock, the reader's from the function's, and a second of
+#: skew across an hour boundary must not read as a record 4,095 hours old (docs/design.md §8).
+FUTURE_HOURS: Final = 24
 
 
 def legacy_shard_tag(shard_identity: str) -> str:
@@ -214,7 +218,8 @@ class Mark:
 
 def decode_mark(value: str, now: float | None = None) -> Mark:
     """Either format; raises ValueError for anything else. ``now`` resolves the hour (mod
-    4096) of a compact mark to an epoch: the latest such hour not after ``now``."""
+    4096) of a compact mark to an epoch: the latest such hour not after ``now``, unless the
+    hour is at most ``FUTURE_HOURS`` ahead of ``now`` (a skewed clock: the mark is fresh)."""
     if "|" in value:  # the previous format always has "|<epoch>"; the compact one never
         return _decode_legacy(value)
     if len(value) < 4 or value[0] not in _VALUE:
@@ -231,6 +236,9 @@ def decode_mark(value: str, now: float | None = None) -> Mark:
     except KeyError:
         raise ValueError(f"not a mark: {value[:80]!r}") from None
     current = hour_of(now)
+    ahead = (stored - current) % HOUR_MODULUS
+    if ahead <= FUTURE_HOURS:
+        return Mark(seq, float((current + ahead + 1) * 3600))
     age_hours = (current - stored) % HOUR_MODULUS
     return Mark(seq, float((current - age_hours + 1) * 3600))
 

@@ -18,6 +18,7 @@ another type, a record that slipped through a filter) has no effect and is repor
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -123,12 +124,25 @@ def summary_key(key: RawKey) -> SummaryKey:
     return SummaryKey(SummaryKind(key[0]), key[1])
 
 
+#: An ApproximateCreationDateTime above this is in milliseconds (in seconds it would be the
+#: year 5138; in milliseconds it is 1973): Lambda's DynamoDB events carry epoch seconds, other
+#: sources of the same record shape (Kinesis Data Streams for DynamoDB) carry milliseconds.
+MILLISECONDS_ABOVE: Final = 1e11
+
+
 def _epoch(value: object) -> float | None:
-    # Lambda sends epoch seconds (a JSON number); tolerate a numeric string, ignore the rest.
+    """Epoch seconds of ApproximateCreationDateTime; None when it is not a plausible time.
+    Lambda sends epoch seconds (a JSON number); a numeric string is tolerated, milliseconds
+    are converted, anything else (not finite, not positive, beyond milliseconds) is unknown."""
     try:
-        return float(value)  # type: ignore[arg-type]
+        number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
+    if not math.isfinite(number) or number <= 0:
+        return None
+    if number > MILLISECONDS_ABOVE:
+        number /= 1000.0
+    return number if number <= MILLISECONDS_ABOVE else None
 
 
 def parse_sequence_number(text: object) -> int:

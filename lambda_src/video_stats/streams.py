@@ -17,10 +17,23 @@ def client_from_env() -> DynamoDBStreamsClient:
     return boto3.client("dynamodbstreams", config=CLIENT_CONFIG)
 
 
-def describe_shards(client: DynamoDBStreamsClient, stream_arn: str) -> list[Shard]:
-    """Every shard of the stream (DescribeStream, paginated with ExclusiveStartShardId)."""
+def describe_children(client: DynamoDBStreamsClient, stream_arn: str, shard_id: str) -> list[Shard]:
+    """The children of one shard: DescribeStream with ``ShardFilter`` ``CHILD_SHARDS`` (one
+    request however many shards the stream has). Only shards naming ``shard_id`` as their
+    parent are kept, so an endpoint that ignores the filter still gives the right answer."""
+    found = describe_shards(
+        client, stream_arn, {"ShardFilter": {"Type": "CHILD_SHARDS", "ShardId": shard_id}}
+    )
+    return [shard for shard in found if shard.parent_id == shard_id]
+
+
+def describe_shards(
+    client: DynamoDBStreamsClient, stream_arn: str, extra: dict[str, Any] | None = None
+) -> list[Shard]:
+    """Every shard of the stream (DescribeStream, paginated with ExclusiveStartShardId);
+    ``extra``: more request parameters (a ShardFilter)."""
     shards: list[Shard] = []
-    request: dict[str, Any] = {"StreamArn": stream_arn}
+    request: dict[str, Any] = {"StreamArn": stream_arn, **(extra or {})}
     while True:
         description = client.describe_stream(**request)["StreamDescription"]
         for shard in description.get("Shards", []):

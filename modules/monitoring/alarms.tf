@@ -1,5 +1,12 @@
-# Five alarms per stream function, named <function name>-<kind> so that `make status`
+# Six alarms per stream function, named <function name>-<kind> so that `make status`
 # finds a function's alarms by name prefix. Every one notifies on ALARM and on OK.
+#
+# Cost: CloudWatch bills alarms per metric they analyze, $0.10 per standard-resolution alarm
+# metric a month (https://aws.amazon.com/cloudwatch/pricing/; its free tier reads "10 Alarm
+# metrics (only applicable to Standard resolution alarms that list metrics directly ...)"), so
+# a metric-math alarm over 3 metrics costs 3. Every alarm here watches one metric: the handlers
+# publish the integrity signals summed as IntegrityEvents instead of this module folding
+# RecordsOutOfOrder, KeysReplayGuarded and UnknownShard with metric math (docs/design.md §9).
 locals {
   alarm_kinds = {
     iterator-age = {
@@ -12,7 +19,7 @@ locals {
       dimension          = "function"
     }
     errors = {
-      description        = "The function failed invocations: Lambda retries the batch (and bisects it); after the retries the batch goes to the on-failure queue."
+      description        = "The function failed invocations (throttling, an outage, a timeout: a malformed record never fails a batch): Lambda retries the batch, by default until its records are older than the mapping's maximum record age (6 h), then sends it to the on-failure queue."
       namespace          = "AWS/Lambda"
       metric_name        = "Errors"
       statistic          = "Sum"
@@ -47,6 +54,15 @@ locals {
       evaluation_periods = 1
       dimension          = "service"
     }
+    integrity = {
+      description        = "The function met a delivery that a healthy run never shows (IntegrityEvents = RecordsOutOfOrder + KeysReplayGuarded + UnknownShard, each also published under its own name and logged as an error): a range of a shard delivered before an earlier one was applied, a replay of a finished parent shard that the replay guard suppressed, or a shard DescribeStream does not list. Check with `make reconcile`; `make reconcile ARGS=--repair` restores the counters (docs/design.md §8, §9)."
+      namespace          = var.metrics_namespace
+      metric_name        = "IntegrityEvents"
+      statistic          = "Sum"
+      threshold          = 0
+      evaluation_periods = 1
+      dimension          = "service"
+    }
   }
 
   alarms = merge([
@@ -76,10 +92,18 @@ resource "aws_cloudwatch_metric_alarm" "this" {
   evaluation_periods  = each.value.evaluation_periods
   threshold           = each.value.threshold
   comparison_operator = "GreaterThanThreshold"
-  # No data means no invocation, no error, no message: all healthy (an SQS queue that
-  # holds messages counts as active and keeps publishing its depth).
+  # No data means no invocation, no error, no message, no skipped record, no integrity
+  # event: all healthy (the handlers publish a counter only when it is not zero, and an SQS
+  # queue that holds messages counts as active and keeps publishing its depth).
   treat_missing_data = "notBreaching"
   alarm_actions      = [local.topic_arn]
   ok_actions         = [local.topic_arn]
   tags               = var.tags
+
+  lifecycle {
+    precondition {
+      condition     = var.alarm_topic_arn == null || var.alarm_topic_kms_key_arn == null
+      error_message = "alarm_topic_kms_key_arn encrypts the topic this module creates; with alarm_topic_arn set no topic is created, so the key would be ignored: encrypt the passed topic where it is managed."
+    }
+  }
 }

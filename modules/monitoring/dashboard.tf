@@ -3,7 +3,8 @@ data "aws_region" "current" {}
 # One row per function (Lambda's own metrics and the handlers' EMF metrics), then the
 # table's write capacity and throttles, then the failure queues' depth.
 locals {
-  widget_width = 6 # four graphs per 24-unit row
+  # Five graphs per 24-unit row, in this order (widths add up to 24).
+  widget_widths = [5, 5, 5, 4, 5]
 
   function_rows = [
     for index, role in sort(keys(var.functions)) : [
@@ -37,12 +38,21 @@ locals {
             [var.metrics_namespace, name, "service", var.functions[role].metrics_service, { stat = "Sum" }]
           ]
         },
+        {
+          # Empty in a healthy run: IntegrityEvents (the integrity alarm's metric) and its
+          # parts, beside LineageErrors (batches retried while a shard's lineage is unknown).
+          title = "${role}: integrity events (empty when healthy)"
+          metrics = [
+            for name in ["IntegrityEvents", "RecordsOutOfOrder", "KeysReplayGuarded", "UnknownShard", "LineageErrors"] :
+            [var.metrics_namespace, name, "service", var.functions[role].metrics_service, { stat = "Sum" }]
+          ]
+        },
       ] :
       {
         type       = "metric"
-        x          = column * local.widget_width
+        x          = sum(concat([0], slice(local.widget_widths, 0, column)))
         y          = index * 6
-        width      = local.widget_width
+        width      = local.widget_widths[column]
         height     = 6
         properties = { title = widget.title, metrics = widget.metrics, region = data.aws_region.current.name, period = var.alarm_period_seconds, view = "timeSeries", stacked = false }
       }

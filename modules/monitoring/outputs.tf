@@ -22,3 +22,8 @@ output "alarm_thresholds" {
   description = "Threshold of each alarm in its metric's unit (IteratorAge in ms), by function role and alarm kind (for tests and tools)."
   value       = { for key, alarm in local.alarms : key => alarm.threshold }
 }
+
+output "alarm_topic_kms_key_arn" {
+  description = "KMS key that encrypts the created alarm topic; null when it is unencrypted (the default) or when a topic was passed in."
+  value       = var.alarm_topic_arn == null ? aws_sns_topic.alarms[0].kms_master_key_id : null
+}

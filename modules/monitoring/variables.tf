@@ -49,6 +49,17 @@ variable "alarm_topic_arn" {
   }
 }
 
+variable "alarm_topic_kms_key_arn" {
+  description = "Customer managed KMS key (key ARN) that encrypts the topic this module creates; null (default) leaves it unencrypted: its messages hold alarm names, states and metric values, no customer data, and a key costs $1 a month (docs/design.md §9). The key policy must allow the service principal cloudwatch.amazonaws.com kms:Decrypt and kms:GenerateDataKey*, or CloudWatch cannot publish the alarms. The AWS managed key alias/aws/sns is refused: its policy does not let CloudWatch use it and cannot be edited. Only for the created topic: a passed alarm_topic_arn keeps its own encryption."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.alarm_topic_kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/(mrk-[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$", var.alarm_topic_kms_key_arn))
+    error_message = "alarm_topic_kms_key_arn must be null or the ARN of a customer managed KMS key (arn:aws:kms:<region>:<account>:key/<key id>); aliases such as alias/aws/sns are refused: CloudWatch alarms cannot publish to a topic encrypted with the AWS managed key."
+  }
+}
+
 variable "alarm_email" {
   description = "E-mail address subscribed to the alarm topic (AWS sends a confirmation mail first). null: no subscription."
   type        = string

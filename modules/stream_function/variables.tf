@@ -129,9 +129,9 @@ variable "starting_position" {
 }
 
 variable "maximum_retry_attempts" {
-  description = "Retries of a failing batch before its records go to the failure queue; -1 retries until the records expire (and blocks the shard meanwhile)."
+  description = "Retries of a failing batch before its records go to the failure queue; -1 (default) retries until the records are older than maximum_record_age_in_seconds (6 h by default). A batch only fails for infrastructure reasons (throttling, an outage, a timeout): a malformed record is skipped and counted, never failed (docs/design.md §8), so a finite count would give a batch up during a long throttling spell and leave the summaries short until a redrive, while retrying costs nothing but the shard's lag (the iterator-age alarm)."
   type        = number
-  default     = 10
+  default     = -1
 
   validation {
     condition     = var.maximum_retry_attempts >= -1 && var.maximum_retry_attempts <= 10000
@@ -162,9 +162,14 @@ variable "mark_retention_margin_seconds" {
 }
 
 variable "bisect_batch_on_function_error" {
-  description = "Split a failing batch in two and retry the halves, to isolate a record that fails the function."
+  description = "Split a failing batch in two and retry the halves. Must stay false: after a function error (timeout, crash) there is no response and no window state, and the halves may be processed second half first, which moves the exactly-once marks past records not yet applied (lost counts nothing detects); partial batch responses already isolate a failing key, and a malformed record never fails a batch (docs/design.md §5, §8)."
   type        = bool
-  default     = true
+  default     = false
+
+  validation {
+    condition     = !var.bisect_batch_on_function_error
+    error_message = "bisect_batch_on_function_error must be false: after a function error there is no response and no window state, so halves processed second half first would move the exactly-once marks past unapplied records undetected; partial batch responses already isolate a failing key, and a malformed record never fails a batch (docs/design.md §8)."
+  }
 }
 
 variable "report_batch_item_failures" {

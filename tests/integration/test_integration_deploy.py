@@ -113,9 +113,11 @@ def test_mapping_filters_and_settings(stack: Stack, role: str) -> None:
         == STREAM_MAPPING["maximum_batching_window_in_seconds"]
     )
     assert mapping["StartingPosition"] == "TRIM_HORIZON"
-    assert mapping["MaximumRetryAttempts"] == 10
+    # Retried until the records are 6 h old, never bisected (docs/design.md §5).
+    assert mapping["MaximumRetryAttempts"] == -1
     assert mapping["MaximumRecordAgeInSeconds"] == 21600
-    assert mapping["BisectBatchOnFunctionError"] is True
+    # Lambda returns false; moto leaves out a setting that is off.
+    assert mapping.get("BisectBatchOnFunctionError", False) is False
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping["ParallelizationFactor"] == 1
     queue_arn = _queue_arn(stack, role)
@@ -130,6 +132,31 @@ def test_failure_queue_exists_encrypted(stack: Stack, role: str) -> None:
         "Attributes"
     ]
     assert attributes["SqsManagedSseEnabled"] == "true"
+
+
+def test_alarm_topic_accepts_cloudwatch(stack: Stack) -> None:
+    """The topic every alarm notifies: no AWS managed key (CloudWatch alarms cannot publish
+    under alias/aws/sns) and a policy that lets cloudwatch.amazonaws.com publish for alarms of
+    the topic's own account (modules/monitoring/sns.tf, docs/design.md §9)."""
+    alarms = stack.client("cloudwatch").describe_alarms(AlarmNamePrefix=f"{stack.prefix}-")
+    topics = {
+        a for alarm in alarms["MetricAlarms"] for a in alarm["AlarmActions"] + alarm["OKActions"]
+    }
+    assert len(topics) == 1, topics
+    (topic,) = topics
+    assert topic.rsplit(":", 1)[-1] == f"{stack.prefix}-alarms"
+    attributes = stack.client("sns").get_topic_attributes(TopicArn=topic)["Attributes"]
+    assert not attributes.get("KmsMasterKeyId"), attributes.get("KmsMasterKeyId")
+    account = topic.split(":")[4]
+    statements = json.loads(attributes["Policy"])["Statement"]
+    assert any(
+        s["Effect"] == "Allow"
+        and s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+        and "SNS:Publish" in _as_list(s["Action"])
+        and s["Resource"] == topic
+        and s["Condition"] == {"StringEquals": {"aws:SourceAccount": account}}
+        for s in statements
+    ), statements
 
 
 @pytest.mark.parametrize("role", FUNCTION_ROLES)
@@ -170,7 +197,7 @@ def test_leftover_check_sees_every_resource_of_the_environment(stack: Stack) -> 
     for kind in ("function", "queue", "role", "log"):
         assert kinds.count(kind) == 2, found
     assert sum(1 for line in found if line.startswith("event source mapping")) == 2, found
-    assert kinds.count("alarm") == 10, found  # five per function (modules/monitoring)
+    assert kinds.count("alarm") == 12, found  # six per function (modules/monitoring)
     assert kinds.count("dashboard") == 1, found
     assert kinds.count("topic") == 1, found
 
@@ -194,6 +221,7 @@ def test_status_reads_a_healthy_deployment(stack: Stack, monkeypatch: pytest.Mon
         assert sorted(a.name.removeprefix(f"{mapping.function}-") for a in mapping.alarms) == [
             "errors",
             "failure-queue",
+            "integrity",
             "iterator-age",
             "skipped-invalid",
             "throttles",

@@ -35,7 +35,7 @@ from video_stats.apply import (
     UpdateRequest,
     Written,
 )
-from video_stats.lineage import LineageCache, Shard
+from video_stats.lineage import LineageCache, LineageUnavailable, Shard
 from video_stats.marks import (
     decode_mark,
     encode_mark,
@@ -206,7 +206,7 @@ def make_world(client: Any, workers: int = 0) -> Iterator[World]:
     client.meta.events.register("before-call.dynamodb.UpdateItem", count)
     with contextlib.ExitStack() as stack:
         pool = stack.enter_context(ThreadPoolExecutor(workers)) if workers else None
-        lineage = LineageCache(world.describe, min_interval_seconds=0.0)
+        lineage = LineageCache(world.describe, min_interval_seconds=0.0, sleep=lambda _: None)
         handlers.configure(handlers.Runtime(writer, executor=pool, lineage=lineage))
         try:
             yield world
@@ -455,6 +455,62 @@ def test_stale_marks_are_pruned(world: World) -> None:
     assert world.summary(VIDEO, "v") == Counters(views=9, duration=9)
 
 
+@pytest.mark.parametrize(
+    ("created", "clock"),
+    [
+        # The record's time comes from DynamoDB's clock (13:00:00, rounded down), the reader's
+        # from the function's (12:59:58): 2 s of skew across an hour boundary.
+        (476_268 * 3600.0, 476_268 * 3600.0 - 2.0),
+        # ApproximateCreationDateTime in milliseconds.
+        (1_714_565_000_000.0, 1_714_565_060.0),
+    ],
+    ids=["2s-skew-across-the-hour", "milliseconds"],
+)
+def test_a_fresh_mark_is_not_expired_by_another_shards_write(
+    world: World, created: float, clock: float
+) -> None:
+    # Read as 4,095 hours old, s1's mark would be removed as stale by s2's writes, and a
+    # duplicate delivery of s1's batch applied again.
+    store = SummaryStore(world.client, world.table)
+    cache = StaleMarkCache()
+
+    def applier(shard: str) -> Applier:
+        config = ApplyConfig("views", shard_marks("views", shard), retention_seconds=25_200)
+        return Applier(store, config, cache=cache, clock=lambda: clock)
+
+    s1, s2 = fresh_stream(), fresh_stream(first=2 * 10**20)
+    first = s1.put(view_item("u1", "v", 10, TS))
+    first["dynamodb"]["ApproximateCreationDateTime"] = created
+    applier("s1").apply(parse_batch([first], "VIEW"))
+    applier("s2").apply(parse_batch([s2.put(view_item("u2", "v", 20, TS))], "VIEW"))
+    applier("s2").apply(parse_batch([s2.put(view_item("u3", "v", 30, TS))], "VIEW"))
+    assert shard_marks("views", "s1").current in world.marks(VIDEO, "v")
+    applier("s1").apply(parse_batch([first], "VIEW"))  # at least once: a duplicate
+    assert world.summary(VIDEO, "v") == Counters(views=3, duration=60)
+    world.assert_exact(s1, s2)
+
+
+def test_a_mark_from_a_later_hour_is_fresh_and_an_old_one_still_ages() -> None:
+    hour = 476_268
+    mark = encode_mark(7, hour * 3600.0)
+    assert decode_mark(mark, now=hour * 3600.0 - 2).created_by == (hour + 1) * 3600.0
+    assert decode_mark(mark, now=(hour + 30) * 3600.0).created_by == (hour + 1) * 3600.0
+    # 24 h ahead is still skew; 25 h ahead can only be a mark from ~170 days ago (mod 4096 h)
+    assert decode_mark(mark, now=(hour - 24) * 3600.0).created_by == (hour + 1) * 3600.0
+    assert decode_mark(mark, now=(hour - 25) * 3600.0).created_by == (hour - 25 - 4070) * 3600.0
+
+
+def test_creation_times_in_milliseconds_or_nonsense_are_sanitised() -> None:
+    s = fresh_stream()
+    records = [s.put(view_item(f"u{n}", "v", 1, TS)) for n in range(4)]
+    for record, value in zip(
+        records, [1_714_565_000, 1_714_565_000_123, "NaN", 10**20], strict=True
+    ):
+        record["dynamodb"]["ApproximateCreationDateTime"] = value
+    created = [r.created for r in parse_batch(records, "VIEW").records]
+    assert created == [1_714_565_000.0, 1_714_565_000.123, None, None]
+
+
 def test_mark_values_use_the_record_time() -> None:
     mark = decode_mark(encode_mark(42, 1_700_000_000.5), now=1_700_000_000.5)
     assert mark.created_by == (1_700_000_000 // 3600 + 1) * 3600
@@ -694,16 +750,86 @@ def test_a_deep_lineage_names_a_bounded_number_of_marks(world: World) -> None:
     world.assert_exact(*streams.values())
 
 
-def test_without_lineage_the_marks_stay_exact_and_unpruned(world: World) -> None:
-    world.shards = None  # DescribeStream throttled / not allowed
+def test_without_lineage_no_batch_is_applied_until_it_returns(world: World) -> None:
+    world.shards = None  # DescribeStream throttled, on every try
     parent, child = fresh_stream(), fresh_stream(first=3 * 10**20)
     parent.put(view_item("u1", "v", 1, TS))
     child.put(view_item("u2", "v", 1, TS))
+    handlers.metrics.clear_metrics()
+    # The whole batch is handed back (from its first record) and nothing is written.
+    assert world.handle(views_of(parent), "VIEW", shard="p") == seq_of(views_of(parent)[0])
+    assert world.describe_calls == 3  # lineage.ATTEMPTS
+    assert handlers.metrics.metric_set["LineageErrors"]["Value"] == [3]
+    assert world.updates == 0
+    world.shards = [closed("p"), opened("c", parent="p")]  # the throttling ends: Lambda retries
     assert world.handle(views_of(parent), "VIEW", shard="p") is None
     assert world.handle(views_of(child), "VIEW", shard="c") is None
     assert world.handle(views_of(child), "VIEW", shard="c") is None
-    assert len(world.marks(VIDEO, "v")) == 2
+    assert world.marks(VIDEO, "v") == [shard_marks("views", "c").current]  # pruned
     world.assert_exact(parent, child)
+
+
+def test_a_replayed_parent_in_a_container_whose_lineage_is_throttled_is_not_applied(
+    world: World,
+) -> None:
+    # The parent wrote v, its child wrote v and pruned the parent's mark. The mapping is
+    # re-created at TRIM_HORIZON and the parent is replayed in a fresh container whose
+    # DescribeStream is throttled: without lineage nothing tells it the child's mark guards v.
+    parent, child = fresh_stream(), fresh_stream(first=10**20 + 1)
+    world.shards = [closed("p"), opened("c", parent="p")]
+    parent.put(view_item("u1", "v", 10, TS))
+    assert world.handle(views_of(parent), "VIEW", shard="p") is None
+    child.put(view_item("u2", "v", 20, TS))
+    assert world.handle(views_of(child), "VIEW", shard="c") is None
+    assert world.marks(VIDEO, "v") == [shard_marks("views", "c").current]
+
+    runtime = handlers._get_runtime()
+    fresh = LineageCache(world.describe, min_interval_seconds=0.0, sleep=lambda _: None)
+    handlers.configure(handlers.Runtime(runtime.writer, executor=None, lineage=fresh))
+    world.shards = None
+    assert world.handle(views_of(parent), "VIEW", shard="p") is not None  # handed back
+    assert world.summary(VIDEO, "v") == Counters(views=2, duration=30)
+    world.shards = [closed("p"), opened("c", parent="p")]
+    handlers.metrics.clear_metrics()
+    assert world.handle(views_of(parent), "VIEW", shard="p") is None  # the retry: guarded
+    # v is guarded by the child's mark; u1's summary holds the parent's own mark (a duplicate).
+    assert handlers.metrics.metric_set["KeysReplayGuarded"]["Value"] == [1]
+    assert handlers.metrics.metric_set["IntegrityEvents"]["Value"] == [1]
+    assert world.summary(VIDEO, "v") == Counters(views=2, duration=30)
+    world.assert_exact(parent, child)
+
+
+def test_a_shard_that_describe_stream_does_not_list_is_counted_and_applied(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Nothing in AWS's documentation says the event's shardId equals DescribeStream's ShardId.
+    world.shards = [opened("shardId-other")]
+    s = fresh_stream()
+    s.put(view_item("u1", "v", 1, TS))
+    handlers.metrics.clear_metrics()
+    assert world.handle(views_of(s), "VIEW", shard="unlisted") is None
+    assert handlers.metrics.metric_set["UnknownShard"]["Value"] == [1]
+    assert handlers.metrics.metric_set["IntegrityEvents"]["Value"] == [1]
+    assert any("not found by DescribeStream" in r.getMessage() for r in caplog.records)
+    s.put(view_item("u2", "v", 1, TS))
+    assert world.handle(views_of(s), "VIEW", shard="unlisted") is None
+    assert world.describe_calls == 1  # remembered for a refresh interval, not asked per batch
+    world.assert_exact(s)
+
+
+def test_a_final_invocation_whose_key_fails_raises_and_its_retry_is_exact(world: World) -> None:
+    s = fresh_stream()
+    for n in range(3):
+        s.put(view_item(f"u{n}", f"v{n}", 1, TS))
+    event = stream_event(views_of(s), "shard-a") | {"isFinalInvokeForWindow": True}
+    world.writer.throttle = {SummaryKey(VIDEO, "v1")}
+    # What Lambda does with batchItemFailures of a final invocation is not documented: a
+    # function error makes it retry the invocation.
+    with pytest.raises(handlers.FinalInvocationIncomplete):
+        handlers.handle(event, Context(), "VIEW")
+    world.writer.reset()
+    assert handlers.handle(event, Context(), "VIEW") == {"batchItemFailures": [], "state": {}}
+    world.assert_exact(s)
 
 
 def test_lineage_pruning_can_be_switched_off(world: World) -> None:
@@ -722,30 +848,81 @@ def test_lineage_pruning_can_be_switched_off(world: World) -> None:
     world.assert_exact(parent, child)
 
 
-def test_the_lineage_is_fetched_rarely() -> None:
+def test_the_lineage_is_confirmed_rarely_and_narrowly() -> None:
+    full: list[str] = []
+    narrow: list[str] = []
+    now = [0.0]
+    listing = [opened("a"), closed("old")]
+    children: dict[str, list[Shard]] = {}
+
+    def fetch(arn: str) -> list[Shard]:
+        full.append(arn)
+        return list(listing)
+
+    def fetch_children(_arn: str, shard: str) -> list[Shard]:
+        narrow.append(shard)
+        return children.get(shard, [])
+
+    cache = LineageCache(
+        fetch, fetch_children, clock=lambda: now[0], jitter=lambda: 1.0, refresh_seconds=300
+    )
+    assert cache.get("arn", "a").knows("a")
+    now[0] = 200
+    cache.get("arn", "a")
+    cache.get("arn", "old")
+    assert (len(full), narrow) == (1, [])  # both vouched for by the first listing
+    now[0] = 301
+    cache.get("arn", "a")  # a leaf, 301 s later: one narrow call confirms it has no children
+    assert (len(full), narrow) == (1, ["a"])
+    cache.get("arn", "a")
+    assert (len(full), narrow) == (1, ["a"])
+    now[0] = 650
+    children["a"] = [opened("b", parent="a")]
+    listing[:] = [closed("a"), opened("b", parent="a"), closed("old")]
+    assert cache.get("arn", "a").descendants("a") == ["b"]  # children found: full listing
+    assert len(full) == 2
+    cache.get("arn", "new")  # unknown: listed again, and remembered as unknown
+    cache.get("arn", "new")
+    assert len(full) == 3
+
+
+def test_a_confirmation_lasts_a_jittered_interval() -> None:
     calls: list[str] = []
     now = [0.0]
 
     def fetch(arn: str) -> list[Shard]:
         calls.append(arn)
-        return [opened("a"), closed("old")]
+        return [opened("a")]
 
-    cache = LineageCache(fetch, clock=lambda: now[0], refresh_seconds=300, min_interval_seconds=10)
-    assert cache.get("arn", "a").knows("a")
-    now[0] = 200
+    cache = LineageCache(
+        fetch,
+        clock=lambda: now[0],
+        jitter=lambda: 0.0,
+        refresh_seconds=300,
+    )
     cache.get("arn", "a")
-    cache.get("arn", "old")
-    assert len(calls) == 1  # known shards, fresh enough
-    now[0] = 205
-    cache.get("arn", "new")  # unknown: refresh ...
-    now[0] = 206
-    cache.get("arn", "new")  # ... but not more than once per 10 s
+    now[0] = 224
+    cache.get("arn", "a")
+    assert len(calls) == 1
+    now[0] = 226  # 75 % of the interval: containers started together refresh at different times
+    cache.get("arn", "a")
     assert len(calls) == 2
-    now[0] = 600
-    cache.get("arn", "old")  # closed: its children are in the snapshot already
-    assert len(calls) == 2
-    cache.get("arn", "a")  # open in a 395 s old snapshot: it may have children now
-    assert len(calls) == 3
+
+
+def test_a_failing_describe_stream_is_retried_with_backoff_then_reported() -> None:
+    pauses: list[float] = []
+    cache = LineageCache(
+        lambda _arn: (_ for _ in ()).throw(
+            ClientError({"Error": {"Code": "LimitExceededException"}}, "DescribeStream")
+        ),
+        sleep=pauses.append,
+        jitter=lambda: 0.5,
+        min_interval_seconds=0.0,
+    )
+    with pytest.raises(LineageUnavailable, match="LimitExceededException"):
+        cache.get("arn", "a")
+    assert (cache.calls, cache.errors) == (3, 3)
+    assert pauses == [0.5, 1.0]  # doubled, jittered
 
 
 def test_an_old_format_mark_is_honoured_and_converted(world: World) -> None:

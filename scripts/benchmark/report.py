@@ -438,20 +438,6 @@ def fixed_cost_lines(results: Mapping[str, Any]) -> list[str]:
     ]
 
 
-def full_bill_summary(results: Mapping[str, Any]) -> list[str]:
-    """The console's full-bill lines: the table, the break-even and the fixed cost."""
-    table = full_bill_table(results)
-    if not table:
-        return []
-    return [
-        "full bill a month (every line, both stacks):",
-        "",
-        *table,
-        "",
-        *fixed_cost_lines(results),
-    ]
-
-
 def _itemized_bill(results: Mapping[str, Any]) -> list[str]:
     """Every line of both bills in a few cells (Markdown)."""
     detail = results.get("full_bill_detail") or {}

@@ -78,7 +78,7 @@ from benchmark.projection import (
     sensitivity_windows,
     stream_records,
 )
-from benchmark.report import Workload, evaluate_targets, full_bill_summary, readme_table
+from benchmark.report import Workload, evaluate_targets, readme_table
 from benchmark.resources import read_stack_resources
 from benchmark.results import assemble_results, write_outputs
 
@@ -709,7 +709,8 @@ class Bench:
         results = self.results
         out = self.options.output_dir
         targets = evaluate_targets(results)
-        lines = [readme_table(results), "", *full_bill_summary(results), "", "targets:"]
+        # The README table carries the full bill's table, break-even and fixed cost.
+        lines = [readme_table(results), "", "targets:"]
         for target in targets:
             met = {True: "met", False: "MISSED", None: "not measured"}[target.met]
             lines.append(f"  {met:>12}  {target.name} ({target.workload}): {target.detail}")

@@ -11,7 +11,6 @@ from benchmark import cli
 from benchmark.options import options_from_args
 from benchmark.report import (
     evaluate_targets,
-    full_bill_summary,
     full_bill_table,
     full_bill_targets,
     readme_table,
@@ -155,9 +154,10 @@ def test_full_bill_table_and_summary() -> None:
     assert table[2] == "| 1,000,000 | 1 | $3.60 | $1.00 | **3.60x** | $4.20 |"
     assert table[-1].startswith("Break-even (this project no more expensive than the reference")
     assert "4 partition(s): 90,000 events/day" in table[-1]
-    summary = full_bill_summary(data)
-    assert "**$4.20** a month" in summary[-1]
-    assert "12 alarms reading 12 metrics" in summary[-1]
+    readme = readme_table(data)
+    assert "**$4.20** a month" in readme
+    assert "12 alarms reading 12 metrics" in readme
+    assert "| 1,000,000 | 1 | $3.60 | $1.00 | **3.60x** | $4.20 |" in readme
     assert "## The full bill" in render_report(data)
 
 

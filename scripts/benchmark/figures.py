@@ -397,6 +397,7 @@ class RunCounts:
     partitions: int = 1  # of the measured stream
     max_summary_item_bytes: int | None = None  # after the run, over the workload's summaries
     max_marks_per_item: int | None = None
+    rejected_writes: int = 0  # conditional writes that failed (the endpoint's count)
 
     @property
     def records(self) -> int:
@@ -470,6 +471,7 @@ def figures(counts: RunCounts, settings: FunctionSettings) -> dict[str, Any]:
         "mismatches": counts.mismatches,
         "loadtest_mismatches": counts.loadtest_mismatches,
         "touched_summaries": counts.touched_summaries,
+        "rejected_conditional_writes": counts.rejected_writes,
         "local_ms_per_invocation": _r(counts.local_ms_per_invocation, 1),
         "assumed_ms_per_invocation": _r(settings.duration.invocation_ms(writes_per_invocation), 2),
         "monthly_usd": cost.as_dict(),

@@ -150,8 +150,9 @@ class WriteCost:
 #: whose records net to zero: this project writes it anyway), ``likes`` a counter other than
 #: views, ``views`` the views within their GSI2 bucket, ``bucket`` the views and the GSI2 bucket
 #: in the same write, ``fix`` the follow-up UpdateItem that moves a summary to its bucket when
-#: the update predicted it wrong (``video_stats.store``).
-WRITE_CHANGES: Final = ("mark", "likes", "views", "bucket", "fix")
+#: the update predicted it wrong (``video_stats.store``), ``rejected`` a conditional write whose
+#: condition failed (a redelivered key: it costs the item's units and changes nothing).
+WRITE_CHANGES: Final = ("mark", "likes", "views", "bucket", "fix", "rejected")
 #: A kind of summary write: which summary and what it changes.
 WriteKind = tuple[SummaryKind, str]
 
@@ -247,7 +248,8 @@ class Design:
     every key of a batch, also one whose records net to zero (this project: the write moves
     the mark); ``ranks_by_views``: it keeps GSI2's views bucket (this project, ``store``);
     ``items_per_request``: summary items one write request writes (the reference design's
-    transaction: 2)."""
+    transaction: 2); ``rejected_per_write``: conditional writes rejected per write request, as
+    the measured run saw them (redeliveries)."""
 
     consumers: tuple[Consumer, ...]
     settings: FunctionSettings
@@ -255,6 +257,7 @@ class Design:
     writes_every_key: bool = False
     ranks_by_views: bool = False
     items_per_request: float = 1.0
+    rejected_per_write: float = 0.0
 
 
 # --- the simulated stream ------------------------------------------------------------------------
@@ -533,6 +536,12 @@ def project_cell(sample: Sample, design: Design, events_per_day: int, partitions
                 partitions * SECONDS_PER_DAY / consumer.tumbling_window_seconds / events_per_day
             )
         writes = {kind: share * n / merged[c] for kind, n in counts[c].items() if merged[c]}
+        if design.rejected_per_write:
+            for summary in {summary for summary, change in writes if change != "fix"}:
+                made = sum(
+                    v for (k, change), v in writes.items() if k is summary and change != "fix"
+                )
+                writes[(summary, "rejected")] = made * design.rejected_per_write
         for kind, value in writes.items():
             total[kind] = total.get(kind, 0.0) + value
         invocations += calls

@@ -537,7 +537,8 @@ def _full_bill_section(results: Mapping[str, Any]) -> list[str]:
         "of a batch (also keys whose records net to zero: a mark-only write), the GSI2 bucket "
         "moves and the follow-up fixes of a mispredicted bucket as `video_stats.store` "
         "predicts it per shard's container, each summary starting the cell with a month of "
-        "its traffic; the reference's transaction of two items.",
+        "its traffic; rejected conditional writes at the measured run's rate; the reference's "
+        "transaction of two items.",
         "- Custom metrics: each metric (namespace, name, dimensions) the functions' EMF lines "
         "published in the measured run, billed for the share of hours it is published in at "
         "the cell's invocation rate; " + "; ".join(log_notes) + ".",

@@ -492,6 +492,12 @@ class Bench:
             summary_item_writes=writes.summary_items,
             summary_wru=writes.summary_wru,
             summary_gsi_wru=max(0, writes.gsi_wru - base_gsi),
+            rejected_writes=int(
+                ((stats.get("dynamodb") or {}).get(deployment.table) or {}).get(
+                    "conditional_check_failures"
+                )
+                or 0
+            ),
             base_wru=writes.base_wru + base_gsi,
             min_batches_at_batch_size=full_batches,
             own_type_dropped=own_dropped,
@@ -828,6 +834,7 @@ def _design(
         measured_partitions=partitions,
     )
     ours = deployed.key == "ours"
+    rejected = counts.rejected_writes / counts.summary_write_requests if ours else 0.0
     per_request = 1.0
     if deployed.settings.transactional and counts.summary_write_requests:
         per_request = counts.summary_item_writes / counts.summary_write_requests
@@ -838,6 +845,7 @@ def _design(
         writes_every_key=ours,  # video_stats.apply: also a key whose records net to zero
         ranks_by_views=ours,  # video_stats.store: the GSI2 bucket and its fixes
         items_per_request=per_request,
+        rejected_per_write=rejected if counts.summary_write_requests else 0.0,
     )
 
 

@@ -310,3 +310,18 @@ def test_a_summary_with_a_history_rarely_moves_bucket() -> None:
     moved = Writes(design(ours=True), history={model.SummaryKey(VIDEO, "v1"): 1023})
     moved.apply(records, "VIEW", consumer=0, shard=0)
     assert moved.counts[(VIDEO, "bucket")] == 1  # 1,023 -> 1,026 crosses 1,024
+
+
+def test_rejected_writes_are_billed_as_the_run_measured_them() -> None:
+    records = ops(*(("put", view(f"u{n % 5}", "v1", n)) for n in range(20)))
+    sample = Sample(records)
+    clean = project_cell(sample, design(ours=True), 1_000_000, 1)
+    retried = dataclasses.replace(design(ours=True), rejected_per_write=0.5)
+    cell = project_cell(sample, retried, 1_000_000, 1)
+    made = {kind: n for kind, n in clean.writes.items() if kind[1] != "fix"}
+    for summary in (USER, VIDEO):
+        expected = 0.5 * sum(n for (k, _), n in made.items() if k is summary)
+        assert cell.writes[(summary, "rejected")] == pytest.approx(expected)
+    shape = SummaryShape({VIDEO: {"PK": {"S": "VIDEO#v1"}, "views": {"N": "3"}}}, (GSI1,), False)
+    rejected = shape.cost(VIDEO, "rejected", 1)
+    assert (rejected.table_wru, rejected.index_wru) == (1.0, 0.0)  # the item's units, no index

@@ -13,8 +13,9 @@ Definitions (the report repeats them):
 * WRU: write request units at the endpoint (1 per KB written, 2 for a transactional item);
   lower bound: one plain (1 WRU) write per lower-bound write. GSI units are counted apart.
 * monthly dollars for ``EVENTS_PER_DAY`` events a day over ``DAYS_PER_MONTH`` days at the
-  docs/design.md §6 prices: Lambda requests + GB-seconds (an assumed duration per invocation: the
-  local engine does not measure AWS durations) + the summaries' WRU including their GSI writes.
+  prices of ``PRICE_SOURCES``: Lambda requests + GB-seconds (a duration model per invocation: the
+  local engine does not measure AWS durations; ``benchmark.bill`` says how this project's is
+  measured) + the summaries' WRU including their GSI writes.
 """
 
 from __future__ import annotations

@@ -20,12 +20,15 @@ The writes. A record's partition is its partition key's (``USER#<id>``: a user's
 one shard, a video's spread over all of them). The simulation splits the generator's records by
 partition, lets each function's deployed filter choose its records, cuts each shard's records
 into batches of ``n_f`` and merges every batch with ``vstats.effects.batch_effect``, that is
-``video_stats.records.parse_batch``, the handlers' own parse and merge: a batch writes one
-summary per key whose net change is not zero. That count per delivered record is exact for
-the simulated traffic, not a model.
+``video_stats.records.parse_batch``, the handlers' own parse and merge: this project writes
+every key of a batch (a key whose records net to zero too: the write moves its mark), the GSI2
+bucket its adapter predicts and the follow-up fix of a wrong prediction (``Writes``); the
+reference one transaction per record. That count per delivered record is exact for the
+simulated traffic, not a model.
 
-The bill. Lambda requests and GB-seconds (the run's assumed duration per invocation), plus the
-write units of every summary write, table and index, by the endpoint's own cost rules
+The bill. Lambda requests and GB-seconds (each function's duration model for its write
+requests and records per invocation: a transaction is one request), plus the write units of
+every summary write, table and index, by the endpoint's own cost rules
 (``localcloud.writestats``: one unit per started KB of the item, and of each index's projection
 of it, a moved index key costing a delete and a put). Each write is costed on the largest
 summary item of its kind the run left, its exactly-once marks replaced by the number lineage
@@ -37,7 +40,8 @@ allows (``LONGEST_SEQUENCE_NUMBER``). The reference design writes one ``Transact
 the two summaries per record it receives (2 WRU per item, as AWS documents for transactions);
 its index writes are billed at 1 WRU, the reading least favourable to this project (AWS
 documents the doubling for the table item only). The application's own view and vote writes are
-the same for both designs and are not in the ratio.
+the same for both designs and are not in the ratio. ``full_bill`` adds every other line of
+the bill (``benchmark.bill``).
 """
 
 from __future__ import annotations

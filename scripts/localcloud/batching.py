@@ -32,6 +32,13 @@ def window_of(created: float, length: int) -> tuple[float, float]:
     return start, start + length
 
 
+def window_start(began: float, head_read_at: float) -> float:
+    """When the batching window the head record waits in began: when the previous invocation
+    completed (``began``) if the record was waiting then, else when the record arrived (our
+    reading of the sentence quoted in ``take`` for a lane with nothing waiting; design §7)."""
+    return max(began, head_read_at)
+
+
 def take(
     pending: Sequence[Record],
     *,
@@ -39,13 +46,20 @@ def take(
     batching_window: float,
     tumbling_window: int,
     now: float,
+    window_start: float,
     ended: bool,
     pinned: int | None = None,
 ) -> int:
     """How many records from the head of ``pending`` to invoke with now (0: wait).
 
-    ``pinned`` is the size a retry or a bisection fixed for this batch; ``ended``: the shard
-    is closed and read to its end, so nothing more can fill a batch (no reason to wait)."""
+    ``window_start`` is when the current batching window began: "If you configure a
+    MaximumBatchingWindowInSeconds, the next batching window begins as soon as the previous
+    function invocation completes" (Lambda developer guide, "How Lambda processes records from
+    stream and queue-based event sources", batching behavior,
+    https://docs.aws.amazon.com/lambda/latest/dg/invocation-eventsourcemapping.html) — not when
+    the first record arrives. ``pinned`` is the size a retry or a bisection fixed for this
+    batch; ``ended``: the shard is closed and read to its end, so nothing more can fill a batch
+    (no reason to wait)."""
     if not pending:
         return 0
     if pinned is not None:
@@ -64,6 +78,6 @@ def take(
         or count < len(pending)  # the payload limit or the tumbling window's end cut it
         or batching_window <= 0
         or ended
-        or now >= pending[0].read_at + batching_window
+        or now >= window_start + batching_window
     )
     return count if ready else 0

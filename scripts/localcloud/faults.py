@@ -18,10 +18,51 @@
 * ``seed`` — seeds the random draws (null: not reproducible).
 * ``clock_offset_seconds`` — added to the engine's clock for record ages, so that tests of
   ``MaximumRecordAgeInSeconds`` need not wait a minute.
+
+What AWS allows and a healthy local run never shows (each with the sentence that allows it;
+design §7). The endpoint's own stream engine (``localcloud.streams.StreamsClient``, which marks
+its requests with ``ENGINE_HEADER``) stands in for Lambda's pollers and is exempt from the two
+API faults: what they exercise is the code that calls the APIs, the handlers and the tools.
+
+* ``describe_stream_throttle_rate`` (0..1) — share of DescribeStream calls answered with HTTP
+  400 ``LimitExceededException``. DynamoDB Streams API reference, DescribeStream: "You can call
+  DescribeStream at a maximum rate of 10 times per second."
+* ``getrecords_empty_pages`` (whole number >= 0) — every new shard iterator first answers that
+  many empty GetRecords pages, each with a NextShardIterator, before the shard's records. API
+  reference, GetRecords: "If there are no stream records available in the portion of the shard
+  that the iterator points to, GetRecords returns an empty list. Note that it might take
+  multiple calls to get to a portion of the shard that contains stream records."
+* ``gsi_lag_seconds`` (>= 0) — Query and Scan on a global secondary index see the table as it
+  was that many seconds ago: an item written since shows its state before those writes (an
+  item created since is missing, one deleted since is still there). DynamoDB developer guide,
+  "DynamoDB read consistency": "All reads from GSIs and streams are eventually consistent" and
+  eventually consistent reads "may not reflect the results of a recently completed write
+  operation".
+* ``final_invoke_records`` (0..1, or true/false) — share of tumbling windows whose final
+  invocation (``isFinalInvokeForWindow``) carries the shard's records waiting at the window's
+  end instead of none: the next window's first batch when the window ends by time, the
+  shard's last records (all of the window, one batch) when it ends with its shard. The
+  response acknowledges them like any batch (``batchItemFailures`` honoured). Lambda
+  developer guide, "Using tumbling windows with DynamoDB" (services-ddb-windows.html,
+  "Aggregation and processing"), in substance: a window's records come in several batches,
+  each a separate invocation, and at the window's end ``isFinalInvokeForWindow`` is set to
+  true; nowhere does it say the final invocation carries no records, and its example handler
+  aggregates ``event.Records`` on every invocation.
+* ``clock_skew_seconds`` (>= 0) — the functions' clock runs that far behind the records:
+  ``ApproximateCreationDateTime`` in the events handed to functions is that much later (the
+  engine's own record ages and IteratorAge are unchanged). The value comes from DynamoDB's
+  clock, the function reads its own; the API reference calls it "The approximate date and time
+  when the stream record was created".
+* ``bisect_out_of_order`` (0..1) — share of bisections (``BisectBatchOnFunctionError`` after a
+  function error) whose second half is delivered before the first. Lambda developer guide,
+  "Using tumbling windows with DynamoDB": "If records are processed more than once, they might
+  be processed out of order." A second half that succeeds out of order is checkpointed when the
+  shard reaches it (not delivered again); one that fails is delivered again in order.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 from collections.abc import Mapping
@@ -33,7 +74,11 @@ RATE_KEYS = (
     "kill_mid_batch_rate",
     "duplicate_batch_rate",
     "replay_rate",
+    "describe_stream_throttle_rate",
+    "bisect_out_of_order",
 )
+SECONDS_KEYS = ("clock_skew_seconds", "gsi_lag_seconds")  # numbers >= 0
+ENGINE_HEADER = "X-LocalCloud-Engine"  # on the stream engine's own Streams API requests
 MODES = ("after", "before")
 
 
@@ -46,6 +91,12 @@ class FaultConfig:
     seed: int | None = None
     fail_invocation_mode: str = "after"
     clock_offset_seconds: float = 0.0
+    describe_stream_throttle_rate: float = 0.0
+    getrecords_empty_pages: int = 0
+    gsi_lag_seconds: float = 0.0
+    final_invoke_records: float = 0.0
+    clock_skew_seconds: float = 0.0
+    bisect_out_of_order: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -82,7 +133,32 @@ def merge_config(current: FaultConfig, body: Any) -> FaultConfig:
         if isinstance(offset, bool) or not isinstance(offset, int | float):
             raise ValueError("clock_offset_seconds must be a number")
         changes["clock_offset_seconds"] = float(offset)
+    for key in SECONDS_KEYS:
+        if key in body:
+            changes[key] = _non_negative(key, body[key])
+    if "final_invoke_records" in body:
+        value = body["final_invoke_records"]
+        if isinstance(value, bool):
+            value = 1.0 if value else 0.0
+        if not isinstance(value, int | float) or not 0.0 <= float(value) <= 1.0:
+            raise ValueError("final_invoke_records must be true, false or between 0 and 1")
+        changes["final_invoke_records"] = float(value)
+    if "getrecords_empty_pages" in body:
+        pages = body["getrecords_empty_pages"]
+        if isinstance(pages, float) and pages.is_integer():
+            pages = int(pages)
+        if isinstance(pages, bool) or not isinstance(pages, int) or pages < 0:
+            raise ValueError("getrecords_empty_pages must be a whole number >= 0")
+        changes["getrecords_empty_pages"] = pages
     return replace(current, **changes)
+
+
+def _non_negative(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        raise ValueError(f"{key} must be a number")
+    if value < 0:
+        raise ValueError(f"{key} must be >= 0")
+    return float(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,16 +204,23 @@ class Faults:
             fail_before=before, fail_after=fail and not before, kill_after_writes=writes
         )
 
-    def duplicate_batch(self) -> bool:
-        config = self._config
-        if not config.duplicate_batch_rate:
+    def _draw(self, rate: float) -> bool:
+        if not rate:
             return False
         with self._lock:
-            return self._rng.random() < config.duplicate_batch_rate
+            return self._rng.random() < rate
+
+    def duplicate_batch(self) -> bool:
+        return self._draw(self._config.duplicate_batch_rate)
 
     def replay_range(self) -> bool:
-        config = self._config
-        if not config.replay_rate:
-            return False
-        with self._lock:
-            return self._rng.random() < config.replay_rate
+        return self._draw(self._config.replay_rate)
+
+    def throttle_describe_stream(self) -> bool:
+        return self._draw(self._config.describe_stream_throttle_rate)
+
+    def final_invoke_with_records(self) -> bool:
+        return self._draw(self._config.final_invoke_records)
+
+    def second_half_first(self) -> bool:
+        return self._draw(self._config.bisect_out_of_order)

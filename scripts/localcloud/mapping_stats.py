@@ -26,6 +26,8 @@ COUNTERS = (
     "replayed_batches",
     "replayed_parent_batches",
     "window_final_invocations",
+    "window_final_records",  # records a final invocation carried (final_invoke_records fault)
+    "out_of_order_deliveries",  # second halves delivered first (bisect_out_of_order fault)
 )
 SHARD_COUNTERS = ("records_delivered", "invocations", "function_errors", "records_discarded")
 DELAY_SAMPLES = 20_000

@@ -13,10 +13,16 @@ state they were created in), so this publisher does it, from a background thread
 * every queue's ``ApproximateNumberOfMessagesVisible`` is published;
 * then every metric alarm is evaluated over its own period, evaluation periods, datapoints to
   alarm, statistic and missing-data treatment, and moved with ``SetAlarmState`` when its state
-  changes (the reason says that the local endpoint evaluated it).
+  changes (the reason says that the local endpoint evaluated it);
+* and, as CloudWatch does with an alarm's actions, the change is published to every SNS topic
+  in the actions of the new state (``AlarmActions`` for ALARM, ``OKActions`` for OK,
+  ``InsufficientDataActions`` for INSUFFICIENT_DATA; not when ``ActionsEnabled`` is false),
+  the message in CloudWatch's JSON (``alarm_message``). moto's ``SetAlarmState`` only records
+  the state and publishes nothing, so nothing is sent twice; moto's SNS delivers to the
+  topic's subscribers (an SQS queue in the same endpoint receives the SNS envelope).
 
-Everything goes through the endpoint's own CloudWatch and SQS APIs (PutMetricData,
-GetMetricStatistics, DescribeAlarms, SetAlarmState), as an outside publisher would.
+Everything goes through the endpoint's own CloudWatch, SQS and SNS APIs (PutMetricData,
+GetMetricStatistics, DescribeAlarms, SetAlarmState, Publish), as an outside publisher would.
 
 Where this differs from AWS: periods are the last N periods ending now (AWS aligns them to the
 minute and waits for late data), so a local alarm reacts within one publishing interval; the
@@ -187,6 +193,99 @@ def alarm_state(
     return "ALARM" if breaching >= datapoints_to_alarm else "OK"
 
 
+# The actions CloudWatch takes when an alarm enters a state (PutMetricAlarm: AlarmActions,
+# OKActions, InsufficientDataActions).
+ACTIONS_OF_STATE = {
+    "ALARM": "AlarmActions",
+    "OK": "OKActions",
+    "INSUFFICIENT_DATA": "InsufficientDataActions",
+}
+COMPARISON_WORDS = {
+    "GreaterThanThreshold": "greater than",
+    "GreaterThanOrEqualToThreshold": "greater than or equal to",
+    "LessThanThreshold": "less than",
+    "LessThanOrEqualToThreshold": "less than or equal to",
+}
+REGION_NAMES = {"us-east-1": "US East (N. Virginia)"}  # as CloudWatch names it in messages
+
+
+def state_reason(
+    alarm: Mapping[str, Any], values: Sequence[float | None], state: str, now: float
+) -> str:
+    """CloudWatch's wording of a threshold crossing, plus who evaluated it."""
+    shown = [f"{v:g}" for v in values if v is not None]
+    words = COMPARISON_WORDS.get(str(alarm.get("ComparisonOperator")), "compared with")
+    verb = "was" if state == "ALARM" else "was not"
+    return (
+        f"Threshold Crossed: {len(shown)} datapoint(s) [{', '.join(shown)}] of the last "
+        f"{len(values)} {verb} {words} the threshold ({float(alarm.get('Threshold', 0.0)):g}). "
+        f"Evaluated by the local endpoint at {_iso(now)}."
+    )
+
+
+def alarm_message(
+    alarm: Mapping[str, Any], state: str, reason: str, now: float, region: str
+) -> tuple[str, dict[str, Any]]:
+    """The SNS subject and message CloudWatch publishes when ``alarm`` enters ``state`` (as
+    DescribeAlarms returned it, before the change). Pure."""
+    arn = str(alarm.get("AlarmArn", ""))
+    account = arn.split(":")[4] if arn.count(":") >= 5 else LOCAL_ACCOUNT
+    region_name = REGION_NAMES.get(region, region)
+    updated = alarm.get("AlarmConfigurationUpdatedTimestamp")
+    trigger: dict[str, Any] = {
+        "MetricName": alarm.get("MetricName"),
+        "Namespace": alarm.get("Namespace"),
+        "StatisticType": "Statistic",
+        "Statistic": _STATISTIC_NAMES.get(str(alarm.get("Statistic")), alarm.get("Statistic")),
+        "Unit": alarm.get("Unit"),
+        "Dimensions": [
+            {"value": d.get("Value"), "name": d.get("Name")} for d in alarm.get("Dimensions") or []
+        ],
+        "Period": alarm.get("Period"),
+        "EvaluationPeriods": alarm.get("EvaluationPeriods"),
+        "DatapointsToAlarm": alarm.get("DatapointsToAlarm") or alarm.get("EvaluationPeriods"),
+        "ComparisonOperator": alarm.get("ComparisonOperator"),
+        "Threshold": alarm.get("Threshold"),
+        "TreatMissingData": alarm.get("TreatMissingData") or "",
+        "EvaluateLowSampleCountPercentile": "",
+    }
+    message = {
+        "AlarmName": alarm.get("AlarmName"),
+        "AlarmDescription": alarm.get("AlarmDescription"),
+        "AWSAccountId": account,
+        "AlarmConfigurationUpdatedTimestamp": _cloudwatch_time(updated)
+        if isinstance(updated, datetime)
+        else None,
+        "NewStateValue": state,
+        "NewStateReason": reason,
+        "StateChangeTime": _cloudwatch_time(datetime.fromtimestamp(now, UTC)),
+        "Region": region_name,
+        "AlarmArn": arn,
+        "OldStateValue": alarm.get("StateValue"),
+        "OKActions": list(alarm.get("OKActions") or []),
+        "AlarmActions": list(alarm.get("AlarmActions") or []),
+        "InsufficientDataActions": list(alarm.get("InsufficientDataActions") or []),
+        "Trigger": trigger,
+    }
+    subject = f'{state}: "{alarm.get("AlarmName")}" in {region_name}'[:100]  # SNS: 100 max
+    return subject, message
+
+
+_STATISTIC_NAMES = {
+    "Sum": "SUM",
+    "Average": "AVERAGE",
+    "Maximum": "MAXIMUM",
+    "Minimum": "MINIMUM",
+    "SampleCount": "SAMPLE_COUNT",
+}
+
+
+def _cloudwatch_time(when: datetime) -> str:
+    """``2015-06-03T17:43:27.123+0000``, as in CloudWatch's messages."""
+    when = when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}+0000"
+
+
 def _statistic(point: Mapping[str, Any], statistic: str) -> float | None:
     value = point.get(statistic)
     return float(value) if isinstance(value, int | float) else None
@@ -217,6 +316,7 @@ class MetricsPublisher:
         )
         self.cloudwatch = session.client("cloudwatch", endpoint_url=endpoint_url)
         self.sqs = session.client("sqs", endpoint_url=endpoint_url)
+        self.sns = session.client("sns", endpoint_url=endpoint_url)
 
     # -- the engine's side (any thread) --
 
@@ -303,16 +403,34 @@ class MetricsPublisher:
             for alarm in page.get("MetricAlarms", []):
                 if not alarm.get("MetricName") or not alarm.get("Statistic"):
                     continue  # metric-math and extended-statistic alarms are not evaluated
-                state = self._evaluate(alarm, now)
+                state, values = self._evaluate(alarm, now)
                 if state is None or state == alarm.get("StateValue"):
                     continue
+                reason = state_reason(alarm, values, state, now)
                 self.cloudwatch.set_alarm_state(
-                    AlarmName=alarm["AlarmName"],
-                    StateValue=state,
-                    StateReason=f"evaluated by the local endpoint at {_iso(now)}: {state}",
+                    AlarmName=alarm["AlarmName"], StateValue=state, StateReason=reason
                 )
+                self._notify(alarm, state, reason, now)
 
-    def _evaluate(self, alarm: Mapping[str, Any], now: float) -> str | None:
+    def _notify(self, alarm: Mapping[str, Any], state: str, reason: str, now: float) -> None:
+        """Publishes the state change to the SNS topics among the new state's actions."""
+        if alarm.get("ActionsEnabled") is False:
+            return
+        topics = [
+            a for a in alarm.get(ACTIONS_OF_STATE[state]) or [] if a.startswith("arn:aws:sns:")
+        ]
+        if not topics:
+            return
+        subject, message = alarm_message(alarm, state, reason, now, self.region)
+        for topic in topics:
+            try:
+                self.sns.publish(TopicArn=topic, Subject=subject, Message=json.dumps(message))
+            except Exception:  # a missing topic must not stop the other alarms
+                log.exception("publishing alarm %s to %s failed", alarm.get("AlarmName"), topic)
+
+    def _evaluate(
+        self, alarm: Mapping[str, Any], now: float
+    ) -> tuple[str | None, list[float | None]]:
         period = int(alarm.get("Period") or 60)
         periods = int(alarm.get("EvaluationPeriods") or 1)
         statistic = str(alarm["Statistic"])
@@ -333,13 +451,14 @@ class MetricsPublisher:
             ).get("Datapoints", [])
             found = [v for v in (_statistic(p, statistic) for p in points) if v is not None]
             values.append(_combine(found, statistic))
-        return alarm_state(
+        state = alarm_state(
             values,
             threshold=float(alarm.get("Threshold", 0.0)),
             comparison=str(alarm.get("ComparisonOperator")),
             datapoints_to_alarm=int(alarm.get("DatapointsToAlarm") or periods),
             treat_missing=str(alarm.get("TreatMissingData") or "missing"),
         )
+        return state, values
 
 
 def _combine(values: list[float], statistic: str) -> float | None:

@@ -7,11 +7,18 @@
   open shard's tip when the mapping is created.
 * DynamoDB writes are counted per table (``writestats``) with their write request units.
 * ``Invoke`` runs the function in the engine's workers instead of moto's Docker path.
+* The ``gsi_lag_seconds`` fault (``faults.py``): Query and Scan on a global secondary index see
+  each item as it was that many seconds ago — the state before its first write since then
+  (missing if it did not exist). Writes keep the item's previous version while the fault is on;
+  every reader of the endpoint sees the lag, the tools included.
 """
 
 from __future__ import annotations
 
+import copy
+import json
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
@@ -19,9 +26,11 @@ from moto.awslambda.exceptions import InvalidParameterValueException
 from moto.awslambda.models import LambdaBackend, LambdaFunction
 from moto.dynamodb.exceptions import ConditionalCheckFailed
 from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoHandler
 
 from localcloud import motostreams
+from localcloud.faults import Faults
 from localcloud.filters import PatternError, compile_filter_criteria
 from localcloud.writestats import IndexShape, WriteStats, write_cost
 
@@ -51,6 +60,7 @@ class _Hooks:
     listeners: ClassVar[list[Callable[[], None]]] = []
     write_stats: WriteStats | None = None
     invoker: Invoker | None = None
+    faults: Faults | None = None
 
 
 _context = threading.local()
@@ -60,10 +70,15 @@ def install(
     write_stats: WriteStats,
     on_mappings_changed: Callable[[], None],
     invoker: Invoker | None = None,
+    faults: Faults | None = None,
 ) -> None:
-    """Idempotent; the last ``write_stats`` and ``invoker`` and every listener are used."""
+    """Idempotent; the last ``write_stats``, ``invoker`` and ``faults`` and every listener are
+    used."""
     _Hooks.write_stats = write_stats
     _Hooks.invoker = invoker
+    _Hooks.faults = faults
+    if faults is not None:
+        motostreams.use_faults(faults)
     _Hooks.listeners.append(on_mappings_changed)
     if _Hooks.installed:
         return
@@ -73,6 +88,7 @@ def install(
     motostreams.install()
     _patch_mappings()
     _patch_writes()
+    _patch_index_reads()
 
 
 def _notify() -> None:
@@ -276,34 +292,41 @@ def _patch_writes() -> None:
 
     def put_item(self: Any, table_name: str, item_attrs: dict[str, Any], *a: Any, **kw: Any) -> Any:
         table = self.get_table(table_name)
-        old = _current_item(self, table, key_of(table, item_attrs))
+        key = key_of(table, item_attrs)
+        old = _current_item(self, table, key)
+        previous = _IndexLag.before_write(self, table, key)
         try:
             item = original_put(self, table_name, item_attrs, *a, **kw)
         except ConditionalCheckFailed:
             _record(table, "PutItem", old, None, condition_failed=True)
             raise
+        _IndexLag.written(table, key, previous)
         _record(table, "PutItem", old, _attributes(item))
         return item
 
     def update_item(self: Any, table_name: str, key: dict[str, Any], *a: Any, **kw: Any) -> Any:
         table = self.get_table(table_name)
         old = _current_item(self, table, key)
+        previous = _IndexLag.before_write(self, table, key)
         try:
             item = original_update(self, table_name, key, *a, **kw)
         except ConditionalCheckFailed:
             _record(table, "UpdateItem", old, None, condition_failed=True)
             raise
+        _IndexLag.written(table, key, previous)
         _record(table, "UpdateItem", old, _attributes(item))
         return item
 
     def delete_item(self: Any, table_name: str, key: dict[str, Any], *a: Any, **kw: Any) -> Any:
         table = self.get_table(table_name)
         old = _current_item(self, table, key)
+        previous = _IndexLag.before_write(self, table, key)
         try:
             item = original_delete(self, table_name, key, *a, **kw)
         except ConditionalCheckFailed:
             _record(table, "DeleteItem", old, None, condition_failed=True)
             raise
+        _IndexLag.written(table, key, previous)
         if old is not None:  # deleting nothing writes nothing, but still costs a unit
             _record(table, "DeleteItem", old, None)
         else:
@@ -334,3 +357,125 @@ def _patch_writes() -> None:
     DynamoDBBackend.update_item = update_item  # type: ignore[method-assign]
     DynamoDBBackend.delete_item = delete_item  # type: ignore[method-assign]
     DynamoHandler.call_action = call_action  # type: ignore[method-assign]
+
+
+# --- global secondary index lag (the gsi_lag_seconds fault) ------------------------------
+
+
+_NOT_KEPT = object()  # the fault was off at the write: nothing to show instead
+
+
+class _IndexLag:
+    """Per table, per item key: (time of a write, the item before it), while the fault is on.
+    DynamoDB requests run one at a time (server.serialize_dynamodb), so no lock."""
+
+    writes: ClassVar[dict[tuple[str, str, str], dict[str, list[tuple[float, Any]]]]] = {}
+
+    @staticmethod
+    def lag() -> float:
+        faults = _Hooks.faults
+        return faults.config.gsi_lag_seconds if faults is not None else 0.0
+
+    @staticmethod
+    def before_write(backend: Any, table: Any, key: Mapping[str, Any]) -> Any:
+        if not _IndexLag.lag():
+            _IndexLag.writes.clear()  # the fault is off: nothing kept is needed any more
+            return _NOT_KEPT
+        if not getattr(table, "global_indexes", None):
+            return _NOT_KEPT
+        try:
+            return copy.deepcopy(backend.get_item(table.name, dict(key)))
+        except Exception:  # a malformed key fails the write itself
+            return _NOT_KEPT
+
+    @staticmethod
+    def written(table: Any, key: Mapping[str, Any], previous: Any) -> None:
+        if previous is _NOT_KEPT:
+            return
+        now = time.time()
+        log = _IndexLag.writes.setdefault(_table_id(table), {})
+        history = log.setdefault(_key_id(table, key), [])
+        since = now - _IndexLag.lag()
+        history[:] = [entry for entry in history if entry[0] > since]
+        history.append((now, previous))
+
+    @staticmethod
+    def view(table: Any, items: list[Any]) -> list[Any]:
+        """``items`` (the table now) as the index shows them: each item written within the
+        lag in its state before the first of those writes."""
+        log = _IndexLag.writes.get(_table_id(table))
+        if not log:
+            return items
+        since = time.time() - _IndexLag.lag()
+        shown = {_key_id(table, _item_key(table, item)): item for item in items}
+        for key in list(log):
+            history = [entry for entry in log[key] if entry[0] > since]
+            if not history:
+                del log[key]
+                continue
+            log[key] = history
+            previous = history[0][1]
+            if previous is None:
+                shown.pop(key, None)
+            else:
+                shown[key] = previous
+        return sorted(
+            shown.values(),
+            key=lambda x: (x.hash_key, x.range_key) if x.range_key else x.hash_key,
+        )
+
+
+def _table_id(table: Any) -> tuple[str, str, str]:
+    return (str(table.account_id), str(table.region_name), str(table.name))
+
+
+def _item_key(table: Any, item: Any) -> dict[str, Any]:
+    return {k: item.attrs[k].to_json() for k in table.table_key_attrs if k in item.attrs}
+
+
+def _key_id(table: Any, key: Mapping[str, Any]) -> str:
+    return json.dumps({k: key.get(k) for k in table.table_key_attrs}, sort_keys=True, default=str)
+
+
+def _patch_index_reads() -> None:
+    """Query and Scan on a global secondary index read the lagged view (``_IndexLag``)."""
+    original_query = Table.query
+    original_scan = Table.scan
+    original_all_items = Table.all_items
+    original_has_idx_items = Table.has_idx_items
+
+    def lagged(table: Any, index_name: Any) -> bool:
+        if not index_name or not _IndexLag.lag():
+            return False
+        return any(i.name == index_name for i in (table.global_indexes or []))
+
+    def query(self: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = kwargs.get("index_name", args[7] if len(args) > 7 else None)
+        _context.index_lag = lagged(self, index_name)
+        try:
+            return original_query(self, *args, **kwargs)
+        finally:
+            _context.index_lag = False
+
+    def scan(self: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = kwargs.get("index_name", args[4] if len(args) > 4 else None)
+        _context.index_lag = lagged(self, index_name)
+        try:
+            return original_scan(self, *args, **kwargs)
+        finally:
+            _context.index_lag = False
+
+    def all_items(self: Any) -> Any:
+        items = original_all_items(self)
+        return _IndexLag.view(self, items) if getattr(_context, "index_lag", False) else items
+
+    def has_idx_items(self: Any, index_name: str) -> Any:
+        if not getattr(_context, "index_lag", False):
+            return original_has_idx_items(self, index_name)
+        columns = {k["AttributeName"] for k in self.get_index(index_name).schema}
+        return [i for i in all_items(self) if columns.issubset(i.attrs)]
+
+    Table.query = query  # type: ignore[method-assign]
+    Table.scan = scan  # type: ignore[method-assign]
+    Table.all_items = all_items  # type: ignore[method-assign]
+    Table.has_idx_items = has_idx_items  # type: ignore[method-assign]

@@ -12,6 +12,12 @@
   deep copy of the table; the stream is shared by the copy, never copied).
 * Shard iterators are kept for the 10,000 most recent reads (moto keeps them all, forever);
   an unknown one is ``ExpiredIteratorException``.
+* ``DescribeStream`` takes ``ShardFilter`` ``{"Type": "CHILD_SHARDS", "ShardId": parent}``:
+  only the children of that shard (DynamoDB Streams API reference, ShardFilter: "Contains the
+  shardId of the parent shard for which you are requesting child shards"; "Currently, the only
+  value this parameter accepts is CHILD_SHARDS").
+* Faults (``faults.py``): ``describe_stream_throttle_rate`` and ``getrecords_empty_pages`` for
+  every caller except the endpoint's own engine (``ENGINE_HEADER``).
 
 Settings: endpoint defaults (``--stream-partitions``, ``--shard-rotation-seconds``), changed
 at run time through the control API (``PUT /streams``), for every stream or one table's.
@@ -35,10 +41,27 @@ from moto.dynamodb.models.table import StreamRecord
 from moto.dynamodbstreams.models import DynamoDBStreamsBackend
 from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
 
+from localcloud.faults import ENGINE_HEADER, Faults
 from localcloud.shards import SequenceError, Shard, ShardedStream, StreamSettings, merge_settings
 
 MAX_SHARD_ITERATORS = 10_000
 DESCRIBE_LIMIT = 100  # DescribeStream's default and maximum Limit
+
+
+class _Faults:
+    current: Faults | None = None
+
+
+def use_faults(faults: Faults) -> None:
+    _Faults.current = faults
+
+
+_request = threading.local()  # what the handler knows and the backend method does not
+
+
+def _from_engine(handler: Any) -> bool:
+    headers = getattr(handler, "headers", None) or {}
+    return bool(headers.get(ENGINE_HEADER))
 
 
 class _Settings:
@@ -153,10 +176,19 @@ def stream_of(stream_arn: str, account: str, region: str) -> ShardedStream | Non
 
 
 class _Iterator:
-    def __init__(self, table_arn: str, label: str, stream: ShardedStream, shard: Shard, index: int):
+    def __init__(  # noqa: PLR0917 - one call site per kind
+        self,
+        table_arn: str,
+        label: str,
+        stream: ShardedStream,
+        shard: Shard,
+        index: int,
+        empty_pages: int = 0,
+    ):
         self.id = base64.b64encode(os.urandom(48)).decode()
         self.table_arn, self.label = table_arn, label
         self.stream, self.shard, self.index = stream, shard, index
+        self.empty_pages = empty_pages  # the getrecords_empty_pages fault: empty pages still due
 
     @property
     def arn(self) -> str:
@@ -177,9 +209,18 @@ def _describe_stream(self: Any) -> tuple[int, dict[str, str], str]:
     if not 1 <= limit <= DESCRIBE_LIMIT:
         raise JsonRESTError("ValidationException", f"Limit must be between 1 and {DESCRIBE_LIMIT}")
     start_after = self._get_param("ExclusiveStartShardId")
+    shard_filter = self._get_param("ShardFilter")
+    faults = _Faults.current
+    if faults is not None and not _from_engine(self) and faults.throttle_describe_stream():
+        raise JsonRESTError("LimitExceededException", "Rate exceeded for stream " + str(arn))
     table, holder = _table_and_stream(self.backend, arn)
     holder.stream.rotate_due()
     shards = holder.stream.shards()
+    if shard_filter:
+        if not isinstance(shard_filter, dict) or shard_filter.get("Type") != "CHILD_SHARDS":
+            raise JsonRESTError("ValidationException", "ShardFilter Type must be CHILD_SHARDS")
+        parent = shard_filter.get("ShardId")
+        shards = [s for s in shards if s.parent_id is not None and s.parent_id == parent]
     if start_after:
         ids = [s.shard_id for s in shards]
         shards = shards[ids.index(start_after) + 1 :] if start_after in ids else []
@@ -224,7 +265,11 @@ def _get_shard_iterator(
             index += 1
     else:
         raise JsonRESTError("ValidationException", f"invalid ShardIteratorType {iterator_type}")
-    iterator = _Iterator(table.table_arn, table.latest_stream_label, stream, shard, index)
+    faults = _Faults.current
+    empty = faults.config.getrecords_empty_pages if faults is not None else 0
+    if empty and getattr(_request, "from_engine", False):
+        empty = 0
+    iterator = _Iterator(table.table_arn, table.latest_stream_label, stream, shard, index, empty)
     self.shard_iterators[iterator.arn] = iterator
     return iterator
 
@@ -234,16 +279,31 @@ def _get_records(self: Any, iterator_arn: str, limit: int) -> dict[str, Any]:
     if not isinstance(iterator, _Iterator):
         raise JsonRESTError("ExpiredIteratorException", "Iterator expired or unknown")
     iterator.stream.rotate_due()
-    records, index, ended = iterator.stream.read(iterator.shard, iterator.index, limit)
+    records: list[Any] = []
+    index, ended, empty = iterator.index, False, iterator.empty_pages - 1
+    if not iterator.empty_pages:
+        records, index, ended = iterator.stream.read(iterator.shard, iterator.index, limit)
+        empty = 0
     result: dict[str, Any] = {"Records": [r.to_json() for r in records]}
     if not ended:
         following = _Iterator(
-            iterator.table_arn, iterator.label, iterator.stream, iterator.shard, index
+            iterator.table_arn, iterator.label, iterator.stream, iterator.shard, index, empty
         )
         self.shard_iterators[following.arn] = following
         result["NextShardIterator"] = following.arn
     _prune(self.shard_iterators)
     return result
+
+
+_original_get_shard_iterator = DynamoDBStreamsHandler.get_shard_iterator
+
+
+def _handle_get_shard_iterator(self: Any) -> Any:
+    _request.from_engine = _from_engine(self)
+    try:
+        return _original_get_shard_iterator(self)
+    finally:
+        _request.from_engine = False
 
 
 def _handle_get_records(self: Any) -> tuple[int, dict[str, str], str]:
@@ -306,6 +366,7 @@ def install() -> None:
     moto_table.StreamShard = MotoStream  # type: ignore[misc,assignment]
     DynamoDBStreamsHandler.describe_stream = _describe_stream  # type: ignore[method-assign,assignment]
     DynamoDBStreamsHandler.get_records = _handle_get_records  # type: ignore[method-assign,assignment]
+    DynamoDBStreamsHandler.get_shard_iterator = _handle_get_shard_iterator  # type: ignore[method-assign]
     DynamoDBStreamsBackend.get_shard_iterator = _get_shard_iterator  # type: ignore[method-assign,assignment]
     DynamoDBStreamsBackend.get_records = _get_records  # type: ignore[method-assign]
     _patch_transactions()

@@ -36,6 +36,19 @@ def event_record(raw: Mapping[str, Any], stream_arn: str, region: str) -> dict[s
     return record
 
 
+def with_clock_skew(record: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """``record`` (an event record) with ``ApproximateCreationDateTime`` ``seconds`` later: the
+    clock_skew_seconds fault (faults.py). The record itself is not changed."""
+    dynamodb = record.get("dynamodb") or {}
+    created = dynamodb.get("ApproximateCreationDateTime")
+    if not seconds or isinstance(created, bool) or not isinstance(created, int | float):
+        return record
+    shifted = created + seconds
+    if isinstance(created, int) and float(seconds).is_integer():
+        shifted = int(shifted)
+    return {**record, "dynamodb": {**dynamodb, "ApproximateCreationDateTime": shifted}}
+
+
 @dataclass(frozen=True, slots=True)
 class BatchResponse:
     """``failed_from`` is the index of the lowest reported failure (None: all succeeded);

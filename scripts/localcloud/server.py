@@ -174,7 +174,7 @@ def serve(
         error = {"errorMessage": result.error_message or "", "errorType": result.error_type}
         return False, json.dumps(error).encode()
 
-    motopatch.install(write_stats, engine.notify, invoke)
+    motopatch.install(write_stats, engine.notify, invoke, faults)
     settings = stream_settings or stream_settings_from_environment()
     motostreams.configure(settings)
     log.info("stream settings: %s", settings)

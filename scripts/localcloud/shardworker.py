@@ -186,6 +186,13 @@ class Lane:
         self.window: tuple[float, float] | None = None
         self.window_state: Any = {}
         self.final_attempts = 0
+        self.final_draw: bool | None = None  # final_invoke_records, drawn once per window
+        # Shard indices of records a bisected batch's second half delivered out of order and
+        # acknowledged (bisect_out_of_order fault): checkpointed, not delivered, once reached.
+        self.acked_early: set[int] = set()
+        # When the current batching window began: "the next batching window begins as soon as
+        # the previous function invocation completes" (design §7).
+        self.window_began = time.monotonic()
         suffix = f"-{number}" if number else ""
         self.thread = threading.Thread(
             target=self._run, name=f"lane-{worker.shard_id[-8:]}{suffix}", daemon=True
@@ -205,8 +212,26 @@ class Lane:
     def _drop_head(self, count: int) -> None:
         with self.lock:
             for _ in range(min(count, len(self.pending))):
-                self.pending.popleft()
+                self.acked_early.discard(self.pending.popleft().index)
         self.retry = self.retry.consumed(count)
+
+    def _events(self, records: list[Record]) -> list[dict[str, Any]]:
+        """The records as the function gets them (shifted by the clock_skew_seconds fault)."""
+        skew = self.engine.faults.config.clock_skew_seconds
+        return [protocol.with_clock_skew(r.event, skew) for r in records]
+
+    def _note_delivery(self, records: list[Record], now: float) -> None:
+        """Delay figures count each record's first delivery only."""
+        fresh = [r for r in records if r.index > self.delivered_through]
+        if fresh:
+            self.stats.delivered([max(0.0, now - r.created) for r in fresh])
+            self.delivered_through = fresh[-1].index
+
+    def _batching_window_start(self) -> float:
+        """The start of the batching window the head record waits in (design §7)."""
+        if not self.pending:
+            return self.window_began
+        return batching.window_start(self.window_began, self.pending[0].read_at)
 
     # --- the loop --------------------------------------------------------------------------
 
@@ -242,7 +267,7 @@ class Lane:
         now = time.monotonic()
         wake = [now + IDLE_POLL_SECONDS]
         if self.pending:
-            wake.append(self.pending[0].read_at + cfg.window)
+            wake.append(self._batching_window_start() + cfg.window)
             wake.append(self.retry_at)
         if self.window is not None:
             wake.append(now + max(self.window[1] - self.worker.now(), self.retry_at - now))
@@ -266,6 +291,7 @@ class Lane:
             batching_window=cfg.window,
             tumbling_window=cfg.tumbling_window,
             now=time.monotonic(),
+            window_start=self._batching_window_start(),
             ended=self.worker.reader.ended,
             pinned=self.retry.pinned,
         )
@@ -278,26 +304,66 @@ class Lane:
         if self.window is None:
             return False
         if cfg.tumbling_window <= 0:  # turned off while a window was open
-            self.window, self.window_state = None, {}
+            self.window, self.window_state, self.final_draw = None, {}, None
             return False
         if time.monotonic() < self.retry_at:
             return False
         if self.pending:  # due once the next record belongs to a later window
             head = self.pending[0]
-            return batching.window_of(head.created, cfg.tumbling_window) != self.window
+            if batching.window_of(head.created, cfg.tumbling_window) != self.window:
+                return True
+            # The shard ended and its last records, all of this window, fit one batch: under
+            # the final_invoke_records fault they ride on the final invocation.
+            return (
+                self.worker.reader.ended
+                and self.retry.pinned is None
+                and len(self._final_batch(cfg)) == len(self.pending)
+                and self._final_carries_records()
+            )
         if self.worker.reader.ended:
             return True  # the shard ended: so does its window
         # Records are stamped when written: once the clock is past the end (and the reader
         # has caught up), nothing more can fall into the window.
         return self.worker.now() >= self.window[1] and self.worker.reader.caught_up
 
+    def _final_carries_records(self) -> bool:
+        if self.final_draw is None:
+            self.final_draw = self.engine.faults.final_invoke_with_records()
+        return self.final_draw
+
+    def _final_records(self, cfg: MappingConfig) -> list[Record]:
+        """The records a final invocation carries: none, or under the final_invoke_records
+        fault the shard's records waiting at the window's end (the next window's first batch,
+        or the shard's last records when the window ends with its shard)."""
+        if not self.pending or not self._final_carries_records():
+            return []
+        return self._final_batch(cfg)
+
+    def _final_batch(self, cfg: MappingConfig) -> list[Record]:
+        """The head of the queue batched as usual, without waiting for a batching window."""
+        with self.lock:
+            pending = list(self.pending)
+        count = batching.take(
+            pending,
+            batch_size=cfg.batch_size,
+            batching_window=0,
+            tumbling_window=cfg.tumbling_window,
+            now=time.monotonic(),
+            window_start=0.0,
+            ended=True,
+            pinned=self.retry.pinned,
+        )
+        return pending[:count]
+
     def _finalize_window(self, cfg: MappingConfig) -> None:
         assert self.window is not None
         self.in_flight = True
         try:
-            early = self.worker.now() < self.window[1]
+            records = self._final_records(cfg)
+            now = self.worker.now()
+            early = now < self.window[1]
             event = {
-                "Records": [],
+                "Records": self._events(records),
                 **window_fields(
                     shard_id=self.shard_id,
                     stream_arn=cfg.stream_arn,
@@ -310,19 +376,42 @@ class Lane:
             if self.final_attempts:
                 self.stats.add("retries")
             payload = json.dumps(event).encode()
-            outcome, _ = self._invoke(cfg, payload, 0)
-            self.engine.metrics.invoked(cfg.function_arn, outcome, None)
-            if outcome.ok:
+            self._note_delivery(records, now)
+            outcome, _ = self._invoke(cfg, payload, len(records))
+            age = now - records[-1].created if records else None
+            self.engine.metrics.invoked(cfg.function_arn, outcome, age)
+            response = protocol.COMPLETE_SUCCESS
+            if outcome.ok and records:
+                response = protocol.parse_batch_response(
+                    outcome.payload, [r.seq for r in records], cfg.report_failures
+                )
+            if outcome.ok and response.invalid is None:
                 self.stats.add("window_final_invocations")
                 self.runner.remember(self.shard_id, payload)
                 self.window, self.window_state, self.final_attempts = None, {}, 0
+                self.final_draw = None
+                if records:
+                    # Acknowledged like any batch: checkpoint past them, or before the lowest
+                    # reported failure.
+                    self.stats.add("window_final_records", len(records))
+                    if response.failed_from is None:
+                        self._drop_head(len(records))
+                        self._done(cfg, records)
+                        self.retry = self.retry.checkpointed()
+                        self.retry_at = 0.0
+                    else:
+                        self._partially_failed(cfg, records, response.failed_from)
                 return
+            if outcome.ok:
+                self.stats.add("invalid_responses")
+            else:
+                self.stats.shard_add(self.shard_id, "function_errors")
             # Lambda holds the shard until the final invocation succeeds.
-            self.stats.shard_add(self.shard_id, "function_errors")
             self.final_attempts += 1
             self.retry_at = time.monotonic() + retrypolicy.delay(self.final_attempts)
         finally:
             self.in_flight = False
+            self.window_began = time.monotonic()
 
     # --- one batch ---------------------------------------------------------------------------
 
@@ -339,15 +428,20 @@ class Lane:
             self._give_up(cfg, self._head(expired), protocol.RECORD_AGE_EXCEEDED)
 
     def _process(self, cfg: MappingConfig, batch: list[Record]) -> None:
+        if self.acked_early and all(r.index in self.acked_early for r in batch):
+            # Acknowledged when delivered out of order (bisect_out_of_order): checkpoint only.
+            self._note_delivery(batch, self.worker.now())
+            self._drop_head(len(batch))
+            self._done(cfg, batch)
+            self.retry = self.retry.checkpointed()
+            self.retry_at = 0.0
+            return
         self.in_flight = True
         try:
             self.stats.add("retries" if self.retry.invocations else "batches")
             now = self.worker.now()
-            fresh = [r for r in batch if r.index > self.delivered_through]
-            if fresh:
-                self.stats.delivered([max(0.0, now - r.created) for r in fresh])
-                self.delivered_through = fresh[-1].index
-            body: dict[str, Any] = {"Records": [r.event for r in batch]}
+            self._note_delivery(batch, now)
+            body: dict[str, Any] = {"Records": self._events(batch)}
             if cfg.tumbling_window > 0:
                 self.window = self.window or batching.window_of(
                     batch[0].created, cfg.tumbling_window
@@ -369,6 +463,7 @@ class Lane:
             self._handle(cfg, batch, event, result)
         finally:
             self.in_flight = False
+            self.window_began = time.monotonic()
 
     def _invoke(
         self, cfg: MappingConfig, event: bytes, size: int
@@ -487,10 +582,45 @@ class Lane:
         self.retry = decision.state
         if decision.bisected:
             self.stats.add("bisections")
+            if self.engine.faults.second_half_first():
+                self._second_half_first(cfg, failed[decision.state.segments[0] :])
         if decision.give_up:
             self._give_up(cfg, failed[: decision.give_up], protocol.RETRY_ATTEMPTS_EXHAUSTED)
             return
         self.retry_at = time.monotonic() + decision.retry_after
+
+    def _second_half_first(self, cfg: MappingConfig, second: list[Record]) -> None:
+        """The bisect_out_of_order fault: the second half of a bisected batch is delivered
+        before the first. If it succeeds its records are acknowledged (``acked_early``) and
+        checkpointed, without another delivery, once the first half is done."""
+        self.stats.add("out_of_order_deliveries")
+        body: dict[str, Any] = {"Records": self._events(second)}
+        if cfg.tumbling_window > 0 and self.window is not None:
+            body.update(
+                window_fields(
+                    shard_id=self.shard_id,
+                    stream_arn=cfg.stream_arn,
+                    window=self.window,
+                    state=self.window_state,
+                    final=False,
+                )
+            )
+        now = self.worker.now()
+        result, _ = self._invoke(cfg, json.dumps(body).encode(), len(second))
+        self.engine.metrics.invoked(cfg.function_arn, result, now - second[-1].created)
+        if not result.ok:
+            self.stats.shard_add(self.shard_id, "function_errors")
+            return
+        response = protocol.parse_batch_response(
+            result.payload, [r.seq for r in second], cfg.report_failures
+        )
+        if response.invalid is not None or response.failed_from is not None:
+            return  # delivered again, in order
+        if cfg.tumbling_window > 0:
+            if not (isinstance(result.payload, dict) and "state" in result.payload):
+                return
+            self.window_state = result.payload["state"]
+        self.acked_early.update(r.index for r in second)
 
     def _give_up(
         self, cfg: MappingConfig, records: list[Record], condition: protocol.Condition

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from localcloud.faults import ENGINE_HEADER
+
 TARGET_PREFIX = "DynamoDBStreams_20120810."
 
 
@@ -43,6 +45,8 @@ class StreamsClient:
                 "SignedHeaders=host;x-amz-target, Signature=0"
             ),
             "x-moto-account-id": account,
+            # Lambda's own pollers: exempt from the Streams API faults (faults.py).
+            ENGINE_HEADER: "1",
         }
 
     def call(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:

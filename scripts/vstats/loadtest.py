@@ -4,6 +4,7 @@ drained, and verifies that every summary it touched changed by exactly what it w
     python -m vstats.loadtest --events 5000 --rate 200
     python -m vstats.loadtest --duration 60 --rate 100 --writers 8 --users 50 --videos 500
     python -m vstats.loadtest --events 2000 --faults fail=0.1,kill=0.05,duplicate=0.05
+    python -m vstats.loadtest --events 2000 --faults throttle=0.5,final_records=1,skew=3
     python -m vstats.loadtest --events 1000 --seed 7 --json report.json
 
 The command line; the run is ``vstats.load_run`` (reusable:
@@ -30,7 +31,7 @@ from vstats import cli, deployment
 from vstats.generator import DEFAULT_MIX, MAX_ENTITIES, parse_mix
 from vstats.load_report import Report
 from vstats.load_run import LoadTest, LoadTestConfig
-from vstats.local_endpoint import parse_faults
+from vstats.local_endpoint import NO_FAULTS, parse_faults
 from vstats.repair import LambdaPipeline, stream_arn_of
 
 PROG = "loadtest"
@@ -123,8 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--faults",
         type=cli.value_type(parse_faults),
-        help="local only: fault injection during the run, e.g. fail=0.1,kill=0.05,duplicate=0.05"
-        "[,seed=N]; switched back off at the end",
+        help="local only: fault injection during the run, NAME=VALUE,... e.g. "
+        "fail=0.1,kill=0.05,duplicate=0.05,replay=0.05,throttle=0.5,final_records=1,skew=3,"
+        "bisect_order=1,gsi_lag=2,empty_pages=2[,seed=N] (or the full names of "
+        "scripts/localcloud/faults.py); the settings before the run are restored at the end",
     )
     check.add_argument("--json", type=_json_path, metavar="FILE", help="also write the report here")
     deployment.add_arguments(parser)
@@ -206,7 +209,8 @@ def render_report(report: Report) -> Table:
         if extra:
             table.add_row("engine (local)", ", ".join(extra))
     if report.faults is not None:
-        table.add_row("faults", ", ".join(f"{k}={v}" for k, v in report.faults.items()))
+        named = {k: v for k, v in report.faults.items() if NO_FAULTS.get(k, v) != v}
+        table.add_row("faults", ", ".join(f"{k}={v}" for k, v in named.items()) or "none")
     table.add_row("touched summaries", f"{report.touched_summaries:,}")
     if report.interrupted and not report.verified:
         verdict = "[yellow]not verified (interrupted)[/]"

@@ -7,45 +7,57 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from localcloud.faults import FaultConfig, merge_config
+
+# Short names for --faults; every full setting name of localcloud.faults works as well.
 FAULT_KEYS = {
     "fail": "fail_invocation_rate",
     "kill": "kill_mid_batch_rate",
     "duplicate": "duplicate_batch_rate",
     "replay": "replay_rate",
+    "throttle": "describe_stream_throttle_rate",
+    "empty_pages": "getrecords_empty_pages",
+    "gsi_lag": "gsi_lag_seconds",
+    "final_records": "final_invoke_records",
+    "skew": "clock_skew_seconds",
+    "bisect_order": "bisect_out_of_order",
 }
-NO_FAULTS: dict[str, Any] = {
-    "fail_invocation_rate": 0.0,
-    "kill_mid_batch_rate": 0.0,
-    "duplicate_batch_rate": 0.0,
-    "seed": None,
-}
+#: The /faults body a run starts from: every fault off.
+NO_FAULTS: dict[str, Any] = FaultConfig().to_json()
+_WORDS = {"true": True, "false": False}
 
 
 def parse_faults(text: str) -> dict[str, Any]:
-    """``fail=0.1,kill=0.05,duplicate=0.05[,seed=7]`` -> the /faults body. ValueError if bad."""
+    """``fail=0.1,kill=0.05,throttle=0.5,final_invoke_records=1[,seed=7]`` -> the /faults
+    body (every fault not named is off). ValueError with a readable reason if bad."""
     body: dict[str, Any] = dict(NO_FAULTS)
+    known = set(NO_FAULTS)
     for part in filter(None, (p.strip() for p in text.split(","))):
-        name, sep, value = part.partition("=")
-        name = name.strip()
+        name, sep, value = (x.strip() for x in part.partition("="))
         if not sep:
             raise ValueError(f"{part!r} is not NAME=VALUE")
-        if name == "seed":
-            try:
-                body["seed"] = int(value)
-            except ValueError:
-                raise ValueError(f"seed {value!r} is not a whole number") from None
-            continue
-        if name not in FAULT_KEYS:
-            known = ", ".join([*FAULT_KEYS, "seed"])
-            raise ValueError(f"unknown fault {name!r} (known: {known})")
-        try:
-            rate = float(value)
-        except ValueError:
-            raise ValueError(f"{name} rate {value!r} is not a number") from None
-        if not 0.0 <= rate <= 1.0:
-            raise ValueError(f"{name} rate {value!r} must be between 0 and 1")
-        body[FAULT_KEYS[name]] = rate
+        key = FAULT_KEYS.get(name, name)
+        if key not in known:
+            names = ", ".join([*FAULT_KEYS, *sorted(known)])
+            raise ValueError(f"unknown fault {name!r} (known: {names})")
+        body[key] = _value(name, value)
+    merge_config(FaultConfig(), body)  # the endpoint's own checks, before the run starts
     return body
+
+
+def _value(name: str, text: str) -> Any:
+    """A number, true/false, null, or the text itself (merge_config says if it fits)."""
+    word = text.lower()
+    if word in _WORDS:
+        return _WORDS[word]
+    if word in ("none", "null"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def counters_delta(

@@ -10,6 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 from lc_support import Pipeline, create_table, function_zip  # type: ignore[import-not-found]
 from localcloud.endpoint_process import LAMBDA_TRUST_POLICY, LocalEndpoint
+from localcloud.faults import FaultConfig
 
 # The source table's stream: 4 partitions (the endpoint's default) and no rotation unless a
 # test says otherwise with @pytest.mark.stream(partitions=..., rotation_records=..., ...).
@@ -69,15 +70,4 @@ def pipeline(request: pytest.FixtureRequest, local_endpoint: LocalEndpoint) -> I
         for mapping_uuid in result.mappings:
             with contextlib.suppress(ClientError):  # the test deleted it already
                 lam.delete_event_source_mapping(UUID=mapping_uuid)
-        local_endpoint.control(
-            "PUT",
-            "/faults",
-            {
-                "fail_invocation_rate": 0.0,
-                "kill_mid_batch_rate": 0.0,
-                "duplicate_batch_rate": 0.0,
-                "replay_rate": 0.0,
-                "clock_offset_seconds": 0.0,
-                "fail_invocation_mode": "after",
-            },
-        )
+        local_endpoint.control("PUT", "/faults", FaultConfig().to_json())  # every fault off

@@ -93,6 +93,12 @@ def test_control_api(local_endpoint: LocalEndpoint) -> None:
         "seed": None,
         "fail_invocation_mode": "after",
         "clock_offset_seconds": 0.0,
+        "describe_stream_throttle_rate": 0.0,
+        "getrecords_empty_pages": 0,
+        "gsi_lag_seconds": 0.0,
+        "final_invoke_records": 0.0,
+        "clock_skew_seconds": 0.0,
+        "bisect_out_of_order": 0.0,
     }
     assert _call(local_endpoint, "PUT", "/faults", b'{"fail_invocation_rate": 3}') == 400
     assert _call(local_endpoint, "PUT", "/faults", b"not json") == 400

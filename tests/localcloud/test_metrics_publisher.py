@@ -11,7 +11,14 @@ from typing import Any
 import boto3
 import pytest
 from localcloud.invocation import InvokeResult
-from localcloud.metrics_publisher import LogTail, MetricsPublisher, alarm_state, parse_emf
+from localcloud.metrics_publisher import (
+    LogTail,
+    MetricsPublisher,
+    alarm_message,
+    alarm_state,
+    parse_emf,
+    state_reason,
+)
 from moto.server import ThreadedMotoServer
 
 EMF_LINE = json.dumps(
@@ -184,3 +191,95 @@ def test_one_round_publishes_metrics_and_moves_the_alarms(
     states = {a["AlarmName"]: a["StateValue"] for a in cloudwatch.describe_alarms()["MetricAlarms"]}
     assert states["fn-failure-queue"] == "OK"
     assert states["fn-errors"] == "OK"
+
+
+def test_alarm_message_in_cloudwatch_format() -> None:
+    alarm = {
+        "AlarmName": "fn-errors",
+        "AlarmDescription": "errors",
+        "AlarmArn": "arn:aws:cloudwatch:us-east-1:123456789012:alarm:fn-errors",
+        "StateValue": "OK",
+        "MetricName": "Errors",
+        "Namespace": "AWS/Lambda",
+        "Statistic": "Sum",
+        "Dimensions": [{"Name": "FunctionName", "Value": "fn"}],
+        "Period": 60,
+        "EvaluationPeriods": 1,
+        "ComparisonOperator": "GreaterThanThreshold",
+        "Threshold": 0.0,
+        "AlarmActions": ["arn:aws:sns:us-east-1:123456789012:alarms"],
+    }
+    reason = state_reason(alarm, [2.0], "ALARM", 1_700_000_000.25)
+    assert reason.startswith("Threshold Crossed: 1 datapoint(s) [2] of the last 1 was greater")
+    subject, message = alarm_message(alarm, "ALARM", reason, 1_700_000_000.25, "us-east-1")
+    assert subject == 'ALARM: "fn-errors" in US East (N. Virginia)'
+    assert message["NewStateValue"] == "ALARM"
+    assert message["OldStateValue"] == "OK"
+    assert message["NewStateReason"] == reason
+    assert message["StateChangeTime"] == "2023-11-14T22:13:20.250+0000"
+    assert message["AWSAccountId"] == "123456789012"
+    assert message["Trigger"]["Statistic"] == "SUM"
+    assert message["Trigger"]["Dimensions"] == [{"value": "fn", "name": "FunctionName"}]
+    assert message["OKActions"] == []
+
+
+def test_an_alarm_going_to_alarm_reaches_a_subscribed_queue(
+    moto_endpoint: str, tmp_path: Path
+) -> None:
+    # moto's backends are per process: names of their own, apart from the test above.
+    session = boto3.session.Session(
+        aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
+    )
+    cloudwatch = session.client("cloudwatch", endpoint_url=moto_endpoint)
+    sqs = session.client("sqs", endpoint_url=moto_endpoint)
+    sns = session.client("sns", endpoint_url=moto_endpoint)
+    topic = sns.create_topic(Name="alarms")["TopicArn"]
+    queue = sqs.create_queue(QueueName="alarm-inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    cloudwatch.put_metric_alarm(
+        AlarmName="notify-errors",
+        AlarmDescription="the function failed",
+        Namespace="AWS/Lambda",
+        MetricName="Errors",
+        Statistic="Sum",
+        Dimensions=[{"Name": "FunctionName", "Value": "fn-notify"}],
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=0.0,
+        ComparisonOperator="GreaterThanThreshold",
+        TreatMissingData="notBreaching",
+        AlarmActions=[topic],
+        OKActions=[topic],
+    )
+    publisher = MetricsPublisher(moto_endpoint, tmp_path)
+    arn = "arn:aws:lambda:us-east-1:123456789012:function:fn-notify"
+
+    def received() -> list[dict[str, Any]]:
+        reply = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        messages = [json.loads(m["Body"]) for m in reply.get("Messages", [])]
+        for m in reply.get("Messages", []):
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
+        return messages
+
+    publisher.publish_once()  # no errors: the alarm stays OK, nothing is published
+    assert received() == []
+    publisher.invoked(arn, InvokeResult(ok=False, request_id="b", duration=0.5), 1.0)
+    publisher.publish_once()
+    (envelope,) = received()
+    assert envelope["Type"] == "Notification"
+    assert envelope["TopicArn"] == topic
+    assert envelope["Subject"] == 'ALARM: "notify-errors" in US East (N. Virginia)'
+    message = json.loads(envelope["Message"])
+    assert message["AlarmName"] == "notify-errors"
+    assert message["AlarmDescription"] == "the function failed"
+    assert (message["OldStateValue"], message["NewStateValue"]) == ("OK", "ALARM")
+    assert message["Trigger"]["MetricName"] == "Errors"
+
+    publisher.publish_once()  # still ALARM: no second message
+    assert received() == []
+    publisher.publish_once(now=time.time() + 120)  # the errors' period has passed: OK
+    (back,) = received()
+    assert json.loads(back["Message"])["NewStateValue"] == "OK"

@@ -67,7 +67,13 @@ def _records(*created: float) -> list[Record]:
 
 def test_batch_cut_by_size_window_and_tumbling_window() -> None:
     records = _records(0, 0, 0, 0, 0)
-    kw = {"batching_window": 0.0, "tumbling_window": 0, "now": 0.0, "ended": False}
+    kw = {
+        "batching_window": 0.0,
+        "tumbling_window": 0,
+        "now": 0.0,
+        "window_start": 0.0,
+        "ended": False,
+    }
     assert batching.take(records, batch_size=2, **kw) == 2  # type: ignore[arg-type]
     waiting = {**kw, "batching_window": 5.0, "now": 1.0}
     assert batching.take(records, batch_size=10, **waiting) == 0  # type: ignore[arg-type]
@@ -76,3 +82,18 @@ def test_batch_cut_by_size_window_and_tumbling_window() -> None:
     spanning = _records(59, 59, 61)
     assert batching.take(spanning, batch_size=10, **{**kw, "tumbling_window": 60}) == 2  # type: ignore[arg-type]
     assert batching.take(records, batch_size=10, pinned=1, **kw) == 1  # type: ignore[arg-type]
+
+
+def test_the_batching_window_begins_when_the_previous_invocation_completes() -> None:
+    # Five records read at t=0.5 while an invocation ran until t=3; a 2 s batching window.
+    records = [Record(str(i), {}, 0.0, read_at=0.5, size=100, index=i) for i in range(5)]
+    start = batching.window_start(3.0, records[0].read_at)
+    assert start == 3.0
+    kw = {"batch_size": 10, "batching_window": 2.0, "tumbling_window": 0, "ended": False}
+    # Counted from the first record (the old rule) the window ended at 2.5: all five would go
+    # at 3.5; the window that began when the invocation completed holds them until 5.
+    assert batching.take(records, now=3.5, window_start=0.5, **kw) == 5  # type: ignore[arg-type]
+    assert batching.take(records, now=3.5, window_start=start, **kw) == 0  # type: ignore[arg-type]
+    assert batching.take(records, now=5.0, window_start=start, **kw) == 5  # type: ignore[arg-type]
+    # A record that arrives after the invocation completed starts the window itself.
+    assert batching.window_start(3.0, 7.5) == 7.5

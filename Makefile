@@ -170,7 +170,7 @@ test-fast: lint ## The inner loop: lint and every test that needs no endpoint or
 .PHONY: bench-handler bench
 bench-handler: $(VENV_STAMP) ## Parse-and-merge throughput of the handler code
 	@$(PY) -m benchmark handler $(ARGS)
-bench: package $(VENV_STAMP) ## Reference design vs ours on the local endpoint (build/bench/)
+bench: package $(VENV_STAMP) ## Reference design vs ours, full bill (build/bench/); ARGS=--strict fails on a missed target
 	@$(PY) -m benchmark designs --batching-window $(LOCAL_BATCHING_WINDOW_SECONDS) $(ARGS)
 
 .PHONY: clean

@@ -13,8 +13,9 @@ Definitions (the report repeats them):
 * WRU: write request units at the endpoint (1 per KB written, 2 for a transactional item);
   lower bound: one plain (1 WRU) write per lower-bound write. GSI units are counted apart.
 * monthly dollars for ``EVENTS_PER_DAY`` events a day over ``DAYS_PER_MONTH`` days at the
-  docs/design.md §6 prices: Lambda requests + GB-seconds (an assumed duration per invocation: the
-  local engine does not measure AWS durations) + the summaries' WRU including their GSI writes.
+  prices of ``PRICE_SOURCES``: Lambda requests + GB-seconds (a duration model per invocation: the
+  local engine does not measure AWS durations; ``benchmark.bill`` says how this project's is
+  measured) + the summaries' WRU including their GSI writes.
 """
 
 from __future__ import annotations
@@ -37,14 +38,75 @@ EVENTS_PER_MONTH: Final = EVENTS_PER_DAY * DAYS_PER_MONTH
 T = TypeVar("T")
 
 
+#: The one price table of the benchmark (us-east-1 list prices, USD, 30-day month, free tiers
+#: not applied): field of ``Prices`` -> (unit, source). Checked 2026-12-06 with the project's
+#: search tool against the AWS pricing pages named (where a page was not stored, against the
+#: third-party copies named beside it). docs/design.md §6 repeats it.
+PRICES_CHECKED: Final = "2026-12-06"
+PRICE_SOURCES: Final = {
+    "lambda_request_per_million": ("per million requests", "aws.amazon.com/lambda/pricing"),
+    "gb_second_x86_64": ("per GB-second, x86_64", "aws.amazon.com/lambda/pricing"),
+    "gb_second_arm64": ("per GB-second, arm64", "aws.amazon.com/lambda/pricing"),
+    "wru_per_million": (
+        "per million write request units (on-demand)",
+        "aws.amazon.com/dynamodb/pricing/on-demand",
+    ),
+    "storage_gb_month": (
+        "per GB-month of table storage (first 25 GB free, not applied)",
+        "aws.amazon.com/dynamodb/pricing",
+    ),
+    "pitr_gb_month": (
+        "per GB-month of table size with point-in-time recovery on",
+        "aws.amazon.com/dynamodb/pricing/on-demand (continuous backups)",
+    ),
+    "custom_metric_month": (
+        "per custom metric-month (first 10,000 metrics), prorated by the hour it is published",
+        "aws.amazon.com/cloudwatch/pricing",
+    ),
+    "alarm_metric_month": (
+        "per standard-resolution alarm metric-month (a metric-math alarm: per metric)",
+        "aws.amazon.com/cloudwatch/pricing; infracost's CloudWatch resources (PR "
+        "vreutova/infracost-idem-support#2)",
+    ),
+    "dashboard_month": (
+        "per dashboard-month (3 free per account, not applied: list price)",
+        "aws.amazon.com/cloudwatch/pricing",
+    ),
+    "log_ingestion_gb": (
+        "per GB of logs ingested (standard class)",
+        "aws.amazon.com/cloudwatch/pricing; c3x.dev CloudWatch Logs (us-east-1, June 2026)",
+    ),
+    "log_storage_gb_month": (
+        "per GB-month of logs stored (archival)",
+        "aws.amazon.com/cloudwatch/pricing; c3x.dev CloudWatch Logs (us-east-1, June 2026)",
+    ),
+    "sqs_request_per_million": (
+        "per million standard-queue requests",
+        "aws.amazon.com/sqs/pricing",
+    ),
+    "sns_publish_per_million": ("per million SNS publishes", "aws.amazon.com/sns/pricing"),
+    "kms_key_month": ("per customer-managed KMS key-month", "aws.amazon.com/kms/pricing"),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Prices:
-    """docs/design.md §6 (us-east-1 list prices)."""
+    """The benchmark's prices (units and sources: ``PRICE_SOURCES``)."""
 
     lambda_request_per_million: float = 0.20
     gb_second_x86_64: float = 0.0000166667
     gb_second_arm64: float = 0.0000133334
     wru_per_million: float = 0.625
+    storage_gb_month: float = 0.25
+    pitr_gb_month: float = 0.20
+    custom_metric_month: float = 0.30
+    alarm_metric_month: float = 0.10
+    dashboard_month: float = 3.00
+    log_ingestion_gb: float = 0.50
+    log_storage_gb_month: float = 0.03
+    sqs_request_per_million: float = 0.40
+    sns_publish_per_million: float = 0.50
+    kms_key_month: float = 1.00
 
     def gb_second(self, architecture: str) -> float:
         if architecture == "arm64":
@@ -62,19 +124,29 @@ PRICES: Final = Prices()
 
 @dataclass(frozen=True, slots=True)
 class DurationModel:
-    """Billed milliseconds of one invocation: ``fixed_ms + per_write_ms * writes`` (summary
-    write requests of that invocation)."""
+    """Billed milliseconds of one invocation: ``fixed_ms + per_write_ms * writes +
+    per_record_ms * records`` (summary write requests and records of that invocation)."""
 
     fixed_ms: float
     per_write_ms: float = 0.0
+    per_record_ms: float = 0.0
 
-    def invocation_ms(self, writes_per_invocation: float) -> float:
-        return self.fixed_ms + self.per_write_ms * writes_per_invocation
+    def invocation_ms(
+        self, writes_per_invocation: float, records_per_invocation: float = 0.0
+    ) -> float:
+        return (
+            self.fixed_ms
+            + self.per_write_ms * writes_per_invocation
+            + self.per_record_ms * records_per_invocation
+        )
 
     def describe(self) -> str:
-        if not self.per_write_ms:
-            return f"{self.fixed_ms:g} ms per invocation"
-        return f"{self.fixed_ms:g} ms + {self.per_write_ms:g} ms per summary write request"
+        text = f"{self.fixed_ms:g} ms"
+        if self.per_write_ms:
+            text += f" + {self.per_write_ms:.3g} ms per summary write request"
+        if self.per_record_ms:
+            text += f" + {self.per_record_ms:.3g} ms per record"
+        return text if text != f"{self.fixed_ms:g} ms" else f"{self.fixed_ms:g} ms per invocation"
 
 
 _MODEL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:\+\s*(\d+(?:\.\d+)?)\s*(?:/w(?:rite)?)?)?\s*$")
@@ -326,6 +398,7 @@ class RunCounts:
     partitions: int = 1  # of the measured stream
     max_summary_item_bytes: int | None = None  # after the run, over the workload's summaries
     max_marks_per_item: int | None = None
+    rejected_writes: int = 0  # conditional writes that failed (the endpoint's count)
 
     @property
     def records(self) -> int:
@@ -399,6 +472,7 @@ def figures(counts: RunCounts, settings: FunctionSettings) -> dict[str, Any]:
         "mismatches": counts.mismatches,
         "loadtest_mismatches": counts.loadtest_mismatches,
         "touched_summaries": counts.touched_summaries,
+        "rejected_conditional_writes": counts.rejected_writes,
         "local_ms_per_invocation": _r(counts.local_ms_per_invocation, 1),
         "assumed_ms_per_invocation": _r(settings.duration.invocation_ms(writes_per_invocation), 2),
         "monthly_usd": cost.as_dict(),

@@ -20,12 +20,15 @@ The writes. A record's partition is its partition key's (``USER#<id>``: a user's
 one shard, a video's spread over all of them). The simulation splits the generator's records by
 partition, lets each function's deployed filter choose its records, cuts each shard's records
 into batches of ``n_f`` and merges every batch with ``vstats.effects.batch_effect``, that is
-``video_stats.records.parse_batch``, the handlers' own parse and merge: a batch writes one
-summary per key whose net change is not zero. That count per delivered record is exact for
-the simulated traffic, not a model.
+``video_stats.records.parse_batch``, the handlers' own parse and merge: this project writes
+every key of a batch (a key whose records net to zero too: the write moves its mark), the GSI2
+bucket its adapter predicts and the follow-up fix of a wrong prediction (``Writes``); the
+reference one transaction per record. That count per delivered record is exact for the
+simulated traffic, not a model.
 
-The bill. Lambda requests and GB-seconds (the run's assumed duration per invocation), plus the
-write units of every summary write, table and index, by the endpoint's own cost rules
+The bill. Lambda requests and GB-seconds (each function's duration model for its write
+requests and records per invocation: a transaction is one request), plus the write units of
+every summary write, table and index, by the endpoint's own cost rules
 (``localcloud.writestats``: one unit per started KB of the item, and of each index's projection
 of it, a moved index key costing a delete and a put). Each write is costed on the largest
 summary item of its kind the run left, its exactly-once marks replaced by the number lineage
@@ -37,7 +40,8 @@ allows (``LONGEST_SEQUENCE_NUMBER``). The reference design writes one ``Transact
 the two summaries per record it receives (2 WRU per item, as AWS documents for transactions);
 its index writes are billed at 1 WRU, the reading least favourable to this project (AWS
 documents the doubling for the table item only). The application's own view and vote writes are
-the same for both designs and are not in the ratio.
+the same for both designs and are not in the ratio. ``full_bill`` adds every other line of
+the bill (``benchmark.bill``).
 """
 
 from __future__ import annotations
@@ -55,7 +59,17 @@ from video_stats.model import AttributeMap, ItemType, SummaryKind
 from vstats.effects import FUNCTION_OF_ITEM_TYPE, batch_effect
 from vstats.generator import EventGenerator, Operation
 
-from benchmark.figures import PRICES, DurationModel, FunctionSettings, Prices
+from benchmark.bill import (
+    ITEM_OVERHEAD_BYTES,
+    FunctionMonth,
+    LogShape,
+    StackResources,
+    bill_total,
+    break_even,
+    fixed_lines,
+    monthly_bill,
+)
+from benchmark.figures import PRICES, FunctionSettings, Prices
 
 EVENTS_PER_DAY_GRID: Final = (1_000_000, 10_000_000, 100_000_000)
 PARTITIONS_GRID: Final = (1, 4, 16)
@@ -136,8 +150,15 @@ class WriteCost:
         return self.table_wru + self.index_wru
 
 
-#: A kind of summary write: which summary, and whether ``views`` (GSI2's sort key) moved.
-WriteKind = tuple[SummaryKind, bool]
+#: What a summary write changes (docs/design.md §6): ``mark`` only the exactly-once mark (a key
+#: whose records net to zero: this project writes it anyway), ``likes`` a counter other than
+#: views, ``views`` the views within their GSI2 bucket, ``bucket`` the views and the GSI2 bucket
+#: in the same write, ``fix`` the follow-up UpdateItem that moves a summary to its bucket when
+#: the update predicted it wrong (``video_stats.store``), ``rejected`` a conditional write whose
+#: condition failed (a redelivered key: it costs the item's units and changes nothing).
+WRITE_CHANGES: Final = ("mark", "likes", "views", "bucket", "fix", "rejected")
+#: A kind of summary write: which summary and what it changes.
+WriteKind = tuple[SummaryKind, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,18 +180,41 @@ class SummaryShape:
             count = max(count, sum(1 for name in self.items[kind] if model.is_mark_attribute(name)))
         return with_marks(self.items[kind], count)
 
-    def cost(self, kind: SummaryKind, views_moved: bool, partitions: int) -> WriteCost:
+    def cost(self, kind: SummaryKind, change: str, partitions: int) -> WriteCost:
         if kind not in self.items:
             return WriteCost(1.0, 0.0)
         old = self.item_after_a_day(kind, partitions)
-        new = dict(old)
-        counter = "views" if views_moved else "likes"
-        current = int((old.get(counter) or {}).get("N", "0"))
-        new[counter] = {"N": str(current + 1)}
+        new = changed_item(old, change)
         table = write_cost(old, new, self.indexes, self.transactional).units
         # Index writes at 1 WRU even in a transaction (the reading least favourable to us).
         index = sum(write_cost(old, new, self.indexes, False).index_units.values())
         return WriteCost(float(table), float(index))
+
+
+def changed_item(old: AttributeMap, change: str) -> AttributeMap:
+    """``old`` after a write of ``change`` (``WRITE_CHANGES``)."""
+    new = dict(old)
+    if change not in WRITE_CHANGES:
+        raise ValueError(f"unknown write change {change!r}")
+    if change in ("likes", "views", "bucket"):
+        counter = "likes" if change == "likes" else "views"
+        current = int((old.get(counter) or {}).get("N", "0"))
+        new[counter] = {"N": str(current + 1)}
+    if change in ("bucket", "fix") and "GSI2SK" in old:
+        new["GSI2SK"] = {"S": _other(str(old["GSI2SK"].get("S", "")))}
+    if change == "mark":
+        for name, value in old.items():
+            if model.is_mark_attribute(name):
+                new[name] = {"S": _other(str(value.get("S", "")))}
+                break
+    return new
+
+
+def _other(text: str) -> str:
+    """Another string of the same length (a changed value of the same size)."""
+    if not text:
+        return "0"
+    return text[:-1] + ("1" if text[-1] == "0" else "0")
 
 
 def marks_after_a_day(kind: SummaryKind, partitions: int) -> int:
@@ -204,11 +248,20 @@ def with_marks(item: AttributeMap, count: int) -> AttributeMap:
 
 @dataclass(frozen=True, slots=True)
 class Design:
-    """One configuration as the projection needs it."""
+    """One configuration as the projection needs it. ``writes_every_key``: the handler writes
+    every key of a batch, also one whose records net to zero (this project: the write moves
+    the mark); ``ranks_by_views``: it keeps GSI2's views bucket (this project, ``store``);
+    ``items_per_request``: summary items one write request writes (the reference design's
+    transaction: 2); ``rejected_per_write``: conditional writes rejected per write request, as
+    the measured run saw them (redeliveries)."""
 
     consumers: tuple[Consumer, ...]
     settings: FunctionSettings
     summaries: SummaryShape
+    writes_every_key: bool = False
+    ranks_by_views: bool = False
+    items_per_request: float = 1.0
+    rejected_per_write: float = 0.0
 
 
 # --- the simulated stream ------------------------------------------------------------------------
@@ -279,13 +332,92 @@ def batch_records(events_per_day: float, partitions: int, share: float, consumer
 
 
 def summary_writes(batch: Sequence[Record], item_type: ItemType) -> Counter[WriteKind]:
-    """Summary writes of one batch, by the handlers' own parse and merge: one per key whose
-    net change is not zero, by kind and whether ``views`` moved."""
+    """Summary writes of one batch that change a counter, by the handlers' own parse and
+    merge: one per key whose net change is not zero (``Writes`` adds the rest)."""
     writes: Counter[WriteKind] = Counter()
     for key, counters in batch_effect(batch, item_type).items():
         if not counters.is_zero():
-            writes[(key.kind, counters.views != 0)] += 1
+            writes[(key.kind, "views" if counters.views else "likes")] += 1
     return writes
+
+
+class Writes:
+    """Every summary write of a design's batches, applied in order: one per key whose net
+    change is not zero, or per key at all (``writes_every_key``); with ``ranks_by_views`` the
+    GSI2 bucket each write sets as ``video_stats.store`` predicts it (from the views the
+    shard's container last saw on the item, else ``if_not_exists``) and the follow-up write
+    that fixes a wrong prediction. ``history``: the views each summary holds before the batches
+    (every container has seen them): a bucket move is rare on a summary with a history and
+    frequent on a new one, so a sample of minutes started from an empty table would bill every
+    summary's first moves again and again (``history_views``)."""
+
+    def __init__(self, design: Design, history: Mapping[Any, int] | None = None) -> None:
+        self.design = design
+        self.counts: Counter[WriteKind] = Counter()
+        self._history: Mapping[Any, int] = history or {}
+        self._views: dict[Any, int] = dict(self._history)
+        self._bucket: dict[Any, str] = {
+            key: model.summary_index_bucket(views) for key, views in self._history.items()
+        }
+        self._seen: dict[tuple[int, int], dict[Any, int]] = {}
+
+    def apply(
+        self, batch: Sequence[Record], item_type: ItemType, consumer: int, shard: int
+    ) -> None:
+        seen = self._seen.setdefault((consumer, shard), {})
+        for key, counters in batch_effect(batch, item_type).items():
+            zero = counters.is_zero()
+            if zero and not self.design.writes_every_key:
+                continue
+            if not self.design.ranks_by_views:
+                change = "mark" if zero else ("views" if counters.views else "likes")
+                self.counts[(key.kind, change)] += 1
+                continue
+            exists = key in self._views
+            old_bucket = self._bucket.get(key)
+            views = self._views.get(key, 0) + counters.views
+            known = seen.get(key, self._history.get(key))
+            if counters.views and known is not None:
+                bucket = model.summary_index_bucket(known + counters.views)
+            else:
+                bucket = (
+                    old_bucket
+                    if exists and old_bucket is not None
+                    else (model.summary_index_bucket(counters.views))
+                )
+            if zero:
+                change = "mark"
+            elif exists and bucket != old_bucket:
+                change = "bucket"
+            else:
+                change = "views" if counters.views else "likes"
+            self.counts[(key.kind, change)] += 1
+            self._views[key] = views
+            seen[key] = views
+            right = model.summary_index_bucket(views)
+            if bucket != right:
+                self.counts[(key.kind, "fix")] += 1
+                bucket = right
+            self._bucket[key] = bucket
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerLoad:
+    """One function in one cell, per event: invocations, records, summary writes by kind."""
+
+    invocations: float
+    records: float
+    writes: Mapping[WriteKind, float]
+
+    @property
+    def item_writes(self) -> float:
+        return sum(self.writes.values())
+
+    def write_requests(self, items_per_request: float) -> float:
+        """Write requests: a fix is one request of its own; the other items
+        ``items_per_request`` to a request."""
+        fixes = sum(n for (_, change), n in self.writes.items() if change == "fix")
+        return fixes + (self.item_writes - fixes) / items_per_request
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,8 +425,9 @@ class Cell:
     events_per_day: int
     partitions: int
     invocations_per_event: float
-    writes: Mapping[WriteKind, float]  # summary writes per event, by kind
+    writes: Mapping[WriteKind, float]  # summary item writes per event, by kind
     batch_records: tuple[int, ...]  # per consumer
+    consumers: tuple[ConsumerLoad, ...] = ()
 
     @property
     def writes_per_event(self) -> float:
@@ -302,22 +435,32 @@ class Cell:
 
     def wru_per_event(self, design: Design) -> float:
         return sum(
-            per_event * design.summaries.cost(kind, moved, self.partitions).wru_per_write
-            for (kind, moved), per_event in self.writes.items()
+            per_event * design.summaries.cost(kind, change, self.partitions).wru_per_write
+            for (kind, change), per_event in self.writes.items()
         )
 
-    def monthly_usd(self, design: Design, prices: Prices = PRICES) -> float:
-        events = self.events_per_day * DAYS_PER_MONTH
-        invocations = self.invocations_per_event * events
-        writes = self.writes_per_event * events
-        per_invocation = writes / invocations if invocations else 0.0
+    def gb_seconds_per_event(self, design: Design) -> list[float]:
+        """Per consumer: billed GB-seconds per event, each invocation at the design's duration
+        model for its write requests and records."""
         settings = design.settings
-        duration: DurationModel = settings.duration
-        gb_seconds = (
-            invocations * duration.invocation_ms(per_invocation) / 1000 * settings.memory_mb / 1024
-        )
+        result = []
+        for load in self.consumers:
+            if not load.invocations:
+                result.append(0.0)
+                continue
+            requests = load.write_requests(design.items_per_request) / load.invocations
+            records = load.records / load.invocations
+            ms = settings.duration.invocation_ms(requests, records)
+            result.append(load.invocations * ms / 1000 * settings.memory_mb / 1024)
+        return result
+
+    def monthly_usd(self, design: Design, prices: Prices = PRICES) -> float:
+        """Aggregation cost a month: Lambda requests and GB-seconds, summary write units."""
+        events = self.events_per_day * DAYS_PER_MONTH
+        settings = design.settings
+        gb_seconds = sum(self.gb_seconds_per_event(design)) * events
         return (
-            invocations * prices.lambda_request_per_million / 1e6
+            self.invocations_per_event * events * prices.lambda_request_per_million / 1e6
             + gb_seconds * prices.gb_second(settings.architecture)
             + self.wru_per_event(design) * events * prices.wru_per_million / 1e6
         )
@@ -335,8 +478,9 @@ class Sample:
         # function batched another way passes the same records.
         self._accepted: dict[int, tuple[Callable[..., bool], list[bool]]] = {}
         self._partitions: dict[int, list[int]] = {}
-        # (consumers, events a day, partitions) -> the cell: the merge does not depend on costs
-        self.cells: dict[tuple[tuple[Any, ...], int, int], Cell] = {}
+        # (consumers, batch sizes, handler, partitions) -> the writes: costs do not change them
+        self._net_views: dict[tuple[Any, ...], dict[Any, int]] = {}
+        self.simulations: dict[tuple[Any, ...], tuple[list[Counter[WriteKind]], list[int]]] = {}
 
     def accepted(self, consumer: Consumer) -> list[bool]:
         accepts = consumer.accepts
@@ -347,6 +491,21 @@ class Sample:
 
     def share(self, consumer: Consumer) -> float:
         return sum(self.accepted(consumer)) / len(self.records)
+
+    def net_views(self, consumer: Consumer) -> dict[Any, int]:
+        """The views the records ``consumer`` receives add to each summary, net (positive
+        only), by the handlers' merge."""
+        key = (consumer.item_type, id(consumer.accepts))
+        if key not in self._net_views:
+            delivered = [
+                r for r, ok in zip(self.records, self.accepted(consumer), strict=True) if ok
+            ]
+            self._net_views[key] = {
+                summary: counters.views
+                for summary, counters in batch_effect(delivered, consumer.item_type).items()
+                if counters.views > 0
+            }
+        return self._net_views[key]
 
     def delivered_per_shard(self, consumer: Consumer, partitions: int) -> list[list[Record]]:
         """The records each partition's shard hands to ``consumer``, in stream order."""
@@ -363,54 +522,93 @@ class Sample:
 
 
 def project_cell(sample: Sample, design: Design, events_per_day: int, partitions: int) -> Cell:
-    """One design at ``events_per_day`` on ``partitions`` partitions (see the module notes);
-    worked out once per sample for the same batches: the window and batch size matter only
-    through the records per batch they give (another window that gives the same batches, as
-    when the batch size caps them, reuses the cell)."""
-    key = (
-        tuple(
-            (
-                c.item_type,
-                id(c.accepts),  # kept alive by the sample (``share``)
-                batch_records(events_per_day, partitions, sample.share(c), c),
-                c.tumbling_window_seconds,
-            )
-            for c in design.consumers
-        ),
-        events_per_day,
-        partitions,
+    """One design at ``events_per_day`` on ``partitions`` partitions (see the module notes).
+    The writes are simulated once per sample for the same batches (``_simulate``): the rate,
+    window and batch size matter only through the records per batch they give."""
+    sizes = tuple(
+        batch_records(events_per_day, partitions, sample.share(c), c) for c in design.consumers
     )
-    if key not in sample.cells:
-        sample.cells[key] = _project_cell(sample, design, events_per_day, partitions)
-    return sample.cells[key]
-
-
-def _project_cell(sample: Sample, design: Design, events_per_day: int, partitions: int) -> Cell:
+    counts, merged = _simulate(sample, design, sizes, partitions, events_per_day)
+    loads: list[ConsumerLoad] = []
+    total: dict[WriteKind, float] = {}
     invocations = 0.0
-    writes: Counter[WriteKind] = Counter()
-    per_event: dict[WriteKind, float] = {}
-    sizes: list[int] = []
-    for consumer in design.consumers:
+    for c, consumer in enumerate(design.consumers):
         share = sample.share(consumer)
-        size = batch_records(events_per_day, partitions, share, consumer)
-        sizes.append(size)
-        if not share:
-            continue
-        invocations += share / size
-        if consumer.tumbling_window_seconds > 0:
-            closing_per_day = partitions * SECONDS_PER_DAY / consumer.tumbling_window_seconds
-            invocations += closing_per_day / events_per_day
-        writes.clear()
-        merged = 0
-        for delivered in sample.delivered_per_shard(consumer, partitions):
-            # Whole batches only, unless the shard's sample is smaller than one.
-            whole = min(len(delivered), max(1, len(delivered) // size) * size)
-            for start in range(0, whole, size):
-                writes.update(summary_writes(delivered[start : start + size], consumer.item_type))
-            merged += whole
-        for kind, count in writes.items():
-            per_event[kind] = per_event.get(kind, 0.0) + share * count / merged
-    return Cell(events_per_day, partitions, invocations, per_event, tuple(sizes))
+        calls = share / sizes[c] if share else 0.0
+        if share and consumer.tumbling_window_seconds > 0:
+            calls += (
+                partitions * SECONDS_PER_DAY / consumer.tumbling_window_seconds / events_per_day
+            )
+        writes = {kind: share * n / merged[c] for kind, n in counts[c].items() if merged[c]}
+        if design.rejected_per_write:
+            for summary in {summary for summary, change in writes if change != "fix"}:
+                made = sum(
+                    v for (k, change), v in writes.items() if k is summary and change != "fix"
+                )
+                writes[(summary, "rejected")] = made * design.rejected_per_write
+        for kind, value in writes.items():
+            total[kind] = total.get(kind, 0.0) + value
+        invocations += calls
+        loads.append(ConsumerLoad(calls, share, writes))
+    return Cell(events_per_day, partitions, invocations, total, sizes, tuple(loads))
+
+
+def history_views(sample: Sample, design: Design, events_per_day: int) -> dict[Any, int]:
+    """The views each summary holds after a month of ``events_per_day`` (the sample's net
+    views per summary, scaled to a month's events): the bill is a month of steady operation.
+    The first month from an empty table adds about log2(views) bucket moves per summary, a few
+    million write units in all at 100 M events a day (docs/design.md §6)."""
+    scale = events_per_day * DAYS_PER_MONTH / len(sample.records)
+    history: dict[Any, int] = {}
+    for consumer in design.consumers:
+        for key, views in sample.net_views(consumer).items():
+            history[key] = history.get(key, 0) + round(views * scale)
+    return history
+
+
+def _simulate(
+    sample: Sample, design: Design, sizes: tuple[int, ...], partitions: int, events_per_day: int
+) -> tuple[list[Counter[WriteKind]], list[int]]:
+    """Per consumer: the summary writes of its whole batches of ``sizes`` records per shard
+    (``Writes``, from a month's history of ``events_per_day`` when the design ranks by views)
+    and the records they merged; cached in the sample."""
+    key = (
+        tuple((c.item_type, id(c.accepts)) for c in design.consumers),  # kept alive by the sample
+        sizes,
+        design.writes_every_key,
+        design.ranks_by_views,
+        partitions,
+        events_per_day if design.ranks_by_views else None,  # the history's size
+    )
+    if key in sample.simulations:
+        return sample.simulations[key]
+    # Per consumer and shard: its whole batches (unless the shard's sample is smaller than one).
+    batches: list[list[list[Sequence[Record]]]] = []
+    for consumer, size in zip(design.consumers, sizes, strict=True):
+        shards: list[list[Sequence[Record]]] = []
+        if sample.share(consumer):
+            for delivered in sample.delivered_per_shard(consumer, partitions):
+                whole = min(len(delivered), max(1, len(delivered) // size) * size)
+                shards.append([delivered[i : i + size] for i in range(0, whole, size)])
+        batches.append(shards)
+    # Batches in time order, round-robin over the shards (they run side by side), so a
+    # container's memory of a summary is as stale as it would be; one state per design (both
+    # functions write the same summaries).
+    history = history_views(sample, design, events_per_day) if design.ranks_by_views else None
+    shared = Writes(design, history)
+    rounds = max((len(shard) for shards in batches for shard in shards), default=0)
+    merged = [0] * len(design.consumers)
+    counts: list[Counter[WriteKind]] = [Counter() for _ in design.consumers]
+    for index in range(rounds):
+        for c, (consumer, shards) in enumerate(zip(design.consumers, batches, strict=True)):
+            for s, shard in enumerate(shards):
+                if index < len(shard):
+                    before = Counter(shared.counts)
+                    shared.apply(shard[index], consumer.item_type, c, s)
+                    counts[c].update(shared.counts - before)
+                    merged[c] += len(shard[index])
+    sample.simulations[key] = (counts, merged)
+    return counts, merged
 
 
 def projection_table(
@@ -505,3 +703,179 @@ def _item_bytes(design: Design, kind: SummaryKind, partitions: int) -> int | Non
     if kind not in design.summaries.items:
         return None
     return item_size(design.summaries.item_after_a_day(kind, partitions))
+
+
+# --- the full bill -------------------------------------------------------------------------------
+
+#: The full bill's grid: events a day (``EVENTS_PER_DAY_GRID`` from 10,000) and partitions.
+FULL_BILL_EVENTS_PER_DAY: Final = (10_000, 100_000, *EVENTS_PER_DAY_GRID)
+#: Where the break-even is looked for (events a day), and the bisection's steps within the
+#: grid's bracket (7 steps: within 2 % across a decade).
+BREAK_EVEN_RANGE: Final = (1_000.0, 100_000_000.0)
+BREAK_EVEN_STEPS: Final = 7
+
+
+@dataclass(frozen=True, slots=True)
+class BillInputs:
+    """What a design's full bill needs beyond its cells: its functions' measured log output
+    (by item type) and what its stack holds."""
+
+    logs: Mapping[ItemType, LogShape]
+    resources: StackResources
+
+
+@dataclass(frozen=True, slots=True)
+class Production:
+    """Settings billed alike for both designs: the production stack's (this project's)."""
+
+    point_in_time_recovery: bool
+    log_retention_days: int | None
+
+
+def summary_storage_bytes(design: Design, partitions: int) -> float:
+    """Bytes the design's summaries take at the production shape (every user and video has
+    one), items and index copies, each with DynamoDB's 100 bytes of overhead."""
+    counts = {SummaryKind.USER: PRODUCTION_USERS, SummaryKind.VIDEO: PRODUCTION_VIDEOS}
+    total = 0.0
+    for kind, count in counts.items():
+        if kind not in design.summaries.items:
+            continue
+        item = design.summaries.item_after_a_day(kind, partitions)
+        size = item_size(item) + ITEM_OVERHEAD_BYTES
+        for index in design.summaries.indexes:
+            if index.holds(item):
+                size += item_size(index.project(item)) + ITEM_OVERHEAD_BYTES
+        total += count * size
+    return total
+
+
+def cell_bill(
+    cell: Cell,
+    design: Design,
+    inputs: BillInputs,
+    production: Production,
+    prices: Prices = PRICES,
+    *,
+    nonzero_metrics_only: bool = False,
+) -> dict[str, float]:
+    """``bill.monthly_bill`` of one design in one cell."""
+    events = cell.events_per_day * DAYS_PER_MONTH
+    gb_seconds = cell.gb_seconds_per_event(design)
+    functions = [
+        FunctionMonth(
+            invocations=load.invocations * events,
+            gb_seconds=gb * events,
+            log=inputs.logs.get(consumer.item_type),
+            memory_mb=design.settings.memory_mb,
+        )
+        for consumer, load, gb in zip(design.consumers, cell.consumers, gb_seconds, strict=True)
+    ]
+    return monthly_bill(
+        functions=functions,
+        wru=cell.wru_per_event(design) * events,
+        architecture=design.settings.architecture,
+        resources=inputs.resources,
+        storage_bytes=summary_storage_bytes(design, cell.partitions),
+        pitr=production.point_in_time_recovery,
+        log_retention_days=production.log_retention_days,
+        prices=prices,
+        nonzero_metrics_only=nonzero_metrics_only,
+    )
+
+
+def full_bill(
+    sample: Sample,
+    designs: Mapping[str, tuple[Design, BillInputs]],
+    production: Production,
+    *,
+    events_per_day: Sequence[int] = FULL_BILL_EVENTS_PER_DAY,
+    partitions: Sequence[int] = PARTITIONS_GRID,
+) -> dict[str, Any]:
+    """results.json's full bill: ``rows`` (one per cell: both totals, their ratio and this
+    project's fixed cost), ``lines`` (every line of both bills per cell),
+    ``break_even_events_per_day`` per partition count and this project's ``fixed`` cost,
+    itemized. ``designs``: ``baseline`` and ``ours``."""
+    reference, ref_inputs = designs["baseline"]
+    ours, our_inputs = designs["ours"]
+    fixed = fixed_lines(our_inputs.resources)
+
+    def bills(per_day: int, count: int) -> tuple[dict[str, float], dict[str, float]]:
+        return (
+            cell_bill(
+                project_cell(sample, reference, per_day, count), reference, ref_inputs, production
+            ),
+            cell_bill(project_cell(sample, ours, per_day, count), ours, our_inputs, production),
+        )
+
+    rows: list[dict[str, Any]] = []
+    lines: list[dict[str, Any]] = []
+    for per_day in events_per_day:
+        for count in partitions:
+            ref_bill, our_bill = bills(per_day, count)
+            ref_total, our_total = bill_total(ref_bill), bill_total(our_bill)
+            rows.append(
+                {
+                    "events_per_day": per_day,
+                    "partitions": count,
+                    "reference_usd_month": round(ref_total, 2),
+                    "ours_usd_month": round(our_total, 2),
+                    "ratio": round(ref_total / our_total, 2) if our_total else None,
+                    "fixed_usd_month": round(bill_total(fixed), 2),
+                }
+            )
+            nonzero = cell_bill(
+                project_cell(sample, ours, per_day, count),
+                ours,
+                our_inputs,
+                production,
+                nonzero_metrics_only=True,
+            )
+            lines.append(
+                {
+                    "events_per_day": per_day,
+                    "partitions": count,
+                    "reference": {k: round(v, 4) for k, v in ref_bill.items()},
+                    "ours": {k: round(v, 4) for k, v in our_bill.items()},
+                    # What the metrics would cost if the handlers published no zero values.
+                    "ours_custom_metrics_nonzero_only": round(nonzero["custom_metrics"], 4),
+                }
+            )
+
+    def saving(count: int) -> Callable[[float], float]:
+        def at(per_day: float) -> float:
+            ref_bill, our_bill = bills(round(per_day), count)
+            return bill_total(ref_bill) - bill_total(our_bill)
+
+        return at
+
+    def bracket(count: int) -> tuple[float, float]:
+        """The grid's events a day around the first cell where ours is not dearer: the
+        bisection then needs a few steps within it (each step simulates a cell)."""
+        low, high = BREAK_EVEN_RANGE
+        for row in rows:
+            if row["partitions"] != count:
+                continue
+            if row["reference_usd_month"] >= row["ours_usd_month"]:
+                return low, float(row["events_per_day"])
+            low = float(row["events_per_day"])
+        return low, high
+
+    even = {
+        str(count): _rounded(break_even(saving(count), *bracket(count), steps=BREAK_EVEN_STEPS))
+        for count in partitions
+    }
+    return {
+        "rows": rows,
+        "lines": lines,
+        "break_even_events_per_day": even,
+        "fixed": {k: round(v, 2) for k, v in fixed.items()},
+        "fixed_usd_month": round(bill_total(fixed), 2),
+    }
+
+
+def _rounded(value: float | None) -> int | None:
+    """Events a day to three significant digits."""
+    if value is None:
+        return None
+    digits = max(0, len(str(int(value))) - 3)
+    return int(round(value, -digits))

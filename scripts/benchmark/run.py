@@ -25,13 +25,14 @@ from localcloud.client import ControlClient
 from localcloud.endpoint_process import EndpointProcess, LocalEndpoint
 from localcloud.writestats import IndexShape
 from rich.console import Console
-from video_stats.model import AttributeMap, SummaryKind
+from video_stats.model import AttributeMap, ItemType, SummaryKind
 from vstats import cli
 from vstats.drift import find_drift
 from vstats.effects import ITEM_TYPE_OF_FUNCTION
 from vstats.load_run import LoadTest, LoadTestConfig
 from vstats.tables import scan_items
 
+from benchmark.bill import LogShape, StackResources, parse_function_log, vcpu_share
 from benchmark.collect import (
     DeployedMapping,
     LogTail,
@@ -46,6 +47,7 @@ from benchmark.deploy import REPO_ROOT, Stack, Terraform
 from benchmark.figures import (
     EVENTS_PER_DAY,
     BatchBound,
+    DurationModel,
     FunctionSettings,
     FunctionStream,
     RunCounts,
@@ -56,16 +58,20 @@ from benchmark.figures import (
     project,
     split_batches,
 )
+from benchmark.handler import CpuCost, measure_cpu
 from benchmark.options import OURS_ZIP, REFERENCE_SOURCE, TEARDOWN_RESERVE, Options
 from benchmark.projection import (
     PRODUCTION_USERS,
     PRODUCTION_VIDEOS,
     Batching,
+    BillInputs,
     Consumer,
     Design,
+    Production,
     Sample,
     SummaryShape,
     batching_window,
+    full_bill,
     production_operations,
     projection_by_window,
     projection_table,
@@ -73,6 +79,7 @@ from benchmark.projection import (
     stream_records,
 )
 from benchmark.report import Workload, evaluate_targets, readme_table
+from benchmark.resources import read_stack_resources
 from benchmark.results import assemble_results, write_outputs
 
 if TYPE_CHECKING:
@@ -87,7 +94,7 @@ class Outcome:
     report_path: Path
     chart_path: Path
     results_path: Path
-    targets_met: bool
+    targets_met: bool  # every scored target met (``--strict`` fails the command otherwise)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -132,6 +139,11 @@ class Bench:
     # batching the projections take from it.
     production_mapping: dict[str, Any] = field(default_factory=dict)
     production_batching: Batching | None = None
+    # The full bill's measurements: each run's log output per function (config, workload) ->
+    # item type -> shape; what each stack holds; this project's CPU time per write and record.
+    log_shapes: dict[tuple[str, str], dict[ItemType, LogShape]] = field(default_factory=dict)
+    resources: dict[str, StackResources] = field(default_factory=dict)
+    cpu: CpuCost | None = None
 
     # --- the whole run -------------------------------------------------------------------------
 
@@ -156,6 +168,13 @@ class Bench:
             deployments = {
                 key: self._deployment(endpoint, stacks[key], outputs[key]) for key in stacks
             }
+            for key, deployment in deployments.items():
+                self.resources[key] = read_stack_resources(
+                    lambda service: _client(service, endpoint.endpoint_url),
+                    deployment.stack.variables["name_prefix"],
+                    deployment.table,
+                    [m.function_name for m in deployment.mappings],
+                )
             if "ours" in deployments:
                 deployments["ours"].projected_batching = self.production_batching
             control = ControlClient(endpoint.control_url, timeout=30.0)
@@ -163,7 +182,9 @@ class Bench:
                 for key in options.configs:
                     remaining = deadline - time.monotonic() - TEARDOWN_RESERVE
                     if remaining < 60:
-                        self.skipped.append(f"{key} on {workload.key}: over the time budget")
+                        skipped = f"{key} on {workload.key}: over the time budget"
+                        self.skipped.append(skipped)
+                        self.console.print(f"[yellow]skipped: {skipped}[/]")
                         continue
                     runs.setdefault(key, {})[workload.key] = self._run(
                         endpoint, control, deployments[key], workload, remaining
@@ -300,8 +321,24 @@ class Bench:
                 memory_mb=first.memory_mb,
                 architecture=first.architecture,
                 transactional=stack.key == "baseline",
-                duration=self.options.durations[stack.key],
+                duration=self._duration(stack.key, first.memory_mb),
             ),
+        )
+
+    def _duration(self, key: str, memory_mb: int) -> DurationModel:
+        """The billed duration model: as given, and for this project (unless
+        ``--ours-duration`` was given) plus the CPU time per write request and per record
+        measured on one core (``handler.measure_cpu``) divided by the function's vCPU share
+        (docs/design.md §6)."""
+        given = self.options.durations[key]
+        if key != "ours" or not self.options.measure_cpu:
+            return given
+        if self.cpu is None:
+            self.console.print("measuring the handlers' CPU time per record and write ...")
+            self.cpu = measure_cpu(repeat=2)
+        share = vcpu_share(memory_mb)
+        return DurationModel(
+            given.fixed_ms, self.cpu.ms_per_write / share, self.cpu.ms_per_record / share
         )
 
     # --- one configuration on one workload -----------------------------------------------------
@@ -398,6 +435,9 @@ class Bench:
             own_dropped += own - sum(1 for r in delivered if _of_type(r, mapping.item_type))
             full_batches += min_batches(len(delivered), mapping.batch_size)
             log_text = deployment.logs[mapping.uuid].read()
+            self.log_shapes.setdefault((deployment.key, workload.key), {})[mapping.item_type] = (
+                parse_function_log(log_text)
+            )
             durations += parse_report_durations(log_text)
             for name, values in delays.items():
                 value = (mstats.get("delay_seconds") or {}).get(name)
@@ -452,6 +492,12 @@ class Bench:
             summary_item_writes=writes.summary_items,
             summary_wru=writes.summary_wru,
             summary_gsi_wru=max(0, writes.gsi_wru - base_gsi),
+            rejected_writes=int(
+                ((stats.get("dynamodb") or {}).get(deployment.table) or {}).get(
+                    "conditional_check_failures"
+                )
+                or 0
+            ),
             base_wru=writes.base_wru + base_gsi,
             min_batches_at_batch_size=full_batches,
             own_type_dropped=own_dropped,
@@ -518,7 +564,7 @@ class Bench:
             "growing with the table), which would make the reference design's drain time "
             "measure moto, not its invocations. Semantics are unchanged."
         )
-        projections = {} if interrupted else self._projections(runs, deployments)
+        projections, bill = ({}, {}) if interrupted else self._projections(runs, deployments)
         meta: dict[str, Any] = {
             "total_seconds": self.timings.get("total"),
             "timings_seconds": {**self.timings, **(terraform.timings if terraform else {})},
@@ -570,6 +616,11 @@ class Bench:
             for config in ("baseline", "ours"):
                 if workload in results.get(config, {}):
                     results[config][workload].update(tables)
+        if bill:
+            results["full_bill"] = bill.pop("rows")
+            results["break_even_events_per_day"] = bill.pop("break_even_events_per_day")
+            results["full_bill_detail"] = bill
+        results["skipped"] = list(self.skipped)
         write_outputs(self.options.output_dir, results, self.console)
         return results
 
@@ -586,14 +637,15 @@ class Bench:
 
     def _projections(
         self, runs: dict[str, dict[str, RunCounts]], deployments: dict[str, DeployedDesign]
-    ) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    ) -> tuple[dict[str, dict[str, list[dict[str, Any]]]], dict[str, Any]]:
         """Per workload: both designs at the production shape, from that workload's measured
-        write costs (``benchmark.projection``)."""
+        write costs (``benchmark.projection``); and the full bill of the first workload of
+        ``large``, ``tiny`` both designs ran."""
         if not {"baseline", "ours"} <= deployments.keys():
-            return {}
+            return {}, {}
         workloads = [w for w in runs.get("ours", {}) if w in runs.get("baseline", {})]
         if not workloads:
-            return {}
+            return {}, {}
         self.console.print("projecting both designs to the production shape ...")
         t0 = time.monotonic()
         operations = production_operations(self.options.projection_operations, self.options.seed)
@@ -601,6 +653,7 @@ class Bench:
         consumers = {key: deployments[key].projected_consumers() for key in ("baseline", "ours")}
         measured = max(_batching(m).window_seconds for m in deployments["ours"].mappings)
         tables: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        bill: dict[str, Any] = {}
         for workload in workloads:
             reference, ours = (
                 _design(
@@ -608,6 +661,7 @@ class Bench:
                     consumers[key],
                     self.summary_items.get((key, workload)),
                     self.options.partitions,
+                    runs[key][workload],
                 )
                 for key in ("baseline", "ours")
             )
@@ -618,17 +672,56 @@ class Bench:
                 # re-cost them.
                 "projection_by_window": projection_by_window(sample, reference, ours, windows),
             }
+            if not bill:
+                bill = self._full_bill(sample, workload, {"baseline": reference, "ours": ours})
         self.timings["projection"] = round(time.monotonic() - t0, 1)
-        return tables
+        return tables, bill
+
+    def _full_bill(
+        self, sample: Sample, workload: str, designs: dict[str, Design]
+    ) -> dict[str, Any]:
+        """Both designs' full bill (``projection.full_bill``) from ``workload``'s run: its
+        write costs and its functions' log output; PITR and log retention as this project's
+        stack sets them, for both."""
+        self.console.print(f"the full bill, from the {workload} workload ...")
+        ours = self.resources["ours"]
+        production = Production(ours.point_in_time_recovery, ours.log_retention_days)
+        inputs = {
+            key: BillInputs(self.log_shapes.get((key, workload), {}), self.resources[key])
+            for key in designs
+        }
+        result = full_bill(
+            sample, {key: (designs[key], inputs[key]) for key in designs}, production
+        )
+        result.update(
+            {
+                "workload": workload,
+                "production": {
+                    "point_in_time_recovery": production.point_in_time_recovery,
+                    "log_retention_days": production.log_retention_days,
+                },
+                "resources": {key: r.as_dict() for key, r in self.resources.items()},
+                "logs": {
+                    key: {t: shape.as_dict() for t, shape in inputs[key].logs.items()}
+                    for key in inputs
+                },
+                "duration": {key: d.settings.duration.describe() for key, d in designs.items()},
+                "cpu_full_core": self.cpu.as_dict() if self.cpu else None,
+            }
+        )
+        return result
 
     def _outcome(self) -> Outcome:
         results = self.results
         out = self.options.output_dir
         targets = evaluate_targets(results)
+        # The README table carries the full bill's table, break-even and fixed cost.
         lines = [readme_table(results), "", "targets:"]
         for target in targets:
             met = {True: "met", False: "MISSED", None: "not measured"}[target.met]
             lines.append(f"  {met:>12}  {target.name} ({target.workload}): {target.detail}")
+        for skipped in self.skipped:
+            lines.append(f"skipped: {skipped}")
         return Outcome(
             summary="\n".join(lines),
             report_path=out / "report.md",
@@ -730,15 +823,30 @@ def _design(
     consumers: tuple[Consumer, ...],
     items: dict[SummaryKind, AttributeMap] | None,
     partitions: int,
+    counts: RunCounts,
 ) -> Design:
-    """A deployed design with the summary items one of its runs left (their sizes)."""
+    """A deployed design with the summary items one of its runs left (their sizes) and the
+    items its write requests wrote (a transaction writes several)."""
     summaries = SummaryShape(
         items=items or {},
         indexes=tuple(deployed.shapes),
         transactional=deployed.settings.transactional,
         measured_partitions=partitions,
     )
-    return Design(consumers=consumers, settings=deployed.settings, summaries=summaries)
+    ours = deployed.key == "ours"
+    rejected = counts.rejected_writes / counts.summary_write_requests if ours else 0.0
+    per_request = 1.0
+    if deployed.settings.transactional and counts.summary_write_requests:
+        per_request = counts.summary_item_writes / counts.summary_write_requests
+    return Design(
+        consumers=consumers,
+        settings=deployed.settings,
+        summaries=summaries,
+        writes_every_key=ours,  # video_stats.apply: also a key whose records net to zero
+        ranks_by_views=ours,  # video_stats.store: the GSI2 bucket and its fixes
+        items_per_request=per_request,
+        rejected_per_write=rejected if counts.summary_write_requests else 0.0,
+    )
 
 
 def _load_average() -> list[float] | None:

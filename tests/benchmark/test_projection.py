@@ -14,6 +14,7 @@ from benchmark.projection import (
     Batching,
     Cell,
     Consumer,
+    ConsumerLoad,
     Design,
     Sample,
     SummaryShape,
@@ -105,7 +106,7 @@ def test_changed_keys_come_from_the_handlers_merge() -> None:
         stream_records([put(first), put(second), put(other), Operation("x", "delete", _key(first))])
     )
     # u's video and user summaries, w's user summary: the delete nets out part of u's changes.
-    assert summary_writes(records, "VIEW") == {(VIDEO, True): 1, (USER, True): 2}
+    assert summary_writes(records, "VIEW") == {(VIDEO, "views"): 1, (USER, "views"): 2}
     assert summary_writes(records[:1] + records[3:], "VIEW") == {}  # inserted and deleted
     assert summary_writes(records, "VOTE") == {}
 
@@ -139,8 +140,9 @@ def test_the_reference_writes_two_items_per_delivered_record() -> None:
 
 
 def test_monthly_bill() -> None:
-    writes = {(VIDEO, True): 1.0, (USER, False): 1.0}
-    cell = Cell(1_000_000, 1, invocations_per_event=0.5, writes=writes, batch_records=(1,))
+    writes = {(VIDEO, "views"): 1.0, (USER, "likes"): 1.0}
+    load = ConsumerLoad(invocations=0.5, records=1.0, writes=writes)
+    cell = Cell(1_000_000, 1, 0.5, writes=writes, batch_records=(1,), consumers=(load,))
     design = Design((), FunctionSettings(1024, "x86_64", False, DurationModel(100.0, 0.0)),
                     UNMEASURED)  # fmt: skip
     events = 30_000_000
@@ -233,18 +235,18 @@ def test_injected_marks_are_as_long_as_the_api_allows_whatever_the_run_drew() ->
 
 def test_a_write_costs_what_the_item_after_a_day_weighs() -> None:
     shape = SummaryShape({VIDEO: summary_item(1)}, (GSI1, GSI2), transactional=False)
-    one = shape.cost(VIDEO, views_moved=True, partitions=1)
-    sixteen = shape.cost(VIDEO, views_moved=True, partitions=16)
+    one = shape.cost(VIDEO, change="views", partitions=1)
+    sixteen = shape.cost(VIDEO, change="views", partitions=16)
     size = item_size(shape.item_after_a_day(VIDEO, 16))
     assert size > 1024
     assert sixteen.table_wru == -(-size // 1024)
     # GSI1 (ALL) copies the item; GSI2's key moved: a delete and a put of its small projection.
     assert sixteen.index_wru == sixteen.table_wru + 2
     assert one.table_wru < sixteen.table_wru
-    unmoved = shape.cost(VIDEO, views_moved=False, partitions=16)
+    unmoved = shape.cost(VIDEO, change="likes", partitions=16)
     assert unmoved.index_wru == sixteen.table_wru  # GSI2 projects no counter here: untouched
     transactional = SummaryShape({VIDEO: summary_item(0)}, (GSI1,), transactional=True)
-    cost = transactional.cost(VIDEO, views_moved=True, partitions=4)
+    cost = transactional.cost(VIDEO, change="views", partitions=4)
     assert (cost.table_wru, cost.index_wru) == (2.0, 1.0)  # the index at 1x
 
 
@@ -331,8 +333,8 @@ def test_windows_that_give_the_same_batches_share_the_merge() -> None:
         for window in (60.0, 300.0)
     ]
     cells = [project_cell(sample, design, 100_000_000, 1) for design in capped]
-    assert cells[0] is cells[1]  # both windows fill the 4-record batch: merged once
-    assert len(sample.cells) == 1
+    assert cells[0] == cells[1]  # both windows fill the 4-record batch: merged once
+    assert len(sample.simulations) == 1
     larger = Design((replace(views, batch_size=1000),), SETTINGS, UNMEASURED)
     assert project_cell(sample, larger, 100_000_000, 1).batch_records == (1000,)
-    assert len(sample.cells) == 2
+    assert len(sample.simulations) == 2

@@ -11,6 +11,8 @@ from benchmark import cli
 from benchmark.options import options_from_args
 from benchmark.report import (
     evaluate_targets,
+    full_bill_table,
+    full_bill_targets,
     readme_table,
     render_report,
     window_table,
@@ -89,20 +91,17 @@ def results(**ours: Any) -> dict[str, Any]:
 
 def test_targets_met() -> None:
     targets = evaluate_targets(results())
-    assert len(targets) == 8
+    # Exactness and delay per workload (the retired invocation and lower-bound targets are gone).
+    assert [t.name for t in targets].count("zero mismatches after drain") == 2
+    assert len(targets) == 4
     assert all(t.met for t in targets)
-    assert "210x" in targets[0].detail
 
 
 def test_targets_missed_are_reported_precisely() -> None:
-    targets = evaluate_targets(
-        results(invocations_per_1000_records=10.0, summary_item_writes=700, mismatches=2)
-    )
+    targets = evaluate_targets(results(mismatches=2))
     missed = [t for t in targets if t.met is False]
-    assert [t.workload for t in missed] == ["large"] * 3
-    assert "84x" in missed[0].detail
-    assert "700 writes, lower bound 600" in missed[1].detail
-    assert "2 mismatched" in missed[2].detail
+    assert [t.workload for t in missed] == ["large"]
+    assert "2 mismatched" in missed[0].detail
 
 
 def test_delay_target_is_the_window_plus_two_seconds() -> None:
@@ -113,12 +112,59 @@ def test_delay_target_is_the_window_plus_two_seconds() -> None:
     assert slow[0].name == "write-to-summary p99 ≤ the measured run's batching window + 2 s (7 s)"
 
 
-def test_targets_not_measured() -> None:
-    data = results(lower_bound_writes=None, lower_bound_note="retries")
-    del data["baseline"]
-    targets = evaluate_targets(data)
-    assert [t.met for t in targets[:2]] == [None, None]
-    assert targets[1].detail == "retries"
+def with_full_bill(ratio_1m_1p: float = 3.6, even_4: int | None = 90_000) -> dict[str, Any]:
+    data = results()
+    rows = []
+    for per_day in (1_000_000, 10_000_000, 100_000_000):
+        for count in (1, 4, 16):
+            ratio = ratio_1m_1p if (per_day, count) == (1_000_000, 1) else 6.5
+            rows.append(
+                {"events_per_day": per_day, "partitions": count, "reference_usd_month": ratio,
+                 "ours_usd_month": 1.0, "ratio": ratio, "fixed_usd_month": 4.2}
+            )  # fmt: skip
+    data["full_bill"] = rows
+    data["break_even_events_per_day"] = {"1": 60_000, "4": even_4, "16": 400_000}
+    data["full_bill_detail"] = {
+        "workload": "large",
+        "fixed": {"alarms": 1.2, "dashboard": 3.0, "kms": 0.0},
+        "fixed_usd_month": 4.2,
+        "resources": {"ours": {"alarms": 12, "alarm_metrics": 12, "dashboards": 1}},
+    }
+    return data
+
+
+def test_full_bill_targets() -> None:
+    targets = full_bill_targets(with_full_bill())
+    assert [t.met for t in targets] == [True] * 7
+    assert targets[0].detail == "break-even 60,000/day"
+    assert targets[-1].detail == "$4.20 (alarms $1.20, dashboard $3.00, kms $0.00)"
+    missed = [
+        t for t in full_bill_targets(with_full_bill(ratio_1m_1p=3.4, even_4=None)) if not t.met
+    ]
+    assert [t.detail for t in missed] == [
+        "break-even never (up to 100 M)",
+        "3.40x ($3.40 vs $1.00 a month)",
+    ]
+    assert full_bill_targets(results()) == []
+
+
+def test_full_bill_table_and_summary() -> None:
+    data = with_full_bill()
+    table = full_bill_table(data)
+    assert table[2] == "| 1,000,000 | 1 | $3.60 | $1.00 | **3.60x** | $4.20 |"
+    assert table[-1].startswith("Break-even (this project no more expensive than the reference")
+    assert "4 partition(s): 90,000 events/day" in table[-1]
+    readme = readme_table(data)
+    assert "**$4.20** a month" in readme
+    assert "12 alarms reading 12 metrics" in readme
+    assert "| 1,000,000 | 1 | $3.60 | $1.00 | **3.60x** | $4.20 |" in readme
+    assert "## The full bill" in render_report(data)
+
+
+def test_skipped_workloads_are_in_the_report() -> None:
+    data = results()
+    data["skipped"] = ["ours on tiny: over the time budget"]
+    assert "- skipped: ours on tiny: over the time budget" in render_report(data)
 
 
 def test_readme_table_has_one_row_per_workload_and_design() -> None:
@@ -205,6 +251,16 @@ def test_quick_and_subsets() -> None:
     assert [(w.key, w.events) for w in options.workloads] == [("tiny", 500)]
     assert options.configs == ("ours",)
     assert options.durations["ours"].fixed_ms == 30.0
+    assert options.measure_cpu
+    assert not options.strict
+
+
+def test_strict_and_a_given_duration() -> None:
+    args = cli.build_parser().parse_args(["designs", "--strict", "--ours-duration", "40+1"])
+    options = options_from_args(args)
+    assert options.strict
+    assert not options.measure_cpu  # as given: nothing measured is added
+    assert (options.durations["ours"].fixed_ms, options.durations["ours"].per_write_ms) == (40, 1)
 
 
 # --- batching windows: measured run, production projection, sensitivity -------------------------

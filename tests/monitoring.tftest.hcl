@@ -237,10 +237,35 @@ run "alarms_watch_the_right_metrics" {
     condition = alltrue([
       for role in ["views", "votes"] : anytrue([
         for widget in jsondecode(aws_cloudwatch_dashboard.this.dashboard_body).widgets :
-        contains(widget.properties.metrics, ["VideoStats", "IntegrityEvents", "service", "update-${role}", { stat = "Sum" }])
+        contains(try(widget.properties.metrics, []), ["VideoStats", "IntegrityEvents", "service", "update-${role}", { stat = "Sum" }])
       ])
     ])
     error_message = "the dashboard must graph each function's IntegrityEvents"
+  }
+
+  assert {
+    condition = alltrue([
+      for role in ["views", "votes"] : anytrue([
+        for widget in jsondecode(aws_cloudwatch_dashboard.this.dashboard_body).widgets :
+        widget.type == "log" && try(
+          strcontains(widget.properties.query, "SOURCE '/aws/lambda/")
+          && strcontains(widget.properties.query, "${role}'")
+          && strcontains(widget.properties.query, "filter message = 'batch applied'"),
+          false
+        )
+      ])
+    ])
+    error_message = "the dashboard must read each function's batch volume from its log lines (Logs Insights), not from custom metrics"
+  }
+
+  assert {
+    condition = alltrue(flatten([
+      for widget in jsondecode(aws_cloudwatch_dashboard.this.dashboard_body).widgets : [
+        for metric in try(widget.properties.metrics, []) :
+        !contains(["RecordsReceived", "RecordsApplied", "SummaryWrites", "SummaryReads", "OldestRecordAgeSeconds"], metric[1])
+      ]
+    ]))
+    error_message = "the dashboard must not graph custom metrics the handlers no longer publish"
   }
 
   assert {

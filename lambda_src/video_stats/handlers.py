@@ -31,10 +31,14 @@ Lineage (``lineage``) is fail-safe: when DescribeStream keeps failing and no sna
 for the shard's descendants, the batch is reported as failed from its first record (metric
 ``LineageErrors``) and retried by Lambda, never applied without the replay guard.
 
-Metrics are published only when non-zero (CloudWatch bills a custom metric for every hour it is
-published in). ``IntegrityEvents`` sums the signals that a healthy pipeline never emits and that
-mean a count may be wrong: ``RecordsOutOfOrder``, ``KeysReplayGuarded``, ``UnknownShard``; one
-alarm per function watches it (docs/design.md §9).
+Custom metrics cost $0.30 a month each for every hour they are published in, so the handlers
+publish (EMF) only counters that a healthy pipeline leaves at zero, and only when non-zero:
+``RecordsSkippedInvalid`` (its alarm), ``RecordsSuppressedDuplicate``, ``RecordsRetried``,
+``LineageErrors``, and the integrity signals ``RecordsOutOfOrder``, ``KeysReplayGuarded``,
+``UnknownShard``, summed in ``IntegrityEvents`` (one alarm per function). The volume of a batch
+(records received and applied, summary writes and reads, the oldest record's age) is in its
+"batch applied" log line, which the dashboard queries with Logs Insights; Lambda's own
+``IteratorAge`` watches the lag (docs/design.md §6, §9).
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ from video_stats.apply import Applier, ApplyConfig, BatchResult, StaleMarkCache,
 from video_stats.lineage import Lineage, LineageCache, LineageUnavailable
 from video_stats.marks import DEFAULT_RETENTION_SECONDS, names_of, shard_marks
 from video_stats.model import ItemType
-from video_stats.records import MalformedEvent, parse_batch, parse_sequence_number
+from video_stats.records import Batch, MalformedEvent, parse_batch, parse_sequence_number
 from video_stats.store import SummaryStore
 
 logger = Logger()
@@ -208,7 +212,6 @@ def handle(event: Mapping[str, Any], context: Any, item_type: ItemType) -> dict[
     response: dict[str, Any] = {"batchItemFailures": []}
     if windowed:
         response["state"] = {}  # a tumbling-window response must carry a state
-    _count("RecordsReceived", len(records))
     if not records:
         return response
 
@@ -228,13 +231,11 @@ def handle(event: Mapping[str, Any], context: Any, item_type: ItemType) -> dict[
         )
     if len(batch.skipped) > MAX_SKIP_LOGS:
         logger.warning("more records skipped", count=len(batch.skipped) - MAX_SKIP_LOGS)
-    if batch.oldest_created is not None:
-        _count("OldestRecordAgeSeconds", time.time() - batch.oldest_created, MetricUnit.Seconds)
     _check_resume_point(shard, event.get("state"), records)
 
     applier = Applier(runtime.writer, config, executor=runtime.executor, cache=runtime.cache)
     result = applier.apply(batch, _remaining_seconds(context))
-    _report(batch.skipped, result)
+    _report(len(records), batch, result)
     if result.failure is not None:
         if final:
             raise FinalInvocationIncomplete(
@@ -293,14 +294,12 @@ def _remaining_seconds(context: Any) -> Callable[[], float] | None:
     return lambda: float(get_ms()) / 1000.0
 
 
-def _count(
-    name: str, value: float, unit: MetricUnit = MetricUnit.Count, *, integrity: bool = False
-) -> None:
+def _count(name: str, value: float, *, integrity: bool = False) -> None:
     """Publish a metric only when it is non-zero: a custom metric is billed for every hour it
     is published in, and an alarm on a missing counter treats it as not breaching."""
     if value <= 0:
         return
-    metrics.add_metric(name=name, unit=unit, value=value)
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     if integrity:
         metrics.add_metric(name="IntegrityEvents", unit=MetricUnit.Count, value=value)
 
@@ -313,26 +312,27 @@ def _report_lineage_errors(runtime: Runtime) -> None:
         lineage.errors = 0
 
 
-def _report(skipped: list[Any], result: BatchResult) -> None:
+def _report(received: int, batch: Batch, result: BatchResult) -> None:
     for key, error in result.failed_keys[:MAX_SKIP_LOGS]:
         logger.error("summary update failed", summary=f"{key.kind}#{key.id}"[:200], error=error)
-    _count("RecordsApplied", result.applied_records)
-    _count("RecordsSkippedInvalid", len(skipped))
+    _count("RecordsSkippedInvalid", len(batch.skipped))
     _count("RecordsSuppressedDuplicate", result.suppressed_records)
     _count("RecordsRetried", result.retried_records)
-    _count("SummaryWrites", result.writes)
-    _count("SummaryReads", result.reads)
     # A replayed record that a descendant's mark suppressed: right for a replay, but also what
     # a parent record arriving after its child would look like (the premise of §8, step 8).
     _count("KeysReplayGuarded", result.replayed_keys, integrity=True)
+    oldest = batch.oldest_created
     logger.info(
         "batch applied",
+        received=received,
         keys=result.keys,
         writes=result.writes,
         reads=result.reads,
         applied=result.applied_records,
         suppressed=result.suppressed_records,
-        skipped=len(skipped),
+        retried=result.retried_records,
+        skipped=len(batch.skipped),
+        oldest_age_seconds=None if oldest is None else round(max(0.0, time.time() - oldest), 3),
         retry_from=result.failure,
     )
 

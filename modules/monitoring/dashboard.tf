@@ -1,6 +1,6 @@
 data "aws_region" "current" {}
 
-# One row per function (Lambda's own metrics and the handlers' EMF metrics), then the
+# One row per function (Lambda's own metrics, the handlers' EMF metrics and their log lines), then the
 # table's write capacity and throttles, then the failure queues' depth.
 locals {
   # Five graphs per 24-unit row, in this order (widths add up to 24).
@@ -25,18 +25,23 @@ locals {
           ]
         },
         {
-          title = "${role}: records received, applied, skipped, suppressed"
+          # Custom metrics only for counters a healthy run leaves at zero: each costs $0.30
+          # a month for every hour it is published in (docs/design.md §6).
+          title = "${role}: records skipped, suppressed as duplicates, retried"
           metrics = [
-            for name in ["RecordsReceived", "RecordsApplied", "RecordsSkippedInvalid", "RecordsSuppressedDuplicate", "RecordsRetried"] :
+            for name in ["RecordsSkippedInvalid", "RecordsSuppressedDuplicate", "RecordsRetried"] :
             [var.metrics_namespace, name, "service", var.functions[role].metrics_service, { stat = "Sum" }]
           ]
         },
         {
-          title = "${role}: summary writes and reads"
-          metrics = [
-            for name in ["SummaryWrites", "SummaryReads"] :
-            [var.metrics_namespace, name, "service", var.functions[role].metrics_service, { stat = "Sum" }]
-          ]
+          # A batch's volume is in its "batch applied" log line, read with Logs Insights when
+          # the dashboard is viewed (billed per GB scanned), not published as metrics.
+          title = "${role}: records received, applied; summary writes, reads (logs)"
+          query = join(" | ", [
+            "SOURCE '/aws/lambda/${var.functions[role].function_name}'",
+            "filter message = 'batch applied'",
+            "stats sum(received) as received, sum(applied) as applied, sum(writes) as writes, sum(reads) as reads by bin(${var.alarm_period_seconds}s)",
+          ])
         },
         {
           # Empty in a healthy run: IntegrityEvents (the integrity alarm's metric) and its
@@ -49,12 +54,17 @@ locals {
         },
       ] :
       {
-        type       = "metric"
-        x          = sum(concat([0], slice(local.widget_widths, 0, column)))
-        y          = index * 6
-        width      = local.widget_widths[column]
-        height     = 6
-        properties = { title = widget.title, metrics = widget.metrics, region = data.aws_region.current.name, period = var.alarm_period_seconds, view = "timeSeries", stacked = false }
+        type   = can(widget.query) ? "log" : "metric"
+        x      = sum(concat([0], slice(local.widget_widths, 0, column)))
+        y      = index * 6
+        width  = local.widget_widths[column]
+        height = 6
+        # Both shapes through JSON: a conditional's two object types must otherwise match.
+        properties = jsondecode(can(widget.query) ? jsonencode({
+          title = widget.title, query = widget.query, region = data.aws_region.current.name, view = "timeSeries"
+          }) : jsonencode({
+          title = widget.title, metrics = widget.metrics, region = data.aws_region.current.name, period = var.alarm_period_seconds, view = "timeSeries", stacked = false
+        }))
       }
     ]
   ]

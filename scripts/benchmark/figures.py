@@ -283,19 +283,19 @@ def project(
 
 
 def parse_batch_sizes(log_text: str) -> list[int]:
-    """Batch sizes in invocation order, from the handlers' EMF metric ``RecordsReceived``."""
+    """Batch sizes in invocation order, from the ``received`` field of the handlers' "batch
+    applied" log line (lambda_src/video_stats/handlers.py; a batch's volume is logged, not
+    published as a metric, docs/design.md §6)."""
     sizes = []
     for line in log_text.splitlines():
-        if '"RecordsReceived"' not in line or not line.startswith("{"):
+        if '"batch applied"' not in line or not line.startswith("{"):
             continue
         try:
             document = json.loads(line)
         except json.JSONDecodeError:
             continue
-        value = document.get("RecordsReceived") if isinstance(document, dict) else None
-        if isinstance(value, list):
-            value = sum(value)
-        if isinstance(value, int | float):
+        value = document.get("received") if isinstance(document, dict) else None
+        if isinstance(value, int | float) and not isinstance(value, bool):
             sizes.append(int(value))
     return sizes
 

@@ -117,22 +117,23 @@ def test_min_batches() -> None:
 # --- log parsing ---------------------------------------------------------------------------------
 
 
-def test_parse_batch_sizes_reads_the_emf_metric_in_order() -> None:
-    emf = {
-        "_aws": {"CloudWatchMetrics": [{"Metrics": [{"Name": "RecordsReceived"}]}]},
-        "RecordsReceived": [308.0],
-    }
+def test_parse_batch_sizes_reads_the_batch_log_line_in_order() -> None:
+    def applied(received: object) -> str:
+        return json.dumps({"level": "INFO", "message": "batch applied", "received": received})
+
+    emf = {"_aws": {"CloudWatchMetrics": [{"Metrics": [{"Name": "RecordsRetried"}]}]}}
     lines = [
         "START RequestId: a Version: $LATEST",
-        json.dumps({"level": "INFO", "message": "batch applied", "keys": 3}),
-        json.dumps(emf),
+        applied(308),
+        json.dumps({**emf, "RecordsRetried": [2.0]}),
         "END RequestId: a",
-        json.dumps({**emf, "RecordsReceived": 0.0}),  # a tumbling window's closing call
+        json.dumps({"level": "INFO", "message": "record skipped", "received": 5}),
         "not json {",
-        '{"RecordsReceived": broken',
-        json.dumps({**emf, "RecordsReceived": 12}),
+        '{"message": "batch applied", broken',
+        applied(True),
+        applied(12),
     ]
-    assert parse_batch_sizes("\n".join(lines)) == [308, 0, 12]
+    assert parse_batch_sizes("\n".join(lines)) == [308, 12]
 
 
 def test_parse_report_durations() -> None:

@@ -109,12 +109,14 @@ endif
 .PHONY: deploy
 deploy: package init ## Deploy: TARGET=local (default) or TARGET=aws
 	@$(call require_aws_choice)
+	@$(call refuse_top_level_settings)
 	$(LOCAL_ENV) $(TF) apply -auto-approve -input=false
 	@mkdir -p $(DEPLOY_DIR)
 	@$(LOCAL_ENV) $(TF) output -json > $(OUTPUTS)
 
 .PHONY: plan
 plan: package init $(CHECKOV_STAMP) ## Review a plan: summary, replacements called out, JSON, checkov scan
+	@$(call refuse_top_level_settings)
 	@mkdir -p build/plan
 	$(LOCAL_ENV) $(TF) plan -input=false -out=$(CURDIR)/build/plan/tfplan
 	@$(LOCAL_ENV) $(TF) show -json $(CURDIR)/build/plan/tfplan > build/plan/plan.json
@@ -123,6 +125,7 @@ plan: package init $(CHECKOV_STAMP) ## Review a plan: summary, replacements call
 .PHONY: destroy
 destroy: init ## Remove the deployment of TARGET
 	@$(call require_aws_choice)
+	@$(call refuse_top_level_settings)
 	$(LOCAL_ENV) $(TF) destroy -auto-approve -input=false
 	@rm -rf $(DEPLOY_DIR)
 
@@ -183,6 +186,16 @@ bench: package $(VENV_STAMP) ## Reference design vs ours on the local endpoint (
 .PHONY: clean
 clean: ## Remove build outputs (not the venv or deployments)
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache
+
+# Terraform runs in deploy/ now: settings or a backend block left at the top (where they
+# worked before deploy/ existed) would be ignored, and a plan without them could replace the
+# stack or miss its state (deploy/README.md, "Upgrading").
+define refuse_top_level_settings
+	found="$$(ls terraform.tfvars terraform.tfvars.json *.auto.tfvars *.auto.tfvars.json 2>/dev/null; grep -lE '^[[:space:]]*backend[[:space:]]+"' *.tf 2>/dev/null)" || true; \
+	if [ -n "$$found" ]; then \
+	  echo "error: $$(echo $$found) at the repository's top would be ignored: move the settings or backend block into $(DEPLOY_ROOT)/ (see $(DEPLOY_ROOT)/README.md, 'Upgrading')" >&2; exit 1; \
+	fi
+endef
 
 define require_aws_choice
 	if [ "$(TARGET)" = aws ]; then \

@@ -145,6 +145,8 @@ run "accepts_every_cloudwatch_retention" {
 }
 
 # deploy/: the deployment root of `make deploy`; an unset input takes the module's default.
+# Terraform warns "Backend configuration ignored" here (validate and test): expected, deploy/'s
+# local backend applies only when deploy/ is the root.
 run "deployment_root_rejects_a_bad_region" {
   command = plan
 

@@ -4,8 +4,9 @@ variable "region" {
   default     = "us-east-1"
 
   validation {
-    # Commercial (us-east-1), GovCloud (us-gov-west-1), China (cn-north-1), ISO (us-iso-east-1).
-    condition     = can(regex("^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$", var.region))
+    # Commercial (us-east-1), GovCloud (us-gov-west-1), China (cn-north-1), ISO (us-isob-east-1),
+    # European Sovereign Cloud (eusc-de-east-1).
+    condition     = can(regex("^[a-z]{2,4}(-[a-z]+)?-[a-z]+-[0-9]{1,2}$", var.region))
     error_message = "region must be an AWS region code such as us-east-1 or eu-west-1."
   }
 }

@@ -28,7 +28,9 @@ ENDPOINT_DIR := .local/endpoint
 DEPLOY_DIR   := .local/deploy/$(TARGET)
 OUTPUTS      := $(DEPLOY_DIR)/outputs.json
 ZIP          := build/lambda.zip
-TF           := scripts/tf $(TARGET)
+# The deployment root (provider, state, the module with your settings): deploy/README.md.
+DEPLOY_ROOT  := deploy
+TF           := scripts/tf $(TARGET) -chdir=$(DEPLOY_ROOT)
 
 # The tools (scripts/) and the domain code (lambda_src/) import each other by package name.
 export PYTHONPATH := $(CURDIR)/scripts:$(CURDIR)/lambda_src
@@ -90,12 +92,16 @@ local-down: ## Stop the local endpoint (its data is lost)
 
 # --- deployment ------------------------------------------------------------
 
-.terraform/.initialized: .terraform.lock.hcl versions.tf modules/*/versions.tf $(wildcard tests/*.tftest.hcl)
+# Two configurations: the deployment root, and the module itself for terraform test.
+$(DEPLOY_ROOT)/.terraform/.initialized: $(DEPLOY_ROOT)/.terraform.lock.hcl $(DEPLOY_ROOT)/*.tf versions.tf modules/*/versions.tf
+	scripts/tf none -chdir=$(DEPLOY_ROOT) init -input=false -lockfile=readonly >/dev/null
+	@touch $@
+.terraform/.initialized: .terraform.lock.hcl versions.tf modules/*/versions.tf $(wildcard tests/*.tftest.hcl examples/*/*.tf)
 	scripts/tf none init -input=false -lockfile=readonly >/dev/null
 	@touch $@
 
 .PHONY: init
-init: .terraform/.initialized ## terraform init (uses a provider mirror when the machine has one)
+init: $(DEPLOY_ROOT)/.terraform/.initialized .terraform/.initialized ## terraform init (uses a provider mirror when the machine has one)
 
 ifeq ($(TARGET),local)
 deploy plan: local-up
@@ -103,20 +109,23 @@ endif
 .PHONY: deploy
 deploy: package init ## Deploy: TARGET=local (default) or TARGET=aws
 	@$(call require_aws_choice)
+	@$(call refuse_top_level_settings)
 	$(LOCAL_ENV) $(TF) apply -auto-approve -input=false
 	@mkdir -p $(DEPLOY_DIR)
 	@$(LOCAL_ENV) $(TF) output -json > $(OUTPUTS)
 
 .PHONY: plan
 plan: package init $(CHECKOV_STAMP) ## Review a plan: summary, replacements called out, JSON, checkov scan
+	@$(call refuse_top_level_settings)
 	@mkdir -p build/plan
-	$(LOCAL_ENV) $(TF) plan -input=false -out=build/plan/tfplan
-	@$(LOCAL_ENV) $(TF) show -json build/plan/tfplan > build/plan/plan.json
+	$(LOCAL_ENV) $(TF) plan -input=false -out=$(CURDIR)/build/plan/tfplan
+	@$(LOCAL_ENV) $(TF) show -json $(CURDIR)/build/plan/tfplan > build/plan/plan.json
 	$(PY) -m vstats.plan_review build/plan/plan.json --output-dir build/plan $(ARGS)
 
 .PHONY: destroy
 destroy: init ## Remove the deployment of TARGET
 	@$(call require_aws_choice)
+	@$(call refuse_top_level_settings)
 	$(LOCAL_ENV) $(TF) destroy -auto-approve -input=false
 	@rm -rf $(DEPLOY_DIR)
 
@@ -154,6 +163,7 @@ lint: $(VENV_STAMP) ## ruff, ruff format, terraform fmt, mypy
 .PHONY: tf-test
 tf-test: package init ## terraform validate + terraform test (mock provider, no endpoint)
 	scripts/tf none validate
+	scripts/tf none -chdir=$(DEPLOY_ROOT) validate
 	scripts/tf none test
 
 # pytest-xdist: two workers (the machine's cores); the integration tests share one worker and
@@ -176,6 +186,16 @@ bench: package $(VENV_STAMP) ## Reference design vs ours, full bill (build/bench
 .PHONY: clean
 clean: ## Remove build outputs (not the venv or deployments)
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache
+
+# Terraform runs in deploy/ now: settings or a backend block left at the top (where they
+# worked before deploy/ existed) would be ignored, and a plan without them could replace the
+# stack or miss its state (deploy/README.md, "Upgrading").
+define refuse_top_level_settings
+	found="$$(ls terraform.tfvars terraform.tfvars.json *.auto.tfvars *.auto.tfvars.json 2>/dev/null; grep -lE '^[[:space:]]*backend[[:space:]]+"' *.tf 2>/dev/null)" || true; \
+	if [ -n "$$found" ]; then \
+	  echo "error: $$(echo $$found) at the repository's top would be ignored: move the settings or backend block into $(DEPLOY_ROOT)/ (see $(DEPLOY_ROOT)/README.md, 'Upgrading')" >&2; exit 1; \
+	fi
+endef
 
 define require_aws_choice
 	if [ "$(TARGET)" = aws ]; then \

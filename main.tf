@@ -1,11 +1,18 @@
 module "table" {
   source = "./modules/dynamodb_table"
 
-  name                = "${var.name_prefix}-data"
-  deletion_protection = var.deletion_protection
+  name                   = "${var.name_prefix}-data"
+  deletion_protection    = var.deletion_protection
+  point_in_time_recovery = var.point_in_time_recovery
+  kms_key_arn            = var.table_kms_key_arn
+  tags                   = var.tags
 }
 
 locals {
+  # Relative to path.module, not to the caller's working directory: `make deploy` runs
+  # Terraform in deploy/, a test in tests/terraform/stack, a caller somewhere else.
+  package_file = coalesce(var.package_file, "${path.module}/build/lambda.zip")
+
   handler_environment = {
     TABLE_NAME                   = module.table.name
     SUMMARY_INDEX_SHARDS         = tostring(var.summary_index_shards)
@@ -45,7 +52,10 @@ module "stream_function" {
   description     = each.value.description
   handler         = each.value.handler
   runtime         = var.lambda_runtime
-  package_file    = var.package_file
+  architecture    = var.lambda_architecture
+  memory_size     = var.lambda_memory_size
+  timeout         = var.lambda_timeout
+  package_file    = local.package_file
   environment     = merge(local.handler_environment, { POWERTOOLS_SERVICE_NAME = local.metrics_service[each.key] })
   table_arn       = module.table.arn
   stream_arn      = module.table.stream_arn
@@ -61,6 +71,7 @@ module "stream_function" {
   report_batch_item_failures         = var.stream_mapping.report_batch_item_failures
   tumbling_window_in_seconds         = var.stream_mapping.tumbling_window_in_seconds
   enabled                            = var.stream_mapping.enabled
+  tags                               = var.tags
 }
 
 # Alarms (stream lag, errors, throttles, given-up batches, skipped records), their SNS

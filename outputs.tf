@@ -18,6 +18,21 @@ output "function_names" {
   value       = { for role, fn in module.stream_function : role => fn.function_name }
 }
 
+output "function_arns" {
+  description = "ARNs of the stream functions, by function (views, votes)."
+  value       = { for role, fn in module.stream_function : role => fn.function_arn }
+}
+
+output "role_arns" {
+  description = "ARNs of the functions' execution roles, by function (views, votes)."
+  value       = { for role, fn in module.stream_function : role => fn.role_arn }
+}
+
+output "failure_queue_arns" {
+  description = "ARNs of the mappings' on-failure queues, by function (views, votes)."
+  value       = { for role, fn in module.stream_function : role => fn.failure_queue_arn }
+}
+
 output "failure_queue_urls" {
   description = "URLs of the mappings' on-failure queues, by function (views, votes)."
   value       = { for role, fn in module.stream_function : role => fn.failure_queue_url }

@@ -1,3 +1,6 @@
+# A module other configurations call (with count, for_each, depends_on and a provider of
+# their choice): it declares the provider it needs and configures none. The deployment root
+# that `make deploy` applies, deploy/, configures it (region, default tags).
 terraform {
   required_version = ">= 1.7"
 
@@ -6,19 +9,5 @@ terraform {
       source  = "hashicorp/aws"
       version = "~> 5.100"
     }
-  }
-}
-
-# The same configuration serves AWS and the local endpoint: `make deploy` points
-# the provider at the local endpoint through AWS_ENDPOINT_URL and dummy
-# credentials in the environment, never through a second copy of this block.
-provider "aws" {
-  region = var.region
-
-  default_tags {
-    tags = merge(var.tags, {
-      Project     = "video-stats"
-      Environment = var.name_prefix
-    })
   }
 }

@@ -921,7 +921,7 @@ def render_report(results: Mapping[str, Any]) -> str:
         "full*: ceil(delivered / batch size) per function.",
         "- *lower bound of writes*: per batch, one write per distinct summary key whose net "
         "change in the batch is not zero, recomputed from the stream records each function "
-        "received (batches rebuilt from the stream and the handlers' \"batch applied\" log lines, "
+        'received (batches rebuilt from the stream and the handlers\' "batch applied" log lines, '
         "or one record per batch at batch size 1); *distinct keys* also counts keys whose "
         "changes cancel out. Lower bound of WRU: one plain write (1 WRU) each.",
         "- *WRU*: counted at the endpoint per table: 1 per KB per item, 2 for a transactional "

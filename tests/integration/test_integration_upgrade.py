@@ -3,12 +3,16 @@ losing an item, a summary or its stream position, and without drift.
 
 1. The root module and the handlers' zip AS OF ``PREVIOUS_RELEASE`` (extracted from git history
    with ``git archive``; the zip built by that release's own builder) are applied under a
-   unique prefix to a fresh endpoint of that release (see ``upgrade_target``), and a mixed
-   load (views, votes, changed and removed votes, removed views) runs and drains.
-2. The CURRENT root module and zip are planned against the same state (same prefix, same
-   endpoint): the plan must neither replace nor destroy the table (every item and the stream
-   would be lost) nor a mapping (its stream position would be lost); ``vstats.plan_review``
-   calls these out, the same review as ``make plan``. Then the saved plan is applied.
+   unique prefix to a fresh endpoint of that release (see ``upgrade_target``), as that
+   release's ``make deploy`` applied them: the root module as the root, resources at
+   ``module.table...``; then a mixed load (views, votes, changed and removed votes, removed
+   views) runs and drains.
+2. The CURRENT deployment root (deploy/, what ``make deploy`` applies now: the root module as
+   ``module.video_stats``) and zip are planned against the same state (same prefix, same
+   endpoint): its ``moved`` blocks must move every resource to its new address, and the plan
+   must neither replace nor destroy the table (every item and the stream would be lost) nor a
+   mapping (its stream position would be lost); ``vstats.plan_review`` calls these out, the
+   same review as ``make plan``. Then the saved plan is applied.
 3. Right after the upgrade every base item and every summary is as before, but the summaries
    the earlier release wrote carry no ``GSI2SK`` (the ranking index's range key came later),
    so `make summary` misses them: the documented upgrade step, ``make reconcile
@@ -26,13 +30,15 @@ of the test's time.
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
 import subprocess
 import tarfile
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sized
+from collections.abc import Iterable, Iterator, Mapping, Sized
 from pathlib import Path
+from typing import Any
 
 import pytest
 from it_support import (  # type: ignore[import-not-found]
@@ -73,7 +79,12 @@ pytestmark = pytest.mark.integration
 # what a live stack runs today. Move it forward when a release ships; a clone needs the history
 # down to it (a shallow CI clone: `git fetch --unshallow`).
 PREVIOUS_RELEASE = "f9359f7"
-STACK_DIR = Path("tests") / "terraform" / "stack"  # the test wrapper of the root module
+# What `make deploy` applies: the previous release's root module itself; today deploy/, which
+# calls the root module as module.video_stats (deploy/moved.tf moves the old addresses).
+PREVIOUS_CONFIG = Path(".")
+CURRENT_CONFIG = Path("deploy")
+# The settings tests/terraform/stack gives every integration environment (ephemeral).
+EPHEMERAL = {"TF_VAR_deletion_protection": "false", "TF_VAR_log_retention_days": "1"}
 # The endpoint is the earlier release's: the load test uses only the control routes it has.
 LOAD = {"engine_api": False}
 UPGRADE_FAULTS = dict.fromkeys(FAULTS, 0.5)  # the scenarios' faults, more often
@@ -129,19 +140,20 @@ def test_previous_release_upgrades_in_place_without_drift(
     fixture = StackFixture(request.config, py_path(str(Path(__file__).parent)))
     work_dir = tmp_path / "work"
 
-    def use_version(tree: Path, package: Path) -> StackRunner:
+    def use_version(config: Path, package: Path) -> StackRunner:
         variables = {
             "TF_VAR_name_prefix": prefix,
             "TF_VAR_package_file": str(package),
             "TF_VAR_stream_mapping": tf_var_object(STREAM_MAPPING),
+            **EPHEMERAL,
         }
         fixture.configure(target, prefix, variables)
-        runner: StackRunner = fixture.get_runner(tree / STACK_DIR, work_dir)
+        runner: StackRunner = fixture.get_runner(config, work_dir)
         runner.init()  # a new module source: what `terraform init` does on a new checkout
         fixture.runner = runner  # the teardown destroys with the runner that applied last
         return runner
 
-    old = use_version(previous, previous_zip)
+    old = use_version(previous / PREVIOUS_CONFIG, previous_zip)
     request.addfinalizer(fixture.tear_down)
     state = old.apply()
     before = Stack(prefix, target, state.outputs, old, previous_zip)
@@ -152,8 +164,10 @@ def test_previous_release_upgrades_in_place_without_drift(
     snapshot = read_snapshot(before.client("dynamodb"), before.table, keep_base=True)
 
     # The upgrade: the current configuration and zip against the same state.
-    new = use_version(REPO_ROOT, lambda_package)
-    review = plan_review.review(new.saved_plan(tmp_path / "upgrade.tfplan"))
+    new = use_version(REPO_ROOT / CURRENT_CONFIG, lambda_package)
+    plan = new.saved_plan(tmp_path / "upgrade.tfplan")
+    moved = assert_moved(plan, state_addresses(Path(old.state_path)))
+    review = plan_review.review(plan)
     assert_in_place(review)
     state = new.apply_saved(tmp_path / "upgrade.tfplan")
     after = Stack(prefix, target, state.outputs, new, lambda_package)
@@ -218,6 +232,7 @@ def test_previous_release_upgrades_in_place_without_drift(
         "upgrade",
         release=PREVIOUS_RELEASE,
         plan=dict(sorted(actions.items())),
+        moved=moved,
         table=f"{table.action} ({', '.join(table.changed) or 'nothing'})",
         events=first.events + second.events,
         summaries=f"{exact_before.summaries} -> {exact_after.summaries}",
@@ -237,6 +252,35 @@ def assert_in_place(review: plan_review.Review) -> None:
         f"  {w.level}: {w.address}: {w.text}" for w in bad
     )
     assert tables[0].action in ("no-op", "update"), tables[0]
+
+
+def state_addresses(state_file: Path) -> set[str]:
+    """The addresses of the managed resource instances a state file holds."""
+    addresses = set()
+    for resource in json.loads(state_file.read_text())["resources"]:
+        if resource["mode"] != "managed":
+            continue
+        module = f"{resource['module']}." if resource.get("module") else ""
+        for instance in resource["instances"]:
+            key = instance.get("index_key")
+            index = "" if key is None else f"[{json.dumps(key)}]"
+            addresses.add(f"{module}{resource['type']}.{resource['name']}{index}")
+    return addresses
+
+
+def assert_moved(plan: Mapping[str, Any], old: set[str]) -> int:
+    """Every managed resource of the earlier release's state is planned at its new address,
+    module.video_stats.<old address>, moved there (not destroyed and created); returns how many
+    moved."""
+    assert old, "the earlier release's state holds no resource"
+    moved = {
+        str(c["previous_address"]): str(c["address"])
+        for c in plan.get("resource_changes") or []
+        if c.get("previous_address") and c.get("mode") == "managed"
+    }
+    missing = sorted(a for a in old if moved.get(a) != f"module.video_stats.{a}")
+    assert not missing, f"not moved to module.video_stats: {missing}"
+    return len(moved)
 
 
 def unranked_summaries(stack: Stack, summaries: Iterable[SummaryKey]) -> list[SummaryKey]:

@@ -69,3 +69,29 @@ def test_local_target_replaces_real_credentials(tmp_path: Path, target: str) -> 
     result = _run([target, "show"], env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "test http://127.0.0.1:1 none"
+
+
+def test_chdir_reaches_terraform_and_the_workspace_selection(tmp_path: Path) -> None:
+    """`scripts/tf local -chdir=deploy plan` (the Makefile's form): the workspace of the
+    target is selected in that folder, and terraform gets -chdir before the subcommand."""
+    calls = tmp_path / "calls"
+    fake = tmp_path / "terraform"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = version ]; then echo "Terraform v1.11.4"; exit 0; fi\n'
+        f'echo "$*" >> {calls}\n'
+    )
+    fake.chmod(0o755)
+    config = tmp_path / "deploy"
+    (config / ".terraform").mkdir(parents=True)
+    env = {
+        "PATH": f"{tmp_path}:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "LOCAL_ENDPOINT_URL": "http://127.0.0.1:1",
+    }
+    result = _run(["local", f"-chdir={config}", "plan", "-input=false"], env)
+    assert result.returncode == 0, result.stderr
+    assert calls.read_text().splitlines() == [
+        f"-chdir={config} workspace select -or-create=true local",
+        f"-chdir={config} plan -input=false",
+    ]

@@ -1,12 +1,16 @@
 # The root module as an ephemeral test environment: pytest-terraform applies this
 # folder with a fresh state and data dir per session; every input comes from
 # TF_VAR_* set by tests/integration/conftest.py (a unique name prefix, the zip,
-# the region, a short batching window).
+# the region, a short batching window). Like deploy/, it configures the provider the module
+# only declares.
+provider "aws" {
+  region = var.region
+}
+
 module "stack" {
   source = "../../.."
 
   name_prefix         = var.name_prefix
-  region              = var.region
   package_file        = var.package_file
   deletion_protection = false
   log_retention_days  = 1

@@ -56,6 +56,7 @@ RUN_TIME_NAMES = frozenset(
         "report.md",
         "endpoint.json",  # the local endpoint's state dir
         "terraform.tfstate",
+        "terraform.tfvars",  # the operator's own settings (deploy/terraform.tfvars)
     }
 )
 

@@ -25,7 +25,7 @@ BAD: list[tuple[Main, list[str], str]] = [
     (loadtest.main, ["--duration", "-1", *TABLE], "--duration: must be a number > 0"),
     (loadtest.main, ["--writers", "0", *TABLE], "--writers"),
     (loadtest.main, ["--skew", "-0.5", *TABLE], "--skew: must be a number >= 0"),
-    (loadtest.main, ["--faults", "fail=2", *TABLE], "fail rate '2' must be between 0 and 1"),
+    (loadtest.main, ["--faults", "fail=2", *TABLE], "fail_invocation_rate must be between 0 and 1"),
     (loadtest.main, ["--faults", "boom=0.1", *TABLE], "unknown fault 'boom'"),
     (loadtest.main, ["--faults", "fail=0.1", *TABLE], "--faults needs the local endpoint"),
     (loadtest.main, ["--json", "/nonexistent/dir/r.json", *TABLE], "cannot write a report"),

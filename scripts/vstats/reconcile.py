@@ -40,17 +40,9 @@ from vstats.drift import (
     read_snapshot,
     settled_faults,
 )
-from vstats.repair import (
-    AWS_TIMING,
-    LOCAL_TIMING,
-    LambdaPipeline,
-    RepairResult,
-    StreamTiming,
-    applied_targets,
-    repair,
-    settled_age,
-    stream_arn_of,
-)
+from vstats.pipeline import LambdaPipeline, settled_age, stream_arn_of
+from vstats.repair import RepairResult, live_check, repair
+from vstats.stream_reader import AWS_TIMING, LOCAL_TIMING, StreamTiming
 
 __all__ = ["Drift", "find_drift", "main"]
 
@@ -110,25 +102,24 @@ def check(
     from one scan."""
     if live:
         stream_arn = stream_arn_of(client, target.table)
-        # On a running stack a summary's records above its own marks may be in flight:
-        # no estimated positions (vstats.repair.corrections).
-        applied = applied_targets(
+        # On a running stack a summary's records above its own marks may be in flight (no
+        # estimated positions), and a drift the scan shows is confirmed by consistent reads.
+        drifts, applied = live_check(
             client,
             target.client("dynamodbstreams"),
             target.table,
             stream_arn,
-            estimate_positions=False,
             settled_age=settled_age(target.client("lambda"), stream_arn),
             segments=segments,
             timing=timing,
         )
-        snapshot, targets = applied.snapshot, applied.targets
+        snapshot = applied.snapshot
     else:
         snapshot = read_snapshot(client, target.table, segments=segments)
-        targets = snapshot.recount
+        drifts = compare(snapshot.recount, snapshot.summaries)
     store = SummaryStore(client, target.table, target.index_shards)
     faults = settled_faults(store, snapshot.summaries)
-    return compare(targets, snapshot.summaries), faults
+    return drifts, faults
 
 
 def _plain(counters: Counters) -> dict[str, int]:

@@ -18,7 +18,8 @@ to the full recount would count them twice. A summary item says which records it
 exactly-once marks (``video_stats.marks``: per function and shard, the highest sequence number
 applied). So for summary K, the records after K's mark are not in K yet, and K's target is the
 recount of each base item *as it was before its first such record* (that record's OldImage).
-Everything else about the item (its current state) is what the scan saw.
+The item's current state is its last record's, or the scan's when it has none
+(``vstats.targets``, the one target computation of the tools).
 
 A record at or below a summary's mark is in it; one above is either still to come (after the
 resume) or was given up on (sent to the failure queue) or the summary was reset. Marks cannot
@@ -31,25 +32,24 @@ rewrite gives it that mark: the records the target counts are then covered by it
 so a redelivery cannot count them again. The estimate is wrong on a running stack (a batch in
 flight has marked some summaries, not yet others), so the checks made while it runs (the
 verification after the resume, ``--live``) count such records as in flight instead. A record
-older than the mappings' record age (``settled_age``) counts as applied: no mapping delivers
-it any more, and its summaries' marks may have expired.
+older than the mappings' record age + 900 s (``pipeline.settled_age``) counts as applied: no
+mapping delivers it any more, and its summaries' marks may have expired. A drift a scan shows
+on a running stack is reported only once a consistent re-read of the summary and its base
+items confirms it (``live_check``, ``vstats.key_targets``).
 """
 
 from __future__ import annotations
 
 import time
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
-from localcloud.client import ControlClient
 from video_stats import model
 from video_stats.lineage import Lineage
-from video_stats.marks import decode_mark, encode_mark, mark_value, names_of, shard_marks
-from video_stats.model import AttributeMap, Counters, SummaryKey
+from video_stats.marks import mark_value
+from video_stats.model import Counters, SummaryKey
 from video_stats.store import SummaryStore, is_condition_failure
 from video_stats.streams import describe_shards
 
@@ -62,405 +62,15 @@ from vstats.drift import (
     compare,
     index_fault,
     index_faults,
-    item_identity,
     read_snapshot,
 )
-from vstats.effects import FUNCTION_OF_ITEM_TYPE, counted_contribution
+from vstats.key_targets import confirmed
+from vstats.pipeline import Pipeline
+from vstats.stream_reader import AWS_TIMING, Bound, StreamTiming, read_stream
+from vstats.targets import corrections
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-
-ACTIVE_STATES = ("Enabled", "Enabling", "Updating", "Creating")
-
-
-@dataclass(frozen=True, slots=True)
-class StreamTiming:
-    """How long to let the stream catch up with a scan (``delay``), and how far past the scan
-    to read it (``margin``: clock skew, creation times rounded to the second)."""
-
-    delay: float
-    margin: float
-
-
-AWS_TIMING = StreamTiming(delay=1.0, margin=5.0)
-LOCAL_TIMING = StreamTiming(delay=0.1, margin=1.0)  # an emulator on this machine, same clock
-
-
-# --- pausing the pipeline ---------------------------------------------------------------------
-
-
-class Pipeline(Protocol):
-    """Pause and resume the stream consumers of one table."""
-
-    def pause(self) -> list[str]:
-        """Stop every enabled consumer and return once nothing is in flight; returns what to
-        resume."""
-
-    def resume(self, paused: list[str]) -> None:
-        """Start again what ``pause`` stopped."""
-
-
-@dataclass(slots=True)
-class LambdaPipeline:
-    """The table's event source mappings, through the Lambda API (moto or AWS)."""
-
-    lambda_client: Any
-    stream_arn: str
-    control: ControlClient | None = None
-    grace_seconds: float | None = None  # AWS: None = longest function timeout + 5 s
-    timeout: float = 300.0
-    log: Callable[[str], None] = lambda _message: None
-    poll: float = 0.2
-
-    def mappings(self) -> list[dict[str, Any]]:
-        return stream_mappings(self.lambda_client, self.stream_arn)
-
-    def longest_batching_window(self) -> float:
-        """The longest ``MaximumBatchingWindowInSeconds`` of the mappings (0 without any): how
-        long a record can wait in Lambda before a function sees it."""
-        windows = [float(m.get("MaximumBatchingWindowInSeconds") or 0) for m in self.mappings()]
-        return max(windows, default=0.0)
-
-    def pause(self) -> list[str]:
-        active = [m for m in self.mappings() if m.get("State") in ACTIVE_STATES]
-        paused: list[str] = []
-        try:
-            for mapping in active:
-                self.lambda_client.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
-                paused.append(mapping["UUID"])
-                self.log(f"disabled mapping {mapping['UUID']} ({_function(mapping)})")
-            self._wait_states(paused, "Disabled")
-            self._wait_idle(active)
-        except BaseException:
-            self.resume(paused)
-            raise
-        return paused
-
-    def resume(self, paused: list[str]) -> None:
-        for uuid in paused:
-            self.lambda_client.update_event_source_mapping(UUID=uuid, Enabled=True)
-            self.log(f"re-enabled mapping {uuid}")
-        self._wait_states(paused, "Enabled")
-
-    def _wait_states(self, uuids: Iterable[str], state: str) -> None:
-        deadline = time.monotonic() + self.timeout
-        pending = set(uuids)
-        while pending:
-            for uuid in list(pending):
-                if self.lambda_client.get_event_source_mapping(UUID=uuid).get("State") == state:
-                    pending.discard(uuid)
-            if not pending:
-                return
-            if time.monotonic() >= deadline:
-                raise ToolError(f"mappings {sorted(pending)} did not reach {state} in time")
-            time.sleep(self.poll)
-
-    def _wait_idle(self, mappings: list[dict[str, Any]]) -> None:
-        if self.control is not None:
-            # The engine: no invocation in flight for any mapping.
-            if not self.control.wait_drained(self.timeout, self.poll):
-                raise ToolError("the local engine did not drain after disabling the mappings")
-            return
-        grace = self.grace_seconds
-        if grace is None:
-            timeouts = [
-                float(
-                    self.lambda_client.get_function_configuration(
-                        FunctionName=m["FunctionArn"]
-                    ).get("Timeout", 60)
-                )
-                for m in mappings
-            ]
-            grace = max(timeouts, default=0.0) + 5.0
-        if mappings and grace > 0:
-            # Lambda lets an invocation that started before the disable run to completion.
-            self.log(f"waiting {grace:g} s for invocations still in flight")
-            time.sleep(grace)
-
-
-def stream_mappings(lambda_client: Any, stream_arn: str) -> list[dict[str, Any]]:
-    """The event source mappings reading the stream (every page)."""
-    found: list[dict[str, Any]] = []
-    request: dict[str, Any] = {"EventSourceArn": stream_arn}
-    while True:
-        response = lambda_client.list_event_source_mappings(**request)
-        found += response.get("EventSourceMappings", [])
-        marker = response.get("NextMarker")
-        if not marker:
-            return found
-        request["Marker"] = marker
-
-
-#: Lambda's longest function timeout: a batch read just before its records' age limit may
-#: still be in flight this long after.
-IN_FLIGHT_SECONDS: Final = 900.0
-
-
-def settled_age(lambda_client: Any, stream_arn: str) -> float | None:
-    """Seconds after which a record of the stream is processed or given up on by every mapping
-    reading it: the largest ``MaximumRecordAgeInSeconds`` + ``IN_FLIGHT_SECONDS``. None when
-    no mapping reads it or one keeps records for as long as the stream does (-1).
-
-    The handlers keep a mark ``MARK_RETENTION_SECONDS`` = that age + a margin of at least
-    900 s (docs/design.md §8, step 9), so a summary can have lost a shard's mark to retention
-    only for records older than this."""
-    ages = [m.get("MaximumRecordAgeInSeconds") for m in stream_mappings(lambda_client, stream_arn)]
-    limits = [float(a) for a in ages if isinstance(a, int | float) and a >= 0]
-    if not ages or len(limits) < len(ages):
-        return None
-    return max(limits) + IN_FLIGHT_SECONDS
-
-
-def _function(mapping: Mapping[str, Any]) -> str:
-    return str(mapping.get("FunctionArn", "?")).rsplit(":", 1)[-1]
-
-
-# --- the stream -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class StreamRecord:
-    shard_id: str
-    seq: int
-    identity: tuple[str, str]  # (PK, SK) of the item
-    new: AttributeMap | None
-    old: AttributeMap | None
-    created: float | None = None  # ApproximateCreationDateTime, epoch seconds
-
-
-def read_stream(
-    streams_client: Any,
-    stream_arn: str,
-    *,
-    until: float | None = None,
-    empty_polls: int = 2,
-    pause: float = 0.2,
-) -> Iterator[StreamRecord]:
-    """The records of every shard from TRIM_HORIZON, up to the tip or ``until``.
-
-    ``until`` (epoch seconds): a shard is read up to its first record created after it, so a
-    stream that keeps growing (the application writes on) still ends. An open shard also ends
-    when ``empty_polls`` reads in a row return nothing (DynamoDB Streams has no tip marker); a
-    closed one when its iterator does.
-    """
-    for shard_id in [shard.shard_id for shard in describe_shards(streams_client, stream_arn)]:
-        try:
-            iterator = streams_client.get_shard_iterator(
-                StreamArn=stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
-            ).get("ShardIterator")
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "TrimmedDataAccessException":
-                continue
-            raise
-        empty = 0
-        past_cutoff = False
-        while iterator and empty < empty_polls and not past_cutoff:
-            response = streams_client.get_records(ShardIterator=iterator, Limit=1000)
-            records = response.get("Records", [])
-            for record in records:
-                ddb = record.get("dynamodb", {})
-                if until is not None and _created(ddb) > until:
-                    past_cutoff = True
-                    break
-                keys = ddb.get("Keys", {})
-                yield StreamRecord(
-                    shard_id=shard_id,
-                    seq=int(ddb["SequenceNumber"]),
-                    identity=item_identity(keys),
-                    new=ddb.get("NewImage"),
-                    old=ddb.get("OldImage"),
-                    created=created if (created := _created(ddb)) != float("-inf") else None,
-                )
-            iterator = response.get("NextShardIterator")
-            if records:
-                empty = 0
-            else:
-                empty += 1
-                if iterator and empty < empty_polls:
-                    time.sleep(pause)
-
-
-def _created(ddb: Mapping[str, Any]) -> float:
-    """ApproximateCreationDateTime as epoch seconds (boto3 gives a datetime); a record without
-    one never ends a read early."""
-    value = ddb.get("ApproximateCreationDateTime")
-    if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
-    if isinstance(value, int | float):
-        return float(value)
-    return float("-inf")
-
-
-# --- the targets ------------------------------------------------------------------------------
-
-
-def marks_of(item: AttributeMap | None) -> dict[str, str]:
-    """``{mark name: value}`` of a summary item (values that are not marks left out)."""
-    found: dict[str, str] = {}
-    for name, attr in (item or {}).items():
-        if not model.is_mark_attribute(name):
-            continue
-        value = attr.get("S")
-        if isinstance(value, str):
-            try:
-                decode_mark(value)
-            except ValueError:
-                continue
-            found[name] = value
-    return found
-
-
-@dataclass(slots=True)
-class Corrections:
-    """What ``corrections`` found: ``changes`` to add to the recount, and the marks a rewrite
-    must give the summaries whose target counts records on the estimated position alone."""
-
-    changes: dict[SummaryKey, Counters] = field(default_factory=dict)
-    #: {summary: {mark name: value}}: the mapping's estimated position in a shard, for a
-    #: summary that holds no mark of that shard's lineage yet counts some of its records.
-    marks: dict[SummaryKey, dict[str, str]] = field(default_factory=dict)
-
-
-ALL_APPLIED: Final = 1 << 160  # above every sequence number (at most 40 digits)
-
-
-def corrections(
-    records: Iterable[StreamRecord],
-    base_items: Mapping[tuple[str, str], AttributeMap],
-    summaries: Mapping[SummaryKey, AttributeMap],
-    stream_arn: str,
-    lineage: Lineage | None = None,
-    *,
-    estimate_positions: bool,
-    processed_through: Mapping[tuple[str, str], int] | None = None,
-    settled_before: float | None = None,
-) -> Corrections:
-    """What to add to the recount so that each summary's target holds only the records it has
-    applied: for each summary K and base item I with a record K has not applied, replace I's
-    scanned contribution to K by its contribution before the first such record.
-
-    Which records of shard S (function F) K has applied, from what is certain to what is not:
-
-    * K holds a mark of S's descendant, or any summary does: S is finished for F (Lambda reads
-      a parent before its children), so all of them.
-    * K holds S's mark: the records up to it (invariant P, docs/design.md §8).
-    * K holds no mark of S's lineage: ``estimate_positions`` takes the mapping's position as
-      the highest mark of S any summary holds, and ``marks`` names it for K, to be written
-      with K's target: then whatever the mapping does with those records (a batch that failed
-      for K is redelivered), K's mark covers what the target counts. The estimate is right
-      only while the pipeline is paused and drained; on a running stack a batch in flight has
-      marked some summaries and not yet others, and a scan is not a snapshot. Without it, K's
-      records of S count as in flight: the check finds no false drift, and misses a deleted
-      summary until its next update (the plain recount at a quiescent moment sees it).
-
-    ``processed_through`` ({(function, shard id): sequence number}) says what the caller knows
-    the mapping has done with a shard: every record up to that number was applied or given up
-    on (redrive: the end of a batch on the failure queue), so each summary's target counts it.
-    So does every record created before ``settled_before`` (epoch seconds; ``settled_age``):
-    the mappings no longer deliver it, and its summaries' marks may have expired."""
-    by_item: dict[tuple[str, str], list[StreamRecord]] = defaultdict(list)
-    for record in records:
-        by_item[record.identity].append(record)
-    lineage = lineage or Lineage()
-    marks = {key: marks_of(item) for key, item in summaries.items()}
-    highest: dict[str, tuple[int, str]] = {}  # {mark name: (seq, value)} over every summary
-    for held in marks.values():
-        for name, value in held.items():
-            seq = decode_mark(value).seq
-            if name not in highest or seq > highest[name][0]:
-                highest[name] = (seq, value)
-    result = Corrections()
-    finished: dict[tuple[str, str], bool] = {}  # (function, shard id): a descendant marked
-
-    def applied_up_to(key: SummaryKey, function: str, shard_id: str) -> tuple[int | None, bool]:
-        """(K's applied position in the shard or None for nothing, whether it is estimated).
-        Per shard with tumbling-window events, else one mark per stream (handlers.py); either
-        mark format (marks.py)."""
-        if (function, shard_id) not in finished:
-            descendants = names_of(function, lineage.descendants(shard_id))
-            finished[function, shard_id] = any(name in highest for name in descendants)
-        if finished[function, shard_id]:
-            return ALL_APPLIED, False
-        held = marks.get(key, {})
-        floor = (processed_through or {}).get((function, shard_id))
-        for name in names_of(function, (shard_id, stream_arn)):
-            if name in held:
-                seq = decode_mark(held[name]).seq
-                return (seq if floor is None else max(seq, floor)), False
-        if estimate_positions:
-            for identity in (shard_id, stream_arn):
-                for name in shard_marks(function, identity).names():
-                    if name in highest and (floor is None or highest[name][0] > floor):
-                        return highest[name][0], True
-        return floor, False
-
-    def estimated_mark(function: str, shard_id: str) -> tuple[str, str]:
-        """The estimated position as a mark of K, in the current format."""
-        for identity in (shard_id, stream_arn):
-            names = shard_marks(function, identity)
-            for name in names.names():
-                if name in highest:
-                    created_by = decode_mark(highest[name][1]).created_by
-                    created = None if created_by is None else created_by - 1
-                    return names.current, encode_mark(highest[name][0], created)
-        raise AssertionError("no estimate")  # only called after applied_up_to found one
-
-    # An item's records follow its partition's lineage: a parent's before its child's.
-    # Sequence numbers order records within one shard only (docs/design.md §5).
-    depth = {r.shard_id: len(lineage.ancestors(r.shard_id)) for rs in by_item.values() for r in rs}
-    for identity, item_records in by_item.items():
-        item_records.sort(key=lambda r: (depth[r.shard_id], r.seq))
-        scanned = base_items.get(identity)
-        for item_type, function in FUNCTION_OF_ITEM_TYPE.items():
-            now = counted_contribution(scanned, item_type)
-            keys = set(now)
-            for record in item_records:
-                keys |= set(counted_contribution(record.new, item_type))
-                keys |= set(counted_contribution(record.old, item_type))
-            for key in keys:
-                before = now.get(key, model.ZERO)
-                for record in item_records:
-                    if (
-                        settled_before is not None
-                        and record.created is not None
-                        and record.created < settled_before
-                    ):
-                        continue
-                    position, estimated = applied_up_to(key, function, record.shard_id)
-                    if position is None or record.seq > position:
-                        before = counted_contribution(record.old, item_type).get(key, model.ZERO)
-                        break
-                    if estimated and counted_contribution(record.old, item_type).get(
-                        key, model.ZERO
-                    ) != counted_contribution(record.new, item_type).get(key, model.ZERO):
-                        name, value = estimated_mark(function, record.shard_id)
-                        result.marks.setdefault(key, {})[name] = value
-                change = before - now.get(key, model.ZERO)
-                if not change.is_zero():
-                    result.changes[key] = result.changes.get(key, model.ZERO) + change
-    return result
-
-
-def pending_corrections(
-    records: Iterable[StreamRecord],
-    base_items: Mapping[tuple[str, str], AttributeMap],
-    summaries: Mapping[SummaryKey, AttributeMap],
-    stream_arn: str,
-    lineage: Lineage | None = None,
-    *,
-    estimate_positions: bool = False,
-    processed_through: Mapping[tuple[str, str], int] | None = None,
-) -> dict[SummaryKey, Counters]:
-    """``corrections(...).changes``: what to add to the recount (see there)."""
-    return corrections(
-        records,
-        base_items,
-        summaries,
-        stream_arn,
-        lineage,
-        estimate_positions=estimate_positions,
-        processed_through=processed_through,
-    ).changes
 
 
 # --- the rewrite ------------------------------------------------------------------------------
@@ -468,7 +78,7 @@ def pending_corrections(
 
 @dataclass(slots=True)
 class RepairResult:
-    drift_before: list[Drift]  # live_drift before pausing
+    drift_before: list[Drift]  # the estimated targets' drift before pausing
     repaired: list[Drift] = field(default_factory=list)  # target (expected) vs what was there
     conflicts: list[SummaryKey] = field(default_factory=list)  # changed under us: not written
     # counters right, but counted on an estimated position: the mark written (corrections)
@@ -609,6 +219,7 @@ class AppliedTargets:
     targets: dict[SummaryKey, Counters]
     marks: dict[SummaryKey, dict[str, str]]  # Corrections.marks: to write with the targets
     stream_records: int  # records read from the stream
+    capped_shards: int = 0  # open shards read to the reader's safety cap (stream_reader)
 
     def drift(self) -> list[Drift]:
         """The summaries whose counters differ from their target, then those whose counters
@@ -642,13 +253,13 @@ def applied_targets(
     # Records created after the scan cannot be in what it saw, so the read ends there (plus a
     # margin for clock skew and creation times rounded to the second), even while the
     # application writes on. The pause lets the stream catch up with the scan.
-    until = time.time() + timing.margin
+    bound = Bound(time=time.time() + timing.margin)
     time.sleep(timing.delay)
-    records = list(read_stream(streams_client, stream_arn, until=until))
+    stream = read_stream(streams_client, stream_arn, bound=bound, timing=timing)
     assert snapshot.base_items is not None
     lineage = Lineage.of(describe_shards(streams_client, stream_arn), time.time())
     found = corrections(
-        records,
+        stream.records,
         snapshot.base_items,
         snapshot.summaries,
         stream_arn,
@@ -659,10 +270,10 @@ def applied_targets(
     targets = dict(snapshot.recount)
     for key, change in found.changes.items():
         targets[key] = targets.get(key, model.ZERO) + change
-    return AppliedTargets(snapshot, targets, found.marks, len(records))
+    return AppliedTargets(snapshot, targets, found.marks, len(stream.records), len(stream.capped))
 
 
-def live_drift(
+def live_check(
     client: DynamoDBClient,
     streams_client: Any,
     table: str,
@@ -671,13 +282,15 @@ def live_drift(
     settled_age: float | None = None,
     segments: int = DEFAULT_SEGMENTS,
     timing: StreamTiming = AWS_TIMING,
-) -> list[Drift]:
-    """Drift that records in flight cannot explain: safe to run while the stack is busy.
+) -> tuple[list[Drift], AppliedTargets]:
+    """Drift that records in flight cannot explain, safe to run while the stack is busy, and
+    the scan it came from. A drift the scan shows is reported only when a consistent re-read
+    of the summary and its base items confirms it (``key_targets``): a scan reads partitions
+    one after another, and a batch can land between them.
 
     Blind to a lost record newer than everything its summary applied, and to a summary that
-    holds no mark of a shard whose records it lacks (deleted; see ``corrections``);
-    ``find_drift`` at a quiescent moment sees those too.
-    """
+    holds no mark of a shard whose records it lacks (deleted; see ``targets.corrections``);
+    ``find_drift`` at a quiescent moment sees those too."""
     applied = applied_targets(
         client,
         streams_client,
@@ -688,7 +301,17 @@ def live_drift(
         segments=segments,
         timing=timing,
     )
-    return compare(applied.targets, applied.snapshot.summaries)
+    suspects = compare(applied.targets, applied.snapshot.summaries)
+    drifts = confirmed(
+        client,
+        streams_client,
+        table,
+        suspects,
+        stream_arn=stream_arn,
+        timing=timing,
+        settled_age=settled_age,
+    )
+    return drifts, applied
 
 
 def repair(
@@ -777,11 +400,3 @@ def repair(
     result.seconds = time.monotonic() - started
     note("resumed")
     return result
-
-
-def stream_arn_of(client: DynamoDBClient, table: str) -> str:
-    description = client.describe_table(TableName=table)["Table"]
-    arn = description.get("LatestStreamArn")
-    if not arn or not description.get("StreamSpecification", {}).get("StreamEnabled", True):
-        raise ToolError(f"table {table} has no stream: nothing feeds the summaries")
-    return str(arn)

@@ -19,7 +19,8 @@ from localcloud.endpoint_process import LocalEndpoint
 from vstats import redrive, status
 from vstats.drift import find_drift
 from vstats.generator import EventGenerator
-from vstats.repair import LOCAL_TIMING, live_drift
+from vstats.repair import live_check
+from vstats.stream_reader import LOCAL_TIMING
 from vstats_support import LocalStack, create_table, deploy_handlers  # type: ignore[import-not-found]
 from waiting import wait_until  # type: ignore[import-not-found]
 
@@ -190,7 +191,8 @@ def test_fault_status_redrive_exact(
     streams = stack.endpoint.client("dynamodbstreams")
     # The raised marks say the summaries hold the redriven records: no false pending drift.
     assert (
-        live_drift(stack.client, streams, stack.table, stack.stream_arn, timing=LOCAL_TIMING) == []
+        live_check(stack.client, streams, stack.table, stack.stream_arn, timing=LOCAL_TIMING)[0]
+        == []
     )
 
     again = _redrive(stack, capsys)

@@ -1,0 +1,214 @@
+"""The exact targets of given summaries from consistent reads (docs/design.md §9): what
+``redrive`` writes, and how ``reconcile --live`` and the check after ``--repair`` confirm a
+drift a scan found before reporting it (a scan is no snapshot: a batch can land between the
+partitions it reads).
+
+Per round, for all keys at once: each summary (consistent GetItem), then its base items (a
+user's: a consistent query of its partition; a video's: GSI1, the only way to find them, which
+is eventually consistent), then the stream (``vstats.stream_reader``), then the one target
+computation (``vstats.targets.corrections``). An item GSI1 does not show yet, or shows in an
+older state, was written recently, so its records are in the stream (24 h), and its state is
+taken from its last record there; GSI1 lags by seconds, never by the stream's 24 h.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from video_stats import model
+from video_stats.lineage import Lineage
+from video_stats.model import AttributeMap, Counters, SummaryKey, SummaryKind
+from video_stats.streams import describe_shards
+
+from vstats.drift import Drift, item_identity
+from vstats.effects import FUNCTION_OF_ITEM_TYPE, counted_contribution, is_base_item
+from vstats.stream_reader import Bound, StreamRead, StreamRecord, StreamTiming, read_stream
+from vstats.targets import corrections
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+
+@dataclass(slots=True)
+class ReadCost:
+    """What the reads of one key cost: base items read and the read units DynamoDB reported
+    (``ReturnConsumedCapacity``; 0 where the endpoint reports none)."""
+
+    items: int = 0
+    read_units: float = 0.0
+
+    def add(self, other: ReadCost) -> None:
+        self.items += other.items
+        self.read_units += other.read_units
+
+
+@dataclass(frozen=True, slots=True)
+class KeyTarget:
+    key: SummaryKey
+    summary: AttributeMap | None  # as read (consistent)
+    expected: Counters  # for the records it has applied
+    in_flight: tuple[tuple[str, int], ...]  # (shard id, sequence number) it has not applied
+    cost: ReadCost
+
+    @property
+    def actual(self) -> Counters:
+        return model.summary_counters(self.summary) if self.summary is not None else model.ZERO
+
+    @property
+    def drift(self) -> Drift:
+        return Drift(self.key, self.expected, self.actual, self.summary is not None)
+
+
+@dataclass(slots=True)
+class KeyTargets:
+    targets: dict[SummaryKey, KeyTarget]
+    stream: StreamRead
+    lineage: Lineage
+    summaries: dict[SummaryKey, AttributeMap | None] = field(default_factory=dict)
+
+
+def read_summary(client: DynamoDBClient, table: str, key: SummaryKey) -> AttributeMap | None:
+    return client.get_item(
+        TableName=table, Key=model.summary_item_key(key), ConsistentRead=True
+    ).get("Item")
+
+
+def base_items(
+    client: DynamoDBClient, table: str, key: SummaryKey
+) -> tuple[list[AttributeMap], ReadCost]:
+    """The base items that can contribute to ``key`` under the data model's keys: a user's
+    share its summary's partition (a consistent query); a video's share its summary's GSI1PK
+    (GSI1 cannot be read consistently)."""
+    request: dict[str, Any] = {"TableName": table, "ReturnConsumedCapacity": "TOTAL"}
+    if key.kind is SummaryKind.USER:
+        request |= {
+            "KeyConditionExpression": "PK = :pk",
+            "ExpressionAttributeValues": {":pk": model.summary_item_key(key)["PK"]},
+            "ConsistentRead": True,
+        }
+    else:
+        request |= {
+            "IndexName": "GSI1",
+            "KeyConditionExpression": "GSI1PK = :pk",
+            "ExpressionAttributeValues": {":pk": model.summary_identity(key, 1)["GSI1PK"]},
+        }
+    items: list[AttributeMap] = []
+    cost = ReadCost()
+    while True:
+        page = client.query(**request)
+        cost.items += len(page.get("Items", []))
+        cost.read_units += float((page.get("ConsumedCapacity") or {}).get("CapacityUnits") or 0)
+        items += [item for item in page.get("Items", []) if is_base_item(item)]
+        last = page.get("LastEvaluatedKey")
+        if not last:
+            return items, cost
+        request["ExclusiveStartKey"] = last
+
+
+class StreamIndex:
+    """The stream's records by item and by the summary keys their images touch."""
+
+    def __init__(self, records: Iterable[StreamRecord]) -> None:
+        self.by_item: dict[tuple[str, str], list[StreamRecord]] = {}
+        self.by_key: dict[SummaryKey, list[StreamRecord]] = {}
+        for record in records:
+            self.by_item.setdefault(record.identity, []).append(record)
+            touched: set[SummaryKey] = set()
+            for item_type in FUNCTION_OF_ITEM_TYPE:
+                for image in (record.new, record.old):
+                    touched |= set(counted_contribution(image, item_type))
+            for key in touched:
+                self.by_key.setdefault(key, []).append(record)
+
+    def relevant(self, key: SummaryKey, items: Iterable[tuple[str, str]]) -> list[StreamRecord]:
+        """Every record of the items found for ``key`` and of any other item whose images
+        touch it (deleted since, or not in GSI1 yet): all records of each such item, so that
+        its state is its last record's."""
+        identities = set(items) | {r.identity for r in self.by_key.get(key, [])}
+        return [r for identity in identities for r in self.by_item.get(identity, [])]
+
+
+def key_targets(
+    client: DynamoDBClient,
+    streams: Any,
+    table: str,
+    keys: Sequence[SummaryKey],
+    *,
+    stream_arn: str,
+    timing: StreamTiming,
+    processed_through: Mapping[tuple[str, str], int] | None = None,
+    settled_age: float | None = None,
+) -> KeyTargets:
+    """Each key's exact target for the records it has applied, from consistent reads (see the
+    module's docstring). ``processed_through``, ``settled_age``: ``vstats.targets``."""
+    summaries = {key: read_summary(client, table, key) for key in keys}
+    found: dict[SummaryKey, dict[tuple[str, str], AttributeMap]] = {}
+    costs: dict[SummaryKey, ReadCost] = {}
+    for key in keys:
+        listed, costs[key] = base_items(client, table, key)
+        found[key] = {item_identity(item): item for item in listed}
+    # Summary first, then its base items, then the stream: any change after the summary was
+    # read has a record above its marks, and the stream is read past the reads (``margin``).
+    bound = Bound(time=time.time() + timing.margin)
+    time.sleep(timing.delay)
+    stream = read_stream(streams, stream_arn, bound=bound, timing=timing)
+    lineage = Lineage.of(describe_shards(streams, stream_arn), time.time())
+    index = StreamIndex(stream.records)
+    settled_before = None if settled_age is None else time.time() - settled_age
+    # A shard is finished when any summary read holds a descendant's mark (``targets``).
+    read = {key: item for key, item in summaries.items() if item is not None}
+    targets: dict[SummaryKey, KeyTarget] = {}
+    for key in keys:
+        items = found[key]
+        result = corrections(
+            index.relevant(key, items),
+            items,
+            read,
+            stream_arn,
+            lineage,
+            estimate_positions=False,
+            processed_through=processed_through,
+            settled_before=settled_before,
+        )
+        expected = model.recount(items.values()).get(key, model.ZERO) + result.changes.get(
+            key, model.ZERO
+        )
+        targets[key] = KeyTarget(
+            key,
+            summaries[key],
+            expected,
+            tuple(sorted(set(result.in_flight.get(key, [])))),
+            costs[key],
+        )
+    return KeyTargets(targets, stream, lineage, summaries)
+
+
+def confirmed(
+    client: DynamoDBClient,
+    streams: Any,
+    table: str,
+    drifts: Sequence[Drift],
+    *,
+    stream_arn: str,
+    timing: StreamTiming,
+    settled_age: float | None = None,
+) -> list[Drift]:
+    """The drifts (found by a scan on a running stack) that a consistent re-read of each
+    summary and its base items, and the stream after them, confirms: the rest was a batch
+    landing between the partitions the scan read."""
+    if not drifts:
+        return []
+    again = key_targets(
+        client,
+        streams,
+        table,
+        [d.key for d in drifts],
+        stream_arn=stream_arn,
+        timing=timing,
+        settled_age=settled_age,
+    )
+    kept = [t.drift for t in again.targets.values() if t.actual != t.expected]
+    return sorted(kept, key=lambda d: (d.key.kind.value, d.key.id))

@@ -1,0 +1,102 @@
+"""The one stream reader (``vstats.stream_reader``) and the one target computation
+(``vstats.targets``), pure: a ``FakeStreamsClient`` is the stream."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from stream_fakes import STREAM_ARN, FakeStream, FakeStreamsClient
+from video_stats.lineage import Lineage, Shard
+from video_stats.marks import encode_mark, shard_marks
+from video_stats.model import SummaryKey, SummaryKind, view_item
+from vstats.stream_reader import Bound, StreamTiming, read_shard, read_stream
+from vstats.targets import corrections
+
+QUICK = StreamTiming(delay=0.0, margin=0.0, open_shard_seconds=0.05, poll_seconds=0.0)
+WHEN = datetime(2024, 5, 1, tzinfo=UTC)
+
+
+def views(stream: FakeStream, count: int) -> None:
+    for n in range(count):
+        stream.put(view_item(f"u{n}", "v", 10, WHEN))
+
+
+def test_a_closed_shard_is_read_to_its_end_whatever_its_empty_pages() -> None:
+    client = FakeStreamsClient(empty_pages=25)  # more than any "N empty pages" rule
+    views(client.add("s", FakeStream(start_time=0.0)), 3)
+    client.close("s")
+
+    (read,) = read_stream(client, STREAM_ARN, bound=Bound(time=1e12), timing=QUICK).shards
+
+    assert (len(read.records), read.ended, read.empty_pages) == (3, "closed", 25)
+
+
+def test_an_open_shard_ends_at_its_sequence_bound_after_empty_pages() -> None:
+    client = FakeStreamsClient(empty_pages=10)
+    stream = client.add("s", FakeStream(start_time=0.0))
+    views(stream, 5)
+    third = int(stream.records[2]["dynamodb"]["SequenceNumber"])
+    shard = Shard("s", None, False)
+
+    read = read_shard(client, STREAM_ARN, shard, bound=Bound(seq=third), timing=QUICK)
+
+    assert ([r.seq for r in read.records][-1], len(read.records), read.ended) == (third, 3, "bound")
+
+
+def test_an_open_shard_ends_at_the_first_record_past_its_time_bound() -> None:
+    client = FakeStreamsClient(empty_pages=4)
+    stream = client.add("s", FakeStream(start_time=100.0))
+    views(stream, 2)  # created at 100 (the fake rounds down to the second)
+    stream._time = 200.0  # later writes
+    views(stream, 2)
+
+    (read,) = read_stream(client, STREAM_ARN, bound=Bound(time=150.0), timing=QUICK).shards
+
+    assert (len(read.records), read.ended) == (2, "bound")
+
+
+def test_a_quiet_open_shard_ends_at_the_safety_cap_and_says_so() -> None:
+    client = FakeStreamsClient(empty_pages=2)
+    views(client.add("s", FakeStream(start_time=0.0)), 2)
+
+    result = read_stream(client, STREAM_ARN, bound=Bound(time=1.0), timing=QUICK)
+
+    assert [(len(r.records), r.ended) for r in result.shards] == [(2, "cap")]
+    assert len(result.capped) == 1
+
+
+def test_the_target_takes_an_item_from_its_last_record_and_names_the_records_in_flight() -> None:
+    """The read of the table missed view b (GSI1 lag, or a scan before the write); b's record
+    is in the stream. Applied (below the summary's mark): counted. View c's record is above the
+    mark: in flight, left out and named."""
+    stream = FakeStream(start_time=0.0)
+    a, b, c = (view_item(u, "v", d, WHEN) for u, d in (("u1", 10), ("u2", 20), ("u3", 30)))
+    records = [stream.put(item) for item in (a, b, c)]
+    key = SummaryKey(SummaryKind.VIDEO, "v")
+    b_seq = int(records[1]["dynamodb"]["SequenceNumber"])
+    mark = shard_marks("views", "s").current
+    summary = {mark: {"S": encode_mark(b_seq, 0.0)}}
+    read = read_shard(
+        _client_with("s", stream), STREAM_ARN, Shard("s", None, True), bound=Bound(), timing=QUICK
+    )
+    identity_a = (a["PK"]["S"], a["SK"]["S"])
+
+    found = corrections(
+        read.records,
+        {identity_a: a},  # the table read shows a only
+        {key: summary},
+        STREAM_ARN,
+        Lineage.of([Shard("s", None, True)], 0.0),
+        estimate_positions=False,
+    )
+
+    # recount of what was read (a: 1 view, 10 s) + b, not c
+    assert (found.changes[key].views, found.changes[key].duration) == (1, 20)
+    assert found.in_flight[key] == [("s", int(records[2]["dynamodb"]["SequenceNumber"]))]
+
+
+def _client_with(shard_id: str, stream: FakeStream) -> FakeStreamsClient:
+    client = FakeStreamsClient()
+    client.add(shard_id, stream)
+    client.close(shard_id)
+    return client

@@ -41,8 +41,9 @@ from vstats.drift import (
     settled_faults,
 )
 from vstats.pipeline import LambdaPipeline, settled_age, stream_arn_of
-from vstats.repair import RepairResult, live_check, repair
+from vstats.repair import RepairResult, repair
 from vstats.stream_reader import AWS_TIMING, LOCAL_TIMING, StreamTiming
+from vstats.target_reads import live_check
 
 __all__ = ["Drift", "find_drift", "main"]
 

@@ -28,7 +28,7 @@ A mark cannot tell "applied in the failed attempt" from "skipped over by a later
 What is exact instead: the truth per summary
 --------------------------------------------
 A summary's exact value is the recount of its base items, adjusted for the records the
-summary has not applied yet: ``vstats.key_targets`` (consistent reads of the keys) over
+summary has not applied yet: ``vstats.target_reads`` (consistent reads of the keys) over
 ``vstats.targets`` (the one target computation, shared with ``reconcile --repair`` and
 ``--live``). Per key K:
 
@@ -78,9 +78,7 @@ from video_stats.streams import describe_shards
 from vstats import cli, deployment
 from vstats.drift import Drift
 from vstats.effects import FUNCTION_OF_ITEM_TYPE, counted_contribution
-from vstats.key_targets import ReadCost, key_targets
 from vstats.pipeline import FailureQueue, failure_queues, settled_age, stream_arn_of
-from vstats.repair import write_target
 from vstats.stream_reader import (
     AWS_TIMING,
     GONE_CODES,
@@ -90,6 +88,8 @@ from vstats.stream_reader import (
     StreamTiming,
     read_shard,
 )
+from vstats.summary_writes import write_target
+from vstats.target_reads import ReadCost, key_targets
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -265,7 +265,7 @@ def make_exact(
     dry_run: bool,
     settled_age: float | None = None,
 ) -> dict[SummaryKey, KeyResult]:
-    """Write each key's exact value (``vstats.key_targets``) and raise its marks for the shards
+    """Write each key's exact value (``vstats.target_reads``) and raise its marks for the shards
     of the batches that touch it, in one conditional write per key; keys that invocations
     changed under us are recomputed. One pass over the stream per round, for all keys."""
     results: dict[SummaryKey, KeyResult] = {}

@@ -3,7 +3,7 @@ drift"), pure: from a summary, its base items, the stream's records for them and
 of the mappings' positions, the exact value the summary must hold for the records it has
 applied, and which records are in flight for it. ``reconcile --repair`` and ``--live`` run it
 over a scan of the table, ``redrive`` and the confirmation of a drift over consistent reads of
-the keys (``vstats.key_targets``).
+the keys (``vstats.target_reads``).
 
 Three rules, decided here once for every tool:
 

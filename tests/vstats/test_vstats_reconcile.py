@@ -19,9 +19,11 @@ from vstats import deployment, reconcile
 from vstats.drift import compare, find_drift, index_faults, read_snapshot, settled_faults
 from vstats.generator import EventGenerator
 from vstats.pipeline import IN_FLIGHT_SECONDS, settled_age
-from vstats.repair import live_check, rank, repair, write_index
+from vstats.repair import repair
 from vstats.stream_reader import Bound, StreamRecord, StreamTiming, read_stream
+from vstats.summary_writes import rank, write_index
 from vstats.tables import list_summaries, write_operation
+from vstats.target_reads import live_check
 from vstats.targets import corrections
 from vstats_support import INDEX_SHARDS, StreamConsumer, TableEnv  # type: ignore[import-not-found]
 

@@ -33,8 +33,8 @@ from video_stats.streams import describe_shards
 from vstats import redrive
 from vstats.drift import find_drift
 from vstats.pipeline import IN_FLIGHT_SECONDS
-from vstats.repair import live_check
 from vstats.stream_reader import StreamTiming
+from vstats.target_reads import live_check
 
 VIDEO, USER = SummaryKind.VIDEO, SummaryKind.USER
 RECORD_AGE = 21_600  # the mappings' MaximumRecordAgeInSeconds as deployed

@@ -19,8 +19,8 @@ from localcloud.endpoint_process import LocalEndpoint
 from vstats import redrive, status
 from vstats.drift import find_drift
 from vstats.generator import EventGenerator
-from vstats.repair import live_check
 from vstats.stream_reader import LOCAL_TIMING
+from vstats.target_reads import live_check
 from vstats_support import LocalStack, create_table, deploy_handlers  # type: ignore[import-not-found]
 from waiting import wait_until  # type: ignore[import-not-found]
 

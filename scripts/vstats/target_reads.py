@@ -1,7 +1,11 @@
-"""The exact targets of given summaries from consistent reads (docs/design.md §9): what
-``redrive`` writes, and how ``reconcile --live`` and the check after ``--repair`` confirm a
-drift a scan found before reporting it (a scan is no snapshot: a batch can land between the
-partitions it reads).
+"""The reads behind the recovery tools' targets (docs/design.md §9), each followed by a read
+of the stream and the one target computation (``vstats.targets``):
+
+* ``applied_targets``: one scan of the table (``reconcile --repair``, ``--live``);
+* ``key_targets``: consistent reads of given summaries, what ``redrive`` writes;
+* ``live_check``: the scan's drift, each confirmed by ``key_targets`` before it is reported
+  (a scan is no snapshot: a batch can land between the partitions it reads).
+
 
 Per round, for all keys at once: each summary (consistent GetItem), then its base items (a
 user's: a consistent query of its partition; a video's: GSI1, the only way to find them, which
@@ -23,9 +27,23 @@ from video_stats.lineage import Lineage
 from video_stats.model import AttributeMap, Counters, SummaryKey, SummaryKind
 from video_stats.streams import describe_shards
 
-from vstats.drift import Drift, item_identity
+from vstats.drift import (
+    DEFAULT_SEGMENTS,
+    Drift,
+    TableSnapshot,
+    compare,
+    item_identity,
+    read_snapshot,
+)
 from vstats.effects import FUNCTION_OF_ITEM_TYPE, counted_contribution, is_base_item
-from vstats.stream_reader import Bound, StreamRead, StreamRecord, StreamTiming, read_stream
+from vstats.stream_reader import (
+    AWS_TIMING,
+    Bound,
+    StreamRead,
+    StreamRecord,
+    StreamTiming,
+    read_stream,
+)
 from vstats.targets import corrections
 
 if TYPE_CHECKING:
@@ -212,3 +230,107 @@ def confirmed(
     )
     kept = [t.drift for t in again.targets.values() if t.actual != t.expected]
     return sorted(kept, key=lambda d: (d.key.kind.value, d.key.id))
+
+
+@dataclass(slots=True)
+class AppliedTargets:
+    """Each summary's exact value for the records it has applied, from one scan and one read
+    of the stream (``applied_targets``)."""
+
+    snapshot: TableSnapshot
+    targets: dict[SummaryKey, Counters]
+    marks: dict[SummaryKey, dict[str, str]]  # Corrections.marks: to write with the targets
+    stream_records: int  # records read from the stream
+    capped_shards: int = 0  # open shards read to the reader's safety cap (stream_reader)
+
+    def drift(self) -> list[Drift]:
+        """The summaries whose counters differ from their target, then those whose counters
+        equal it but count records on an estimated position: the rewrite gives them the
+        mark (``Corrections.marks``)."""
+        drifts = compare(self.targets, self.snapshot.summaries)
+        drifting = {d.key for d in drifts}
+        for key in sorted(self.marks.keys() - drifting, key=lambda k: (k.kind.value, k.id)):
+            item = self.snapshot.summaries.get(key)
+            counters = model.summary_counters(item) if item is not None else model.ZERO
+            drifts.append(Drift(key, self.targets.get(key, model.ZERO), counters, item is not None))
+        return drifts
+
+
+def applied_targets(
+    client: DynamoDBClient,
+    streams_client: Any,
+    table: str,
+    stream_arn: str,
+    *,
+    estimate_positions: bool,
+    settled_age: float | None = None,
+    segments: int = DEFAULT_SEGMENTS,
+    timing: StreamTiming = AWS_TIMING,
+) -> AppliedTargets:
+    """Scan, then read the stream: each summary's exact value for the records it has applied
+    (recount + corrections). ``estimate_positions``: see ``corrections``; right only while the
+    pipeline is paused and drained. ``settled_age``: see ``settled_age``."""
+    settled_before = None if settled_age is None else time.time() - settled_age
+    snapshot = read_snapshot(client, table, segments=segments, keep_base=True)
+    # Records created after the scan cannot be in what it saw, so the read ends there (plus a
+    # margin for clock skew and creation times rounded to the second), even while the
+    # application writes on. The pause lets the stream catch up with the scan.
+    bound = Bound(time=time.time() + timing.margin)
+    time.sleep(timing.delay)
+    stream = read_stream(streams_client, stream_arn, bound=bound, timing=timing)
+    assert snapshot.base_items is not None
+    lineage = Lineage.of(describe_shards(streams_client, stream_arn), time.time())
+    found = corrections(
+        stream.records,
+        snapshot.base_items,
+        snapshot.summaries,
+        stream_arn,
+        lineage,
+        estimate_positions=estimate_positions,
+        settled_before=settled_before,
+    )
+    targets = dict(snapshot.recount)
+    for key, change in found.changes.items():
+        targets[key] = targets.get(key, model.ZERO) + change
+    return AppliedTargets(snapshot, targets, found.marks, len(stream.records), len(stream.capped))
+
+
+def live_check(
+    client: DynamoDBClient,
+    streams_client: Any,
+    table: str,
+    stream_arn: str,
+    *,
+    settled_age: float | None = None,
+    segments: int = DEFAULT_SEGMENTS,
+    timing: StreamTiming = AWS_TIMING,
+) -> tuple[list[Drift], AppliedTargets]:
+    """Drift that records in flight cannot explain, safe to run while the stack is busy, and
+    the scan it came from. A drift the scan shows is reported only when a consistent re-read
+    of the summary and its base items confirms it (``key_targets``): a scan reads partitions
+    one after another, and a batch can land between them.
+
+    Blind to a lost record newer than everything its summary applied, and to a summary that
+    holds no mark of a shard whose records it lacks (deleted; see ``targets.corrections``);
+    ``find_drift`` at a quiescent moment sees those too."""
+    applied = applied_targets(
+        client,
+        streams_client,
+        table,
+        stream_arn,
+        estimate_positions=False,
+        settled_age=settled_age,
+        segments=segments,
+        timing=timing,
+    )
+    suspects = compare(applied.targets, applied.snapshot.summaries)
+    drifts = confirmed(
+        client,
+        streams_client,
+        table,
+        suspects,
+        stream_arn=stream_arn,
+        timing=timing,
+        settled_age=settled_age,
+    )
+    return drifts, applied

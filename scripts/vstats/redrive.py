@@ -365,7 +365,7 @@ class RedriveReport:
             "summaries_checked": len({k for o in self.outcomes for k in o.keys}),
             "summaries_rewritten": len(self.rewritten),
             "marks_raised": self.marks_raised,
-            "base_items_read": self.reads.items,
+            "items_read": self.reads.items,
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -516,12 +516,12 @@ def render(report: RedriveReport) -> list[Any]:
             f"{counts['summaries_rewritten']:,}, marks raised {counts['marks_raised']:,}"
         )
     )
-    reads = f"read {counts['base_items_read']:,} base items ({report.reads.read_units:,.1f} RCU)"
+    reads = f"{counts['items_read']:,} items read ({report.reads.read_units:,.1f} read units)"
     if report.largest is not None:
         key, cost = report.largest
-        reads += f"; the largest: {key.kind.value} {key.id}, {cost.items:,} items"
+        reads += f"; the most: {key.kind.value} {key.id}, {cost.items:,} items"
     if report.dry_run:
-        reads += " (a run reads the same, once per round)"
+        reads += " (a run reads as much, once per round)"
     lines.append(Text(reads))
     if report.needs_repair:
         lines.append(

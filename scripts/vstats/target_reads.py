@@ -17,11 +17,13 @@ taken from its last record there; GSI1 lags by seconds, never by the stream's 24
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
+from localcloud.writestats import item_size
 from video_stats import model
 from video_stats.lineage import Lineage
 from video_stats.model import AttributeMap, Counters, SummaryKey, SummaryKind
@@ -49,11 +51,16 @@ from vstats.targets import corrections
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
+READ_UNIT_BYTES: Final = 4096
+
 
 @dataclass(slots=True)
 class ReadCost:
-    """What the reads of one key cost: base items read and the read units DynamoDB reported
-    (``ReturnConsumedCapacity``; 0 where the endpoint reports none)."""
+    """What the query of one key's base items cost: items read (its summary among them), and
+    read units by DynamoDB's rule for a Query ("All items returned are treated as a single
+    read operation, where DynamoDB computes the total size of all items and then rounds up to
+    the next 4 KB boundary"; an eventually consistent read, such as any on GSI1, costs half),
+    computed from the items' sizes so that a local endpoint gives the figure AWS would bill."""
 
     items: int = 0
     read_units: float = 0.0
@@ -100,7 +107,7 @@ def base_items(
     """The base items that can contribute to ``key`` under the data model's keys: a user's
     share its summary's partition (a consistent query); a video's share its summary's GSI1PK
     (GSI1 cannot be read consistently)."""
-    request: dict[str, Any] = {"TableName": table, "ReturnConsumedCapacity": "TOTAL"}
+    request: dict[str, Any] = {"TableName": table}
     if key.kind is SummaryKind.USER:
         request |= {
             "KeyConditionExpression": "PK = :pk",
@@ -118,7 +125,10 @@ def base_items(
     while True:
         page = client.query(**request)
         cost.items += len(page.get("Items", []))
-        cost.read_units += float((page.get("ConsumedCapacity") or {}).get("CapacityUnits") or 0)
+        size = sum(item_size(item) for item in page.get("Items", []))
+        cost.read_units += math.ceil(size / READ_UNIT_BYTES) * (
+            1.0 if request.get("ConsistentRead") else 0.5
+        )
         items += [item for item in page.get("Items", []) if is_base_item(item)]
         last = page.get("LastEvaluatedKey")
         if not last:

@@ -250,6 +250,7 @@ class KeyResult:
     drift: Drift | None  # written (dry run: to write); None: the counters were exact
     marks_raised: int
     cost: ReadCost  # what reading its base items took (the last round)
+    in_flight: int = 0  # its records left to the handlers (not applied, not in a failed range)
 
 
 def make_exact(
@@ -287,7 +288,11 @@ def make_exact(
             marks = _raised_marks(target.summary, touched_by[key], target.expected, found.lineage)
             drift = target.drift
             result = KeyResult(
-                key, drift if target.actual != target.expected else None, len(marks), target.cost
+                key,
+                drift if target.actual != target.expected else None,
+                len(marks),
+                target.cost,
+                len(target.in_flight),
             )
             nothing_to_write = target.actual == target.expected and not marks
             if (
@@ -351,6 +356,7 @@ class RedriveReport:
     #: What the targets read (per round, the last one): the base items of every touched
     #: summary, and the read units DynamoDB reported for them; the largest key.
     reads: ReadCost = field(default_factory=ReadCost)
+    in_flight: int = 0  # (summary, record) pairs left to the handlers
     largest: tuple[SummaryKey, ReadCost] | None = None
 
     def counts(self) -> dict[str, int]:
@@ -366,6 +372,7 @@ class RedriveReport:
             "summaries_rewritten": len(self.rewritten),
             "marks_raised": self.marks_raised,
             "items_read": self.reads.items,
+            "records_in_flight": self.in_flight,
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -449,6 +456,7 @@ def redrive(
         report.rewritten = [r.drift for r in results.values() if r.drift is not None]
         for result in results.values():
             report.reads.add(result.cost)
+            report.in_flight += result.in_flight
             if report.largest is None or result.cost.items > report.largest[1].items:
                 report.largest = (result.key, result.cost)
         report.marks_raised = sum(r.marks_raised for r in results.values())

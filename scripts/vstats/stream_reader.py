@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -34,6 +35,7 @@ from video_stats.streams import describe_shards
 GONE_CODES: Final = ("TrimmedDataAccessException", "ResourceNotFoundException")
 PAGE_LIMIT: Final = 1000  # GetRecords' largest page
 MAX_PAGES: Final = 100_000  # a safety cap for closed shards too (1e8 records at most)
+READERS: Final = 8  # shards read at once (GetRecords' limits are per shard)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,13 +207,17 @@ def read_stream(
     shards: Iterable[Shard] | None = None,
     after: Mapping[str, int] | None = None,
 ) -> StreamRead:
-    """Every shard of the stream (``describe_shards``; parents before their children, as
-    DescribeStream lists them), each from TRIM_HORIZON or after ``after[shard id]``."""
+    """Every shard of the stream (``describe_shards``; in the order DynamoDB lists them,
+    parents before their children), each from TRIM_HORIZON or after ``after[shard id]``. The
+    shards are read side by side (boto3 clients are thread-safe), so quiet open shards wait
+    for their safety cap together, not one after another."""
     listed = list(shards) if shards is not None else describe_shards(client, stream_arn)
-    result = StreamRead()
-    for shard in listed:
+
+    def one(shard: Shard) -> ShardRead:
         start = (after or {}).get(shard.shard_id)
-        result.shards.append(
-            read_shard(client, stream_arn, shard, bound=bound, timing=timing, after=start)
-        )
-    return result
+        return read_shard(client, stream_arn, shard, bound=bound, timing=timing, after=start)
+
+    if len(listed) <= 1:
+        return StreamRead([one(shard) for shard in listed])
+    with ThreadPoolExecutor(max_workers=min(READERS, len(listed))) as pool:
+        return StreamRead(list(pool.map(one, listed)))

@@ -9,6 +9,7 @@ from stream_fakes import STREAM_ARN, FakeStream, FakeStreamsClient
 from video_stats.lineage import Lineage, Shard
 from video_stats.marks import encode_mark, shard_marks
 from video_stats.model import SummaryKey, SummaryKind, view_item
+from vstats import redrive
 from vstats.stream_reader import Bound, StreamTiming, read_shard, read_stream
 from vstats.targets import corrections
 
@@ -100,3 +101,17 @@ def _client_with(shard_id: str, stream: FakeStream) -> FakeStreamsClient:
     client.add(shard_id, stream)
     client.close(shard_id)
     return client
+
+
+def test_redrive_reads_a_failed_range_back_past_empty_pages() -> None:
+    """``redrive.read_range``: the range of an on-failure message, on an open shard whose
+    iterators answer empty pages first, ends at the range's end sequence number."""
+    client = FakeStreamsClient(empty_pages=6)
+    stream = client.add("s", FakeStream(start_time=0.0))
+    views(stream, 6)
+    seqs = [int(r["dynamodb"]["SequenceNumber"]) for r in stream.records]
+    batch = redrive.FailedBatch("q", "m", "r", "VIEW", "s", STREAM_ARN, seqs[1], seqs[3], 3, None)
+
+    records = redrive.read_range(client, batch, QUICK)
+
+    assert [r.seq for r in records] == seqs[1:4]

@@ -46,7 +46,7 @@ from vstats.stream_reader import (
     StreamTiming,
     read_stream,
 )
-from vstats.targets import corrections
+from vstats.targets import Positions, corrections, corrections_at
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -186,21 +186,20 @@ def key_targets(
     lineage = Lineage.of(describe_shards(streams, stream_arn), time.time())
     index = StreamIndex(stream.records)
     settled_before = None if settled_age is None else time.time() - settled_age
-    # A shard is finished when any summary read holds a descendant's mark (``targets``).
-    read = {key: item for key, item in summaries.items() if item is not None}
+    # Worked out once from every summary read: a shard is finished when any of them holds a
+    # mark of a descendant (``targets``).
+    positions = Positions.of(
+        {key: item for key, item in summaries.items() if item is not None},
+        stream_arn,
+        lineage,
+        estimate_positions=False,
+        processed_through=processed_through,
+        settled_before=settled_before,
+    )
     targets: dict[SummaryKey, KeyTarget] = {}
     for key in keys:
         items = found[key]
-        result = corrections(
-            index.relevant(key, items),
-            items,
-            read,
-            stream_arn,
-            lineage,
-            estimate_positions=False,
-            processed_through=processed_through,
-            settled_before=settled_before,
-        )
+        result = corrections_at(index.relevant(key, items), items, positions)
         expected = model.recount(items.values()).get(key, model.ZERO) + result.changes.get(
             key, model.ZERO
         )

@@ -66,6 +66,96 @@ class Corrections:
 ALL_APPLIED: Final = 1 << 160  # above every sequence number (at most 40 digits)
 
 
+@dataclass(slots=True)
+class Positions:
+    """What the tools know of the mappings' positions, decided once for every summary of a
+    computation (see ``corrections`` for the rules)."""
+
+    stream_arn: str
+    lineage: Lineage
+    marks: dict[SummaryKey, dict[str, str]]  # each summary's marks
+    highest: dict[str, tuple[int, str]]  # {mark name: (seq, value)} over every summary read
+    estimate: bool = False
+    processed_through: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    settled_before: float | None = None
+    _finished: dict[tuple[str, str], bool] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls,
+        summaries: Mapping[SummaryKey, AttributeMap],
+        stream_arn: str,
+        lineage: Lineage | None = None,
+        *,
+        estimate_positions: bool,
+        processed_through: Mapping[tuple[str, str], int] | None = None,
+        settled_before: float | None = None,
+    ) -> Positions:
+        marks = {key: marks_of(item) for key, item in summaries.items()}
+        highest: dict[str, tuple[int, str]] = {}
+        for held in marks.values():
+            for name, value in held.items():
+                seq = decode_mark(value).seq
+                if name not in highest or seq > highest[name][0]:
+                    highest[name] = (seq, value)
+        return cls(
+            stream_arn,
+            lineage or Lineage(),
+            marks,
+            highest,
+            estimate_positions,
+            processed_through or {},
+            settled_before,
+        )
+
+    def settled(self, record: StreamRecord) -> bool:
+        """Older than the mappings' record age + 900 s: counts as applied everywhere."""
+        return (
+            self.settled_before is not None
+            and record.created is not None
+            and record.created < self.settled_before
+        )
+
+    def finished(self, function: str, shard_id: str) -> bool:
+        """Any summary read holds a mark of one of the shard's descendants."""
+        if (function, shard_id) not in self._finished:
+            descendants = names_of(function, self.lineage.descendants(shard_id))
+            self._finished[function, shard_id] = any(name in self.highest for name in descendants)
+        return self._finished[function, shard_id]
+
+    def applied_up_to(
+        self, key: SummaryKey, function: str, shard_id: str
+    ) -> tuple[int | None, bool]:
+        """(K's applied position in the shard or None for nothing, whether it is estimated).
+        Per shard with tumbling-window events, else one mark per stream (handlers.py); either
+        mark format (marks.py)."""
+        if self.finished(function, shard_id):
+            return ALL_APPLIED, False
+        held = self.marks.get(key, {})
+        floor = self.processed_through.get((function, shard_id))
+        for name in names_of(function, (shard_id, self.stream_arn)):
+            if name in held:
+                seq = decode_mark(held[name]).seq
+                return (seq if floor is None else max(seq, floor)), False
+        if self.estimate:
+            for identity in (shard_id, self.stream_arn):
+                for name in shard_marks(function, identity).names():
+                    if name in self.highest and (floor is None or self.highest[name][0] > floor):
+                        return self.highest[name][0], True
+        return floor, False
+
+    def estimated_mark(self, function: str, shard_id: str) -> tuple[str, str]:
+        """The estimated position as a mark of K, in the current format."""
+        for identity in (shard_id, self.stream_arn):
+            names = shard_marks(function, identity)
+            for name in names.names():
+                if name in self.highest:
+                    created_by = decode_mark(self.highest[name][1]).created_by
+                    created = None if created_by is None else created_by - 1
+                    return names.current, encode_mark(self.highest[name][0], created)
+        raise AssertionError("no estimate")  # only called after applied_up_to found one
+
+
 def corrections(
     records: Iterable[StreamRecord],
     base_items: Mapping[tuple[str, str], AttributeMap],
@@ -100,53 +190,29 @@ def corrections(
     on (redrive: the end of a batch on the failure queue), so each summary's target counts it.
     So does every record created before ``settled_before`` (epoch seconds; ``settled_age``):
     the mappings no longer deliver it, and its summaries' marks may have expired."""
+    positions = Positions.of(
+        summaries,
+        stream_arn,
+        lineage,
+        estimate_positions=estimate_positions,
+        processed_through=processed_through,
+        settled_before=settled_before,
+    )
+    return corrections_at(records, base_items, positions)
+
+
+def corrections_at(
+    records: Iterable[StreamRecord],
+    base_items: Mapping[tuple[str, str], AttributeMap],
+    positions: Positions,
+) -> Corrections:
+    """``corrections`` with the positions worked out once (``Positions.of``), for callers that
+    compute many summaries' targets over the same reads."""
     by_item: dict[tuple[str, str], list[StreamRecord]] = defaultdict(list)
     for record in records:
         by_item[record.identity].append(record)
-    lineage = lineage or Lineage()
-    marks = {key: marks_of(item) for key, item in summaries.items()}
-    highest: dict[str, tuple[int, str]] = {}  # {mark name: (seq, value)} over every summary
-    for held in marks.values():
-        for name, value in held.items():
-            seq = decode_mark(value).seq
-            if name not in highest or seq > highest[name][0]:
-                highest[name] = (seq, value)
+    lineage = positions.lineage
     result = Corrections()
-    finished: dict[tuple[str, str], bool] = {}  # (function, shard id): a descendant marked
-
-    def applied_up_to(key: SummaryKey, function: str, shard_id: str) -> tuple[int | None, bool]:
-        """(K's applied position in the shard or None for nothing, whether it is estimated).
-        Per shard with tumbling-window events, else one mark per stream (handlers.py); either
-        mark format (marks.py)."""
-        if (function, shard_id) not in finished:
-            descendants = names_of(function, lineage.descendants(shard_id))
-            finished[function, shard_id] = any(name in highest for name in descendants)
-        if finished[function, shard_id]:
-            return ALL_APPLIED, False
-        held = marks.get(key, {})
-        floor = (processed_through or {}).get((function, shard_id))
-        for name in names_of(function, (shard_id, stream_arn)):
-            if name in held:
-                seq = decode_mark(held[name]).seq
-                return (seq if floor is None else max(seq, floor)), False
-        if estimate_positions:
-            for identity in (shard_id, stream_arn):
-                for name in shard_marks(function, identity).names():
-                    if name in highest and (floor is None or highest[name][0] > floor):
-                        return highest[name][0], True
-        return floor, False
-
-    def estimated_mark(function: str, shard_id: str) -> tuple[str, str]:
-        """The estimated position as a mark of K, in the current format."""
-        for identity in (shard_id, stream_arn):
-            names = shard_marks(function, identity)
-            for name in names.names():
-                if name in highest:
-                    created_by = decode_mark(highest[name][1]).created_by
-                    created = None if created_by is None else created_by - 1
-                    return names.current, encode_mark(highest[name][0], created)
-        raise AssertionError("no estimate")  # only called after applied_up_to found one
-
     # An item's records follow its partition's lineage: a parent's before its child's.
     # Sequence numbers order records within one shard only (docs/design.md §5).
     depth = {r.shard_id: len(lineage.ancestors(r.shard_id)) for rs in by_item.values() for r in rs}
@@ -165,19 +231,15 @@ def corrections(
                 keys |= set(counted_contribution(record.old, item_type))
             for key in keys:
                 before = now.get(key, model.ZERO)
-                for record in item_records:
-                    if (
-                        settled_before is not None
-                        and record.created is not None
-                        and record.created < settled_before
-                    ):
+                for index, record in enumerate(item_records):
+                    if positions.settled(record):
                         continue
-                    position, estimated = applied_up_to(key, function, record.shard_id)
+                    position, estimated = positions.applied_up_to(key, function, record.shard_id)
                     if position is None or record.seq > position:
                         before = counted_contribution(record.old, item_type).get(key, model.ZERO)
                         result.in_flight.setdefault(key, []).extend(
                             (r.shard_id, r.seq)
-                            for r in item_records[item_records.index(record) :]
+                            for r in item_records[index:]
                             if counted_contribution(r.old, item_type).get(key)
                             != counted_contribution(r.new, item_type).get(key)
                         )
@@ -185,7 +247,7 @@ def corrections(
                     if estimated and counted_contribution(record.old, item_type).get(
                         key, model.ZERO
                     ) != counted_contribution(record.new, item_type).get(key, model.ZERO):
-                        name, value = estimated_mark(function, record.shard_id)
+                        name, value = positions.estimated_mark(function, record.shard_id)
                         result.marks.setdefault(key, {})[name] = value
                 change = before - read.get(key, model.ZERO)
                 if not change.is_zero():

@@ -20,7 +20,7 @@ import argparse
 import json
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from localcloud.client import ControlClient
@@ -98,6 +98,7 @@ def check(
     segments: int,
     live: bool,
     timing: StreamTiming,
+    log: Callable[[str], None] = lambda _message: None,
 ) -> tuple[list[Drift], list[IndexFault]]:
     """The drift (plain recount, or --live: as of the records applied) and the index faults,
     from one scan."""
@@ -105,7 +106,7 @@ def check(
         stream_arn = stream_arn_of(client, target.table)
         # On a running stack a summary's records above its own marks may be in flight (no
         # estimated positions), and a drift the scan shows is confirmed by consistent reads.
-        drifts, applied = live_check(
+        checked = live_check(
             client,
             target.client("dynamodbstreams"),
             target.table,
@@ -114,7 +115,13 @@ def check(
             segments=segments,
             timing=timing,
         )
-        snapshot = applied.snapshot
+        log(
+            f"--live: the scan showed {checked.suspects:,} summaries off their targets, the "
+            f"consistent re-read confirmed {len(checked.drifts):,}; "
+            f"{checked.applied.stream_records:,} stream records read, "
+            f"{checked.applied.capped_shards} open shards read to the safety cap"
+        )
+        drifts, snapshot = checked.drifts, checked.applied.snapshot
     else:
         snapshot = read_snapshot(client, target.table, segments=segments)
         drifts = compare(snapshot.recount, snapshot.summaries)
@@ -181,7 +188,12 @@ def _main(argv: Sequence[str] | None) -> int:
     timing = LOCAL_TIMING if target.endpoint_url else AWS_TIMING
     if not args.repair:
         drifts, faults = check(
-            client, target, segments=args.segments, live=args.live, timing=timing
+            client,
+            target,
+            segments=args.segments,
+            live=args.live,
+            timing=timing,
+            log=lambda message: err.print(f"[dim]{message}[/]"),
         )
         if args.format == "json":
             print(
@@ -229,7 +241,12 @@ def _main(argv: Sequence[str] | None) -> int:
     unranked: list[IndexFault] | None = None
     if result.paused or result.unranked_before:  # check the repair, safe while the stack runs
         remaining, unranked = check(
-            client, target, segments=args.segments, live=True, timing=timing
+            client,
+            target,
+            segments=args.segments,
+            live=True,
+            timing=timing,
+            log=lambda message: err.print(f"[dim]{message}[/]"),
         )
     return _report_repair(result, remaining, unranked, args.format, console)
 

@@ -304,6 +304,13 @@ def applied_targets(
     return AppliedTargets(snapshot, targets, found.marks, len(stream.records), len(stream.capped))
 
 
+@dataclass(slots=True)
+class LiveCheck:
+    drifts: list[Drift]  # confirmed by the consistent re-read
+    applied: AppliedTargets  # the scan's targets
+    suspects: int  # summaries the scan showed drifting, before the re-read
+
+
 def live_check(
     client: DynamoDBClient,
     streams_client: Any,
@@ -313,7 +320,7 @@ def live_check(
     settled_age: float | None = None,
     segments: int = DEFAULT_SEGMENTS,
     timing: StreamTiming = AWS_TIMING,
-) -> tuple[list[Drift], AppliedTargets]:
+) -> LiveCheck:
     """Drift that records in flight cannot explain, safe to run while the stack is busy, and
     the scan it came from. A drift the scan shows is reported only when a consistent re-read
     of the summary and its base items confirms it (``key_targets``): a scan reads partitions
@@ -342,4 +349,4 @@ def live_check(
         timing=timing,
         settled_age=settled_age,
     )
-    return drifts, applied
+    return LiveCheck(drifts, applied, len(suspects))

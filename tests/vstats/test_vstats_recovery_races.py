@@ -273,7 +273,9 @@ def test_live_check_confirms_drift_before_reporting_it(world: World) -> None:
         world.apply([world.write(s2, view("u2", "v", 20))], "p2")
 
     scan: Any = ScanInTwoHalves(world.client, world.table, {"VIDEO#v"}, batch_lands)
-    found = live_check(scan, world.streams, world.table, STREAM_ARN, segments=1, timing=QUICK)[0]
+    found = live_check(
+        scan, world.streams, world.table, STREAM_ARN, segments=1, timing=QUICK
+    ).drifts
 
     assert world.drift() == []
     assert found == []
@@ -298,7 +300,9 @@ def test_live_check_rereads_a_summary_the_scan_saw_before_a_rotation_finished(
         world.apply([world.write(child, view("u2", "w", 20))], "child")
 
     scan: Any = ScanInTwoHalves(world.client, world.table, {"VIDEO#w"}, rotation)
-    found = live_check(scan, world.streams, world.table, STREAM_ARN, segments=1, timing=QUICK)[0]
+    found = live_check(
+        scan, world.streams, world.table, STREAM_ARN, segments=1, timing=QUICK
+    ).drifts
 
     assert world.drift() == []
     assert found == []
@@ -320,7 +324,7 @@ def test_live_check_still_reports_real_drift(world: World) -> None:
 
     (drift,) = live_check(
         world.client, world.streams, world.table, STREAM_ARN, segments=1, timing=QUICK
-    )[0]
+    ).drifts
 
     assert (drift.key, drift.actual.views, drift.expected.views) == (SummaryKey(VIDEO, "v"), 1, 2)
     assert any(is_mark_attribute(name) for name in world.summary(VIDEO, "v"))

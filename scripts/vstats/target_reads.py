@@ -46,7 +46,7 @@ from vstats.stream_reader import (
     StreamTiming,
     read_stream,
 )
-from vstats.targets import Positions, corrections, corrections_at
+from vstats.targets import Positions, corrections, summary_target
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -199,17 +199,8 @@ def key_targets(
     targets: dict[SummaryKey, KeyTarget] = {}
     for key in keys:
         items = found[key]
-        result = corrections_at(index.relevant(key, items), items, positions)
-        expected = model.recount(items.values()).get(key, model.ZERO) + result.changes.get(
-            key, model.ZERO
-        )
-        targets[key] = KeyTarget(
-            key,
-            summaries[key],
-            expected,
-            tuple(sorted(set(result.in_flight.get(key, [])))),
-            costs[key],
-        )
+        target = summary_target(key, items, index.relevant(key, items), positions)
+        targets[key] = KeyTarget(key, summaries[key], target.expected, target.in_flight, costs[key])
     return KeyTargets(targets, stream, lineage, summaries)
 
 

@@ -253,3 +253,29 @@ def corrections_at(
                 if not change.is_zero():
                     result.changes[key] = result.changes.get(key, model.ZERO) + change
     return result
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What one summary must hold for the records it has applied, and the records that change
+    it and that it has not applied (in flight)."""
+
+    expected: Counters
+    in_flight: tuple[tuple[str, int], ...]  # (shard id, sequence number), sorted
+
+
+def summary_target(
+    key: SummaryKey,
+    base_items: Mapping[tuple[str, str], AttributeMap],
+    records: Iterable[StreamRecord],
+    positions: Positions,
+) -> Target:
+    """The exact value of summary ``key``: the recount of its base items as read, corrected
+    for the stream's records of them (``corrections_at``). ``positions`` holds the summary as
+    read (consistently), with every other summary read beside it."""
+    found = corrections_at(records, base_items, positions)
+    recount = model.recount(base_items.values()).get(key, model.ZERO)
+    return Target(
+        recount + found.changes.get(key, model.ZERO),
+        tuple(sorted(set(found.in_flight.get(key, [])))),
+    )

@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from stream_fakes import STREAM_ARN, FakeStream, FakeStreamsClient
-from video_stats.lineage import Lineage, Shard
+from video_stats.lineage import Shard
 from video_stats.marks import encode_mark, shard_marks
 from video_stats.model import SummaryKey, SummaryKind, view_item
 from vstats import redrive
 from vstats.stream_reader import Bound, StreamTiming, read_shard, read_stream
-from vstats.targets import corrections
+from vstats.targets import Positions, summary_target
 
 QUICK = StreamTiming(delay=0.0, margin=0.0, open_shard_seconds=0.05, poll_seconds=0.0)
 WHEN = datetime(2024, 5, 1, tzinfo=UTC)
@@ -82,18 +82,16 @@ def test_the_target_takes_an_item_from_its_last_record_and_names_the_records_in_
     )
     identity_a = (a["PK"]["S"], a["SK"]["S"])
 
-    found = corrections(
-        read.records,
+    target = summary_target(
+        key,
         {identity_a: a},  # the table read shows a only
-        {key: summary},
-        STREAM_ARN,
-        Lineage.of([Shard("s", None, True)], 0.0),
-        estimate_positions=False,
+        read.records,
+        Positions.of({key: summary}, STREAM_ARN, estimate_positions=False),
     )
 
-    # recount of what was read (a: 1 view, 10 s) + b, not c
-    assert (found.changes[key].views, found.changes[key].duration) == (1, 20)
-    assert found.in_flight[key] == [("s", int(records[2]["dynamodb"]["SequenceNumber"]))]
+    # a (read) + b (its record, applied), not c (in flight)
+    assert (target.expected.views, target.expected.duration) == (2, 30)
+    assert target.in_flight == (("s", int(records[2]["dynamodb"]["SequenceNumber"])),)
 
 
 def _client_with(shard_id: str, stream: FakeStream) -> FakeStreamsClient:

@@ -61,7 +61,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -84,6 +84,7 @@ from vstats.stream_reader import (
     GONE_CODES,
     LOCAL_TIMING,
     Bound,
+    StreamRead,
     StreamRecord,
     StreamTiming,
     read_shard,
@@ -265,13 +266,15 @@ def make_exact(
     timing: StreamTiming,
     dry_run: bool,
     settled_age: float | None = None,
+    log: Callable[[str], None] = lambda _message: None,
 ) -> dict[SummaryKey, KeyResult]:
     """Write each key's exact value (``vstats.target_reads``) and raise its marks for the shards
     of the batches that touch it, in one conditional write per key; keys that invocations
     changed under us are recomputed. One pass over the stream per round, for all keys."""
     results: dict[SummaryKey, KeyResult] = {}
     pending = list(touched_by)
-    for _ in range(MAX_ATTEMPTS):
+    stream: StreamRead | None = None  # read on from round to round: a round stays short
+    for attempt in range(1, MAX_ATTEMPTS + 1):
         found = key_targets(
             client,
             streams,
@@ -281,7 +284,9 @@ def make_exact(
             timing=timing,
             processed_through=processed_through,
             settled_age=settled_age,
+            earlier=stream,
         )
+        stream = found.stream
         changed: list[SummaryKey] = []
         for key in pending:
             target = found.targets[key]
@@ -303,6 +308,10 @@ def make_exact(
                 results[key] = result
             else:
                 changed.append(key)
+        log(
+            f"round {attempt}: {len(pending):,} summaries, {len(found.stream.records):,} stream "
+            f"records, {len(changed):,} changed under us (recomputed)"
+        )
         if not changed:
             return results
         pending = changed
@@ -452,6 +461,7 @@ def redrive(
             timing=timing,
             dry_run=dry_run,
             settled_age=record_age,
+            log=log,
         )
         report.rewritten = [r.drift for r in results.values() if r.drift is not None]
         for result in results.values():

@@ -221,3 +221,38 @@ def read_stream(
         return StreamRead([one(shard) for shard in listed])
     with ThreadPoolExecutor(max_workers=min(READERS, len(listed))) as pool:
         return StreamRead(list(pool.map(one, listed)))
+
+
+def read_on(
+    client: Any, stream_arn: str, earlier: StreamRead, *, bound: Bound, timing: StreamTiming
+) -> StreamRead:
+    """``earlier`` and what the stream gained since, up to ``bound``: a shard read to its end
+    (closed) is not read again, any other from after its last record read (a new shard from
+    TRIM_HORIZON). For a tool that reads the stream round after round."""
+    done = {read.shard.shard_id: read for read in earlier.shards if read.ended == "closed"}
+    last = {
+        read.shard.shard_id: read.records[-1].seq
+        for read in earlier.shards
+        if read.records and read.shard.shard_id not in done
+    }
+    before = {read.shard.shard_id: read for read in earlier.shards}
+    listed = describe_shards(client, stream_arn)
+    fresh = read_stream(
+        client,
+        stream_arn,
+        bound=bound,
+        timing=timing,
+        shards=[shard for shard in listed if shard.shard_id not in done],
+        after=last,
+    )
+    merged = {read.shard.shard_id: read for read in fresh.shards}
+    result = StreamRead()
+    for shard in listed:
+        if shard.shard_id in done:
+            result.shards.append(done[shard.shard_id])
+            continue
+        new = merged[shard.shard_id]
+        old = before.get(shard.shard_id)
+        records = (old.records if old is not None and new.ended != "trimmed" else []) + new.records
+        result.shards.append(ShardRead(shard, records, new.ended, new.pages, new.empty_pages))
+    return result

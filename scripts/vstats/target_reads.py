@@ -44,6 +44,7 @@ from vstats.stream_reader import (
     StreamRead,
     StreamRecord,
     StreamTiming,
+    read_on,
     read_stream,
 )
 from vstats.targets import Positions, corrections, summary_target
@@ -169,9 +170,11 @@ def key_targets(
     timing: StreamTiming,
     processed_through: Mapping[tuple[str, str], int] | None = None,
     settled_age: float | None = None,
+    earlier: StreamRead | None = None,
 ) -> KeyTargets:
     """Each key's exact target for the records it has applied, from consistent reads (see the
-    module's docstring). ``processed_through``, ``settled_age``: ``vstats.targets``."""
+    module's docstring). ``processed_through``, ``settled_age``: ``vstats.targets``.
+    ``earlier``: the stream as a previous round read it; only what it gained since is read."""
     summaries = {key: read_summary(client, table, key) for key in keys}
     found: dict[SummaryKey, dict[tuple[str, str], AttributeMap]] = {}
     costs: dict[SummaryKey, ReadCost] = {}
@@ -182,7 +185,10 @@ def key_targets(
     # read has a record above its marks, and the stream is read past the reads (``margin``).
     bound = Bound(time=time.time() + timing.margin)
     time.sleep(timing.delay)
-    stream = read_stream(streams, stream_arn, bound=bound, timing=timing)
+    if earlier is None:
+        stream = read_stream(streams, stream_arn, bound=bound, timing=timing)
+    else:
+        stream = read_on(streams, stream_arn, earlier, bound=bound, timing=timing)
     lineage = Lineage.of(describe_shards(streams, stream_arn), time.time())
     index = StreamIndex(stream.records)
     settled_before = None if settled_age is None else time.time() - settled_age

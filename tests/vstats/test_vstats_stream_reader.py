@@ -10,7 +10,7 @@ from video_stats.lineage import Shard
 from video_stats.marks import encode_mark, shard_marks
 from video_stats.model import SummaryKey, SummaryKind, view_item
 from vstats import redrive
-from vstats.stream_reader import Bound, StreamTiming, read_shard, read_stream
+from vstats.stream_reader import Bound, StreamTiming, read_on, read_shard, read_stream
 from vstats.targets import Positions, summary_target
 
 QUICK = StreamTiming(delay=0.0, margin=0.0, open_shard_seconds=0.05, poll_seconds=0.0)
@@ -113,3 +113,27 @@ def test_redrive_reads_a_failed_range_back_past_empty_pages() -> None:
     records = redrive.read_range(client, batch, QUICK)
 
     assert [r.seq for r in records] == seqs[1:4]
+
+
+def test_reading_on_reads_only_what_the_stream_gained() -> None:
+    """``read_on`` (redrive's later rounds): a closed shard is not read again, an open one from
+    after its last record read, a new one from its start; the result holds every record once."""
+    client = FakeStreamsClient(empty_pages=2)
+    closed = client.add("closed", FakeStream(start_time=0.0))
+    views(closed, 3)
+    client.close("closed")
+    open_ = client.add("open", FakeStream(first_sequence=10**20 + 100, start_time=0.0))
+    views(open_, 2)
+    first = read_stream(client, STREAM_ARN, bound=Bound(time=1.0), timing=QUICK)
+    views(open_, 2)
+    views(client.add("new", FakeStream(first_sequence=10**20 + 200, start_time=0.0)), 1)
+
+    later = read_on(client, STREAM_ARN, first, bound=Bound(time=1.0), timing=QUICK)
+
+    assert [(r.shard.shard_id, len(r.records)) for r in later.shards] == [
+        ("closed", 3),
+        ("open", 4),
+        ("new", 1),
+    ]
+    assert len({(r.shard_id, r.seq) for r in later.records}) == 8
+    assert later.shards[0] is first.shards[0]  # the closed shard was not read again

@@ -32,9 +32,10 @@ summary has not applied yet: ``vstats.target_reads`` (consistent reads of the ke
 ``vstats.targets`` (the one target computation, shared with ``reconcile --repair`` and
 ``--live``). Per key K:
 
-* read K (consistent GetItem: counters and marks), then its base items (a consistent query of
-  a user's partition; a video's through GSI1, eventually consistent, so an item with records
-  in the stream takes its state from its last record), then the stream (``stream_reader``);
+* read K's base items (a consistent query of a user's partition; a video's through GSI1,
+  eventually consistent, so an item with records in the stream takes its state from its last
+  record), then K (consistent GetItem: counters and marks), then the stream
+  (``stream_reader``), read on from round to round;
 * target = recount of those items + corrections for the records K has not applied, where the
   failed range counts as processed: every record of the shard up to the message's
   ``endSequenceNumber`` was applied or given up on, because Lambda reads a shard in order and
@@ -433,6 +434,7 @@ def redrive(
     for batch, _ in received:
         where = (batch.function, batch.shard_id)
         processed_through[where] = max(batch.end, processed_through.get(where, batch.end))
+    deleted: set[str] = set()  # message ids
     try:
         # 1. Each range back from the stream: the keys it touches (or it is trimmed).
         touched_by: dict[SummaryKey, list[FailedBatch]] = {}
@@ -474,6 +476,7 @@ def redrive(
         for batch, records_read, keys in readable:
             if not dry_run:
                 sqs.delete_message(QueueUrl=batch.queue_url, ReceiptHandle=batch.receipt_handle)
+                deleted.add(batch.message_id)
             report.outcomes.append(
                 BatchOutcome(
                     batch,
@@ -487,8 +490,10 @@ def redrive(
             b = outcome.batch
             log(f"{b.function} …{b.shard_id[-8:]} {b.start}..{b.end}: {outcome.status}")
     finally:
-        if dry_run:  # put the messages back at once
-            for batch, receipt in received:
+        # Put back at once what is not done with (a dry run, a range left for --repair, a run
+        # that stopped): the next run need not wait for the visibility timeout.
+        for batch, receipt in received:
+            if batch.message_id not in deleted:
                 sqs.change_message_visibility(
                     QueueUrl=batch.queue_url, ReceiptHandle=receipt, VisibilityTimeout=0
                 )

@@ -7,12 +7,13 @@ of the stream and the one target computation (``vstats.targets``):
   (a scan is no snapshot: a batch can land between the partitions it reads).
 
 
-Per round, for all keys at once: each summary (consistent GetItem), then its base items (a
-user's: a consistent query of its partition; a video's: GSI1, the only way to find them, which
-is eventually consistent), then the stream (``vstats.stream_reader``), then the one target
-computation (``vstats.targets.corrections``). An item GSI1 does not show yet, or shows in an
-older state, was written recently, so its records are in the stream (24 h), and its state is
-taken from its last record there; GSI1 lags by seconds, never by the stream's 24 h.
+Per round, for all keys at once: the base items (a user's: a consistent query of its
+partition; a video's: GSI1, the only way to find them, which is eventually consistent), then
+each summary (consistent GetItem), then the stream (``vstats.stream_reader``), then the one
+target computation (``vstats.targets.summary_target``). An item GSI1 does not show yet, or
+shows in an older state, was written recently, so its records are in the stream (24 h), and
+its state is taken from its last record there; GSI1 lags by seconds, never by the stream's
+24 h.
 """
 
 from __future__ import annotations
@@ -175,14 +176,17 @@ def key_targets(
     """Each key's exact target for the records it has applied, from consistent reads (see the
     module's docstring). ``processed_through``, ``settled_age``: ``vstats.targets``.
     ``earlier``: the stream as a previous round read it; only what it gained since is read."""
-    summaries = {key: read_summary(client, table, key) for key in keys}
     found: dict[SummaryKey, dict[tuple[str, str], AttributeMap]] = {}
     costs: dict[SummaryKey, ReadCost] = {}
     for key in keys:
         listed, costs[key] = base_items(client, table, key)
         found[key] = {item_identity(item): item for item in listed}
-    # Summary first, then its base items, then the stream: any change after the summary was
-    # read has a record above its marks, and the stream is read past the reads (``margin``).
+    # The base items first (the long part), then the summaries, then the stream past both
+    # (``margin``): a summary's write is conditional on what was read, so the time from its
+    # read to its write is what a busy summary must stay unchanged for. The order is exact:
+    # an item written after its read has its record in the stream, which gives its state
+    # (``targets``); a record the summary applied after its read is above the marks read.
+    summaries = {key: read_summary(client, table, key) for key in keys}
     bound = Bound(time=time.time() + timing.margin)
     time.sleep(timing.delay)
     if earlier is None:

@@ -62,6 +62,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -85,13 +86,12 @@ from vstats.stream_reader import (
     GONE_CODES,
     LOCAL_TIMING,
     Bound,
-    StreamRead,
     StreamRecord,
     StreamTiming,
     read_shard,
 )
 from vstats.summary_writes import write_target
-from vstats.target_reads import ReadCost, key_targets
+from vstats.target_reads import KeyTargets, ReadCost, key_targets
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -274,8 +274,9 @@ def make_exact(
     changed under us are recomputed. One pass over the stream per round, for all keys."""
     results: dict[SummaryKey, KeyResult] = {}
     pending = list(touched_by)
-    stream: StreamRead | None = None  # read on from round to round: a round stays short
+    earlier: KeyTargets | None = None  # the stream read on from round to round: short rounds
     for attempt in range(1, MAX_ATTEMPTS + 1):
+        started = time.monotonic()
         found = key_targets(
             client,
             streams,
@@ -285,9 +286,9 @@ def make_exact(
             timing=timing,
             processed_through=processed_through,
             settled_age=settled_age,
-            earlier=stream,
+            earlier=earlier,
         )
-        stream = found.stream
+        earlier = found
         changed: list[SummaryKey] = []
         for key in pending:
             target = found.targets[key]
@@ -311,7 +312,8 @@ def make_exact(
                 changed.append(key)
         log(
             f"round {attempt}: {len(pending):,} summaries, {len(found.stream.records):,} stream "
-            f"records, {len(changed):,} changed under us (recomputed)"
+            f"records, {len(changed):,} changed under us (recomputed), "
+            f"{time.monotonic() - started:.1f} s"
         )
         if not changed:
             return results

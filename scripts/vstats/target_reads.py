@@ -94,6 +94,7 @@ class KeyTargets:
     targets: dict[SummaryKey, KeyTarget]
     stream: StreamRead
     lineage: Lineage
+    index: StreamIndex
     summaries: dict[SummaryKey, AttributeMap | None] = field(default_factory=dict)
 
 
@@ -139,12 +140,20 @@ def base_items(
 
 
 class StreamIndex:
-    """The stream's records by item and by the summary keys their images touch."""
+    """The stream's records by item and by the summary keys their images touch; ``add`` takes
+    a later read of the stream (the records it has already are skipped)."""
 
-    def __init__(self, records: Iterable[StreamRecord]) -> None:
+    def __init__(self, records: Iterable[StreamRecord] = ()) -> None:
         self.by_item: dict[tuple[str, str], list[StreamRecord]] = {}
         self.by_key: dict[SummaryKey, list[StreamRecord]] = {}
+        self._seen: set[tuple[str, int]] = set()
+        self.add(records)
+
+    def add(self, records: Iterable[StreamRecord]) -> None:
         for record in records:
+            if (record.shard_id, record.seq) in self._seen:
+                continue
+            self._seen.add((record.shard_id, record.seq))
             self.by_item.setdefault(record.identity, []).append(record)
             touched: set[SummaryKey] = set()
             for item_type in FUNCTION_OF_ITEM_TYPE:
@@ -171,11 +180,11 @@ def key_targets(
     timing: StreamTiming,
     processed_through: Mapping[tuple[str, str], int] | None = None,
     settled_age: float | None = None,
-    earlier: StreamRead | None = None,
+    earlier: KeyTargets | None = None,
 ) -> KeyTargets:
     """Each key's exact target for the records it has applied, from consistent reads (see the
     module's docstring). ``processed_through``, ``settled_age``: ``vstats.targets``.
-    ``earlier``: the stream as a previous round read it; only what it gained since is read."""
+    ``earlier``: a previous round; only what the stream gained since is read and indexed."""
     found: dict[SummaryKey, dict[tuple[str, str], AttributeMap]] = {}
     costs: dict[SummaryKey, ReadCost] = {}
     for key in keys:
@@ -191,10 +200,12 @@ def key_targets(
     time.sleep(timing.delay)
     if earlier is None:
         stream = read_stream(streams, stream_arn, bound=bound, timing=timing)
+        index = StreamIndex(stream.records)
     else:
-        stream = read_on(streams, stream_arn, earlier, bound=bound, timing=timing)
+        stream = read_on(streams, stream_arn, earlier.stream, bound=bound, timing=timing)
+        index = earlier.index
+        index.add(stream.records)
     lineage = Lineage.of(describe_shards(streams, stream_arn), time.time())
-    index = StreamIndex(stream.records)
     settled_before = None if settled_age is None else time.time() - settled_age
     # Worked out once from every summary read: a shard is finished when any of them holds a
     # mark of a descendant (``targets``).
@@ -211,7 +222,7 @@ def key_targets(
         items = found[key]
         target = summary_target(key, items, index.relevant(key, items), positions)
         targets[key] = KeyTarget(key, summaries[key], target.expected, target.in_flight, costs[key])
-    return KeyTargets(targets, stream, lineage, summaries)
+    return KeyTargets(targets, stream, lineage, index, summaries)
 
 
 def confirmed(

@@ -42,8 +42,8 @@ summary has not applied yet: ``vstats.target_reads`` (consistent reads of the ke
   has moved past the range (``processed_through``), and so does every record older than the
   mappings' record age + 900 s (its mark on K may have expired);
 * write the target and raise K's mark for (function, shard) to the range's end in one
-  conditional UpdateItem (``repair.write_target``: conditional on the counters and the mark as
-  read). If an invocation changed K in between, the condition fails and K is recomputed.
+  conditional UpdateItem (``summary_writes.write_target``: conditional on the counters and
+  the mark as read). If an invocation changed K in between, the condition fails and K is recomputed.
 
 Raising the mark records that K now holds the range: later records of the shard are above it
 and apply normally, and a later ``reconcile --repair`` does not mistake the redriven records

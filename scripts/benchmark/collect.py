@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,64 +22,41 @@ from localcloud.writestats import IndexShape, index_write_units, item_size
 from video_stats import model
 from video_stats.model import AttributeMap
 from vstats.effects import is_base_item
+from vstats.stream_reader import LOCAL_TIMING, Bound, StreamTiming, read_stream
 
 BASE_OPERATIONS = ("PutItem", "DeleteItem")  # the load test writes base items only this way
 SUMMARY_OPERATIONS = ("UpdateItem", "TransactWriteItems")
-STREAM_PAGE = 1000
 
 
 class StreamCursor:
     """Reads a table's stream from where it stopped, every shard (a stream of several
     partitions, and shards that rotate, have several): each shard's records in order, the
-    shards in the order the stream lists them (parents before their children)."""
+    shards in the order the stream lists them (parents before their children). The reading is
+    ``vstats.stream_reader``'s: a closed shard to its end, an open one up to now."""
 
-    def __init__(self, client: Any, stream_arn: str) -> None:
+    def __init__(self, client: Any, stream_arn: str, timing: StreamTiming = LOCAL_TIMING) -> None:
         self._client = client
         self.stream_arn = stream_arn
-        self._last: dict[str, str] = {}  # shard id -> sequence number of its last record read
+        self.timing = timing
+        self._last: dict[str, int] = {}  # shard id -> sequence number of its last record read
         self.shards_read: int = 0  # shards that had records in the last read_new()
-
-    def _shard_ids(self) -> list[str]:
-        request: dict[str, Any] = {"StreamArn": self.stream_arn}
-        shards: list[str] = []
-        while True:
-            description = self._client.describe_stream(**request)["StreamDescription"]
-            shards += [str(shard["ShardId"]) for shard in description.get("Shards", [])]
-            last = description.get("LastEvaluatedShardId")
-            if not last:
-                return shards
-            request["ExclusiveStartShardId"] = last
 
     def read_new(self) -> list[dict[str, Any]]:
         """Every record written since the previous call (all of them the first time)."""
+        read = read_stream(
+            self._client,
+            self.stream_arn,
+            bound=Bound(time=time.time()),
+            timing=self.timing,
+            after=self._last,
+        )
         records: list[dict[str, Any]] = []
         self.shards_read = 0
-        for shard in self._shard_ids():
-            found = self._read_shard(shard)
-            if found:
+        for shard in read.shards:
+            if shard.records:
                 self.shards_read += 1
-                self._last[shard] = str(found[-1]["dynamodb"]["SequenceNumber"])
-                records.extend(found)
-        return records
-
-    def _read_shard(self, shard: str) -> list[dict[str, Any]]:
-        position: dict[str, Any] = {"ShardIteratorType": "TRIM_HORIZON"}
-        if shard in self._last:
-            position = {
-                "ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
-                "SequenceNumber": self._last[shard],
-            }
-        iterator = self._client.get_shard_iterator(
-            StreamArn=self.stream_arn, ShardId=shard, **position
-        )["ShardIterator"]
-        records: list[dict[str, Any]] = []
-        while iterator:
-            page = self._client.get_records(ShardIterator=iterator, Limit=STREAM_PAGE)
-            batch = page.get("Records") or []
-            records.extend(batch)
-            if not batch:
-                break
-            iterator = page.get("NextShardIterator")
+                self._last[shard.shard.shard_id] = shard.records[-1].seq
+                records.extend(dict(r.raw or {}) for r in shard.records)
         return records
 
 

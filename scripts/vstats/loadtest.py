@@ -32,7 +32,7 @@ from vstats.generator import DEFAULT_MIX, MAX_ENTITIES, parse_mix
 from vstats.load_report import Report
 from vstats.load_run import LoadTest, LoadTestConfig
 from vstats.local_endpoint import NO_FAULTS, parse_faults
-from vstats.repair import LambdaPipeline, stream_arn_of
+from vstats.pipeline import LambdaPipeline, stream_arn_of
 
 PROG = "loadtest"
 

@@ -20,7 +20,7 @@ import argparse
 import json
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from localcloud.client import ControlClient
@@ -40,17 +40,10 @@ from vstats.drift import (
     read_snapshot,
     settled_faults,
 )
-from vstats.repair import (
-    AWS_TIMING,
-    LOCAL_TIMING,
-    LambdaPipeline,
-    RepairResult,
-    StreamTiming,
-    applied_targets,
-    repair,
-    settled_age,
-    stream_arn_of,
-)
+from vstats.pipeline import LambdaPipeline, settled_age, stream_arn_of
+from vstats.repair import RepairResult, repair
+from vstats.stream_reader import AWS_TIMING, LOCAL_TIMING, StreamTiming
+from vstats.target_reads import live_check
 
 __all__ = ["Drift", "find_drift", "main"]
 
@@ -105,30 +98,36 @@ def check(
     segments: int,
     live: bool,
     timing: StreamTiming,
+    log: Callable[[str], None] = lambda _message: None,
 ) -> tuple[list[Drift], list[IndexFault]]:
     """The drift (plain recount, or --live: as of the records applied) and the index faults,
     from one scan."""
     if live:
         stream_arn = stream_arn_of(client, target.table)
-        # On a running stack a summary's records above its own marks may be in flight:
-        # no estimated positions (vstats.repair.corrections).
-        applied = applied_targets(
+        # On a running stack a summary's records above its own marks may be in flight (no
+        # estimated positions), and a drift the scan shows is confirmed by consistent reads.
+        checked = live_check(
             client,
             target.client("dynamodbstreams"),
             target.table,
             stream_arn,
-            estimate_positions=False,
             settled_age=settled_age(target.client("lambda"), stream_arn),
             segments=segments,
             timing=timing,
         )
-        snapshot, targets = applied.snapshot, applied.targets
+        log(
+            f"--live: the scan showed {checked.suspects:,} summaries off their targets, the "
+            f"consistent re-read confirmed {len(checked.drifts):,}; "
+            f"{checked.applied.stream_records:,} stream records read, "
+            f"{checked.applied.capped_shards} open shards read to the safety cap"
+        )
+        drifts, snapshot = checked.drifts, checked.applied.snapshot
     else:
         snapshot = read_snapshot(client, target.table, segments=segments)
-        targets = snapshot.recount
+        drifts = compare(snapshot.recount, snapshot.summaries)
     store = SummaryStore(client, target.table, target.index_shards)
     faults = settled_faults(store, snapshot.summaries)
-    return compare(targets, snapshot.summaries), faults
+    return drifts, faults
 
 
 def _plain(counters: Counters) -> dict[str, int]:
@@ -189,7 +188,12 @@ def _main(argv: Sequence[str] | None) -> int:
     timing = LOCAL_TIMING if target.endpoint_url else AWS_TIMING
     if not args.repair:
         drifts, faults = check(
-            client, target, segments=args.segments, live=args.live, timing=timing
+            client,
+            target,
+            segments=args.segments,
+            live=args.live,
+            timing=timing,
+            log=lambda message: err.print(f"[dim]{message}[/]"),
         )
         if args.format == "json":
             print(
@@ -237,7 +241,12 @@ def _main(argv: Sequence[str] | None) -> int:
     unranked: list[IndexFault] | None = None
     if result.paused or result.unranked_before:  # check the repair, safe while the stack runs
         remaining, unranked = check(
-            client, target, segments=args.segments, live=True, timing=timing
+            client,
+            target,
+            segments=args.segments,
+            live=True,
+            timing=timing,
+            log=lambda message: err.print(f"[dim]{message}[/]"),
         )
     return _report_repair(result, remaining, unranked, args.format, console)
 

@@ -2,7 +2,7 @@
 gave up on, then delete its message (docs/design.md §9).
 
     python -m vstats.redrive              # every queue of the table's mappings
-    python -m vstats.redrive --dry-run    # what it would do; nothing written, nothing deleted
+    python -m vstats.redrive --dry-run    # what it would do and read; nothing written or deleted
     python -m vstats.redrive --json       # counts and one entry per message
 
 A message (Lambda's ``DDBStreamBatchInfo``) names a shard and a sequence range; the records are
@@ -28,19 +28,22 @@ A mark cannot tell "applied in the failed attempt" from "skipped over by a later
 What is exact instead: the truth per summary
 --------------------------------------------
 A summary's exact value is the recount of its base items, adjusted for the records the
-summary has not applied yet (``vstats.repair.pending_corrections``, the ``reconcile --repair``
-machinery, which stays exact while the stack writes on). Per key K:
+summary has not applied yet: ``vstats.target_reads`` (consistent reads of the keys) over
+``vstats.targets`` (the one target computation, shared with ``reconcile --repair`` and
+``--live``). Per key K:
 
-* read K (consistent GetItem: counters and marks), then its base items (a consistent query of
-  ``PK = USER#<id>`` for a user summary, the GSI1 partition ``VIDEO#<id>`` for a video one),
-  then the stream;
+* read K's base items (a consistent query of a user's partition; a video's through GSI1,
+  eventually consistent, so an item with records in the stream takes its state from its last
+  record), then K (consistent GetItem: counters and marks), then the stream
+  (``stream_reader``), read on from round to round;
 * target = recount of those items + corrections for the records K has not applied, where the
   failed range counts as processed: every record of the shard up to the message's
   ``endSequenceNumber`` was applied or given up on, because Lambda reads a shard in order and
-  has moved past the range (``processed_through``);
+  has moved past the range (``processed_through``), and so does every record older than the
+  mappings' record age + 900 s (its mark on K may have expired);
 * write the target and raise K's mark for (function, shard) to the range's end in one
-  conditional UpdateItem (``repair.write_target``: conditional on the counters and the mark as
-  read). If an invocation changed K in between, the condition fails and K is recomputed.
+  conditional UpdateItem (``summary_writes.write_target``: conditional on the counters and
+  the mark as read). If an invocation changed K in between, the condition fails and K is recomputed.
 
 Raising the mark records that K now holds the range: later records of the shard are above it
 and apply normally, and a later ``reconcile --repair`` does not mistake the redriven records
@@ -60,7 +63,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -69,26 +72,26 @@ from botocore.exceptions import ClientError
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
-from video_stats import model
 from video_stats.lineage import Lineage
 from video_stats.marks import covered_seq, encode_mark, mark_value, names_of, shard_marks
-from video_stats.model import AttributeMap, Counters, ItemType, SummaryKey, SummaryKind
+from video_stats.model import AttributeMap, Counters, ItemType, SummaryKey
 from video_stats.streams import describe_shards
 
 from vstats import cli, deployment
-from vstats.drift import Drift, item_identity
-from vstats.effects import FUNCTION_OF_ITEM_TYPE, ITEM_TYPE_OF_HANDLER, counted_contribution
-from vstats.repair import (
+from vstats.drift import Drift
+from vstats.effects import FUNCTION_OF_ITEM_TYPE, counted_contribution
+from vstats.pipeline import FailureQueue, failure_queues, settled_age, stream_arn_of
+from vstats.stream_reader import (
     AWS_TIMING,
+    GONE_CODES,
     LOCAL_TIMING,
-    LambdaPipeline,
+    Bound,
     StreamRecord,
     StreamTiming,
-    pending_corrections,
-    read_stream,
-    stream_arn_of,
-    write_target,
+    read_shard,
 )
+from vstats.summary_writes import write_target
+from vstats.target_reads import KeyTargets, ReadCost, key_targets
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -149,31 +152,6 @@ class BatchOutcome:
 # --- the queues -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class FailureQueue:
-    url: str
-    item_type: ItemType
-
-
-def failure_queues(lambda_client: Any, sqs: Any, stream_arn: str) -> list[FailureQueue]:
-    """The SQS on-failure destination of each mapping of the stream, with its item type."""
-    found: list[FailureQueue] = []
-    for mapping in LambdaPipeline(lambda_client, stream_arn).mappings():
-        arn = (mapping.get("DestinationConfig") or {}).get("OnFailure", {}).get("Destination")
-        if not arn or arn.split(":")[2] != "sqs":
-            continue
-        handler = lambda_client.get_function_configuration(FunctionName=mapping["FunctionArn"])[
-            "Handler"
-        ]
-        item_type = ITEM_TYPE_OF_HANDLER.get(handler)
-        if item_type is None:
-            raise cli.ToolError(f"mapping {mapping['UUID']}: unknown handler {handler}")
-        parts = arn.split(":")
-        url = sqs.get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"]
-        found.append(FailureQueue(url, item_type))
-    return found
-
-
 def parse_message(queue: FailureQueue, message: Mapping[str, Any]) -> FailedBatch:
     """ValueError when the body is not an on-failure record of a DynamoDB stream batch."""
     try:
@@ -226,62 +204,34 @@ class Trimmed(Exception):
     """The stream no longer holds the whole range."""
 
 
-def stream_shards(streams: Any, stream_arn: str) -> set[str]:
-    """The shard ids the stream still describes (a shard goes once its records are trimmed)."""
-    shards: set[str] = set()
-    request: dict[str, Any] = {"StreamArn": stream_arn}
-    while True:
-        description = streams.describe_stream(**request)["StreamDescription"]
-        shards |= {s["ShardId"] for s in description.get("Shards", [])}
-        last = description.get("LastEvaluatedShardId")
-        if not last:
-            return shards
-        request["ExclusiveStartShardId"] = last
-
-
-def read_range(streams: Any, batch: FailedBatch, *, empty_polls: int = 3) -> list[StreamRecord]:
-    """The records of ``batch``'s shard from its start to its end sequence number."""
-    if batch.shard_id not in stream_shards(streams, batch.stream_arn):
+def read_range(streams: Any, batch: FailedBatch, timing: StreamTiming) -> list[StreamRecord]:
+    """The records of ``batch``'s shard from its start to its end sequence number (the one
+    stream reader, bounded by the range's end)."""
+    shard = next(
+        (s for s in describe_shards(streams, batch.stream_arn) if s.shard_id == batch.shard_id),
+        None,
+    )
+    if shard is None:
         raise Trimmed(f"the stream no longer has shard {batch.shard_id}")
     try:
-        iterator = streams.get_shard_iterator(
-            StreamArn=batch.stream_arn,
-            ShardId=batch.shard_id,
-            ShardIteratorType="AT_SEQUENCE_NUMBER",
-            SequenceNumber=str(batch.start),
-        ).get("ShardIterator")
+        read = read_shard(
+            streams,
+            batch.stream_arn,
+            shard,
+            bound=Bound(seq=batch.end),
+            timing=timing,
+            at=batch.start,
+        )
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code")
-        if code in ("TrimmedDataAccessException", "ResourceNotFoundException"):
+        if code in GONE_CODES:
             raise Trimmed(f"{code}: the stream no longer holds the range") from None
         raise
-    records: list[StreamRecord] = []
-    empty = 0
-    while iterator and empty < empty_polls:
-        response = streams.get_records(ShardIterator=iterator, Limit=1000)
-        page = response.get("Records", [])
-        for raw in page:
-            ddb = raw.get("dynamodb", {})
-            seq = int(ddb["SequenceNumber"])
-            if not records and seq != batch.start:
-                raise Trimmed(f"the shard starts at {seq} now, after the range's start")
-            if seq > batch.end:
-                return records
-            records.append(
-                StreamRecord(
-                    shard_id=batch.shard_id,
-                    seq=seq,
-                    identity=item_identity(ddb.get("Keys", {})),
-                    new=ddb.get("NewImage"),
-                    old=ddb.get("OldImage"),
-                )
-            )
-            if seq == batch.end:
-                return records
-        empty = 0 if page else empty + 1
-        iterator = response.get("NextShardIterator")
+    records = read.records
+    if records and records[0].seq != batch.start:
+        raise Trimmed(f"the shard starts at {records[0].seq} now, after the range's start")
     if not records or records[-1].seq != batch.end:
-        raise Trimmed("the range's end is not in the stream")
+        raise Trimmed(f"the range's end is not in the stream (read ended: {read.ended})")
     return records
 
 
@@ -296,70 +246,13 @@ def touched_keys(records: Iterable[StreamRecord], item_type: ItemType) -> list[S
 # --- one summary ------------------------------------------------------------------------------
 
 
-def read_summary(client: DynamoDBClient, table: str, key: SummaryKey) -> AttributeMap | None:
-    item = client.get_item(
-        TableName=table, Key=model.summary_item_key(key), ConsistentRead=True
-    ).get("Item")
-    return item
-
-
-def base_items(client: DynamoDBClient, table: str, key: SummaryKey) -> list[AttributeMap]:
-    """The base items that can contribute to ``key`` under the data model's keys: a user's
-    items share ``PK = USER#<id>``; a video's share ``GSI1PK = VIDEO#<id>``."""
-    request: dict[str, Any] = {"TableName": table}
-    if key.kind is SummaryKind.USER:
-        request |= {
-            "KeyConditionExpression": "PK = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": f"USER#{key.id}"}},
-            "ConsistentRead": True,
-        }
-    else:
-        request |= {
-            "IndexName": "GSI1",
-            "KeyConditionExpression": "GSI1PK = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": f"VIDEO#{key.id}"}},
-        }
-    items: list[AttributeMap] = []
-    while True:
-        page = client.query(**request)
-        items += [
-            item for item in page.get("Items", []) if model.item_type_of(item) in ("VIEW", "VOTE")
-        ]
-        last = page.get("LastEvaluatedKey")
-        if not last:
-            return items
-        request["ExclusiveStartKey"] = last
-
-
 @dataclass(slots=True)
 class KeyResult:
     key: SummaryKey
     drift: Drift | None  # written (dry run: to write); None: the counters were exact
     marks_raised: int
-
-
-class StreamIndex:
-    """The stream's records by item and by the summary keys their images touch."""
-
-    def __init__(self, records: Iterable[StreamRecord]) -> None:
-        self.by_item: dict[tuple[str, str], list[StreamRecord]] = {}
-        self.by_key: dict[SummaryKey, list[StreamRecord]] = {}
-        for record in records:
-            self.by_item.setdefault(record.identity, []).append(record)
-            touched: set[SummaryKey] = set()
-            for item_type in FUNCTION_OF_ITEM_TYPE:
-                for image in (record.new, record.old):
-                    touched |= set(counted_contribution(image, item_type))
-            for key in touched:
-                self.by_key.setdefault(key, []).append(record)
-
-    def relevant(self, key: SummaryKey, items: Iterable[tuple[str, str]]) -> list[StreamRecord]:
-        """Records of the items found for ``key`` plus those of any other item whose images
-        touch it (deleted since, or not yet in GSI1)."""
-        found = {(r.shard_id, r.seq): r for r in self.by_key.get(key, [])}
-        for identity in items:
-            found |= {(r.shard_id, r.seq): r for r in self.by_item.get(identity, [])}
-        return list(found.values())
+    cost: ReadCost  # what reading its base items took (the last round)
+    in_flight: int = 0  # its records left to the handlers (not applied, not in a failed range)
 
 
 def make_exact(
@@ -373,38 +266,42 @@ def make_exact(
     index_shards: int,
     timing: StreamTiming,
     dry_run: bool,
+    settled_age: float | None = None,
+    log: Callable[[str], None] = lambda _message: None,
 ) -> dict[SummaryKey, KeyResult]:
-    """Write each key's exact value and raise its marks for the shards of the batches that
-    touch it, in one conditional write per key; keys that invocations changed under us are
-    recomputed. One pass over the stream per round, for all keys."""
+    """Write each key's exact value (``vstats.target_reads``) and raise its marks for the shards
+    of the batches that touch it, in one conditional write per key; keys that invocations
+    changed under us are recomputed. One pass over the stream per round, for all keys."""
     results: dict[SummaryKey, KeyResult] = {}
     pending = list(touched_by)
-    for _ in range(MAX_ATTEMPTS):
-        # Summary first, then its base items, then the stream (see repair.applied_targets):
-        # any change after the summary was read has a record above its marks.
-        summaries = {key: read_summary(client, table, key) for key in pending}
-        items = {key: base_items(client, table, key) for key in pending}
-        until = time.time() + timing.margin
-        time.sleep(timing.delay)
-        stream = StreamIndex(read_stream(streams, stream_arn, until=until))
-        lineage = Lineage.of(describe_shards(streams, stream_arn), time.time())
+    earlier: KeyTargets | None = None  # the stream read on from round to round: short rounds
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        started = time.monotonic()
+        found = key_targets(
+            client,
+            streams,
+            table,
+            pending,
+            stream_arn=stream_arn,
+            timing=timing,
+            processed_through=processed_through,
+            settled_age=settled_age,
+            earlier=earlier,
+        )
+        earlier = found
         changed: list[SummaryKey] = []
         for key in pending:
-            summary = summaries[key]
-            found = {item_identity(item): item for item in items[key]}
-            target = model.recount(found.values()).get(key, model.ZERO) + pending_corrections(
-                stream.relevant(key, found),
-                found,
-                {key: summary} if summary is not None else {},
-                stream_arn,
-                lineage,
-                processed_through=processed_through,
-            ).get(key, model.ZERO)
-            actual = model.summary_counters(summary) if summary is not None else model.ZERO
-            marks = _raised_marks(summary, touched_by[key], target, lineage)
-            drift = Drift(key, target, actual, summary is not None)
-            result = KeyResult(key, drift if actual != target else None, len(marks))
-            nothing_to_write = actual == target and not marks
+            target = found.targets[key]
+            marks = _raised_marks(target.summary, touched_by[key], target.expected, found.lineage)
+            drift = target.drift
+            result = KeyResult(
+                key,
+                drift if target.actual != target.expected else None,
+                len(marks),
+                target.cost,
+                len(target.in_flight),
+            )
+            nothing_to_write = target.actual == target.expected and not marks
             if (
                 nothing_to_write
                 or dry_run
@@ -413,6 +310,11 @@ def make_exact(
                 results[key] = result
             else:
                 changed.append(key)
+        log(
+            f"round {attempt}: {len(pending):,} summaries, {len(found.stream.records):,} stream "
+            f"records, {len(changed):,} changed under us (recomputed), "
+            f"{time.monotonic() - started:.1f} s"
+        )
         if not changed:
             return results
         pending = changed
@@ -463,6 +365,11 @@ class RedriveReport:
     dry_run: bool = False
     rewritten: list[Drift] = field(default_factory=list)  # distinct summaries (to) rewrite
     marks_raised: int = 0
+    #: What the targets read (per round, the last one): the base items of every touched
+    #: summary, and the read units DynamoDB reported for them; the largest key.
+    reads: ReadCost = field(default_factory=ReadCost)
+    in_flight: int = 0  # (summary, record) pairs left to the handlers
+    largest: tuple[SummaryKey, ReadCost] | None = None
 
     def counts(self) -> dict[str, int]:
         statuses = [o.status for o in self.outcomes]
@@ -476,6 +383,8 @@ class RedriveReport:
             "summaries_checked": len({k for o in self.outcomes for k in o.keys}),
             "summaries_rewritten": len(self.rewritten),
             "marks_raised": self.marks_raised,
+            "items_read": self.reads.items,
+            "records_in_flight": self.in_flight,
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -484,6 +393,14 @@ class RedriveReport:
             "counts": self.counts(),
             "messages": [o.as_dict() for o in self.outcomes],
             "invalid_messages": self.invalid,
+            "read_units": round(self.reads.read_units, 1),
+            "largest_read": None
+            if self.largest is None
+            else {
+                "summary": f"{self.largest[0].kind.value}#{self.largest[0].id}",
+                "items": self.largest[1].items,
+                "read_units": round(self.largest[1].read_units, 1),
+            },
             "repair_command": REPAIR_COMMAND if self.needs_repair else None,
         }
 
@@ -503,6 +420,8 @@ def redrive(
     streams = target.client("dynamodbstreams")
     sqs = target.client("sqs")
     stream_arn = stream_arn_of(client, target.table)
+    # Records older than this count as applied (their marks may have expired): vstats.targets.
+    record_age = settled_age(target.client("lambda"), stream_arn)
     report = RedriveReport(dry_run=dry_run)
     received: list[tuple[FailedBatch, str]] = []  # with the receipt handle, for dry runs
     for queue in failure_queues(target.client("lambda"), sqs, stream_arn):
@@ -517,13 +436,14 @@ def redrive(
     for batch, _ in received:
         where = (batch.function, batch.shard_id)
         processed_through[where] = max(batch.end, processed_through.get(where, batch.end))
+    deleted: set[str] = set()  # message ids
     try:
         # 1. Each range back from the stream: the keys it touches (or it is trimmed).
         touched_by: dict[SummaryKey, list[FailedBatch]] = {}
         readable: list[tuple[FailedBatch, int, list[SummaryKey]]] = []
         for batch, _ in received:
             try:
-                records = read_range(streams, batch)
+                records = read_range(streams, batch, timing)
             except Trimmed as exc:
                 report.outcomes.append(
                     BatchOutcome(batch, "trimmed", detail=f"{exc}: run `{REPAIR_COMMAND}`")
@@ -544,13 +464,21 @@ def redrive(
             index_shards=target.index_shards,
             timing=timing,
             dry_run=dry_run,
+            settled_age=record_age,
+            log=log,
         )
         report.rewritten = [r.drift for r in results.values() if r.drift is not None]
+        for result in results.values():
+            report.reads.add(result.cost)
+            report.in_flight += result.in_flight
+            if report.largest is None or result.cost.items > report.largest[1].items:
+                report.largest = (result.key, result.cost)
         report.marks_raised = sum(r.marks_raised for r in results.values())
         # 3. Only now are the messages done with.
         for batch, records_read, keys in readable:
             if not dry_run:
                 sqs.delete_message(QueueUrl=batch.queue_url, ReceiptHandle=batch.receipt_handle)
+                deleted.add(batch.message_id)
             report.outcomes.append(
                 BatchOutcome(
                     batch,
@@ -564,8 +492,10 @@ def redrive(
             b = outcome.batch
             log(f"{b.function} …{b.shard_id[-8:]} {b.start}..{b.end}: {outcome.status}")
     finally:
-        if dry_run:  # put the messages back at once
-            for batch, receipt in received:
+        # Put back at once what is not done with (a dry run, a range left for --repair, a run
+        # that stopped): the next run need not wait for the visibility timeout.
+        for batch, receipt in received:
+            if batch.message_id not in deleted:
                 sqs.change_message_visibility(
                     QueueUrl=batch.queue_url, ReceiptHandle=receipt, VisibilityTimeout=0
                 )
@@ -611,6 +541,13 @@ def render(report: RedriveReport) -> list[Any]:
             f"{counts['summaries_rewritten']:,}, marks raised {counts['marks_raised']:,}"
         )
     )
+    reads = f"{counts['items_read']:,} items read ({report.reads.read_units:,.1f} read units)"
+    if report.largest is not None:
+        key, cost = report.largest
+        reads += f"; the most: {key.kind.value} {key.id}, {cost.items:,} items"
+    if report.dry_run:
+        reads += " (a run reads as much, once per round)"
+    lines.append(Text(reads))
     if report.needs_repair:
         lines.append(
             Text(

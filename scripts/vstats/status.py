@@ -29,7 +29,13 @@ from rich.table import Table
 from rich.text import Text
 
 from vstats import cli, deployment
-from vstats.repair import LambdaPipeline, stream_arn_of
+from vstats.pipeline import (
+    function_name,
+    on_failure_destination,
+    queue_url,
+    stream_arn_of,
+    stream_mappings,
+)
 
 PROG = "status"
 DEFAULT_MINUTES = 15
@@ -108,10 +114,9 @@ def _metric(
 
 
 def _queue_depth(sqs: Any, queue_arn: str) -> int | None:
-    parts = queue_arn.split(":")
-    if len(parts) < 6 or parts[2] != "sqs":
+    url = queue_url(sqs, queue_arn)
+    if url is None:
         return None  # an SNS destination has no depth
-    url = sqs.get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"]
     attributes = sqs.get_queue_attributes(
         QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
     ).get("Attributes", {})
@@ -144,11 +149,9 @@ def collect(target: deployment.Deployment, minutes: int, now: datetime | None = 
     end = now or datetime.now(UTC)
     start = end - timedelta(minutes=minutes)
     mappings: list[MappingStatus] = []
-    for mapping in LambdaPipeline(lambda_client, stream_arn).mappings():
-        function = str(mapping.get("FunctionArn", "?")).rsplit(":", 1)[-1]
-        destination = (
-            (mapping.get("DestinationConfig") or {}).get("OnFailure", {}).get("Destination")
-        )
+    for mapping in stream_mappings(lambda_client, stream_arn):
+        function = function_name(mapping)
+        destination = on_failure_destination(mapping)
         age_ms = _metric(cloudwatch, function, "IteratorAge", "Maximum", start=start, end=end)
         mappings.append(
             MappingStatus(

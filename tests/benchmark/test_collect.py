@@ -18,6 +18,7 @@ from localcloud.filters import compile_filter_criteria
 from localcloud.writestats import IndexShape
 from video_stats import model
 from vstats.filter_patterns import deployed_patterns
+from vstats.stream_reader import StreamTiming
 
 TS = datetime(2022, 1, 2, 17, 5, 29, 123000, tzinfo=UTC)
 STREAM = "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/2022"
@@ -161,7 +162,8 @@ class TwoShards:
 
 def test_stream_cursor_reads_every_shard_from_where_it_stopped() -> None:
     client = TwoShards()
-    cursor = StreamCursor(client, "arn")
+    quick = StreamTiming(delay=0.0, margin=0.0, open_shard_seconds=0.01, poll_seconds=0.0)
+    cursor = StreamCursor(client, "arn", quick)
     client.add("parent", 1)
     client.add("parent", 2)
     client.add("child", 3)

@@ -68,7 +68,9 @@ from vstats import plan_review
 from vstats.deployment import SHARDS_ENV
 from vstats.drift import compare, index_faults, read_snapshot
 from vstats.generator import MIX_KEYS
-from vstats.repair import AWS_TIMING, LOCAL_TIMING, LambdaPipeline, repair
+from vstats.pipeline import LambdaPipeline
+from vstats.repair import repair
+from vstats.stream_reader import AWS_TIMING, LOCAL_TIMING
 from vstats.tables import list_summaries
 from waiting import wait_until  # type: ignore[import-not-found]
 

@@ -159,3 +159,70 @@ def scan_all(client: Any, name: str) -> list[dict[str, Any]]:
         if "LastEvaluatedKey" not in page:
             return items
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+class FakeStreamsClient:
+    """The DynamoDB Streams API (DescribeStream, GetShardIterator, GetRecords) over
+    ``FakeStream`` shards, for the tools' readers.
+
+    ``empty_pages``: every new shard iterator first answers that many empty pages (with a next
+    iterator), as the Streams API reference allows: "If there are no stream records available
+    in the portion of the shard that the iterator points to, GetRecords returns an empty list.
+    Note that it might take multiple calls to get to a portion of the shard that contains
+    stream records." An open shard answers empty pages at its tip forever; a closed one ends
+    with no ``NextShardIterator``."""
+
+    def __init__(self, empty_pages: int = 0) -> None:
+        self.shards: dict[str, tuple[FakeStream, str | None, bool]] = {}
+        self.empty_pages = empty_pages
+        self.get_records_calls = 0
+
+    def add(self, shard_id: str, stream: FakeStream, parent: str | None = None) -> FakeStream:
+        self.shards[shard_id] = (stream, parent, False)
+        return stream
+
+    def close(self, shard_id: str) -> None:
+        stream, parent, _ = self.shards[shard_id]
+        self.shards[shard_id] = (stream, parent, True)
+
+    def describe_stream(self, StreamArn: str, **_: Any) -> dict[str, Any]:
+        shards = []
+        for shard_id, (stream, parent, closed) in self.shards.items():
+            seqs = [r["dynamodb"]["SequenceNumber"] for r in stream.records] or ["1"]
+            numbers = {"StartingSequenceNumber": seqs[0]}
+            if closed:
+                numbers["EndingSequenceNumber"] = seqs[-1]
+            shard: dict[str, Any] = {"ShardId": shard_id, "SequenceNumberRange": numbers}
+            if parent:
+                shard["ParentShardId"] = parent
+            shards.append(shard)
+        return {"StreamDescription": {"StreamArn": StreamArn, "Shards": shards}}
+
+    def get_shard_iterator(
+        self,
+        StreamArn: str,
+        ShardId: str,
+        ShardIteratorType: str,
+        SequenceNumber: str | None = None,
+    ) -> dict[str, Any]:
+        records = self.shards[ShardId][0].records
+        position = 0
+        if ShardIteratorType != "TRIM_HORIZON":
+            numbers = [r["dynamodb"]["SequenceNumber"] for r in records]
+            position = numbers.index(SequenceNumber)
+            position += 1 if ShardIteratorType == "AFTER_SEQUENCE_NUMBER" else 0
+        return {"ShardIterator": f"{ShardId}|{position}|{self.empty_pages}"}
+
+    def get_records(self, ShardIterator: str, Limit: int = 1000) -> dict[str, Any]:
+        self.get_records_calls += 1
+        shard_id, position_text, empty_text = ShardIterator.split("|")
+        position, empty = int(position_text), int(empty_text)
+        stream, _, closed = self.shards[shard_id]
+        if empty:
+            return {"Records": [], "NextShardIterator": f"{shard_id}|{position}|{empty - 1}"}
+        page = stream.records[position : position + Limit]
+        position += len(page)
+        response: dict[str, Any] = {"Records": copy.deepcopy(page)}
+        if not (closed and position >= len(stream.records)):
+            response["NextShardIterator"] = f"{shard_id}|{position}|0"
+        return response

@@ -17,7 +17,7 @@ from localcloud.client import ControlClient
 from vstats import loadtest
 from vstats.load_report import percentile
 from vstats.load_run import LoadTest, LoadTestConfig, Pacer
-from vstats.repair import LambdaPipeline
+from vstats.pipeline import LambdaPipeline
 from vstats_support import StreamConsumer, TableEnv  # type: ignore[import-not-found]
 
 FAST = LoadTestConfig(

@@ -5,6 +5,7 @@ the mappings: it runs the handlers' code and keeps its stream position while pau
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,24 +18,17 @@ from video_stats.store import SummaryStore
 from vstats import deployment, reconcile
 from vstats.drift import compare, find_drift, index_faults, read_snapshot, settled_faults
 from vstats.generator import EventGenerator
-from vstats.repair import (
-    IN_FLIGHT_SECONDS,
-    StreamRecord,
-    StreamTiming,
-    corrections,
-    live_drift,
-    pending_corrections,
-    rank,
-    read_stream,
-    repair,
-    settled_age,
-    write_index,
-)
+from vstats.pipeline import IN_FLIGHT_SECONDS, settled_age
+from vstats.repair import repair
+from vstats.stream_reader import Bound, StreamRecord, StreamTiming, read_stream
+from vstats.summary_writes import rank, write_index
 from vstats.tables import list_summaries, write_operation
+from vstats.target_reads import live_check
+from vstats.targets import corrections
 from vstats_support import INDEX_SHARDS, StreamConsumer, TableEnv  # type: ignore[import-not-found]
 
 VIDEO0 = SummaryKey(SummaryKind.VIDEO, "0")
-FAST = StreamTiming(delay=0.0, margin=0.5)
+FAST = StreamTiming(delay=0.0, margin=0.5, open_shard_seconds=0.2, poll_seconds=0.01)
 
 
 def write_traffic(table: TableEnv, generator: EventGenerator, events: int) -> None:
@@ -129,14 +123,16 @@ def test_setting_summaries_to_the_plain_recount_would_double_count(
     write_traffic(table, settled, 60)
     snapshot = read_snapshot(table.client, table.name, keep_base=True)
     assert snapshot.base_items is not None
-    records = list(read_stream(table.streams, table.stream_arn))
-    corrections = pending_corrections(
-        records, snapshot.base_items, snapshot.summaries, table.stream_arn
-    )
-    assert any(not c.is_zero() for c in corrections.values())
+    records = read_stream(
+        table.streams, table.stream_arn, bound=Bound(time=time.time() + 1), timing=FAST
+    ).records
+    changes = corrections(
+        records, snapshot.base_items, snapshot.summaries, table.stream_arn, estimate_positions=False
+    ).changes
+    assert any(not c.is_zero() for c in changes.values())
     # The summaries as they stand are exactly recount + corrections: nothing to repair.
     targets = dict(snapshot.recount)
-    for key, change in corrections.items():
+    for key, change in changes.items():
         targets[key] = targets.get(key, model.ZERO) + change
     for key, item in snapshot.summaries.items():
         assert model.summary_counters(item) == targets.get(key, model.ZERO), key
@@ -154,10 +150,12 @@ def test_corrections_follow_the_lineage_not_the_sequence_numbers() -> None:
         StreamRecord("parent", 900, identity, created, None),  # INSERT, came first
     ]
     lineage = Lineage.of([Shard("parent", None, True), Shard("child", "parent", False)], 0.0)
-    corrections = pending_corrections(records, {identity: changed}, {}, "arn", lineage)
+    changes = corrections(
+        records, {identity: changed}, {}, "arn", lineage, estimate_positions=False
+    ).changes
     recount = model.recount([changed])
     for key, counted in recount.items():
-        assert counted + corrections[key] == model.ZERO, key
+        assert counted + changes[key] == model.ZERO, key
 
 
 def rotated_lineage_in_flight() -> tuple[list[StreamRecord], dict[Any, Any], dict[Any, Any]]:
@@ -340,9 +338,9 @@ def test_live_drift_ignores_records_in_flight_but_not_real_drift(
     write_traffic(table, settled, 60)
     assert find_drift(table.client, table.name) != []  # the plain check sees them
     args = (table.client, table.streams, table.name, table.stream_arn)
-    assert live_drift(*args, timing=FAST) == []
+    assert live_check(*args, timing=FAST).drifts == []
     inject_drift(table, VIDEO0, 3)
-    (drift,) = live_drift(*args, timing=FAST)
+    (drift,) = live_check(*args, timing=FAST).drifts
     assert drift.key == VIDEO0
     assert drift.difference == Counters(views=3)
 

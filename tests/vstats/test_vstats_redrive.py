@@ -19,7 +19,9 @@ from localcloud.endpoint_process import LocalEndpoint
 from vstats import redrive, status
 from vstats.drift import find_drift
 from vstats.generator import EventGenerator
-from vstats.repair import LOCAL_TIMING, live_drift
+from vstats.stream_reader import LOCAL_TIMING
+from vstats.tables import scan_items
+from vstats.target_reads import live_check
 from vstats_support import LocalStack, create_table, deploy_handlers  # type: ignore[import-not-found]
 from waiting import wait_until  # type: ignore[import-not-found]
 
@@ -162,6 +164,17 @@ def test_fault_status_redrive_exact(
     dry = _redrive(stack, capsys, "--dry-run")
     assert dry["counts"]["would_redrive"] == messages
     assert dry["counts"]["summaries_rewritten"] > 0
+    # It says what a run reads: every item of each touched user's partition and of each
+    # touched video's GSI1 partition (its summary included), and their read units.
+    touched = [m["keys"] for m in dry["messages"]]
+    users = {key for keys in touched for key in keys if key.startswith("USER#")}
+    videos = {key for keys in touched for key in keys if key.startswith("VIDEO#")}
+    items = list(scan_items(stack.client, stack.table, 1))
+    assert dry["counts"]["items_read"] == sum(
+        (i["PK"]["S"] in users) + (i.get("GSI1PK", {}).get("S") in videos) for i in items
+    )
+    assert dry["read_units"] > 0
+    assert "items read" in table
     assert stack.queue_depth() == messages
     assert find_drift(stack.client, stack.table) == drift_before
 
@@ -190,7 +203,8 @@ def test_fault_status_redrive_exact(
     streams = stack.endpoint.client("dynamodbstreams")
     # The raised marks say the summaries hold the redriven records: no false pending drift.
     assert (
-        live_drift(stack.client, streams, stack.table, stack.stream_arn, timing=LOCAL_TIMING) == []
+        live_check(stack.client, streams, stack.table, stack.stream_arn, timing=LOCAL_TIMING).drifts
+        == []
     )
 
     again = _redrive(stack, capsys)

@@ -80,7 +80,7 @@ def create_table(client: Any, name: str) -> str:
 @dataclass
 class StreamConsumer:
     """Applies the stream to the summaries with the handlers' code; a paused consumer keeps its
-    position (like a disabled event source mapping). Implements vstats.repair.Pipeline."""
+    position (like a disabled event source mapping). Implements vstats.pipeline.Pipeline."""
 
     env: TableEnv
     batch_size: int = 100
@@ -148,7 +148,7 @@ class StreamConsumer:
                     iterator = response.get("NextShardIterator")
             return read
 
-    # vstats.repair.Pipeline
+    # vstats.pipeline.Pipeline
     def pause(self) -> list[str]:
         with self._lock:
             self.paused = True

@@ -1,0 +1,258 @@
+"""The one reader of the table's stream, for every tool (repair, redrive, ``reconcile --live``,
+the benchmark): the shards from ``video_stats.streams.describe_shards``, each read with
+GetShardIterator / GetRecords up to a bound (docs/design.md §9, "Repair and live drift").
+
+When a shard's read ends, and why (``ShardRead.ended``):
+
+* ``closed``: GetRecords returned no ``NextShardIterator``. The Streams API reference: "If set
+  to null, the shard has been closed and the requested iterator will not return any more
+  data." A closed shard is always read to here, whatever its empty pages.
+* ``bound``: a record past the bound was read (a sequence number above ``Bound.seq``, or a
+  creation time after ``Bound.time``), or the record at ``Bound.seq`` itself.
+* ``cap``: an open shard showed no record past the bound within the safety cap
+  (``StreamTiming.open_shard_seconds`` of polling, and ``max_pages``). An empty page proves
+  nothing: GetRecords "returns an empty list" when "there are no stream records available in
+  the portion of the shard that the iterator points to. Note that it might take multiple calls
+  to get to a portion of the shard that contains stream records." So the number of empty pages
+  never ends a read; only the cap does, and the result says so (``StreamRead.capped``).
+* ``trimmed``: the shard's records are gone (TrimmedDataAccessException / ResourceNotFound).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from botocore.exceptions import ClientError
+from video_stats.lineage import Shard
+from video_stats.model import AttributeMap
+from video_stats.streams import describe_shards
+
+GONE_CODES: Final = ("TrimmedDataAccessException", "ResourceNotFoundException")
+PAGE_LIMIT: Final = 1000  # GetRecords' largest page
+MAX_PAGES: Final = 100_000  # a safety cap for closed shards too (1e8 records at most)
+READERS: Final = 8  # shards read at once (GetRecords' limits are per shard)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamTiming:
+    """How the tools read the stream after a read of the table.
+
+    ``delay``: how long to let the stream catch up with the read; ``margin``: how far past the
+    read's time to take records (clock skew, creation times rounded to the second);
+    ``open_shard_seconds``: the safety cap of an open shard that shows no record past the bound
+    (a quiet shard never does); ``poll_seconds``: the pause after an empty page (GetRecords
+    allows 5 calls per second per shard)."""
+
+    delay: float
+    margin: float
+    open_shard_seconds: float
+    poll_seconds: float
+
+
+AWS_TIMING = StreamTiming(delay=1.0, margin=5.0, open_shard_seconds=10.0, poll_seconds=0.25)
+LOCAL_TIMING = StreamTiming(delay=0.1, margin=1.0, open_shard_seconds=1.5, poll_seconds=0.05)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRecord:
+    shard_id: str
+    seq: int
+    identity: tuple[str, str]  # (PK, SK) of the item
+    new: AttributeMap | None
+    old: AttributeMap | None
+    created: float | None = None  # ApproximateCreationDateTime, epoch seconds
+    raw: Mapping[str, Any] | None = field(default=None, compare=False)  # as GetRecords gave it
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """Where a read of an open shard may end: at the record with sequence number ``seq`` (or
+    the first above it), or at the first record created after ``time`` (epoch seconds)."""
+
+    seq: int | None = None
+    time: float | None = None
+
+    def passed_by(self, record: StreamRecord) -> bool:
+        """The record lies beyond the bound (it is not part of the read)."""
+        if self.seq is not None and record.seq > self.seq:
+            return True
+        return self.time is not None and record.created is not None and record.created > self.time
+
+    def reached_by(self, record: StreamRecord) -> bool:
+        """The record is the bound's last one (the read ends after it)."""
+        return self.seq is not None and record.seq == self.seq
+
+
+@dataclass(slots=True)
+class ShardRead:
+    shard: Shard
+    records: list[StreamRecord] = field(default_factory=list)
+    ended: str = "closed"  # closed | bound | cap | trimmed
+    pages: int = 0
+    empty_pages: int = 0
+
+
+@dataclass(slots=True)
+class StreamRead:
+    shards: list[ShardRead] = field(default_factory=list)
+
+    @property
+    def records(self) -> list[StreamRecord]:
+        return [record for read in self.shards for record in read.records]
+
+    @property
+    def capped(self) -> list[ShardRead]:
+        """Open shards read to the safety cap, not to a record past the bound."""
+        return [read for read in self.shards if read.ended == "cap"]
+
+    @property
+    def pages(self) -> int:
+        return sum(read.pages for read in self.shards)
+
+
+def created_at(ddb: Mapping[str, Any]) -> float | None:
+    """ApproximateCreationDateTime as epoch seconds (boto3 gives a datetime)."""
+    value = ddb.get("ApproximateCreationDateTime")
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+    if isinstance(value, int | float):
+        return float(value)
+    return None
+
+
+def parse_record(shard_id: str, raw: Mapping[str, Any]) -> StreamRecord:
+    ddb = raw.get("dynamodb", {})
+    keys = ddb.get("Keys", {})
+    return StreamRecord(
+        shard_id=shard_id,
+        seq=int(ddb["SequenceNumber"]),
+        identity=(str(keys.get("PK", {}).get("S")), str(keys.get("SK", {}).get("S"))),
+        new=ddb.get("NewImage"),
+        old=ddb.get("OldImage"),
+        created=created_at(ddb),
+        raw=raw,
+    )
+
+
+def read_shard(
+    client: Any,
+    stream_arn: str,
+    shard: Shard,
+    *,
+    bound: Bound,
+    timing: StreamTiming,
+    at: int | None = None,
+    after: int | None = None,
+    max_pages: int = MAX_PAGES,
+) -> ShardRead:
+    """One shard from TRIM_HORIZON (or ``at`` / ``after`` a sequence number) to its end (closed)
+    or its bound (open), see the module's docstring. ``ClientError`` of a trimmed range is
+    raised only when a position (``at``/``after``) was asked for; otherwise ``ended`` says so."""
+    position: dict[str, Any] = {"ShardIteratorType": "TRIM_HORIZON"}
+    if at is not None:
+        position = {"ShardIteratorType": "AT_SEQUENCE_NUMBER", "SequenceNumber": str(at)}
+    elif after is not None:
+        position = {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": str(after)}
+    read = ShardRead(shard)
+    try:
+        iterator = client.get_shard_iterator(
+            StreamArn=stream_arn, ShardId=shard.shard_id, **position
+        ).get("ShardIterator")
+    except ClientError as exc:
+        if at is None and after is None and exc.response.get("Error", {}).get("Code") in GONE_CODES:
+            read.ended = "trimmed"
+            return read
+        raise
+    started = time.monotonic()
+    while iterator:
+        if read.pages >= max_pages:
+            read.ended = "cap"
+            return read
+        response = client.get_records(ShardIterator=iterator, Limit=PAGE_LIMIT)
+        read.pages += 1
+        page = response.get("Records") or []
+        for raw in page:
+            record = parse_record(shard.shard_id, raw)
+            if bound.passed_by(record):
+                read.ended = "bound"
+                return read
+            read.records.append(record)
+            if bound.reached_by(record):
+                read.ended = "bound"
+                return read
+        iterator = response.get("NextShardIterator")
+        if iterator and not page:
+            read.empty_pages += 1
+            # The safety cap: only an open shard waits for a record past its bound.
+            waited = time.monotonic() - started >= timing.open_shard_seconds
+            if not shard.closed and waited and (bound.time is None or time.time() >= bound.time):
+                read.ended = "cap"
+                return read
+            time.sleep(timing.poll_seconds)
+    read.ended = "closed"
+    return read
+
+
+def read_stream(
+    client: Any,
+    stream_arn: str,
+    *,
+    bound: Bound,
+    timing: StreamTiming,
+    shards: Iterable[Shard] | None = None,
+    after: Mapping[str, int] | None = None,
+) -> StreamRead:
+    """Every shard of the stream (``describe_shards``; in the order DynamoDB lists them,
+    parents before their children), each from TRIM_HORIZON or after ``after[shard id]``. The
+    shards are read side by side (boto3 clients are thread-safe), so quiet open shards wait
+    for their safety cap together, not one after another."""
+    listed = list(shards) if shards is not None else describe_shards(client, stream_arn)
+
+    def one(shard: Shard) -> ShardRead:
+        start = (after or {}).get(shard.shard_id)
+        return read_shard(client, stream_arn, shard, bound=bound, timing=timing, after=start)
+
+    if len(listed) <= 1:
+        return StreamRead([one(shard) for shard in listed])
+    with ThreadPoolExecutor(max_workers=min(READERS, len(listed))) as pool:
+        return StreamRead(list(pool.map(one, listed)))
+
+
+def read_on(
+    client: Any, stream_arn: str, earlier: StreamRead, *, bound: Bound, timing: StreamTiming
+) -> StreamRead:
+    """``earlier`` and what the stream gained since, up to ``bound``: a shard read to its end
+    (closed) is not read again, any other from after its last record read (a new shard from
+    TRIM_HORIZON). For a tool that reads the stream round after round."""
+    done = {read.shard.shard_id: read for read in earlier.shards if read.ended == "closed"}
+    last = {
+        read.shard.shard_id: read.records[-1].seq
+        for read in earlier.shards
+        if read.records and read.shard.shard_id not in done
+    }
+    before = {read.shard.shard_id: read for read in earlier.shards}
+    listed = describe_shards(client, stream_arn)
+    fresh = read_stream(
+        client,
+        stream_arn,
+        bound=bound,
+        timing=timing,
+        shards=[shard for shard in listed if shard.shard_id not in done],
+        after=last,
+    )
+    merged = {read.shard.shard_id: read for read in fresh.shards}
+    result = StreamRead()
+    for shard in listed:
+        if shard.shard_id in done:
+            result.shards.append(done[shard.shard_id])
+            continue
+        new = merged[shard.shard_id]
+        old = before.get(shard.shard_id)
+        records = (old.records if old is not None and new.ended != "trimmed" else []) + new.records
+        result.shards.append(ShardRead(shard, records, new.ended, new.pages, new.empty_pages))
+    return result

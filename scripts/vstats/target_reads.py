@@ -1,0 +1,364 @@
+"""The reads behind the recovery tools' targets (docs/design.md §9), each followed by a read
+of the stream and the one target computation (``vstats.targets``):
+
+* ``applied_targets``: one scan of the table (``reconcile --repair``, ``--live``);
+* ``key_targets``: consistent reads of given summaries, what ``redrive`` writes;
+* ``live_check``: the scan's drift, each confirmed by ``key_targets`` before it is reported
+  (a scan is no snapshot: a batch can land between the partitions it reads).
+
+
+Per round, for all keys at once: the base items (a user's: a consistent query of its
+partition; a video's: GSI1, the only way to find them, which is eventually consistent), then
+each summary (consistent GetItem), then the stream (``vstats.stream_reader``), then the one
+target computation (``vstats.targets.summary_target``). An item GSI1 does not show yet, or
+shows in an older state, was written recently, so its records are in the stream (24 h), and
+its state is taken from its last record there; GSI1 lags by seconds, never by the stream's
+24 h.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from localcloud.writestats import item_size
+from video_stats import model
+from video_stats.lineage import Lineage
+from video_stats.model import AttributeMap, Counters, SummaryKey, SummaryKind
+from video_stats.streams import describe_shards
+
+from vstats.drift import (
+    DEFAULT_SEGMENTS,
+    Drift,
+    TableSnapshot,
+    compare,
+    item_identity,
+    read_snapshot,
+)
+from vstats.effects import FUNCTION_OF_ITEM_TYPE, counted_contribution, is_base_item
+from vstats.stream_reader import (
+    AWS_TIMING,
+    Bound,
+    StreamRead,
+    StreamRecord,
+    StreamTiming,
+    read_on,
+    read_stream,
+)
+from vstats.targets import Positions, corrections, summary_target
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+READ_UNIT_BYTES: Final = 4096
+
+
+@dataclass(slots=True)
+class ReadCost:
+    """What the query of one key's base items cost: items read (its summary among them), and
+    read units by DynamoDB's rule for a Query ("All items returned are treated as a single
+    read operation, where DynamoDB computes the total size of all items and then rounds up to
+    the next 4 KB boundary"; an eventually consistent read, such as any on GSI1, costs half),
+    computed from the items' sizes so that a local endpoint gives the figure AWS would bill."""
+
+    items: int = 0
+    read_units: float = 0.0
+
+    def add(self, other: ReadCost) -> None:
+        self.items += other.items
+        self.read_units += other.read_units
+
+
+@dataclass(frozen=True, slots=True)
+class KeyTarget:
+    key: SummaryKey
+    summary: AttributeMap | None  # as read (consistent)
+    expected: Counters  # for the records it has applied
+    in_flight: tuple[tuple[str, int], ...]  # (shard id, sequence number) it has not applied
+    cost: ReadCost
+
+    @property
+    def actual(self) -> Counters:
+        return model.summary_counters(self.summary) if self.summary is not None else model.ZERO
+
+    @property
+    def drift(self) -> Drift:
+        return Drift(self.key, self.expected, self.actual, self.summary is not None)
+
+
+@dataclass(slots=True)
+class KeyTargets:
+    targets: dict[SummaryKey, KeyTarget]
+    stream: StreamRead
+    lineage: Lineage
+    index: StreamIndex
+    summaries: dict[SummaryKey, AttributeMap | None] = field(default_factory=dict)
+
+
+def read_summary(client: DynamoDBClient, table: str, key: SummaryKey) -> AttributeMap | None:
+    return client.get_item(
+        TableName=table, Key=model.summary_item_key(key), ConsistentRead=True
+    ).get("Item")
+
+
+def base_items(
+    client: DynamoDBClient, table: str, key: SummaryKey
+) -> tuple[list[AttributeMap], ReadCost]:
+    """The base items that can contribute to ``key`` under the data model's keys: a user's
+    share its summary's partition (a consistent query); a video's share its summary's GSI1PK
+    (GSI1 cannot be read consistently)."""
+    request: dict[str, Any] = {"TableName": table}
+    if key.kind is SummaryKind.USER:
+        request |= {
+            "KeyConditionExpression": "PK = :pk",
+            "ExpressionAttributeValues": {":pk": model.summary_item_key(key)["PK"]},
+            "ConsistentRead": True,
+        }
+    else:
+        request |= {
+            "IndexName": "GSI1",
+            "KeyConditionExpression": "GSI1PK = :pk",
+            "ExpressionAttributeValues": {":pk": model.summary_identity(key, 1)["GSI1PK"]},
+        }
+    items: list[AttributeMap] = []
+    cost = ReadCost()
+    while True:
+        page = client.query(**request)
+        cost.items += len(page.get("Items", []))
+        size = sum(item_size(item) for item in page.get("Items", []))
+        cost.read_units += math.ceil(size / READ_UNIT_BYTES) * (
+            1.0 if request.get("ConsistentRead") else 0.5
+        )
+        items += [item for item in page.get("Items", []) if is_base_item(item)]
+        last = page.get("LastEvaluatedKey")
+        if not last:
+            return items, cost
+        request["ExclusiveStartKey"] = last
+
+
+class StreamIndex:
+    """The stream's records by item and by the summary keys their images touch; ``add`` takes
+    a later read of the stream (the records it has already are skipped)."""
+
+    def __init__(self, records: Iterable[StreamRecord] = ()) -> None:
+        self.by_item: dict[tuple[str, str], list[StreamRecord]] = {}
+        self.by_key: dict[SummaryKey, list[StreamRecord]] = {}
+        self._seen: set[tuple[str, int]] = set()
+        self.add(records)
+
+    def add(self, records: Iterable[StreamRecord]) -> None:
+        for record in records:
+            if (record.shard_id, record.seq) in self._seen:
+                continue
+            self._seen.add((record.shard_id, record.seq))
+            self.by_item.setdefault(record.identity, []).append(record)
+            touched: set[SummaryKey] = set()
+            for item_type in FUNCTION_OF_ITEM_TYPE:
+                for image in (record.new, record.old):
+                    touched |= set(counted_contribution(image, item_type))
+            for key in touched:
+                self.by_key.setdefault(key, []).append(record)
+
+    def relevant(self, key: SummaryKey, items: Iterable[tuple[str, str]]) -> list[StreamRecord]:
+        """Every record of the items found for ``key`` and of any other item whose images
+        touch it (deleted since, or not in GSI1 yet): all records of each such item, so that
+        its state is its last record's."""
+        identities = set(items) | {r.identity for r in self.by_key.get(key, [])}
+        return [r for identity in identities for r in self.by_item.get(identity, [])]
+
+
+def key_targets(
+    client: DynamoDBClient,
+    streams: Any,
+    table: str,
+    keys: Sequence[SummaryKey],
+    *,
+    stream_arn: str,
+    timing: StreamTiming,
+    processed_through: Mapping[tuple[str, str], int] | None = None,
+    settled_age: float | None = None,
+    earlier: KeyTargets | None = None,
+) -> KeyTargets:
+    """Each key's exact target for the records it has applied, from consistent reads (see the
+    module's docstring). ``processed_through``, ``settled_age``: ``vstats.targets``.
+    ``earlier``: a previous round; only what the stream gained since is read and indexed."""
+    found: dict[SummaryKey, dict[tuple[str, str], AttributeMap]] = {}
+    costs: dict[SummaryKey, ReadCost] = {}
+    for key in keys:
+        listed, costs[key] = base_items(client, table, key)
+        found[key] = {item_identity(item): item for item in listed}
+    # The base items first (the long part), then the summaries, then the stream past both
+    # (``margin``): a summary's write is conditional on what was read, so the time from its
+    # read to its write is what a busy summary must stay unchanged for. The order is exact:
+    # an item written after its read has its record in the stream, which gives its state
+    # (``targets``); a record the summary applied after its read is above the marks read.
+    summaries = {key: read_summary(client, table, key) for key in keys}
+    bound = Bound(time=time.time() + timing.margin)
+    time.sleep(timing.delay)
+    if earlier is None:
+        stream = read_stream(streams, stream_arn, bound=bound, timing=timing)
+        index = StreamIndex(stream.records)
+    else:
+        stream = read_on(streams, stream_arn, earlier.stream, bound=bound, timing=timing)
+        index = earlier.index
+        index.add(stream.records)
+    lineage = Lineage.of(describe_shards(streams, stream_arn), time.time())
+    settled_before = None if settled_age is None else time.time() - settled_age
+    # Worked out once from every summary read: a shard is finished when any of them holds a
+    # mark of a descendant (``targets``).
+    positions = Positions.of(
+        {key: item for key, item in summaries.items() if item is not None},
+        stream_arn,
+        lineage,
+        estimate_positions=False,
+        processed_through=processed_through,
+        settled_before=settled_before,
+    )
+    targets: dict[SummaryKey, KeyTarget] = {}
+    for key in keys:
+        items = found[key]
+        target = summary_target(key, items, index.relevant(key, items), positions)
+        targets[key] = KeyTarget(key, summaries[key], target.expected, target.in_flight, costs[key])
+    return KeyTargets(targets, stream, lineage, index, summaries)
+
+
+def confirmed(
+    client: DynamoDBClient,
+    streams: Any,
+    table: str,
+    drifts: Sequence[Drift],
+    *,
+    stream_arn: str,
+    timing: StreamTiming,
+    settled_age: float | None = None,
+) -> list[Drift]:
+    """The drifts (found by a scan on a running stack) that a consistent re-read of each
+    summary and its base items, and the stream after them, confirms: the rest was a batch
+    landing between the partitions the scan read."""
+    if not drifts:
+        return []
+    again = key_targets(
+        client,
+        streams,
+        table,
+        [d.key for d in drifts],
+        stream_arn=stream_arn,
+        timing=timing,
+        settled_age=settled_age,
+    )
+    kept = [t.drift for t in again.targets.values() if t.actual != t.expected]
+    return sorted(kept, key=lambda d: (d.key.kind.value, d.key.id))
+
+
+@dataclass(slots=True)
+class AppliedTargets:
+    """Each summary's exact value for the records it has applied, from one scan and one read
+    of the stream (``applied_targets``)."""
+
+    snapshot: TableSnapshot
+    targets: dict[SummaryKey, Counters]
+    marks: dict[SummaryKey, dict[str, str]]  # Corrections.marks: to write with the targets
+    stream_records: int  # records read from the stream
+    capped_shards: int = 0  # open shards read to the reader's safety cap (stream_reader)
+
+    def drift(self) -> list[Drift]:
+        """The summaries whose counters differ from their target, then those whose counters
+        equal it but count records on an estimated position: the rewrite gives them the
+        mark (``Corrections.marks``)."""
+        drifts = compare(self.targets, self.snapshot.summaries)
+        drifting = {d.key for d in drifts}
+        for key in sorted(self.marks.keys() - drifting, key=lambda k: (k.kind.value, k.id)):
+            item = self.snapshot.summaries.get(key)
+            counters = model.summary_counters(item) if item is not None else model.ZERO
+            drifts.append(Drift(key, self.targets.get(key, model.ZERO), counters, item is not None))
+        return drifts
+
+
+def applied_targets(
+    client: DynamoDBClient,
+    streams_client: Any,
+    table: str,
+    stream_arn: str,
+    *,
+    estimate_positions: bool,
+    settled_age: float | None = None,
+    segments: int = DEFAULT_SEGMENTS,
+    timing: StreamTiming = AWS_TIMING,
+) -> AppliedTargets:
+    """Scan, then read the stream: each summary's exact value for the records it has applied
+    (recount + corrections). ``estimate_positions``: see ``corrections``; right only while the
+    pipeline is paused and drained. ``settled_age``: see ``settled_age``."""
+    settled_before = None if settled_age is None else time.time() - settled_age
+    snapshot = read_snapshot(client, table, segments=segments, keep_base=True)
+    # Records created after the scan cannot be in what it saw, so the read ends there (plus a
+    # margin for clock skew and creation times rounded to the second), even while the
+    # application writes on. The pause lets the stream catch up with the scan.
+    bound = Bound(time=time.time() + timing.margin)
+    time.sleep(timing.delay)
+    stream = read_stream(streams_client, stream_arn, bound=bound, timing=timing)
+    assert snapshot.base_items is not None
+    lineage = Lineage.of(describe_shards(streams_client, stream_arn), time.time())
+    found = corrections(
+        stream.records,
+        snapshot.base_items,
+        snapshot.summaries,
+        stream_arn,
+        lineage,
+        estimate_positions=estimate_positions,
+        settled_before=settled_before,
+    )
+    targets = dict(snapshot.recount)
+    for key, change in found.changes.items():
+        targets[key] = targets.get(key, model.ZERO) + change
+    return AppliedTargets(snapshot, targets, found.marks, len(stream.records), len(stream.capped))
+
+
+@dataclass(slots=True)
+class LiveCheck:
+    drifts: list[Drift]  # confirmed by the consistent re-read
+    applied: AppliedTargets  # the scan's targets
+    suspects: int  # summaries the scan showed drifting, before the re-read
+
+
+def live_check(
+    client: DynamoDBClient,
+    streams_client: Any,
+    table: str,
+    stream_arn: str,
+    *,
+    settled_age: float | None = None,
+    segments: int = DEFAULT_SEGMENTS,
+    timing: StreamTiming = AWS_TIMING,
+) -> LiveCheck:
+    """Drift that records in flight cannot explain, safe to run while the stack is busy, and
+    the scan it came from. A drift the scan shows is reported only when a consistent re-read
+    of the summary and its base items confirms it (``key_targets``): a scan reads partitions
+    one after another, and a batch can land between them.
+
+    Blind to a lost record newer than everything its summary applied, and to a summary that
+    holds no mark of a shard whose records it lacks (deleted; see ``targets.corrections``);
+    ``find_drift`` at a quiescent moment sees those too."""
+    applied = applied_targets(
+        client,
+        streams_client,
+        table,
+        stream_arn,
+        estimate_positions=False,
+        settled_age=settled_age,
+        segments=segments,
+        timing=timing,
+    )
+    suspects = compare(applied.targets, applied.snapshot.summaries)
+    drifts = confirmed(
+        client,
+        streams_client,
+        table,
+        suspects,
+        stream_arn=stream_arn,
+        timing=timing,
+        settled_age=settled_age,
+    )
+    return LiveCheck(drifts, applied, len(suspects))

@@ -1,0 +1,330 @@
+"""The recovery tools (redrive, ``reconcile --live``) under what AWS allows and a quiet local
+stack never shows (docs/design.md §9): a shard's mark expired on a summary, GSI1 not showing a
+recent write yet, GetRecords answering empty pages before a shard's records, and a batch landing
+between the partitions a scan reads. moto holds the table; the real handlers apply the
+batches; ``stream_fakes.FakeStreamsClient`` is the stream (the Streams API over the writes)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from stream_fakes import (
+    STREAM_ARN,
+    FakeStream,
+    FakeStreamsClient,
+    create_table,
+    scan_all,
+    stream_event,
+)
+from video_stats import handlers
+from video_stats.lineage import LineageCache
+from video_stats.marks import shard_marks
+from video_stats.model import SummaryKey, SummaryKind, is_mark_attribute, summary_item_key
+from video_stats.model import view_item as model_view_item
+from video_stats.store import SummaryStore
+from video_stats.streams import describe_shards
+from vstats import redrive
+from vstats.drift import find_drift
+from vstats.pipeline import IN_FLIGHT_SECONDS
+from vstats.stream_reader import StreamTiming
+from vstats.target_reads import live_check
+
+VIDEO, USER = SummaryKind.VIDEO, SummaryKind.USER
+RECORD_AGE = 21_600  # the mappings' MaximumRecordAgeInSeconds as deployed
+SETTLED_AGE = RECORD_AGE + IN_FLIGHT_SECONDS  # what pipeline.settled_age gives for it
+RETENTION = RECORD_AGE + 3_600  # the handlers' MARK_RETENTION_SECONDS as deployed
+QUICK = StreamTiming(delay=0.0, margin=0.5, open_shard_seconds=0.05, poll_seconds=0.0)
+WHEN = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def view(user: str, video: str, duration: int) -> dict[str, Any]:
+    return model_view_item(user, video, duration, WHEN)
+
+
+@pytest.fixture(scope="module")
+def dynamodb() -> Iterator[Any]:
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AWS_ACCESS_KEY_ID", "test")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "test")
+        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        with mock_aws():
+            yield boto3.client("dynamodb", region_name="us-east-1")
+
+
+@dataclass
+class Context:
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+@dataclass
+class World:
+    """A table (moto), its stream (FakeStreamsClient) and the views function (the handler)."""
+
+    client: Any
+    table: str
+    streams: FakeStreamsClient = field(default_factory=FakeStreamsClient)
+
+    def shard(self, shard_id: str, *, first: int, start: float | None = None) -> FakeStream:
+        stream = FakeStream(first_sequence=first, start_time=start or time.time())
+        return self.streams.add(shard_id, stream)
+
+    def write(self, shard: FakeStream, item: dict[str, Any]) -> dict[str, Any]:
+        """The application's PutItem: the item in the table, its record in the shard."""
+        self.client.put_item(TableName=self.table, Item=item)
+        return shard.put(item)
+
+    def apply(self, records: list[dict[str, Any]], shard_id: str) -> None:
+        response = handlers.handle(stream_event(records, shard_id), Context(), "VIEW")
+        assert response["batchItemFailures"] == []
+
+    def summary(self, kind: SummaryKind, ident: str) -> dict[str, Any]:
+        item: dict[str, Any] = self.client.get_item(
+            TableName=self.table, Key=summary_item_key(SummaryKey(kind, ident)), ConsistentRead=True
+        ).get("Item", {})
+        return item
+
+    def views(self, ident: str) -> tuple[int, int]:
+        item = self.summary(VIDEO, ident)
+        return int(item.get("views", {}).get("N", 0)), int(item.get("duration", {}).get("N", 0))
+
+    def drift(self) -> list[str]:
+        """The plain recount (exact once nothing is in flight)."""
+        found = find_drift(self.client, self.table, segments=1)
+        return [f"{d.key.kind.value} {d.key.id}: {d.actual} != {d.expected}" for d in found]
+
+    def redrive(self, client: Any, given_up: dict[str, Any], shard_id: str, user: str) -> None:
+        """``make redrive`` for the on-failure message of a batch of ``shard_id`` holding
+        ``given_up``, from the step that reads and writes (``redrive.make_exact``)."""
+        seq = int(given_up["dynamodb"]["SequenceNumber"])
+        batch = redrive.FailedBatch(
+            "queue", "message", "receipt", "VIEW", shard_id, STREAM_ARN, seq, seq, 1, None
+        )
+        video = given_up["dynamodb"]["NewImage"]["videoId"]["S"]
+        redrive.make_exact(
+            client,
+            self.streams,
+            self.table,
+            {SummaryKey(VIDEO, video): [batch], SummaryKey(USER, user): [batch]},
+            stream_arn=STREAM_ARN,
+            processed_through={("views", shard_id): seq},
+            index_shards=4,
+            timing=QUICK,
+            dry_run=False,
+            settled_age=SETTLED_AGE,
+        )
+
+
+_names = iter(range(10**6))
+
+
+@pytest.fixture
+def world(dynamodb: Any) -> Iterator[World]:
+    name = f"races-{next(_names)}"
+    create_table(dynamodb, name)
+    made = World(dynamodb, name)
+    handlers.configure(
+        handlers.Runtime(
+            SummaryStore(dynamodb, name),
+            executor=None,
+            retention_seconds=RETENTION,
+            lineage=LineageCache(
+                lambda arn: describe_shards(made.streams, arn), min_interval_seconds=0.0
+            ),
+        )
+    )
+    try:
+        yield made
+    finally:
+        handlers.configure(None)
+        handlers.metrics.clear_metrics()
+        dynamodb.delete_table(TableName=name)
+
+
+class LaggingGsi1:
+    """A DynamoDB client whose GSI1 queries do not show ``hidden`` yet: a GSI is eventually
+    consistent, while the table and the stream have the write."""
+
+    def __init__(self, client: Any, hidden: set[tuple[str, str]]) -> None:
+        self._client, self.hidden = client, hidden
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def query(self, **request: Any) -> Any:
+        page = self._client.query(**request)
+        if request.get("IndexName") == "GSI1":
+            shown = [i for i in page["Items"] if (i["PK"]["S"], i["SK"]["S"]) not in self.hidden]
+            page = {**page, "Items": shown}
+        return page
+
+
+class ScanInTwoHalves:
+    """A DynamoDB client whose Scan returns the table in two pages: every item but those of
+    ``later`` partitions, then, after ``between`` ran, those. A scan reads partitions one after
+    another, and a batch can land between two of them."""
+
+    def __init__(
+        self, client: Any, table: str, later: set[str], between: Callable[[], None]
+    ) -> None:
+        self._client, self._table, self._later, self._between = client, table, later, between
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def scan(self, **request: Any) -> dict[str, Any]:
+        def late(item: dict[str, Any]) -> bool:
+            return item["PK"]["S"] in self._later
+
+        if "ExclusiveStartKey" not in request:
+            first = [i for i in scan_all(self._client, self._table) if not late(i)]
+            return {"Items": first, "LastEvaluatedKey": {"PK": {"S": "~"}, "SK": {"S": "~"}}}
+        self._between()
+        return {"Items": [i for i in scan_all(self._client, self._table) if late(i)]}
+
+
+# --- R1: a shard's mark expired on the summary ------------------------------------------------
+
+
+def test_redrive_counts_the_records_of_a_shard_whose_mark_expired(world: World) -> None:
+    """Partition 1 wrote video v 9 h ago; partition 2's later writes find that mark past the
+    handlers' retention and drop it, while the record is still in the stream (24 h). A batch of
+    partition 2 is given up on. Redrive must count partition 1's view, older than the mappings'
+    record age + 900 s (the settled-age rule), as applied, though no mark says so."""
+    old = world.shard("p1", first=10**20, start=time.time() - 9 * 3600)
+    new = world.shard("p2", first=2 * 10**20)
+    world.apply([world.write(old, view("u1", "v", 10))], "p1")
+    world.apply([world.write(new, view("u2", "v", 20))], "p2")
+    world.apply([world.write(new, view("u3", "v", 30))], "p2")
+    assert shard_marks("views", "p1").current not in world.summary(VIDEO, "v")
+    given_up = world.write(new, view("u4", "v", 5))
+    assert world.views("v") == (3, 60)
+
+    world.redrive(world.client, given_up, "p2", "u4")
+
+    assert world.views("v") == (4, 65)
+    assert world.drift() == []
+
+
+# --- R2: GSI1 does not show a recent write yet -----------------------------------------------
+
+
+def test_redrive_takes_an_item_with_records_from_its_last_record_not_from_gsi1(
+    world: World,
+) -> None:
+    """View a applied, view b's batch given up on, view c applied (the mapping moved on). GSI1
+    does not show c yet; c's record is in the stream, and its state is taken from there."""
+    shard = world.shard("s", first=10**20)
+    world.apply([world.write(shard, view("u1", "v", 10))], "s")
+    given_up = world.write(shard, view("u2", "v", 20))
+    late = view("u3", "v", 30)
+    world.apply([world.write(shard, late)], "s")
+    assert world.views("v") == (2, 40)
+
+    lagging = LaggingGsi1(world.client, {(late["PK"]["S"], late["SK"]["S"])})
+    world.redrive(lagging, given_up, "s", "u2")
+
+    assert world.views("v") == (3, 60)
+    assert world.drift() == []
+
+
+# --- R3: GetRecords answers empty pages before the records ------------------------------------
+
+
+def test_redrive_reads_past_empty_pages_and_leaves_a_record_in_flight_to_the_handler(
+    world: World,
+) -> None:
+    """View a applied, view b's batch given up on, view c written and not yet delivered. Every
+    shard iterator first answers three empty pages. Redrive must still see c in flight (above
+    every mark and the failed range) and leave it out; the handler adds it when it arrives."""
+    shard = world.shard("s", first=10**20)
+    world.apply([world.write(shard, view("u1", "v", 10))], "s")
+    given_up = world.write(shard, view("u2", "v", 20))
+    in_flight = world.write(shard, view("u3", "v", 30))
+    world.streams.empty_pages = 3
+
+    world.redrive(world.client, given_up, "s", "u2")
+    assert world.views("v") == (2, 30)
+    world.apply([in_flight], "s")
+
+    assert world.views("v") == (3, 60)
+    assert world.drift() == []
+
+
+# --- R4: a batch lands between the partitions a scan reads ------------------------------------
+
+
+def test_live_check_confirms_drift_before_reporting_it(world: World) -> None:
+    """The scan reads user u2's partition (no view yet), u2's view of v is applied, the scan
+    reads VIDEO#v: v's summary holds a record whose base item the scan did not see. The stack
+    is exact; the consistent re-read of v and its items finds no drift."""
+    s1 = world.shard("p1", first=10**20)
+    s2 = world.shard("p2", first=2 * 10**20)
+    world.apply([world.write(s1, view("u1", "v", 10))], "p1")
+
+    def batch_lands() -> None:
+        world.apply([world.write(s2, view("u2", "v", 20))], "p2")
+
+    scan: Any = ScanInTwoHalves(world.client, world.table, {"VIDEO#v"}, batch_lands)
+    found = live_check(
+        scan, world.streams, world.table, STREAM_ARN, segments=1, timing=QUICK
+    ).drifts
+
+    assert world.drift() == []
+    assert found == []
+
+
+def test_live_check_rereads_a_summary_the_scan_saw_before_a_rotation_finished(
+    world: World,
+) -> None:
+    """The scan reads USER#u1 before the parent shard's last batch (u1 views w) reaches it;
+    then that batch is applied, the shard closes, its child's first batch (u2 views w) is
+    applied, and the scan reads VIDEO#w, which holds the child's mark: the parent is finished,
+    so u1's summary as scanned looks one view short. Only the consistent re-read shows it is
+    not (a scan is no snapshot); without it, --live cries wolf."""
+    parent = world.shard("parent", first=10**20)
+    child = FakeStream(first_sequence=10**20 + 10, start_time=time.time())
+    world.streams.add("child", child, parent="parent")
+    first = world.write(parent, view("u1", "w", 10))
+
+    def rotation() -> None:
+        world.apply([first], "parent")
+        world.streams.close("parent")
+        world.apply([world.write(child, view("u2", "w", 20))], "child")
+
+    scan: Any = ScanInTwoHalves(world.client, world.table, {"VIDEO#w"}, rotation)
+    found = live_check(
+        scan, world.streams, world.table, STREAM_ARN, segments=1, timing=QUICK
+    ).drifts
+
+    assert world.drift() == []
+    assert found == []
+
+
+def test_live_check_still_reports_real_drift(world: World) -> None:
+    """The confirmation re-reads; it does not explain drift away: a summary written short
+    (a lost view, nothing in flight) is still reported."""
+    shard = world.shard("s", first=10**20)
+    world.apply([world.write(shard, view("u1", "v", 10))], "s")
+    world.apply([world.write(shard, view("u2", "v", 20))], "s")
+    world.client.update_item(
+        TableName=world.table,
+        Key=summary_item_key(SummaryKey(VIDEO, "v")),
+        UpdateExpression="SET #v = :v",
+        ExpressionAttributeNames={"#v": "views"},
+        ExpressionAttributeValues={":v": {"N": "1"}},
+    )
+
+    (drift,) = live_check(
+        world.client, world.streams, world.table, STREAM_ARN, segments=1, timing=QUICK
+    ).drifts
+
+    assert (drift.key, drift.actual.views, drift.expected.views) == (SummaryKey(VIDEO, "v"), 1, 2)
+    assert any(is_mark_attribute(name) for name in world.summary(VIDEO, "v"))

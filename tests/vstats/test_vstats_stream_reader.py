@@ -1,0 +1,139 @@
+"""The one stream reader (``vstats.stream_reader``) and the one target computation
+(``vstats.targets``), pure: a ``FakeStreamsClient`` is the stream."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from stream_fakes import STREAM_ARN, FakeStream, FakeStreamsClient
+from video_stats.lineage import Shard
+from video_stats.marks import encode_mark, shard_marks
+from video_stats.model import SummaryKey, SummaryKind, view_item
+from vstats import redrive
+from vstats.stream_reader import Bound, StreamTiming, read_on, read_shard, read_stream
+from vstats.targets import Positions, summary_target
+
+QUICK = StreamTiming(delay=0.0, margin=0.0, open_shard_seconds=0.05, poll_seconds=0.0)
+WHEN = datetime(2024, 5, 1, tzinfo=UTC)
+
+
+def views(stream: FakeStream, count: int) -> None:
+    for n in range(count):
+        stream.put(view_item(f"u{n}", "v", 10, WHEN))
+
+
+def test_a_closed_shard_is_read_to_its_end_whatever_its_empty_pages() -> None:
+    client = FakeStreamsClient(empty_pages=25)  # more than any "N empty pages" rule
+    views(client.add("s", FakeStream(start_time=0.0)), 3)
+    client.close("s")
+
+    (read,) = read_stream(client, STREAM_ARN, bound=Bound(time=1e12), timing=QUICK).shards
+
+    assert (len(read.records), read.ended, read.empty_pages) == (3, "closed", 25)
+
+
+def test_an_open_shard_ends_at_its_sequence_bound_after_empty_pages() -> None:
+    client = FakeStreamsClient(empty_pages=10)
+    stream = client.add("s", FakeStream(start_time=0.0))
+    views(stream, 5)
+    third = int(stream.records[2]["dynamodb"]["SequenceNumber"])
+    shard = Shard("s", None, False)
+
+    read = read_shard(client, STREAM_ARN, shard, bound=Bound(seq=third), timing=QUICK)
+
+    assert ([r.seq for r in read.records][-1], len(read.records), read.ended) == (third, 3, "bound")
+
+
+def test_an_open_shard_ends_at_the_first_record_past_its_time_bound() -> None:
+    client = FakeStreamsClient(empty_pages=4)
+    stream = client.add("s", FakeStream(start_time=100.0))
+    views(stream, 2)  # created at 100 (the fake rounds down to the second)
+    stream._time = 200.0  # later writes
+    views(stream, 2)
+
+    (read,) = read_stream(client, STREAM_ARN, bound=Bound(time=150.0), timing=QUICK).shards
+
+    assert (len(read.records), read.ended) == (2, "bound")
+
+
+def test_a_quiet_open_shard_ends_at_the_safety_cap_and_says_so() -> None:
+    client = FakeStreamsClient(empty_pages=2)
+    views(client.add("s", FakeStream(start_time=0.0)), 2)
+
+    result = read_stream(client, STREAM_ARN, bound=Bound(time=1.0), timing=QUICK)
+
+    assert [(len(r.records), r.ended) for r in result.shards] == [(2, "cap")]
+    assert len(result.capped) == 1
+
+
+def test_the_target_takes_an_item_from_its_last_record_and_names_the_records_in_flight() -> None:
+    """The read of the table missed view b (GSI1 lag, or a scan before the write); b's record
+    is in the stream. Applied (below the summary's mark): counted. View c's record is above the
+    mark: in flight, left out and named."""
+    stream = FakeStream(start_time=0.0)
+    a, b, c = (view_item(u, "v", d, WHEN) for u, d in (("u1", 10), ("u2", 20), ("u3", 30)))
+    records = [stream.put(item) for item in (a, b, c)]
+    key = SummaryKey(SummaryKind.VIDEO, "v")
+    b_seq = int(records[1]["dynamodb"]["SequenceNumber"])
+    mark = shard_marks("views", "s").current
+    summary = {mark: {"S": encode_mark(b_seq, 0.0)}}
+    read = read_shard(
+        _client_with("s", stream), STREAM_ARN, Shard("s", None, True), bound=Bound(), timing=QUICK
+    )
+    identity_a = (a["PK"]["S"], a["SK"]["S"])
+
+    target = summary_target(
+        key,
+        {identity_a: a},  # the table read shows a only
+        read.records,
+        Positions.of({key: summary}, STREAM_ARN, estimate_positions=False),
+    )
+
+    # a (read) + b (its record, applied), not c (in flight)
+    assert (target.expected.views, target.expected.duration) == (2, 30)
+    assert target.in_flight == (("s", int(records[2]["dynamodb"]["SequenceNumber"])),)
+
+
+def _client_with(shard_id: str, stream: FakeStream) -> FakeStreamsClient:
+    client = FakeStreamsClient()
+    client.add(shard_id, stream)
+    client.close(shard_id)
+    return client
+
+
+def test_redrive_reads_a_failed_range_back_past_empty_pages() -> None:
+    """``redrive.read_range``: the range of an on-failure message, on an open shard whose
+    iterators answer empty pages first, ends at the range's end sequence number."""
+    client = FakeStreamsClient(empty_pages=6)
+    stream = client.add("s", FakeStream(start_time=0.0))
+    views(stream, 6)
+    seqs = [int(r["dynamodb"]["SequenceNumber"]) for r in stream.records]
+    batch = redrive.FailedBatch("q", "m", "r", "VIEW", "s", STREAM_ARN, seqs[1], seqs[3], 3, None)
+
+    records = redrive.read_range(client, batch, QUICK)
+
+    assert [r.seq for r in records] == seqs[1:4]
+
+
+def test_reading_on_reads_only_what_the_stream_gained() -> None:
+    """``read_on`` (redrive's later rounds): a closed shard is not read again, an open one from
+    after its last record read, a new one from its start; the result holds every record once."""
+    client = FakeStreamsClient(empty_pages=2)
+    closed = client.add("closed", FakeStream(start_time=0.0))
+    views(closed, 3)
+    client.close("closed")
+    open_ = client.add("open", FakeStream(first_sequence=10**20 + 100, start_time=0.0))
+    views(open_, 2)
+    first = read_stream(client, STREAM_ARN, bound=Bound(time=1.0), timing=QUICK)
+    views(open_, 2)
+    views(client.add("new", FakeStream(first_sequence=10**20 + 200, start_time=0.0)), 1)
+
+    later = read_on(client, STREAM_ARN, first, bound=Bound(time=1.0), timing=QUICK)
+
+    assert [(r.shard.shard_id, len(r.records)) for r in later.shards] == [
+        ("closed", 3),
+        ("open", 4),
+        ("new", 1),
+    ]
+    assert len({(r.shard_id, r.seq) for r in later.records}) == 8
+    assert later.shards[0] is first.shards[0]  # the closed shard was not read again

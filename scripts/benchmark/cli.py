@@ -7,7 +7,8 @@
     python -m benchmark designs --quick --partitions 4 --rotation-seconds 45   # production shape
     python -m benchmark designs --batching-window 60   # measure at a longer window
     python -m benchmark designs --strict          # exit 1 when a target is missed
-    python -m benchmark designs --readme-table    # README summary table from results.json
+    python -m benchmark designs --readme-table    # the summary tables from results.json
+    python -m benchmark designs --write-docs      # ... written into docs/benchmark.md
     python -m benchmark handler                   # parse-and-merge throughput of the handlers
     python -m benchmark engine                    # is the local engine the bottleneck?
 
@@ -39,7 +40,7 @@ from vstats import cli
 
 from benchmark import engine, handler, options
 from benchmark.deploy import REPO_ROOT
-from benchmark.report import readme_table
+from benchmark.report import readme_table, with_docs_table
 from benchmark.results import load_results
 from benchmark.run import Bench
 
@@ -87,8 +88,17 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 def _designs(args: argparse.Namespace) -> int:
-    if args.readme_table:
-        print(readme_table(load_results(args.results)))
+    if args.readme_table or args.write_docs:
+        table = readme_table(load_results(args.results))
+        if not args.write_docs:
+            print(table)
+            return cli.EXIT_OK
+        docs = REPO_ROOT / "docs" / "benchmark.md"
+        try:
+            docs.write_text(with_docs_table(docs.read_text(encoding="utf-8"), table), "utf-8")
+        except ValueError as err:
+            raise cli.UsageError(f"{docs.relative_to(REPO_ROOT)}: {err}") from None
+        print(f"wrote the tables of {args.results} into {docs.relative_to(REPO_ROOT)}")
         return cli.EXIT_OK
     chosen = options.options_from_args(args)
     if "ours" in chosen.configs and not options.OURS_ZIP.is_file():

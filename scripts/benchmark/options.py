@@ -50,13 +50,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--readme-table",
         action="store_true",
-        help="print the README summary table (Markdown) from --results and exit",
+        help="print the summary tables (Markdown) of docs/benchmark.md from --results and exit",
+    )
+    parser.add_argument(
+        "--write-docs",
+        action="store_true",
+        help="write that table into docs/benchmark.md (between its bench-table markers) and exit",
     )
     parser.add_argument(
         "--results",
         type=Path,
         default=DEFAULT_RESULTS,
-        help="results.json to read for --readme-table (default build/bench/results.json)",
+        help="results.json to read for --readme-table / --write-docs "
+        "(default build/bench/results.json)",
     )
     sizes = parser.add_argument_group("workloads")
     sizes.add_argument(

@@ -305,6 +305,19 @@ def targets_met(results: Mapping[str, Any]) -> bool:
 # --- README table --------------------------------------------------------------------------------
 
 
+#: The one place the generated tables live: between these markers of docs/benchmark.md.
+DOCS_TABLE_START, DOCS_TABLE_END = "<!-- bench-table:start -->", "<!-- bench-table:end -->"
+
+
+def with_docs_table(document: str, table: str) -> str:
+    """``document`` with the text between its bench-table markers replaced by ``table``;
+    ValueError if the markers are missing."""
+    start, end = document.find(DOCS_TABLE_START), document.find(DOCS_TABLE_END)
+    if start < 0 or end < start:
+        raise ValueError(f"no {DOCS_TABLE_START} ... {DOCS_TABLE_END} section")
+    return f"{document[: start + len(DOCS_TABLE_START)]}\n{table.strip()}\n{document[end:]}"
+
+
 def readme_table(results: Mapping[str, Any]) -> str:
     """The README's summary table (Markdown), one row per workload and design."""
     lines = [

@@ -16,6 +16,7 @@ from benchmark.report import (
     readme_table,
     render_report,
     window_table,
+    with_docs_table,
     write_chart,
 )
 
@@ -348,3 +349,12 @@ def test_a_batching_window_a_mapping_cannot_have_is_one_line(
     err = capsys.readouterr().err
     assert message in err
     assert err.count("\n") == 1
+
+
+def test_the_docs_table_is_written_between_the_markers_only() -> None:
+    document = "intro\n<!-- bench-table:start -->\nold\n<!-- bench-table:end -->\nlog\n"
+    written = with_docs_table(document, "| new |\n")
+    assert written == "intro\n<!-- bench-table:start -->\n| new |\n<!-- bench-table:end -->\nlog\n"
+    assert with_docs_table(written, "| new |") == written
+    with pytest.raises(ValueError, match="bench-table"):
+        with_docs_table("no markers", "| new |")

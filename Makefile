@@ -177,9 +177,11 @@ test: lint tf-test $(CHECKOV_STAMP) ## Everything CI runs: lint, terraform test,
 test-fast: lint ## The inner loop: lint and every test that needs no endpoint or deployment
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) -m "not slow"
 
-.PHONY: bench-handler bench
+.PHONY: bench-handler bench-marks bench
 bench-handler: $(VENV_STAMP) ## Parse-and-merge throughput of the handler code
 	@$(PY) -m benchmark handler $(ARGS)
+bench-marks: $(VENV_STAMP) ## A summary item's bytes and WRU per update (design §6); ARGS=--partitions 16 64
+	@$(PY) -m benchmark marks $(ARGS)
 bench: package $(VENV_STAMP) ## Reference design vs ours, full bill (build/bench/); ARGS=--strict fails on a missed target
 	@$(PY) -m benchmark designs --batching-window $(LOCAL_BATCHING_WINDOW_SECONDS) $(ARGS)
 

@@ -11,6 +11,7 @@
     python -m benchmark designs --write-docs      # ... written into docs/benchmark.md
     python -m benchmark handler                   # parse-and-merge throughput of the handlers
     python -m benchmark engine                    # is the local engine the bottleneck?
+    python -m benchmark marks                     # summary item bytes and WRU per update (§6)
 
 ``designs``: the blog's reference design against this project, side by side, on a private
 local endpoint: invocations, summary writes and WRU per event, delay, exactness and the monthly
@@ -38,7 +39,7 @@ from types import FrameType
 from rich.console import Console
 from vstats import cli
 
-from benchmark import engine, handler, options
+from benchmark import engine, handler, mark_budget, options
 from benchmark.deploy import REPO_ROOT
 from benchmark.report import readme_table, with_docs_table
 from benchmark.results import load_results
@@ -71,6 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
             description=engine.__doc__.splitlines()[0] if engine.__doc__ else None,
         )
     )
+    mark_budget.add_arguments(
+        commands.add_parser(
+            "marks",
+            help="a summary item's bytes and WRU per update after a day of shard rotation "
+            "(make bench-marks)",
+            description="A summary item's bytes and the WRU of one update after a simulated "
+            "day of shard rotation, design lever by lever (docs/design.md §6).",
+        )
+    )
     return parser
 
 
@@ -84,6 +94,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return handler.run(args)
     if args.command == "engine":
         return engine.run(args)
+    if args.command == "marks":
+        return mark_budget.run(args)
     return _designs(args)
 
 

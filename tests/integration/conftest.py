@@ -24,7 +24,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError
-from it_support import (  # type: ignore[import-not-found]
+from it_support import (
     FIGURES,
     REPO_ROOT,
     STREAM_MAPPING,

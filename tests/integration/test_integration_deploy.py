@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import pytest
-from it_support import (  # type: ignore[import-not-found]
+from it_support import (
     FUNCTION_ROLES,
     STREAM_MAPPING,
     Stack,
@@ -26,7 +26,7 @@ from vstats import deployment, status
 from vstats.effects import ITEM_TYPE_OF_FUNCTION
 from vstats.filter_patterns import deployed_patterns
 from vstats.tables import get_summaries
-from waiting import wait_until  # type: ignore[import-not-found]
+from waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

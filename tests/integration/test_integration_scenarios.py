@@ -9,11 +9,12 @@ specific assertions; the exactness check always covers the whole table.
 from __future__ import annotations
 
 import contextlib
+import functools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from it_support import (  # type: ignore[import-not-found]
+from it_support import (
     FAULT_COUNTERS,
     FAULTS,
     FUNCTION_ROLES,
@@ -32,7 +33,7 @@ from vstats.effects import ITEM_TYPE_OF_FUNCTION
 from vstats.generator import MIX_KEYS
 from vstats.load_report import Report
 from vstats.tables import get_summaries, list_summaries
-from waiting import wait_until  # type: ignore[import-not-found]
+from waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -157,7 +158,7 @@ def test_poison_records_are_skipped_logged_and_counted(no_faults: Stack) -> None
         assert len(poison) >= 4, f"the scenario wrote too few {item_type} poison records"
         log, expected = logs[role], len(poison)
         wait_until(
-            lambda log=log, n=expected: _logged_skips(log) >= n,
+            functools.partial(_logged_skips_reach, log, expected),
             timeout,
             interval=0.2,
             what=f"{role} function's skipped-record logs",
@@ -368,9 +369,9 @@ def _set_note(ddb: Any, table: str, key: SummaryKey, note: str | None) -> None:
         )
 
 
-def _logged_skips(log: FunctionLog) -> int:
+def _logged_skips_reach(log: FunctionLog, expected: int) -> bool:
     log.read()
-    return len(log.skipped_sequence_numbers())
+    return len(log.skipped_sequence_numbers()) >= expected
 
 
 def _key_of(record: dict[str, Any]) -> str:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from it_support import (  # type: ignore[import-not-found]
+from it_support import (
     Stack,
     assert_exact,
     engine_delta,

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from it_support import (  # type: ignore[import-not-found]
+from it_support import (
     FAULT_COUNTERS,
     FAULTS,
     FUNCTION_ROLES,
@@ -72,7 +72,7 @@ from vstats.pipeline import LambdaPipeline
 from vstats.repair import repair
 from vstats.stream_reader import AWS_TIMING, LOCAL_TIMING
 from vstats.tables import list_summaries
-from waiting import wait_until  # type: ignore[import-not-found]
+from waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -212,7 +212,7 @@ def test_previous_release_upgrades_in_place_without_drift(
     # The same users and videos again: the new handlers update summaries that carry the
     # earlier release's marks, under retries, kills and duplicates where the endpoint can.
     # A slower rate makes more batches, so that more of them meet a fault.
-    faults = {"faults": {**UPGRADE_FAULTS, "seed": 17}} if target.is_local else {}
+    faults: dict[str, Any] = {"faults": {**UPGRADE_FAULTS, "seed": 17}} if target.is_local else {}
     with engine_delta(after) if target.is_local else contextlib.nullcontext() as delta:
         second = run_loadtest(
             after, events=300, rate=50.0, seed=8, id_prefix="upgrade-", **LOAD, **faults

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from botocore.exceptions import ClientError
-from lc_support import Pipeline, create_table, function_zip  # type: ignore[import-not-found]
+from lc_support import Pipeline, create_table, function_zip
 from localcloud.endpoint_process import LAMBDA_TRUST_POLICY, LocalEndpoint
 from localcloud.faults import FaultConfig
 

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from lc_support import Pipeline, read_shard  # type: ignore[import-not-found]
+from lc_support import Pipeline, read_shard
 from localcloud.endpoint_process import LocalEndpoint
 from localcloud.faults import FaultConfig, Faults, merge_config
 from localcloud.protocol import with_clock_skew
 from vstats.local_endpoint import NO_FAULTS, parse_faults
-from waiting import wait_until  # type: ignore[import-not-found]
+from waiting import wait_until
 
 ONE_SHARD = pytest.mark.stream(partitions=1)
 

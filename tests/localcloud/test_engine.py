@@ -9,10 +9,10 @@ import time
 
 import pytest
 from botocore.exceptions import ClientError
-from lc_support import Pipeline, function_zip  # type: ignore[import-not-found]
+from lc_support import Pipeline, function_zip
 from localcloud.endpoint_process import LocalEndpoint
 from vstats.filter_patterns import filter_criteria
-from waiting import wait_until  # type: ignore[import-not-found]
+from waiting import wait_until
 
 # These tests assert the exact batches of records written under different keys, which only
 # holds while every record is in one shard: their stream has one partition, no rotation.

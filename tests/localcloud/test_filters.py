@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from lc_support import Pipeline  # type: ignore[import-not-found]
+from lc_support import Pipeline
 from localcloud.filters import (
     DYNAMODB_KEY_ONLY,
     LAMBDA_OPERATORS,

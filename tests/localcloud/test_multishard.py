@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from lc_support import (  # type: ignore[import-not-found]
+from lc_support import (
     Pipeline,
     describe_shards,
     read_shard,

@@ -10,7 +10,7 @@ import boto3
 import pytest
 from localcloud.endpoint_process import free_port
 from moto.server import ThreadedMotoServer
-from vstats_support import REGION, StreamConsumer, TableEnv, create_table  # type: ignore[import-not-found]
+from vstats_support import REGION, StreamConsumer, TableEnv, create_table
 
 
 @pytest.fixture(scope="session")

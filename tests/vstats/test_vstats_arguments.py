@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from vstats import access_patterns, loadtest, plan_review, reconcile, summary
-from vstats_support import TableEnv  # type: ignore[import-not-found]
+from vstats_support import TableEnv
 
 Main = Callable[[Sequence[str] | None], int]
 TABLE = ["--table", "t", "--endpoint-url", "http://127.0.0.1:9", "--region", "us-east-1"]

@@ -18,7 +18,7 @@ from vstats import loadtest
 from vstats.load_report import percentile
 from vstats.load_run import LoadTest, LoadTestConfig, Pacer
 from vstats.pipeline import LambdaPipeline
-from vstats_support import StreamConsumer, TableEnv  # type: ignore[import-not-found]
+from vstats_support import StreamConsumer, TableEnv
 
 FAST = LoadTestConfig(
     events=120,

@@ -20,7 +20,7 @@ from vstats import loadtest, reconcile
 from vstats.drift import find_drift
 from vstats.generator import EventGenerator
 from vstats.tables import write_operation
-from vstats_support import LocalStack, create_table, deploy_handlers  # type: ignore[import-not-found]
+from vstats_support import LocalStack, create_table, deploy_handlers
 
 
 @pytest.fixture(scope="module")

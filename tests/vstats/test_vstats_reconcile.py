@@ -25,7 +25,7 @@ from vstats.summary_writes import rank, write_index
 from vstats.tables import list_summaries, write_operation
 from vstats.target_reads import live_check
 from vstats.targets import corrections
-from vstats_support import INDEX_SHARDS, StreamConsumer, TableEnv  # type: ignore[import-not-found]
+from vstats_support import INDEX_SHARDS, StreamConsumer, TableEnv
 
 VIDEO0 = SummaryKey(SummaryKind.VIDEO, "0")
 FAST = StreamTiming(delay=0.0, margin=0.5, open_shard_seconds=0.2, poll_seconds=0.01)

@@ -22,14 +22,14 @@ from vstats.generator import EventGenerator
 from vstats.stream_reader import LOCAL_TIMING
 from vstats.tables import scan_items
 from vstats.target_reads import live_check
-from vstats_support import LocalStack, create_table, deploy_handlers  # type: ignore[import-not-found]
-from waiting import wait_until  # type: ignore[import-not-found]
+from vstats_support import LocalStack, create_table, deploy_handlers
+from waiting import wait_until
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
 
 @dataclass
-class Stack(LocalStack):  # type: ignore[misc]  # vstats_support is outside mypy_path
+class Stack(LocalStack):
     queues: list[str]
     functions: list[str]
     generator: EventGenerator

@@ -12,7 +12,7 @@ from video_stats import model
 from video_stats.model import Counters, SummaryKey, SummaryKind
 from vstats import access_patterns, summary
 from vstats.tables import list_summaries
-from vstats_support import TableEnv  # type: ignore[import-not-found]
+from vstats_support import TableEnv
 
 START = datetime(2022, 1, 2, 17, 5, 29, 123000, tzinfo=UTC)
 

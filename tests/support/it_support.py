@@ -36,7 +36,7 @@ STACK_MODULE = "stack"  # tests/terraform/stack, found by pytest-terraform's mod
 TARGET_ENV = "VIDEO_STATS_TEST_TARGET"
 TF_BINARIES = {
     "local": REPO_ROOT / "tests" / "terraform" / "terraform-local",
-    "aws": Path(__file__).resolve().parent / "terraform-aws",
+    "aws": REPO_ROOT / "tests" / "integration" / "terraform-aws",
 }
 DEFAULT_REGION = "us-east-1"
 # Short batching window: every scenario waits for at least one window per batch.

@@ -1,5 +1,5 @@
 """What a summary item weighs after a simulated day of shard rotation, and what one update of
-it costs, lever by lever (issue 12; docs/design.md §6). Pure: builds the items with the
+it costs, lever by lever (docs/design.md §6; ``make bench-marks``). Pure: builds the items with the
 handlers' own mark functions and prices them with the local endpoint's write accounting
 (``localcloud.writestats``: item size, write units, index units by AWS's rules).
 
@@ -10,15 +10,17 @@ of every partition wrote it (views and votes) until it closed, and the item is u
 time, so a mark is gone as soon as a rule allows (retention, lineage). A user summary lives in
 one partition, so it carries one partition's shards.
 
-    PYTHONPATH=lambda_src:scripts .venv/bin/python tests/support/mark_budget.py
+    python -m benchmark marks                            # 21, 28, 40 digits; 1, 4, 16 partitions
+    python -m benchmark marks --seq-digits 21 --partitions 16 64 --hours 49
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
+import argparse
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from localcloud.writestats import IndexShape, item_size, write_cost, write_units
 from video_stats import marks
@@ -30,10 +32,19 @@ from video_stats.model import (
     summary_index_bucket,
     summary_item_key,
 )
+from vstats import cli
+
+T = TypeVar("T", int, float)
 
 HOUR: Final = 3600
 START: Final = 1_764_547_200  # 2025-12-01T00:00Z: any epoch does
 FUNCTIONS: Final = ("views", "votes")
+#: A stream record's SequenceNumber: "Length Constraints: Minimum length of 21. Maximum length
+#: of 40." (DynamoDB Streams API Reference, StreamRecord).
+SEQ_DIGITS: Final = (21, 40)
+#: Bounds of the command line: the model is linear in both, these keep a run to seconds.
+MAX_PARTITIONS: Final = 1024
+MAX_HOURS: Final = 168.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,10 +138,14 @@ def marks_left(
 ) -> dict[str, dict[str, str]]:
     """The marks a constantly updated summary holds at ``now`` (``partition``: only that
     partition's shards feed it, as for a user summary)."""
+    chains: dict[int, list[ShardLife]] = defaultdict(list)
+    for shard in shards:
+        if partition in (None, shard.partition):
+            chains[shard.partition].append(shard)
     found: dict[str, dict[str, str]] = {}
     for function in FUNCTIONS:
-        for p in {s.partition for s in shards if partition in (None, s.partition)}:
-            chain = sorted((s for s in shards if s.partition == p), key=lambda s: s.opened)
+        for partition_shards in chains.values():
+            chain = sorted(partition_shards, key=lambda s: s.opened)
             if design.lineage_pruning:
                 chain = chain[-1:]  # the open child's first write removed its ancestors' marks
             for shard in chain:
@@ -233,13 +248,16 @@ def measure(
 
 
 def table(
-    seq_digits: tuple[int, ...] = (21, 28, 40), designs: tuple[Design, ...] = LEVERS
+    seq_digits: Sequence[int] = (21, 28, 40),
+    designs: Sequence[Design] = LEVERS,
+    partitions: Sequence[int] = (1, 4, 16),
+    hours: float = 25.0,
 ) -> Iterator[Measure]:
     for digits in seq_digits:
-        for partitions in (1, 4, 16):
+        for count in partitions:
             for kind in (SummaryKind.VIDEO, SummaryKind.USER):
                 for design in designs:
-                    yield measure(design, kind, partitions, digits)
+                    yield measure(design, kind, count, digits, hours=hours)
 
 
 def markdown(rows: list[Measure]) -> str:
@@ -256,15 +274,49 @@ def markdown(rows: list[Measure]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str]) -> int:
-    digits = tuple(int(a) for a in argv) or (21, 28, 40)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--seq-digits",
+        nargs="+",
+        type=_within(cli.positive_int, *SEQ_DIGITS, "digits"),
+        default=(21, 28, 40),
+        metavar="N",
+        help="lengths of the stream's sequence numbers (AWS: 21 to 40; default: 21 28 40)",
+    )
+    parser.add_argument(
+        "--partitions",
+        nargs="+",
+        type=cli.positive_int_at_most(MAX_PARTITIONS, "partitions"),
+        default=(1, 4, 16),
+        metavar="N",
+        help="partitions of the table, one stream shard each at a time (default: 1 4 16)",
+    )
+    parser.add_argument(
+        "--hours",
+        type=_within(cli.positive_float, 1.0, MAX_HOURS, "hours"),
+        default=25.0,
+        help="hours of shard rotation before the item is weighed (1 to 168; default: 25)",
+    )
+
+
+def _within(parse: Callable[[str], T], low: T, high: T, unit: str) -> Callable[[str], T]:
+    """An argparse ``type``: ``parse``'s value from ``low`` to ``high`` (a one-line error)."""
+
+    def convert(text: str) -> T:
+        value = parse(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {low:g} to {high:g} {unit}, got {text!r}")
+        return value
+
+    return convert
+
+
+def run(args: argparse.Namespace) -> int:
+    digits, partitions = tuple(args.seq_digits), tuple(args.partitions)
     print("Levers added one after the other:\n")
-    print(markdown(list(table(digits))))
+    print(markdown(list(table(digits, LEVERS, partitions, args.hours))))
     print("\nEach lever alone (video summary):\n")
-    print(markdown([m for m in table(digits, ALONE) if m.kind == "video"]))
+    alone = table(digits, ALONE, partitions, args.hours)
+    print(markdown([m for m in alone if m.kind == "video"]))
     print(f"\n1 WRU per KB: {write_units(1024)} WRU at 1,024 bytes, {write_units(1025)} at 1,025.")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    return cli.EXIT_OK

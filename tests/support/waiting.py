@@ -1,4 +1,4 @@
-"""The one ``wait_until`` of the test suites (tests/ is on ``sys.path`` through its conftest).
+"""The one ``wait_until`` of the test suites (on ``sys.path`` as tests/support: pyproject.toml).
 
 Waits are for conditions, never for a number of seconds: ``timeout`` only bounds a wait that
 would otherwise hang a failing test.

@@ -7,7 +7,7 @@
 * ``figures``, ``report``, ``results``: the arithmetic (lower bounds, per-event figures, the
   bill), the report and chart, results.json;
 * ``handler``: parse-and-merge throughput of the handler code;
-* ``engine``: the local engine's delivery rate against the raw write rate.
+* ``engine_bench``: the local engine's delivery rate against the raw write rate.
 
 The reference design it deploys lives in ``bench/reference`` (Terraform and its handler).
 """

@@ -4,10 +4,12 @@
 * ``options``, ``run``, ``deploy``, ``endpoint``, ``collect``: the designs benchmark's options,
   its run (private endpoint, two Terraform deployments, the load test on each), the endpoint it
   starts and what it reads from it;
-* ``figures``, ``report``, ``results``: the arithmetic (lower bounds, per-event figures, the
-  bill), the report and chart, results.json;
+* ``workloads``: the two designs and the workloads compared, and how results.json is read;
+* ``figures``, ``targets``, ``report``, ``chart``, ``formatting``, ``results``: the arithmetic
+  (lower bounds, per-event figures, the bill), the targets, the Markdown report and README
+  table, the chart, how a figure is written, results.json;
 * ``handler``: parse-and-merge throughput of the handler code;
-* ``engine``: the local engine's delivery rate against the raw write rate.
+* ``engine_bench``: the local engine's delivery rate against the raw write rate.
 
 The reference design it deploys lives in ``bench/reference`` (Terraform and its handler).
 """

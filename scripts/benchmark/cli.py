@@ -39,7 +39,7 @@ from types import FrameType
 from rich.console import Console
 from vstats import cli
 
-from benchmark import engine, handler, mark_budget, options
+from benchmark import engine_bench, handler, mark_budget, options
 from benchmark.deploy import REPO_ROOT
 from benchmark.report import readme_table, with_docs_table
 from benchmark.results import load_results
@@ -65,11 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
             description=handler.__doc__.splitlines()[0] if handler.__doc__ else None,
         )
     )
-    engine.add_arguments(
+    engine_bench.add_arguments(
         commands.add_parser(
             "engine",
             help="raw write rate against the local engine's delivery rate",
-            description=engine.__doc__.splitlines()[0] if engine.__doc__ else None,
+            description=engine_bench.__doc__.splitlines()[0] if engine_bench.__doc__ else None,
         )
     )
     mark_budget.add_arguments(
@@ -93,7 +93,7 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.command == "handler":
         return handler.run(args)
     if args.command == "engine":
-        return engine.run(args)
+        return engine_bench.run(args)
     if args.command == "marks":
         return mark_budget.run(args)
     return _designs(args)

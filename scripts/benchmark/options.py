@@ -13,7 +13,7 @@ from vstats import cli
 from benchmark.deploy import REPO_ROOT
 from benchmark.figures import DurationModel, parse_duration_model
 from benchmark.projection import MAX_BATCHING_WINDOW_SECONDS
-from benchmark.report import CONFIGS, WORKLOADS, Workload
+from benchmark.workloads import CONFIGS, WORKLOADS, Workload
 
 DEFAULT_OUTPUT = REPO_ROOT / "build" / "bench"
 DEFAULT_RESULTS = DEFAULT_OUTPUT / "results.json"

@@ -1,306 +1,26 @@
-"""The benchmark's outputs from ``results.json``: the Markdown report, the README summary table,
-the targets and the chart (matplotlib, Agg). Pure apart from ``write_chart``."""
+"""The benchmark's Markdown from ``results.json``: the report (report.md) and the summary table
+docs/benchmark.md holds. Pure. The targets are ``benchmark.targets``, the chart
+``benchmark.chart``."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Final
 
 from benchmark.bill import BILL_LINES
 from benchmark.figures import DAYS_PER_MONTH, EVENTS_PER_DAY, PRICE_SOURCES, PRICES, PRICES_CHECKED
-
-CONFIGS: Final = ("baseline", "ours")
-CONFIG_TITLES: Final = {
-    "baseline": "reference design (blog)",
-    "ours": "this project",
-}
-#: The full bill's targets (default deployment: monitoring on, the dashboard at list price):
-#: break-even at most this many events a day on these partitions; reference ÷ ours at least
-#: this ratio in these cells; this project's fixed cost a month at most this.
-BREAK_EVEN_TARGET: Final = (100_000, (1, 4))
-FULL_BILL_RATIO_TARGETS: Final = {
-    (1_000_000, 1): 3.5,
-    (1_000_000, 4): 2.75,
-    (10_000_000, 4): 6.0,
-    (100_000_000, 4): 6.0,
-}
-FIXED_COST_TARGET: Final = 4.50
-
-
-@dataclass(frozen=True, slots=True)
-class Workload:
-    key: str
-    title: str
-    events: int
-    users: int
-    videos: int
-    skew: float  # Zipf exponent of user and video popularity (0 = uniform)
-    id_prefix: str  # isolates the workloads' summaries in one table
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-WORKLOADS: Final = {
-    "large": Workload(
-        "large", "large key space: 1,000 videos, 10,000 users, Zipf 1.0", 10_000, 10_000, 1_000,
-        1.0, "large-",
-    ),
-    "tiny": Workload(
-        "tiny", "the blog's tiny key space: 10 videos, 5 users, uniform", 5_000, 5, 10, 0.0,
-        "tiny-",
-    ),
-}  # fmt: skip
-
-
-# --- formatting ----------------------------------------------------------------------------------
-
-
-def _num(value: Any, digits: int = 2) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        if value and abs(value) < 10**-digits:
-            return f"{value:.2g}"
-        return f"{value:,.{digits}f}"
-    return str(value)
-
-
-def _seconds(value: Any) -> str:
-    return f"{float(value):g}" if isinstance(value, int | float) else "-"
-
-
-def _usd(value: Any) -> str:
-    return "-" if value is None else f"${value:,.2f}"
-
-
-def _cost(entry: Mapping[str, Any], key: str = "monthly_usd") -> float | None:
-    cost = entry.get(key)
-    return cost.get("total") if isinstance(cost, Mapping) else None
-
-
-def _projected_cost(entry: Mapping[str, Any]) -> float | None:
-    """The bill at 1 M events a day: projected batching when known, else as measured."""
-    projected = entry.get("projected")
-    if isinstance(projected, Mapping):
-        return _cost(projected)
-    return _cost(entry)
-
-
-def _entries(results: Mapping[str, Any]) -> list[tuple[str, str, Mapping[str, Any]]]:
-    """(workload, config, figures) in report order."""
-    workloads: list[str] = []
-    for config in CONFIGS:
-        for workload in results.get(config) or {}:
-            if workload not in workloads:
-                workloads.append(workload)
-    order = [w for w in WORKLOADS if w in workloads] + [w for w in workloads if w not in WORKLOADS]
-    return [
-        (workload, config, results[config][workload])
-        for workload in order
-        for config in CONFIGS
-        if workload in (results.get(config) or {})
-    ]
-
-
-# --- targets -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    name: str
-    workload: str
-    met: bool | None  # None: not measured
-    detail: str
-
-
-def evaluate_targets(results: Mapping[str, Any]) -> list[Target]:
-    """The current targets: exactness after the drain, the delay, the aggregation cost at the
-    production shape, the summary item's size and the full bill (break-even, ratios, fixed
-    cost). ``make bench`` reports them; ``--strict`` fails when one is missed."""
-    targets = []
-    for workload, entry in (results.get("ours") or {}).items():
-        mismatches = entry.get("mismatches")
-        targets.append(
-            Target(
-                "zero mismatches after drain",
-                workload,
-                mismatches == 0 and bool(entry.get("drained")),
-                f"{_num(mismatches)} mismatched summaries"
-                + ("" if entry.get("drained") else " (not drained)"),
-            )
-        )
-    return (
-        targets
-        + _delay_targets(results)
-        + _production_targets(results)
-        + full_bill_targets(results)
-    )
-
-
-def full_bill_targets(results: Mapping[str, Any]) -> list[Target]:
-    """The full bill's targets (``BREAK_EVEN_TARGET``, ``FULL_BILL_RATIO_TARGETS``,
-    ``FIXED_COST_TARGET``); none when no full bill was computed."""
-    rows = results.get("full_bill") or []
-    if not rows:
-        return []
-    workload = str((results.get("full_bill_detail") or {}).get("workload") or "-")
-    targets = []
-    most, partitions = BREAK_EVEN_TARGET
-    even = results.get("break_even_events_per_day") or {}
-    for count in partitions:
-        value = even.get(str(count))
-        targets.append(
-            Target(
-                f"full bill: never more expensive than the reference from {most:,} events/day "
-                f"on {count} partition(s)",
-                workload,
-                value is not None and value <= most,
-                "break-even " + ("never (up to 100 M)" if value is None else f"{value:,}/day"),
-            )
-        )
-    by_cell = {(r["events_per_day"], r["partitions"]): r for r in rows}
-    for (per_day, count), wanted in FULL_BILL_RATIO_TARGETS.items():
-        row = by_cell.get((per_day, count))
-        if row is None:
-            continue
-        ratio = row.get("ratio")
-        targets.append(
-            Target(
-                f"full bill: reference ÷ ours ≥ {wanted:g}x at {_per_day(per_day)} events/day on "
-                f"{count} partition(s)",
-                workload,
-                None if ratio is None else ratio >= wanted,
-                f"{_num(ratio)}x ({_usd(row.get('reference_usd_month'))} vs "
-                f"{_usd(row.get('ours_usd_month'))} a month)",
-            )
-        )
-    fixed = rows[0].get("fixed_usd_month")
-    items = (results.get("full_bill_detail") or {}).get("fixed") or {}
-    targets.append(
-        Target(
-            f"fixed cost a month (no traffic) ≤ ${FIXED_COST_TARGET:.2f}",
-            workload,
-            None if fixed is None else fixed <= FIXED_COST_TARGET,
-            f"{_usd(fixed)} ({', '.join(f'{k} {_usd(v)}' for k, v in items.items())})",
-        )
-    )
-    return targets
-
-
-def measured_window(results: Mapping[str, Any]) -> float | None:
-    """This project's batching window in the measured runs: its mappings as deployed (read
-    back from the Lambda API), the longest if they differ."""
-    configuration = ((results.get("meta") or {}).get("configurations") or {}).get("ours") or {}
-    windows = [
-        float((m.get("settings") or {}).get("MaximumBatchingWindowInSeconds") or 0)
-        for m in configuration.get("mappings") or []
-    ]
-    return max(windows) if windows else None
-
-
-def projected_window(rows: list[Mapping[str, Any]]) -> float | None:
-    """This project's batching window in the production projection (its production default)."""
-    windows = [r["batching_window_seconds"] for r in rows if "batching_window_seconds" in r]
-    return max(windows) if windows else None
-
-
-def _delay_targets(results: Mapping[str, Any]) -> list[Target]:
-    """This project's write-to-summary p99 within the measured run's batching window + 2 s
-    (as deployed for the run, on the local stream)."""
-    window = measured_window(results)
-    if window is None:
-        return []
-    budget = window + 2.0
-    targets = []
-    for workload, entry in (results.get("ours") or {}).items():
-        p99 = entry.get("write_to_summary_p99_seconds")
-        targets.append(
-            Target(
-                f"write-to-summary p99 ≤ the measured run's batching window + 2 s ({budget:g} s)",
-                workload,
-                None if p99 is None else p99 <= budget,
-                f"p99 {_num(p99, 2)} s",
-            )
-        )
-    return targets
-
-
-def production_target(events_per_day: int, partitions: int) -> float:
-    """The least reference ÷ ours ratio of aggregation cost asked for at the production shape:
-    3x at 1 M events a day on 1 or 4 partitions, 2x on 16, 4x at 10 M and 100 M on 4 and 16;
-    in every other cell, at least never more expensive (1x)."""
-    if events_per_day <= 1_000_000:
-        return 3.0 if partitions <= 4 else 2.0
-    return 4.0 if partitions >= 4 else 1.0
-
-
-def projection_rows(results: Mapping[str, Any]) -> tuple[str | None, list[Mapping[str, Any]]]:
-    """The production-shape projection to show: the large workload's (its measured write
-    costs), else the first workload that has one."""
-    ours = results.get("ours") or {}
-    for workload in ("large", *ours):
-        rows = (ours.get(workload) or {}).get("projection")
-        if isinstance(rows, list) and rows:
-            return workload, rows
-    return None, []
-
-
-def _production_targets(results: Mapping[str, Any]) -> list[Target]:
-    """The ratios of the production projection (this project at its production batching
-    window) and the size of a summary item after a day."""
-    workload, rows = projection_rows(results)
-    targets = []
-    for row in rows:
-        wanted = production_target(row["events_per_day"], row["partitions"])
-        ratio = row.get("ratio")
-        window = row.get("batching_window_seconds")
-        at = "" if window is None else f", {window:g} s window"
-        targets.append(
-            Target(
-                f"reference ÷ ours ≥ {wanted:g}x at {_per_day(row['events_per_day'])} events/day "
-                f"on {row['partitions']} partition(s) (projected{at})",
-                workload or "-",
-                None if ratio is None else ratio >= wanted,
-                f"{_num(ratio)}x ({_usd(row.get('reference_usd_month'))} vs "
-                f"{_usd(row.get('ours_usd_month'))} a month)",
-            )
-        )
-    sizes = [
-        (row["partitions"], row.get("ours_video_summary_bytes"))
-        for row in rows
-        if row["events_per_day"] == rows[0]["events_per_day"]
-    ]
-    measured = [(count, size) for count, size in sizes if isinstance(size, int)]
-    if measured:
-        largest = max(measured, key=lambda pair: pair[1])
-        targets.append(
-            Target(
-                "a summary item stays ≤ 1 KB after a day, up to 16 partitions (projected)",
-                workload or "-",
-                largest[1] <= 1024,
-                ", ".join(f"{size:,} B at {count}" for count, size in measured),
-            )
-        )
-    return targets
-
-
-def _per_day(events: int) -> str:
-    if events < 1_000_000:
-        return f"{events / 1e3:g} k"
-    return f"{events / 1e6:g} M"
-
-
-def targets_met(results: Mapping[str, Any]) -> bool:
-    targets = evaluate_targets(results)
-    return bool(targets) and all(t.met for t in targets)
-
+from benchmark.formatting import fmt_num, fmt_per_day, fmt_seconds, fmt_usd, fmt_usd4
+from benchmark.targets import evaluate_targets, production_target
+from benchmark.workloads import (
+    CONFIG_TITLES,
+    CONFIGS,
+    measured_window,
+    projected_cost,
+    projected_window,
+    projection_rows,
+    total_cost,
+    workload_entries,
+)
 
 # --- README table --------------------------------------------------------------------------------
 
@@ -326,23 +46,23 @@ def readme_table(results: Mapping[str, Any]) -> str:
         "write-to-summary p50 / p99 | $ / month at 1 M events/day (projected) |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for workload, config, entry in _entries(results):
+    for workload, config, entry in workload_entries(results):
         lines.append(
             "| "
             + " | ".join(
                 [
                     workload,
                     CONFIG_TITLES.get(config, config),
-                    _num(entry.get("invocations_per_1000_records"), 1),
-                    f"{_num(entry.get('writes_per_event'))} "
-                    f"({_num(entry.get('lower_bound_writes_per_event'))})",
-                    f"{_num(entry.get('wru_per_event'))} "
-                    f"(+ {_num(entry.get('gsi_wru_per_event'))})",
-                    _num(entry.get("mismatches")),
-                    f"{_num(entry.get('drain_seconds'), 1)} s",
-                    f"{_num(entry.get('write_to_summary_p50_seconds'), 1)} / "
-                    f"{_num(entry.get('write_to_summary_p99_seconds'), 1)} s",
-                    _usd(_projected_cost(entry)),
+                    fmt_num(entry.get("invocations_per_1000_records"), 1),
+                    f"{fmt_num(entry.get('writes_per_event'))} "
+                    f"({fmt_num(entry.get('lower_bound_writes_per_event'))})",
+                    f"{fmt_num(entry.get('wru_per_event'))} "
+                    f"(+ {fmt_num(entry.get('gsi_wru_per_event'))})",
+                    fmt_num(entry.get("mismatches")),
+                    f"{fmt_num(entry.get('drain_seconds'), 1)} s",
+                    f"{fmt_num(entry.get('write_to_summary_p50_seconds'), 1)} / "
+                    f"{fmt_num(entry.get('write_to_summary_p99_seconds'), 1)} s",
+                    fmt_usd(projected_cost(entry)),
                 ]
             )
             + " |"
@@ -354,7 +74,7 @@ def readme_table(results: Mapping[str, Any]) -> str:
     lines.append("")
     lines.append(
         f"Measured by `make bench` on the local endpoint ({meta.get('generated_at', '?')}) at "
-        f"{_num(meta.get('rate'), 0)} events/s"
+        f"{fmt_num(meta.get('rate'), 0)} events/s"
         + ("" if measured is None else f", this project's batching window {measured:g} s")
         + "; dollars from docs/design.md §6 prices for the same records batched as 1 M events a "
         "day would be"
@@ -414,8 +134,8 @@ def full_bill_table(results: Mapping[str, Any]) -> list[str]:
     for row in rows:
         lines.append(
             f"| {row['events_per_day']:,} | {row['partitions']} | "
-            f"{_usd(row.get('reference_usd_month'))} | {_usd(row.get('ours_usd_month'))} | "
-            f"**{_num(row.get('ratio'))}x** | {_usd(row.get('fixed_usd_month'))} |"
+            f"{fmt_usd(row.get('reference_usd_month'))} | {fmt_usd(row.get('ours_usd_month'))} | "
+            f"**{fmt_num(row.get('ratio'))}x** | {fmt_usd(row.get('fixed_usd_month'))} |"
         )
     even = results.get("break_even_events_per_day") or {}
     lines += [
@@ -438,8 +158,8 @@ def fixed_cost_lines(results: Mapping[str, Any]) -> list[str]:
     if not fixed:
         return []
     resources = (detail.get("resources") or {}).get("ours") or {}
-    items = ", ".join(f"{LINE_TITLES.get(k, k)} {_usd(v)}" for k, v in fixed.items())
-    total = _usd(detail.get("fixed_usd_month"))
+    items = ", ".join(f"{LINE_TITLES.get(k, k)} {fmt_usd(v)}" for k, v in fixed.items())
+    total = fmt_usd(detail.get("fixed_usd_month"))
     return [
         f"Fixed cost of this project's stack with no traffic: **{total}** a month ({items}); "
         f"the stack holds {resources.get('alarms', '?')} alarms reading "
@@ -463,37 +183,33 @@ def _itemized_bill(results: Mapping[str, Any]) -> list[str]:
     if not cells:
         return []
     header = "| line | " + " | ".join(
-        f"{_per_day(c['events_per_day'])}/day, {c['partitions']} p: reference | ours" for c in cells
+        f"{fmt_per_day(c['events_per_day'])}/day, {c['partitions']} p: reference | ours"
+        for c in cells
     )
     lines = [header + " |", "|---|" + "---:|---:|" * len(cells)]
     for name in BILL_LINES:
         lines.append(
             f"| {LINE_TITLES.get(name, name)} | "
             + " | ".join(
-                f"{_usd4(c['reference'].get(name))} | {_usd4(c['ours'].get(name))}" for c in cells
+                f"{fmt_usd4(c['reference'].get(name))} | {fmt_usd4(c['ours'].get(name))}"
+                for c in cells
             )
             + " |"
         )
     lines.append(
         "| … custom metrics if zero values were not published | "
-        + " | ".join(f"- | {_usd4(c.get('ours_custom_metrics_nonzero_only'))}" for c in cells)
+        + " | ".join(f"- | {fmt_usd4(c.get('ours_custom_metrics_nonzero_only'))}" for c in cells)
         + " |"
     )
     lines.append(
         "| **total** | "
         + " | ".join(
-            f"**{_usd(sum(c['reference'].values()))}** | **{_usd(sum(c['ours'].values()))}**"
+            f"**{fmt_usd(sum(c['reference'].values()))}** | **{fmt_usd(sum(c['ours'].values()))}**"
             for c in cells
         )
         + " |"
     )
     return lines
-
-
-def _usd4(value: Any) -> str:
-    if value is None:
-        return "-"
-    return f"${value:,.2f}" if abs(value) >= 0.01 or value == 0 else f"${value:.4f}"
 
 
 def _prices_table() -> list[str]:
@@ -518,8 +234,8 @@ def _full_bill_section(results: Mapping[str, Any]) -> list[str]:
             published = shape.get("metrics") or {}
             log_notes.append(
                 f"{CONFIG_TITLES.get(config, config)} {item_type}: "
-                f"{_num(shape.get('own_bytes_per_invocation'), 0)} B of its own log output per "
-                f"invocation over {_num(shape.get('invocations'))} invocations, "
+                f"{fmt_num(shape.get('own_bytes_per_invocation'), 0)} B of its own log output per "
+                f"invocation over {fmt_num(shape.get('invocations'))} invocations, "
                 f"{len(published)} custom metric(s) published"
             )
     return [
@@ -612,8 +328,8 @@ def _cell(entry: Mapping[str, Any], name: str | None, digits: int) -> str:
         return ""
     value = entry.get(name)
     if isinstance(value, Mapping):  # write_to_invocation: the worse of the two functions
-        return f"{_num(value.get('p50'), digits)} / {_num(value.get('p99'), digits)}"
-    return _num(value, digits)
+        return f"{fmt_num(value.get('p50'), digits)} / {fmt_num(value.get('p99'), digits)}"
+    return fmt_num(value, digits)
 
 
 def _workload_table(results: Mapping[str, Any], workload: str) -> list[str]:
@@ -637,14 +353,14 @@ def _cost_table(results: Mapping[str, Any]) -> list[str]:
         "| total | lower bound | workload's own writes (same for both) |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for workload, config, entry in _entries(results):
+    for workload, config, entry in workload_entries(results):
         cost = entry.get("monthly_usd") or {}
         lines.append(
             f"| {workload} | {CONFIG_TITLES.get(config, config)} | "
-            f"{_usd(cost.get('lambda_requests'))} | {_usd(cost.get('lambda_compute'))} | "
-            f"{_usd(cost.get('dynamodb'))} | **{_usd(cost.get('total'))}** | "
-            f"{_usd(_cost(entry, 'lower_bound_monthly_usd'))} | "
-            f"{_usd(entry.get('base_writes_monthly_usd'))} |"
+            f"{fmt_usd(cost.get('lambda_requests'))} | {fmt_usd(cost.get('lambda_compute'))} | "
+            f"{fmt_usd(cost.get('dynamodb'))} | **{fmt_usd(cost.get('total'))}** | "
+            f"{fmt_usd(total_cost(entry, 'lower_bound_monthly_usd'))} | "
+            f"{fmt_usd(entry.get('base_writes_monthly_usd'))} |"
         )
     return lines
 
@@ -665,14 +381,14 @@ def _projection_notes(results: Mapping[str, Any]) -> list[str]:
             windows = "windows" if window is None else f"{window:g} s windows"
             notes.append(
                 f"- {workload}, projected to {EVENTS_PER_DAY:,} events a day (about "
-                f"{_num(p_ours.get('events_per_second'), 1)} events/s, this project's "
+                f"{fmt_num(p_ours.get('events_per_second'), 1)} events/s, this project's "
                 f"production {windows} close with "
-                f"{', '.join(_num(n) for n in p_ours.get('batch_records') or [])} records): "
-                f"{_num(ref_rate, 1)} vs {_num(ours_rate, 1)} invocations per 1,000 records "
-                f"({ref_rate / ours_rate:,.0f}x), {_usd(_cost(p_ref))} vs {_usd(_cost(p_ours))} "
-                "a month"
+                f"{', '.join(fmt_num(n) for n in p_ours.get('batch_records') or [])} records): "
+                f"{fmt_num(ref_rate, 1)} vs {fmt_num(ours_rate, 1)} invocations per 1,000 records "
+                f"({ref_rate / ours_rate:,.0f}x), {fmt_usd(total_cost(p_ref))} vs "
+                f"{fmt_usd(total_cost(p_ours))} a month"
                 + (
-                    f" ({_usd(p_ref['monthly_usd_if_gsi_billed_once'])} for the reference "
+                    f" ({fmt_usd(p_ref['monthly_usd_if_gsi_billed_once'])} for the reference "
                     "design if AWS bills a transaction's GSI write as a standard write)."
                     if p_ref.get("monthly_usd_if_gsi_billed_once") is not None
                     else "."
@@ -683,8 +399,8 @@ def _projection_notes(results: Mapping[str, Any]) -> list[str]:
             rates[0] - rates[1]
         ) > 0.1 * max(rates):
             notes.append(
-                f"- {workload}: the writers achieved {_num(rates[0], 1)} events/s against the "
-                f"reference design and {_num(rates[1], 1)} against this project (the local "
+                f"- {workload}: the writers achieved {fmt_num(rates[0], 1)} events/s against the "
+                f"reference design and {fmt_num(rates[1], 1)} against this project (the local "
                 "endpoint serializes every DynamoDB request); a lower rate means smaller "
                 "batches for this project, so its figures are, if anything, pessimistic."
             )
@@ -698,12 +414,12 @@ def _windows_note(results: Mapping[str, Any]) -> list[str]:
     measured = measured_window(results)
     if measured is None and not production:
         return []
-    window = _seconds(production.get("maximum_batching_window_in_seconds"))
-    tumbling = _seconds(production.get("tumbling_window_in_seconds"))
+    window = fmt_seconds(production.get("maximum_batching_window_in_seconds"))
+    tumbling = fmt_seconds(production.get("tumbling_window_in_seconds"))
     return [
-        f"This project's batching window: {_seconds(measured)} s in the measured runs "
+        f"This project's batching window: {fmt_seconds(measured)} s in the measured runs "
         f"(`-var=stream_mapping={mapping.get('measured_variable') or '?'}`: the delay target "
-        f"holds it); {window} s, batch size {_num(production.get('batch_size'))} and tumbling "
+        f"holds it); {window} s, batch size {fmt_num(production.get('batch_size'))} and tumbling "
         f"window {tumbling} s in every projection (the root module's production defaults, read "
         "with `terraform console`).",
         "",
@@ -717,20 +433,20 @@ def _projection_table(results: Mapping[str, Any]) -> list[str]:
         "Lambda requests | Lambda GB-s | DynamoDB | total |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for workload, config, entry in _entries(results):
+    for workload, config, entry in workload_entries(results):
         p = entry.get("projected")
         if not isinstance(p, Mapping):
             continue
         cost = p.get("monthly_usd") or {}
-        sizes = ", ".join(_num(n) for n in p.get("batch_records") or [])
+        sizes = ", ".join(fmt_num(n) for n in p.get("batch_records") or [])
         lines.append(
             f"| {workload} | {CONFIG_TITLES.get(config, config)} | {sizes} | "
-            f"{_num(p.get('invocations_per_1000_records'), 2)} | "
-            f"{_num(p.get('writes_per_event'), 3)} | {_num(p.get('wru_per_event'), 3)} "
-            f"(+ {_num(p.get('gsi_wru_per_event'), 3)}) | "
-            f"{_num(p.get('assumed_ms_per_invocation'), 1)} | "
-            f"{_usd(cost.get('lambda_requests'))} | {_usd(cost.get('lambda_compute'))} | "
-            f"{_usd(cost.get('dynamodb'))} | **{_usd(cost.get('total'))}** |"
+            f"{fmt_num(p.get('invocations_per_1000_records'), 2)} | "
+            f"{fmt_num(p.get('writes_per_event'), 3)} | {fmt_num(p.get('wru_per_event'), 3)} "
+            f"(+ {fmt_num(p.get('gsi_wru_per_event'), 3)}) | "
+            f"{fmt_num(p.get('assumed_ms_per_invocation'), 1)} | "
+            f"{fmt_usd(cost.get('lambda_requests'))} | {fmt_usd(cost.get('lambda_compute'))} | "
+            f"{fmt_usd(cost.get('dynamodb'))} | **{fmt_usd(cost.get('total'))}** |"
         )
     return lines
 
@@ -750,27 +466,27 @@ def production_table(results: Mapping[str, Any]) -> list[str]:
         "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
-        sizes = ", ".join(_num(n) for n in row.get("ours_batch_records") or [])
+        sizes = ", ".join(fmt_num(n) for n in row.get("ours_batch_records") or [])
         wanted = production_target(row["events_per_day"], row["partitions"])
         lines.append(
-            f"| {_per_day(row['events_per_day'])} | {row['partitions']} | {sizes} | "
-            f"{_num(row.get('reference_invocations_per_1000_records'), 1)}, "
-            f"{_num(row.get('ours_invocations_per_1000_records'), 1)} | "
-            f"{_num(row.get('reference_writes_per_event'), 2)}, "
-            f"{_num(row.get('ours_writes_per_event'), 2)} | "
-            f"{_num(row.get('reference_wru_per_event'), 2)}, "
-            f"{_num(row.get('ours_wru_per_event'), 2)} | "
-            f"{_num(row.get('ours_video_summary_bytes'))}, "
-            f"{_num(row.get('ours_marks_per_video_summary'))} | "
-            f"{_usd(row.get('reference_usd_month'))} | {_usd(row.get('ours_usd_month'))} | "
-            f"**{_num(row.get('ratio'))}x** | ≥ {wanted:g}x |"
+            f"| {fmt_per_day(row['events_per_day'])} | {row['partitions']} | {sizes} | "
+            f"{fmt_num(row.get('reference_invocations_per_1000_records'), 1)}, "
+            f"{fmt_num(row.get('ours_invocations_per_1000_records'), 1)} | "
+            f"{fmt_num(row.get('reference_writes_per_event'), 2)}, "
+            f"{fmt_num(row.get('ours_writes_per_event'), 2)} | "
+            f"{fmt_num(row.get('reference_wru_per_event'), 2)}, "
+            f"{fmt_num(row.get('ours_wru_per_event'), 2)} | "
+            f"{fmt_num(row.get('ours_video_summary_bytes'))}, "
+            f"{fmt_num(row.get('ours_marks_per_video_summary'))} | "
+            f"{fmt_usd(row.get('reference_usd_month'))} | {fmt_usd(row.get('ours_usd_month'))} | "
+            f"**{fmt_num(row.get('ratio'))}x** | ≥ {wanted:g}x |"
         )
     projection = (results.get("meta") or {}).get("projection") or {}
     lines += [
         "",
         f"Projected from the {workload} workload's measured write costs: "
-        f"{_num(projection.get('operations_simulated'))} operations of the load test's "
-        f"generator ({_num(projection.get('users'))} users, {_num(projection.get('videos'))} "
+        f"{fmt_num(projection.get('operations_simulated'))} operations of the load test's "
+        f"generator ({fmt_num(projection.get('users'))} users, {fmt_num(projection.get('videos'))} "
         "videos, Zipf, the default mix) cut into each shard's batches and merged by the "
         f"handlers' own code. {projection.get('note', '')}",
     ]
@@ -804,8 +520,8 @@ def window_table(results: Mapping[str, Any]) -> list[str]:
     for per_day, partitions in cells:
         values = [ratio.get((w, per_day, partitions)) for w in windows]
         lines.append(
-            f"| {_per_day(per_day)} | {partitions} | "
-            + " | ".join("-" if v is None else f"{_num(v)}x" for v in values)
+            f"| {fmt_per_day(per_day)} | {partitions} | "
+            + " | ".join("-" if v is None else f"{fmt_num(v)}x" for v in values)
             + f" | ≥ {production_target(per_day, partitions):g}x |"
         )
     lines += [
@@ -837,10 +553,10 @@ def _settings_section(meta: Mapping[str, Any]) -> list[str]:
                 f"| {mapping.get('function_name')} | {s.get('BatchSize')} | "
                 f"{s.get('MaximumBatchingWindowInSeconds') or 0} | {s.get('StartingPosition')} | "
                 f"{s.get('MaximumRetryAttempts')} | {s.get('MaximumRecordAgeInSeconds')} | "
-                f"{_num(bool(s.get('BisectBatchOnFunctionError')))} | "
-                f"{_num('ReportBatchItemFailures' in (s.get('FunctionResponseTypes') or []))} | "
+                f"{fmt_num(bool(s.get('BisectBatchOnFunctionError')))} | "
+                f"{fmt_num('ReportBatchItemFailures' in (s.get('FunctionResponseTypes') or []))} | "
                 f"{s.get('ParallelizationFactor')} | {s.get('TumblingWindowInSeconds') or 0} | "
-                f"{_num(s.get('OnFailure'))} | {filters} |"
+                f"{fmt_num(s.get('OnFailure'))} | {filters} |"
             )
         lines.append("")
     return lines
@@ -853,9 +569,9 @@ def render_report(results: Mapping[str, Any]) -> str:
         "# Benchmark: the blog's reference design vs this project",
         "",
         f"Generated {meta.get('generated_at', '?')} by `make bench` in "
-        f"{_num(meta.get('total_seconds'), 0)} s on the local endpoint (moto server + the "
+        f"{fmt_num(meta.get('total_seconds'), 0)} s on the local endpoint (moto server + the "
         "Docker-free stream engine), seed "
-        f"{meta.get('seed')}, target rate {_num(meta.get('rate'), 0)} events/s with "
+        f"{meta.get('seed')}, target rate {fmt_num(meta.get('rate'), 0)} events/s with "
         f"{meta.get('writers')} writers, the load test's default mix.",
         "",
         "## Targets",
@@ -874,7 +590,7 @@ def render_report(results: Mapping[str, Any]) -> str:
     lines += ["## Workloads", ""]
     for key, workload in workloads.items():
         lines.append(
-            f"- **{key}**: {workload.get('title')}; {_num(workload.get('events'))} events, "
+            f"- **{key}**: {workload.get('title')}; {fmt_num(workload.get('events'))} events, "
             f"ids prefixed `{workload.get('id_prefix')}`."
         )
     skipped = results.get("skipped") or meta.get("skipped") or []
@@ -912,7 +628,7 @@ def render_report(results: Mapping[str, Any]) -> str:
         "",
         *_projection_table(results),
         "",
-        f"### At the benchmark's batching ({_num(meta.get('rate'), 0)} events/s), per event "
+        f"### At the benchmark's batching ({fmt_num(meta.get('rate'), 0)} events/s), per event "
         "as measured",
         "",
         *_cost_table(results),
@@ -952,91 +668,3 @@ def render_report(results: Mapping[str, Any]) -> str:
     if notes:
         lines += ["## Notes", "", *[f"- {note}" for note in notes], ""]
     return "\n".join(lines)
-
-
-# --- chart ---------------------------------------------------------------------------------------
-
-
-def write_chart(results: Mapping[str, Any], path: Path) -> None:
-    import matplotlib  # noqa: PLC0415 - slow import, only when writing the chart
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
-    entries = _entries(results)
-    workloads = list(dict.fromkeys(w for w, _, _ in entries))
-    panels = (
-        # (title, figure, lower bound, log scale, value labels)
-        ("invocations / 1,000 records (log)", "invocations_per_1000_records",
-         "lower_bound_invocations_per_1000_records", True, "{:,.1f}"),
-        ("summary item writes / event", "writes_per_event", "lower_bound_writes_per_event",
-         False, None),
-        ("summary WRU / event (table, without GSI)", "wru_per_event",
-         "lower_bound_wru_per_event", False, None),
-        ("$ / month at 1 M events/day (projected)", "monthly_total", None, False, "${:,.0f}"),
-        ("mismatched summaries after drain", "mismatches", None, False, "{:,.0f}"),
-    )  # fmt: skip
-    _, production = projection_rows(results)
-    count = len(panels) + (1 if production else 0)
-    fig, axes = plt.subplots(1, count, figsize=(3.9 * count, 4.0))
-    colors = {"baseline": "#c0504d", "ours": "#4f81bd"}
-    width = 0.38
-    for ax, (title, name, bound, log, labels) in zip(axes[: len(panels)], panels, strict=True):
-        for offset, config in ((-width / 2, "baseline"), (width / 2, "ours")):
-            xs, values, bounds = [], [], []
-            for index, workload in enumerate(workloads):
-                entry = (results.get(config) or {}).get(workload)
-                if entry is None:
-                    continue
-                xs.append(index + offset)
-                values.append(_chart_value(entry, name) or 0.0)
-                bounds.append(_chart_value(entry, bound))
-            if not xs:
-                continue
-            bars = ax.bar(xs, values, width, label=CONFIG_TITLES[config], color=colors[config])
-            if labels:
-                ax.bar_label(bars, labels=[labels.format(v) for v in values], fontsize=7)
-            lb_x = [x for x, b in zip(xs, bounds, strict=True) if b is not None]
-            lb_y = [b for b in bounds if b is not None]
-            ax.scatter(lb_x, lb_y, marker="_", s=400, color="black", zorder=3,
-                       label="lower bound" if config == "ours" else None)  # fmt: skip
-        ax.set_title(title, fontsize=10)
-        ax.set_xticks(range(len(workloads)), workloads)
-        if log:
-            ax.set_yscale("log")
-        ax.grid(axis="y", alpha=0.3)
-    if production:
-        _production_panel(axes[-1], production)
-    axes[0].legend(fontsize=8)
-    fig.suptitle("reference design vs this project (make bench, local endpoint)", fontsize=11)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def _production_panel(ax: Any, rows: list[Mapping[str, Any]]) -> None:
-    """Reference ÷ ours at the production shape, one bar per (events/day, partitions), with
-    each cell's target."""
-    labels = [f"{row['events_per_day'] / 1e6:g}M/{row['partitions']}p" for row in rows]
-    ratios = [float(row.get("ratio") or 0.0) for row in rows]
-    xs = range(len(rows))
-    bars = ax.bar(xs, ratios, 0.6, color="#4f81bd")
-    ax.bar_label(bars, labels=[f"{r:.1f}x" for r in ratios], fontsize=7)
-    wanted = [production_target(row["events_per_day"], row["partitions"]) for row in rows]
-    ax.scatter(xs, wanted, marker="_", s=300, color="black", zorder=3, label="target")
-    ax.axhline(1.0, color="#c0504d", linewidth=0.8)
-    ax.set_xticks(list(xs), labels, rotation=60, fontsize=7)
-    window = projected_window(rows)
-    at = "" if window is None else f", {window:g} s window"
-    ax.set_title(f"reference ÷ ours, production shape (projected{at})", fontsize=10)
-    ax.grid(axis="y", alpha=0.3)
-
-
-def _chart_value(entry: Mapping[str, Any], name: str | None) -> float | None:
-    if name is None:
-        return None
-    if name == "monthly_total":
-        return _projected_cost(entry)
-    value = entry.get(name)
-    return float(value) if isinstance(value, int | float) else None

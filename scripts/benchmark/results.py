@@ -11,9 +11,11 @@ from typing import Any
 from rich.console import Console
 from vstats import cli
 
+from benchmark.chart import write_chart
 from benchmark.figures import FunctionSettings, RunCounts, figures, settings_dict
 from benchmark.options import Options
-from benchmark.report import CONFIGS, render_report, write_chart
+from benchmark.report import render_report
+from benchmark.workloads import CONFIGS
 
 
 def write_outputs(

@@ -78,9 +78,11 @@ from benchmark.projection import (
     sensitivity_windows,
     stream_records,
 )
-from benchmark.report import Workload, evaluate_targets, readme_table
+from benchmark.report import readme_table
 from benchmark.resources import read_stack_resources
 from benchmark.results import assemble_results, write_outputs
+from benchmark.targets import evaluate_targets
+from benchmark.workloads import Workload
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from localcloud.client import ControlClient
-from localcloud.lineage import run_figures
+from localcloud.shard_lineage import run_figures
 from rich.console import Console
 from rich.progress import (
     BarColumn,

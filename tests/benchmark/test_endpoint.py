@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 import pytest
 from benchmark.endpoint import install_fast_transactions
-from benchmark.engine import create_keys_only_table
+from benchmark.engine_bench import create_keys_only_table
 from moto import mock_aws
 from moto.dynamodb.models import dynamodb_backends
 

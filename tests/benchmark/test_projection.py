@@ -30,7 +30,8 @@ from benchmark.projection import (
     summary_writes,
     with_marks,
 )
-from benchmark.report import evaluate_targets, production_table, production_target
+from benchmark.report import production_table
+from benchmark.targets import evaluate_targets, production_target
 from localcloud.writestats import IndexShape, item_size
 from video_stats import model
 from video_stats.marks import decode_mark, encode_mark

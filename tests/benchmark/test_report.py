@@ -8,17 +8,16 @@ from typing import Any
 
 import pytest
 from benchmark import cli
+from benchmark.chart import write_chart
 from benchmark.options import options_from_args
 from benchmark.report import (
-    evaluate_targets,
     full_bill_table,
-    full_bill_targets,
     readme_table,
     render_report,
     window_table,
     with_docs_table,
-    write_chart,
 )
+from benchmark.targets import evaluate_targets, full_bill_targets
 
 
 def entry(**overrides: Any) -> dict[str, Any]:

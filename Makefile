@@ -61,7 +61,7 @@ $(VENV_STAMP): requirements-dev.txt pyproject.toml
 	@touch $@
 
 .PHONY: venv
-venv: $(VENV_STAMP) ## Create the virtual environment with the pinned tools
+venv: $(VENV_STAMP) ## Create the virtual environment: the pinned tools, then this project (editable)
 
 # checkov pins its own versions of boto3 and friends, so it lives in a venv of its own.
 CHECKOV_STAMP := .venv-checkov/.installed

@@ -32,9 +32,6 @@ ZIP          := build/lambda.zip
 DEPLOY_ROOT  := deploy
 TF           := scripts/tf $(TARGET) -chdir=$(DEPLOY_ROOT)
 
-# The tools (scripts/) and the domain code (lambda_src/) import each other by package name.
-export PYTHONPATH := $(CURDIR)/scripts:$(CURDIR)/lambda_src
-
 ifeq ($(filter $(TARGET),local aws),)
 $(error TARGET must be local or aws, not '$(TARGET)')
 endif
@@ -54,14 +51,17 @@ help: ## List the targets
 
 # --- toolchain -------------------------------------------------------------
 
-$(VENV_STAMP): requirements-dev.txt
+# The pinned tools, then this project editable (pyproject.toml): the tools (scripts/) and the
+# domain code (lambda_src/) import each other by package name, with no PYTHONPATH.
+$(VENV_STAMP): requirements-dev.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found: install Python >= 3.11" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
 
 .PHONY: venv
-venv: $(VENV_STAMP) ## Create the virtual environment with the pinned tools
+venv: $(VENV_STAMP) ## Create the virtual environment: the pinned tools, then this project (editable)
 
 # checkov pins its own versions of boto3 and friends, so it lives in a venv of its own.
 CHECKOV_STAMP := .venv-checkov/.installed

@@ -11,22 +11,28 @@
   each item as it was that many seconds ago — the state before its first write since then
   (missing if it did not exist). Writes keep the item's previous version while the fault is on;
   every reader of the endpoint sees the lag, the tools included.
+* Parsed update expressions are cached by their text (``parse_update_expression``), and moto's
+  list of its own services is read once instead of on every request (the profile behind this:
+  README.md in this folder, "Performance").
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
+from moto import backends as moto_backends
 from moto.awslambda.exceptions import InvalidParameterValueException
 from moto.awslambda.models import LambdaBackend, LambdaFunction
 from moto.dynamodb.exceptions import ConditionalCheckFailed
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
+from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
 from moto.dynamodb.responses import DynamoHandler
 
 from localcloud import motostreams
@@ -49,6 +55,9 @@ WRITE_OPERATIONS = frozenset(
     }
 )
 TRANSACTIONAL = frozenset({"TransactWriteItems", "ExecuteTransaction"})
+# Distinct update expression texts kept parsed. The handlers build a few dozen (placeholders,
+# never values, vary with the number of marks); the bound keeps a stray client from growing it.
+PARSED_EXPRESSIONS = 1024
 
 
 # Runs a function (moto's LambdaFunction) on an event; returns (ok, payload bytes).
@@ -89,6 +98,7 @@ def install(
     _patch_mappings()
     _patch_writes()
     _patch_index_reads()
+    _patch_parsing()
 
 
 def _notify() -> None:
@@ -116,6 +126,40 @@ def _patch_invoke() -> None:
         return result
 
     LambdaFunction.invoke = invoke  # type: ignore[method-assign]
+
+
+# --- parsing ---------------------------------------------------------------------------
+
+_ORIGINAL_MAKE = UpdateExpressionParser.make
+
+
+@functools.lru_cache(maxsize=PARSED_EXPRESSIONS)
+def parse_update_expression(text: str) -> Any:
+    """moto's AST of an UpdateExpression, parsed once per text and shared. Safe because the
+    parse depends on the text alone (names and values stay placeholders) and nobody changes
+    the tree: moto's UpdateItem only reads it (``find_clauses``) and its validator works on a
+    ``deepcopy`` (moto/dynamodb/parsing/validators.py, ``Validator.__init__``). A syntax error
+    is raised again on every call (lru_cache keeps only results)."""
+    return _ORIGINAL_MAKE(text)
+
+
+@functools.cache
+def _moto_modules() -> tuple[str, ...]:
+    return tuple(_ORIGINAL_LIST_OF_MOTO_MODULES())
+
+
+_ORIGINAL_LIST_OF_MOTO_MODULES = moto_backends.list_of_moto_modules
+
+
+# What replaces ``UpdateExpressionParser.make`` (a classmethod, like moto's).
+CACHED_MAKE = classmethod(lambda cls, text: parse_update_expression(text))
+
+
+def _patch_parsing() -> None:
+    # moto parses the same UpdateExpression twice per UpdateItem (request check, then backend).
+    UpdateExpressionParser.make = CACHED_MAKE  # type: ignore[method-assign,assignment]
+    # moto's server lists its package directory (one stat per service) to route each request.
+    moto_backends.list_of_moto_modules = _moto_modules  # type: ignore[assignment]
 
 
 # --- streams ---------------------------------------------------------------------------

@@ -1,6 +1,7 @@
-"""The endpoint's parsed-expression cache (motopatch.parse_update_expression): the handlers'
-own updates give the same answers and items with and without it, the shared tree is never
-changed, and the cache is bounded. In process (moto's mock_aws), no server."""
+"""The endpoint's shortcuts through moto (motopatch._patch_parsing): with the parsed-expression
+cache the handlers' own updates give the same answers and items, the shared tree is never
+changed and the cache is bounded; the plain-JSON answers read like moto's serializer's. In
+process (moto's mock_aws), no server."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from localcloud import motopatch
 from moto import mock_aws
 from moto.dynamodb.parsing.ast_nodes import Node  # type: ignore[attr-defined]
 from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
+from moto.dynamodb.responses import DynamoHandler
 from stream_fakes import create_table
 from video_stats.apply import Expect, UpdateRequest
 from video_stats.marks import shard_marks
@@ -76,8 +78,8 @@ def run(use_cache: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[list[Any], li
             raw = boto3.client("dynamodb", region_name="us-east-1")
             create_table(raw, TABLE)
             client = RecordingClient(raw)
-            store = SummaryStore(client, TABLE)
-            outcomes = [store.update(request) for request in requests()]
+            store = SummaryStore(client, TABLE)  # type: ignore[arg-type]
+            outcomes: list[Any] = [store.update(request) for request in requests()]
             outcomes.append(bad_expression(raw))
             outcomes.append(bad_expression(raw))  # a syntax error is not remembered as a result
             items = sorted(raw.scan(TableName=TABLE)["Items"], key=lambda i: str(i["PK"]))
@@ -105,7 +107,8 @@ def shape(node: Any) -> Any:
         return (type(node).__name__, fields, [shape(c) for c in node.children or []])
     if isinstance(node, list | tuple):
         return [shape(c) for c in node]
-    return repr(node) if type(node).__repr__ is not object.__repr__ else type(node).__name__
+    own_repr: Any = type(node).__repr__
+    return repr(node) if own_repr is not object.__repr__ else type(node).__name__
 
 
 @pytest.fixture
@@ -152,3 +155,77 @@ def test_the_cache_is_bounded(fresh_cache: None) -> None:
 def test_moto_modules_listed_once() -> None:
     assert list(motopatch._moto_modules()) == list(motopatch._ORIGINAL_LIST_OF_MOTO_MODULES())
     assert "dynamodb" in motopatch._moto_modules()
+
+
+def item_operations(client: Any) -> list[Any]:
+    """Every item operation in PLAIN_RESPONSES, with each attribute type, each ReturnValues,
+    capacity, paging and an error; the answers as the client parsed them."""
+    every_type = {
+        "PK": {"S": "p"},
+        "SK": {"S": "1"},
+        "n": {"N": "12.50"},
+        "b": {"B": b"\x00\xffbin"},
+        "ss": {"SS": ["a", "b"]},
+        "ns": {"NS": ["1", "2.5"]},
+        "bs": {"BS": [b"x", b"\x01"]},
+        "m": {"M": {"s": {"S": "x"}, "l": {"L": [{"N": "1"}, {"NULL": True}, {"BOOL": False}]}}},
+        "empty": {"S": ""},
+    }
+    answers: list[Any] = []
+
+    def call(name: str, **kwargs: Any) -> None:
+        try:
+            answer = getattr(client, name)(TableName=TABLE, **kwargs)
+            answer.pop("ResponseMetadata", None)
+            answers.append(answer)
+        except ClientError as err:
+            answers.append((err.response["Error"], err.response.get("Item")))
+
+    key = {"PK": {"S": "p"}, "SK": {"S": "1"}}
+    call("put_item", Item=every_type)
+    call("put_item", Item={**every_type, "n": {"N": "1"}}, ReturnValues="ALL_OLD")
+    call("put_item", Item=every_type, ReturnConsumedCapacity="TOTAL")
+    call("get_item", Key=key)
+    call("get_item", Key={"PK": {"S": "none"}, "SK": {"S": "1"}})
+    call("get_item", Key=key, ProjectionExpression="m.l, b", ReturnConsumedCapacity="INDEXES")
+    for values in ("NONE", "ALL_NEW", "ALL_OLD", "UPDATED_NEW", "UPDATED_OLD"):
+        call(
+            "update_item",
+            Key=key,
+            UpdateExpression="ADD n :one SET bs2 = :b",
+            ExpressionAttributeValues={":one": {"N": "1"}, ":b": {"BS": [b"y"]}},
+            ReturnValues=values,
+        )
+    call(
+        "update_item",
+        Key=key,
+        UpdateExpression="SET n = :one",
+        ConditionExpression="attribute_not_exists(PK)",
+        ExpressionAttributeValues={":one": {"N": "1"}},
+        ReturnValuesOnConditionCheckFailure="ALL_OLD",
+    )
+    for number in range(5):
+        call("put_item", Item={"PK": {"S": "q"}, "SK": {"S": str(number)}, "v": {"N": "1"}})
+    query = {"KeyConditionExpression": "PK = :p", "ExpressionAttributeValues": {":p": {"S": "q"}}}
+    call("query", **query)
+    call("query", **query, Limit=2, ReturnConsumedCapacity="TOTAL")
+    call("query", **query, Select="COUNT")
+    call("query", **query, ExclusiveStartKey={"PK": {"S": "q"}, "SK": {"S": "2"}})
+    call("query", IndexName="GSI1", **query)  # an error: answered by moto
+    call("delete_item", Key=key, ReturnValues="ALL_OLD")
+    call("delete_item", Key=key, ReturnValues="ALL_OLD")
+    return answers
+
+
+def test_plain_responses_read_like_motos(monkeypatch: pytest.MonkeyPatch) -> None:
+    answers = []
+    for plain in (False, True):
+        with monkeypatch.context() as patch:
+            if plain:
+                patch.setattr(DynamoHandler, "serialized", motopatch._serialized)
+            with mock_aws():
+                client = boto3.client("dynamodb", region_name="us-east-1")
+                create_table(client, TABLE)
+                answers.append(item_operations(client))
+    assert answers[1] == answers[0]
+    assert sum(isinstance(a, tuple) for a in answers[0]) == 2

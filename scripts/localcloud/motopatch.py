@@ -104,7 +104,7 @@ def install(
     _patch_mappings()
     _patch_writes()
     _patch_index_reads()
-    _patch_parsing()
+    _patch_hot_paths()
 
 
 def _notify() -> None:
@@ -134,7 +134,7 @@ def _patch_invoke() -> None:
     LambdaFunction.invoke = invoke  # type: ignore[method-assign]
 
 
-# --- parsing ---------------------------------------------------------------------------
+# --- hot paths (parsing, routing, answers) ---------------------------------------------
 
 _ORIGINAL_MAKE = UpdateExpressionParser.make
 
@@ -161,7 +161,7 @@ _ORIGINAL_LIST_OF_MOTO_MODULES = moto_backends.list_of_moto_modules
 CACHED_MAKE = classmethod(lambda cls, text: parse_update_expression(text))
 
 
-def _patch_parsing() -> None:
+def _patch_hot_paths() -> None:
     # moto parses the same UpdateExpression twice per UpdateItem (request check, then backend).
     UpdateExpressionParser.make = CACHED_MAKE
     # moto's server lists its package directory (one stat per service) to route each request.

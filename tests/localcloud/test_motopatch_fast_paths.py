@@ -1,4 +1,4 @@
-"""The endpoint's shortcuts through moto (motopatch._patch_parsing): with the parsed-expression
+"""The endpoint's shortcuts through moto (motopatch._patch_hot_paths): with the parsed-expression
 cache the handlers' own updates give the same answers and items, the shared tree is never
 changed and the cache is bounded; the plain-JSON answers read like moto's serializer's. In
 process (moto's mock_aws), no server."""

@@ -11,27 +11,36 @@
   each item as it was that many seconds ago — the state before its first write since then
   (missing if it did not exist). Writes keep the item's previous version while the fault is on;
   every reader of the endpoint sees the lag, the tools included.
+* Parsed update expressions are cached by their text (``parse_update_expression``), moto's
+  list of its own services is read once instead of on every request, and the item operations'
+  answers are written as plain JSON (``PLAIN_RESPONSES``) instead of through moto's
+  model-driven serializer (the profile behind this: README.md in this folder, "Performance").
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
+from moto import backends as moto_backends
 from moto.awslambda.exceptions import InvalidParameterValueException
 from moto.awslambda.models import LambdaBackend, LambdaFunction
+from moto.core.utils import get_service_model
 from moto.dynamodb.exceptions import ConditionalCheckFailed
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
+from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
 from moto.dynamodb.responses import DynamoHandler
 
 from localcloud import motostreams
 from localcloud.faults import Faults
 from localcloud.filters import PatternError, compile_filter_criteria
+from localcloud.motostreams import _json as json_response  # its wire format, one encoder
 from localcloud.writestats import IndexShape, WriteStats, write_cost
 
 MAX_SHARD_ITERATORS = 10_000
@@ -49,6 +58,12 @@ WRITE_OPERATIONS = frozenset(
     }
 )
 TRANSACTIONAL = frozenset({"TransactWriteItems", "ExecuteTransaction"})
+# Distinct update expression texts kept parsed. The handlers build a few dozen (placeholders,
+# never values, vary with the number of marks); the bound keeps a stray client from growing it.
+PARSED_EXPRESSIONS = 1024
+# Successful answers written as plain JSON: the same body moto's serializer writes (only the
+# output shape's members, no nulls, binaries base64), a tenth of the endpoint's CPU less.
+PLAIN_RESPONSES = frozenset({"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"})
 
 
 # Runs a function (moto's LambdaFunction) on an event; returns (ok, payload bytes).
@@ -89,6 +104,7 @@ def install(
     _patch_mappings()
     _patch_writes()
     _patch_index_reads()
+    _patch_hot_paths()
 
 
 def _notify() -> None:
@@ -116,6 +132,64 @@ def _patch_invoke() -> None:
         return result
 
     LambdaFunction.invoke = invoke  # type: ignore[method-assign]
+
+
+# --- hot paths (parsing, routing, answers) ---------------------------------------------
+
+_ORIGINAL_MAKE = UpdateExpressionParser.make
+
+
+@functools.lru_cache(maxsize=PARSED_EXPRESSIONS)
+def parse_update_expression(text: str) -> Any:
+    """moto's AST of an UpdateExpression, parsed once per text and shared. Safe because the
+    parse depends on the text alone (names and values stay placeholders) and nobody changes
+    the tree: moto's UpdateItem only reads it (``find_clauses``) and its validator works on a
+    ``deepcopy`` (moto/dynamodb/parsing/validators.py, ``Validator.__init__``). A syntax error
+    is raised again on every call (lru_cache keeps only results)."""
+    return _ORIGINAL_MAKE(text)
+
+
+@functools.cache
+def _moto_modules() -> tuple[str, ...]:
+    return tuple(_ORIGINAL_LIST_OF_MOTO_MODULES())
+
+
+_ORIGINAL_LIST_OF_MOTO_MODULES = moto_backends.list_of_moto_modules
+
+
+# What replaces ``UpdateExpressionParser.make`` (a classmethod, like moto's).
+CACHED_MAKE = classmethod(lambda cls, text: parse_update_expression(text))
+
+
+def _patch_hot_paths() -> None:
+    # moto parses the same UpdateExpression twice per UpdateItem (request check, then backend).
+    UpdateExpressionParser.make = CACHED_MAKE
+    # moto's server lists its package directory (one stat per service) to route each request.
+    moto_backends.list_of_moto_modules = _moto_modules
+    DynamoHandler.serialized = _serialized  # type: ignore[method-assign]
+
+
+_ORIGINAL_SERIALIZED = DynamoHandler.serialized
+
+
+@functools.cache
+def _output_members(operation: str) -> frozenset[str]:
+    shape = get_service_model("dynamodb").operation_model(operation).output_shape
+    return frozenset(shape.members) if shape is not None else frozenset()
+
+
+def _serialized(self: Any, action_result: Any) -> Any:
+    """``PLAIN_RESPONSES`` answered with plain JSON; errors and everything else by moto."""
+    result = action_result.result
+    operation = self._get_action()
+    if operation not in PLAIN_RESPONSES or not isinstance(result, dict):
+        return _ORIGINAL_SERIALIZED(self, action_result)
+    members = _output_members(operation)
+    status, headers, body = json_response(
+        {k: v for k, v in result.items() if k in members and v is not None}
+    )
+    headers.update(self.response_headers)
+    return status, headers, body
 
 
 # --- streams ---------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter, defaultdict
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -137,7 +138,10 @@ def test_parent_before_child_and_the_window_closes_at_shard_end(pipeline: Pipeli
             last = calls[positions[-1]].event
             assert last["isFinalInvokeForWindow"] is True
             assert last["Records"] == []
-            assert last["isWindowTerminatedEarly"] is True  # the 900 s window ended with its shard
+            # The 900 s window ended with its shard, unless the run crossed the window's own
+            # end (windows are aligned to the clock: a run at :14:59 ends one at :15:00).
+            window_end = datetime.fromisoformat(last["window"]["end"].replace("Z", "+00:00"))
+            assert last["isWindowTerminatedEarly"] is True or window_end <= datetime.now(UTC)
             assert last["state"]["count"] == sum(len(calls[p].event["Records"]) for p in positions)
     delivered = [k for c in calls for k in keys_of(c.event["Records"])]
     assert sorted(delivered) == sorted(keys)

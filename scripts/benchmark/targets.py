@@ -173,8 +173,3 @@ def _production_targets(results: Mapping[str, Any]) -> list[Target]:
             )
         )
     return targets
-
-
-def targets_met(results: Mapping[str, Any]) -> bool:
-    targets = evaluate_targets(results)
-    return bool(targets) and all(t.met for t in targets)

@@ -40,7 +40,7 @@ from moto.dynamodb.responses import DynamoHandler
 from localcloud import motostreams
 from localcloud.faults import Faults
 from localcloud.filters import PatternError, compile_filter_criteria
-from localcloud.motostreams import _json as json_response  # its wire format, one encoder
+from localcloud.motostreams import json_response  # the wire format's one encoder
 from localcloud.writestats import IndexShape, WriteStats, write_cost
 
 MAX_SHARD_ITERATORS = 10_000

@@ -237,7 +237,7 @@ def _describe_stream(self: Any) -> tuple[int, dict[str, str], str]:
     }
     if len(shards) > limit:
         description["LastEvaluatedShardId"] = page[-1].shard_id
-    return _json({"StreamDescription": description})
+    return json_response({"StreamDescription": description})
 
 
 def _get_shard_iterator(
@@ -308,10 +308,10 @@ def _handle_get_shard_iterator(self: Any) -> Any:
 
 def _handle_get_records(self: Any) -> tuple[int, dict[str, str], str]:
     limit = int(self._get_param("Limit") or 1000)
-    return _json(self.backend.get_records(self._get_param("ShardIterator"), limit))
+    return json_response(self.backend.get_records(self._get_param("ShardIterator"), limit))
 
 
-def _json(body: Any) -> tuple[int, dict[str, str], str]:
+def json_response(body: Any) -> tuple[int, dict[str, str], str]:
     text = json.dumps(body, cls=_WireEncoder, separators=(",", ":"))
     return 200, {"Content-Type": "application/x-amz-json-1.0"}, text
 

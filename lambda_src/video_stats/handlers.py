@@ -237,13 +237,23 @@ def handle(event: Mapping[str, Any], context: Any, item_type: ItemType) -> dict[
     result = applier.apply(batch, _remaining_seconds(context))
     _report(len(records), batch, result)
     if result.failure is not None:
-        if final:
-            raise FinalInvocationIncomplete(
-                f"final window invocation: records from {result.failure} not applied"
-            )
-        response["batchItemFailures"] = [{"itemIdentifier": result.failure}]
-        if windowed:
-            response["state"] = {RESUME_FROM: result.failure}
+        reason = f"records from {result.failure} not applied"
+        return _resume_from(result.failure, response, windowed, final, reason)
+    return response
+
+
+def _resume_from(
+    identifier: str, response: dict[str, Any], windowed: bool, final: bool, reason: str
+) -> dict[str, Any]:
+    """Ask Lambda to resume the shard at ``identifier``: the partial batch response, and the
+    window state the shard's next invocation checks (``_check_resume_point``). A final window
+    invocation raises instead (what Lambda does with its partial failure is not documented; a
+    function error it retries)."""
+    if final:
+        raise FinalInvocationIncomplete(f"final window invocation: {reason}")
+    response["batchItemFailures"] = [{"itemIdentifier": identifier}]
+    if windowed:
+        response["state"] = {RESUME_FROM: identifier}
     return response
 
 
@@ -257,12 +267,7 @@ def _retry_without_lineage(
         key=parse_sequence_number,
     )
     logger.warning("shard lineage unavailable: batch retried", error=error, retry_from=first)
-    if final:
-        raise FinalInvocationIncomplete(f"final window invocation: lineage unavailable: {error}")
-    response["batchItemFailures"] = [{"itemIdentifier": first}]
-    if windowed:
-        response["state"] = {RESUME_FROM: first}
-    return response
+    return _resume_from(first, response, windowed, final, f"lineage unavailable: {error}")
 
 
 def _check_resume_point(shard: str, state: object, records: list[Any]) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,10 +56,11 @@ def _skip_comment(text: str, i: int) -> int | None:
     return None
 
 
-def _matching(text: str, i: int) -> int:
-    """Index of the bracket closing the one at ``text[i]``, strings and comments skipped."""
+def _code(text: str, i: int = 0) -> Iterator[tuple[int, str, int]]:
+    """``(index, character, bracket depth after it)`` of every character from ``i`` that is
+    outside string literals and comments."""
     depth = 0
-    while True:
+    while i < len(text):
         c = text[i]
         if c == '"':
             i = _skip_string(text, i)
@@ -67,13 +69,17 @@ def _matching(text: str, i: int) -> int:
         if after is not None:
             i = after
             continue
-        if c in "{[(":
-            depth += 1
-        elif c in "}])":
-            depth -= 1
-            if depth == 0:
-                return i
+        depth += (c in "{[(") - (c in "}])")
+        yield i, c, depth
         i += 1
+
+
+def _matching(text: str, i: int) -> int:
+    """Index of the bracket closing the one at ``text[i]``, strings and comments skipped."""
+    for index, c, depth in _code(text, i):
+        if depth == 0 and c in "}])":
+            return index
+    raise ValueError(f"unclosed {text[i]!r} at {i}")
 
 
 def blocks(text: str, kind: str) -> dict[str, str]:
@@ -88,25 +94,12 @@ def blocks(text: str, kind: str) -> dict[str, str]:
 def attribute(body: str, name: str) -> str | None:
     """The raw expression of the attribute ``name`` at the top level of a block body."""
     pattern = re.compile(rf"{name}\s*=\s*")
-    depth, i = 0, 0
-    while i < len(body):
-        c = body[i]
-        if c == '"':
-            i = _skip_string(body, i)
-            continue
-        after = _skip_comment(body, i)
-        if after is not None:
-            i = after
-            continue
-        if c in "{[(":
-            depth += 1
-        elif c in "}])":
-            depth -= 1
-        elif depth == 0 and not body[body.rfind("\n", 0, i) + 1 : i].strip():
+    for i, c, depth in _code(body):
+        at_line_start = not body[body.rfind("\n", 0, i) + 1 : i].strip()
+        if depth == 0 and c not in "{[()]}" and at_line_start:
             match = pattern.match(body, i)
             if match:
                 return _expression(body, match.end())
-        i += 1
     return None
 
 

@@ -99,7 +99,7 @@ def settled_faults(
     store: SummaryStore,
     summaries: Mapping[SummaryKey, AttributeMap],
     *,
-    settle_seconds: float = INDEX_SETTLE_SECONDS,
+    settle_seconds: float | None = None,
 ) -> list[IndexFault]:
     """The index faults of a scan that are not a handler's move in progress.
 
@@ -107,13 +107,14 @@ def settled_faults(
     back shows another, moves it in a follow-up write (``store.update``), right after. A scan,
     and even one consistent read, can land between the two. So a fault counts only if two
     consistent reads ``settle_seconds`` apart both show it on an unchanged item; an item that
-    changed meanwhile is being written by a handler, whose own follow-up ranks it."""
+    changed meanwhile is being written by a handler, whose own follow-up ranks it.
+    ``settle_seconds`` defaults to ``INDEX_SETTLE_SECONDS``, read at the call."""
     suspects = index_faults(store, summaries)
     first = {f.key: item for f in suspects if (item := store.read(f.key)) is not None}
     first = {k: item for k, item in first.items() if index_fault(store, k, item) is not None}
     if not first:
         return []
-    time.sleep(settle_seconds)
+    time.sleep(INDEX_SETTLE_SECONDS if settle_seconds is None else settle_seconds)
     confirmed = []
     for key, seen in first.items():
         item = store.read(key)

@@ -15,7 +15,7 @@ from video_stats.lineage import Lineage, Shard
 from video_stats.marks import encode_mark, shard_marks
 from video_stats.model import Counters, SummaryKey, SummaryKind
 from video_stats.store import SummaryStore
-from vstats import deployment, reconcile
+from vstats import deployment, drift, reconcile
 from vstats.drift import compare, find_drift, index_faults, read_snapshot, settled_faults
 from vstats.generator import EventGenerator
 from vstats.pipeline import IN_FLIGHT_SECONDS, settled_age
@@ -29,6 +29,15 @@ from vstats_support import INDEX_SHARDS, StreamConsumer, TableEnv
 
 VIDEO0 = SummaryKey(SummaryKind.VIDEO, "0")
 FAST = StreamTiming(delay=0.0, margin=0.5, open_shard_seconds=0.2, poll_seconds=0.01)
+
+
+@pytest.fixture(autouse=True)
+def quick_cli_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's waits are sized for a running stack (an open shard polled 1.5 s for a record
+    past the bound, an index fault re-read 1 s later); this table is quiet, so the same reads
+    with shorter waits see the same items and keep the fast tier fast."""
+    monkeypatch.setattr(reconcile, "LOCAL_TIMING", FAST)
+    monkeypatch.setattr(drift, "INDEX_SETTLE_SECONDS", 0.05)
 
 
 def write_traffic(table: TableEnv, generator: EventGenerator, events: int) -> None:

@@ -1,8 +1,8 @@
 """``python -m benchmark``: the one entry point of the benchmark (``make bench``,
 ``make bench-handler``).
 
-    python -m benchmark designs                   # both designs, both workloads (~10 min)
-    python -m benchmark designs --quick           # small workloads, a smoke test (~3 min)
+    python -m benchmark designs                   # both designs, both workloads
+    python -m benchmark designs --quick           # small workloads, a smoke test
     python -m benchmark designs --events-large 20000 --rate 60
     python -m benchmark designs --quick --partitions 4 --rotation-seconds 45   # production shape
     python -m benchmark designs --batching-window 60   # measure at a longer window

@@ -121,15 +121,15 @@ def docs_section(results: Mapping[str, Any]) -> str:
         readme_table(results),
         "",
         f"The targets (`scripts/benchmark/targets.py`) on this run: {counts.count(True)} met, "
-        f"{counts.count(False)} missed" + (f", {unmeasured} not measured" if unmeasured else "")
+        f"{counts.count(False)} missed"
+        + (f", {unmeasured} not measured" if unmeasured else "")
         + ":",
         "",
         *targets_table(results),
     ]
     offered = fmt_num((results.get("meta") or {}).get("rate"), 0)
     rates = [
-        f"{workload}, {CONFIG_TITLES.get(config, config)}: "
-        f"{fmt_num(entry.get('achieved_rate'), 1)}"
+        f"{workload}, {CONFIG_TITLES.get(config, config)}: {fmt_num(entry.get('achieved_rate'), 1)}"
         for workload, config, entry in workload_entries(results)
     ]
     if rates:

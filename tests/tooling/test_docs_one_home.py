@@ -35,7 +35,7 @@ LINK_TARGET = re.compile(r"\]\([^)]*\)")
 WORD = re.compile(r"[\w.,%/§#<>=≥≤\u00d7+-]+")
 BENCH_BLOCK = re.compile(r"<!-- bench-table:start -->(.*?)<!-- bench-table:end -->", re.DOTALL)
 LOG_HEADING = "## Measurement log"
-RATIO = re.compile(r"(?<![≥\d.])(\d+\.\d\d)x\b")
+RATIO = re.compile(r"(?<![≤≥] )(?<![\d.])(\d+\.\d\d)x\b")  # a target is not a figure
 BREAK_EVEN = re.compile(r"(\d{1,3}(?:,\d{3})+) events/day")
 
 

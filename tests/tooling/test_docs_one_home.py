@@ -83,7 +83,8 @@ def generated_figures(benchmark_doc: str) -> dict[str, re.Pattern[str]]:
         f"{value}x": re.compile(rf"(?<![\d.,])(?<![≤≥] ){re.escape(value)}\s?[x\u00d7]")
         for value in RATIO.findall(block.group(1))
     }
-    for value in BREAK_EVEN.findall(block.group(1)):
+    break_even = [line for line in block.group(1).splitlines() if line.startswith("Break-even")]
+    for value in BREAK_EVEN.findall("\n".join(break_even)):
         figures[f"{value} events/day"] = re.compile(
             rf"(?<![\d.,])(?<![≤≥] ){re.escape(value)} events"
         )

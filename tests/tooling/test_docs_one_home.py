@@ -10,6 +10,8 @@ Two cheap checks over the project's Markdown (every tracked ``*.md`` outside ``s
   events/day") that ``benchmark designs --write-docs`` writes between docs/benchmark.md's
   markers appear nowhere else, except in that file's dated measurement log; other documents
   link to the block (design §6 explains the model, the block holds its latest output).
+* **Modelled figures match their model.** Design §6 states the mark-budget model's figures
+  (``make bench-marks``) once; they are compared with the model's output.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ import subprocess
 from collections import defaultdict
 from functools import cache
 from pathlib import Path
+
+from benchmark.mark_budget import AFTER, BEFORE, Measure, measure
+from video_stats.model import SummaryKind
 
 REPO = Path(__file__).resolve().parents[2]
 BENCHMARK_DOC = "docs/benchmark.md"
@@ -122,3 +127,39 @@ def test_generated_figures_are_stated_only_in_the_generated_block() -> None:
         "figures of the generated benchmark block restated by hand (link to "
         f"{BENCHMARK_DOC}#results instead): {found}"
     )
+
+
+def test_design_states_the_mark_budget_models_own_output() -> None:
+    """Design §6 is the one place the mark-budget model's figures are written down; they are
+    what ``make bench-marks`` computes (``benchmark.mark_budget``), not a copy that can drift."""
+    design = documents()["docs/design.md"]
+    video, user = SummaryKind.VIDEO, SummaryKind.USER
+
+    def row(title: str, m: Measure) -> str:
+        return (
+            f"| {title} | {m.marks} | {m.item_bytes:,} | {m.table_wru} | {m.gsi1_wru} | "
+            f"{m.gsi2_wru} | **{m.total_wru}** |"
+        )
+
+    expected = []
+    for partitions in (4, 16):
+        expected += [
+            row(
+                f"{partitions} partitions, a 63-byte mark per shard of 25 h, no pruning",
+                measure(BEFORE, video, partitions),
+            ),
+            row(
+                f"{partitions} partitions, compact marks, pruned", measure(AFTER, video, partitions)
+            ),
+        ]
+    expected += [
+        row("user summary (any P), a 63-byte mark per shard of 25 h", measure(BEFORE, user, 16)),
+        row("user summary (any P), compact marks, pruned", measure(AFTER, user, 16)),
+        f"up to 28 digits ({measure(AFTER, video, 16, 28).item_bytes:,} bytes)",
+        f"40 digits it is {measure(AFTER, video, 16, 40).item_bytes:,} bytes",
+        f"against {measure(BEFORE, video, 16, 40).total_wru} with a 63-byte mark",
+        f"At 20 partitions (21 digits) it passes 1 KB ({measure(AFTER, video, 20).item_bytes:,}",
+    ]
+    text = re.sub(r"\s+", " ", design)
+    missing = [line for line in expected if line not in text]
+    assert not missing, "design §6 differs from `make bench-marks`:\n" + "\n".join(missing)

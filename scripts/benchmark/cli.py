@@ -1,13 +1,13 @@
 """``python -m benchmark``: the one entry point of the benchmark (``make bench``,
 ``make bench-handler``).
 
-    python -m benchmark designs                   # both designs, both workloads (~10 min)
-    python -m benchmark designs --quick           # small workloads, a smoke test (~3 min)
+    python -m benchmark designs                   # both designs, both workloads
+    python -m benchmark designs --quick           # small workloads, a smoke test
     python -m benchmark designs --events-large 20000 --rate 60
     python -m benchmark designs --quick --partitions 4 --rotation-seconds 45   # production shape
     python -m benchmark designs --batching-window 60   # measure at a longer window
     python -m benchmark designs --strict          # exit 1 when a target is missed
-    python -m benchmark designs --readme-table    # the summary tables from results.json
+    python -m benchmark designs --readme-table    # the tables and targets from results.json
     python -m benchmark designs --write-docs      # ... written into docs/benchmark.md
     python -m benchmark handler                   # parse-and-merge throughput of the handlers
     python -m benchmark engine                    # is the local engine the bottleneck?
@@ -41,7 +41,7 @@ from vstats import cli
 
 from benchmark import engine_bench, handler, mark_budget, options
 from benchmark.deploy import REPO_ROOT
-from benchmark.report import readme_table, with_docs_table
+from benchmark.report import docs_section, with_docs_table
 from benchmark.results import load_results
 from benchmark.run import Bench
 
@@ -101,7 +101,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
 def _designs(args: argparse.Namespace) -> int:
     if args.readme_table or args.write_docs:
-        table = readme_table(load_results(args.results))
+        table = docs_section(load_results(args.results))
         if not args.write_docs:
             print(table)
             return cli.EXIT_OK

@@ -101,6 +101,47 @@ def readme_table(results: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def targets_table(results: Mapping[str, Any]) -> list[str]:
+    """The targets (``benchmark.targets``) as scored on ``results`` (Markdown): met or not and
+    the measured figure."""
+    lines = ["| target | workload | met | measured |", "|---|---|---|---|"]
+    for target in evaluate_targets(results):
+        met = {True: "yes", False: "**NO**", None: "-"}[target.met]
+        lines.append(f"| {target.name} | {target.workload} | {met} | {target.detail} |")
+    return lines
+
+
+def docs_section(results: Mapping[str, Any]) -> str:
+    """What ``--write-docs`` puts between docs/benchmark.md's markers: the summary tables, then
+    the run's targets and the write rates its writers achieved, so that no prose outside the
+    generated block has to quote a run's figure (and drift from it)."""
+    counts = [t.met for t in evaluate_targets(results)]
+    unmeasured = counts.count(None)
+    lines = [
+        readme_table(results),
+        "",
+        f"The targets (`scripts/benchmark/targets.py`) on this run: {counts.count(True)} met, "
+        f"{counts.count(False)} missed"
+        + (f", {unmeasured} not measured" if unmeasured else "")
+        + ":",
+        "",
+        *targets_table(results),
+    ]
+    offered = fmt_num((results.get("meta") or {}).get("rate"), 0)
+    rates = [
+        f"{workload}, {CONFIG_TITLES.get(config, config)}: {fmt_num(entry.get('achieved_rate'), 1)}"
+        for workload, config, entry in workload_entries(results)
+    ]
+    if rates:
+        lines += [
+            "",
+            f"Write rates the load test's writers achieved (events/s, {offered} offered; the "
+            "local endpoint serializes DynamoDB requests, so a lower rate means smaller measured "
+            "batches): " + "; ".join(rates) + ".",
+        ]
+    return "\n".join(lines)
+
+
 # --- the full bill ------------------------------------------------------------------------------
 
 LINE_TITLES: Final = {
@@ -576,13 +617,9 @@ def render_report(results: Mapping[str, Any]) -> str:
         "",
         "## Targets",
         "",
-        "| target | workload | met | measured |",
-        "|---|---|---|---|",
+        *targets_table(results),
+        "",
     ]
-    for target in evaluate_targets(results):
-        met = {True: "yes", False: "**NO**", None: "-"}[target.met]
-        lines.append(f"| {target.name} | {target.workload} | {met} | {target.detail} |")
-    lines.append("")
     lines += _full_bill_section(results)
     lines += _projection_notes(results)
     lines += _windows_note(results)

@@ -11,6 +11,7 @@ from benchmark import cli
 from benchmark.chart import write_chart
 from benchmark.options import options_from_args
 from benchmark.report import (
+    docs_section,
     full_bill_table,
     readme_table,
     render_report,
@@ -234,6 +235,18 @@ def test_readme_table_from_results(tmp_path: Path, capsys: pytest.CaptureFixture
     out = capsys.readouterr().out
     assert out.startswith("| workload | design |")
     assert "| tiny | this project |" in out
+
+
+def test_docs_section_scores_the_targets_and_gives_the_write_rates() -> None:
+    """The generated block carries the verdicts, so no prose outside it quotes a run's figure."""
+    data = results(mismatches=2, achieved_rate=42.0)
+    data["meta"]["rate"] = 80
+    section = docs_section(data)
+    assert section.startswith(readme_table(data))
+    assert "on this run: 3 met, 1 missed:" in section
+    assert "| zero mismatches after drain | large | **NO** | 2 mismatched summaries |" in section
+    assert "(events/s, 80 offered;" in section
+    assert "large, this project: 42.0;" in section
 
 
 def test_readme_table_without_results(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -60,7 +60,7 @@ RUN_TIME_NAMES = frozenset(
     }
 )
 
-#: Paths a doc may name although they do not exist, as (document, word): none today; the test
+#: Paths a doc may name although they do not exist, as (document, word): none; the test
 #: fails on an entry that no longer occurs, so the list cannot go stale.
 ALLOWED_MISSING: frozenset[tuple[str, str]] = frozenset()
 

@@ -10,7 +10,7 @@
 # run and the alarm history reads "CloudWatch Alarms does not have authorization to access the
 # SNS topic encryption key."; that key's policy does not let CloudWatch call kms:Decrypt and
 # kms:GenerateDataKey, and an AWS managed key's policy cannot be edited. A customer managed
-# key costs $1 a month, a fifth of the stack's fixed-cost budget (issue 19), to protect
+# key costs $1 a month, a fifth of the stack's fixed-cost budget (docs/design.md §6), to protect
 # messages that hold alarm names, states and metric values, no customer data (docs/design.md
 # §9); .checkov.yaml skips CKV_AWS_26 for that reason.
 resource "aws_sns_topic" "alarms" {

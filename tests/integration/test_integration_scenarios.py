@@ -1,4 +1,4 @@
-"""Traffic scenarios against the applied environment (issue 6). Each ends with the tools' own
+"""Traffic scenarios against the applied environment. Each ends with the tools' own
 check (``vstats.drift``: one scan, ``model.recount``, compare): every video and user summary
 equals the recount of the base items.
 

@@ -77,11 +77,11 @@ from waiting import wait_until
 pytestmark = pytest.mark.integration
 
 # The release whose deployments must upgrade in place: f9359f7 is the last commit before the
-# work on issues 10-13 (compact exactly-once marks, new GSI1 projection and GSI2 key), so it is
-# what a live stack runs today. Move it forward when a release ships; a clone needs the history
-# down to it (a shallow CI clone: `git fetch --unshallow`).
+# compact exactly-once marks, the new GSI1 projection and the GSI2 key, so it is what a live
+# stack may run. Move it forward when a release ships; a clone needs the history down to it
+# (a shallow CI clone: `git fetch --unshallow`).
 PREVIOUS_RELEASE = "f9359f7"
-# What `make deploy` applies: the previous release's root module itself; today deploy/, which
+# What `make deploy` applies: the previous release's root module itself; now deploy/, which
 # calls the root module as module.video_stats (deploy/moved.tf moves the old addresses).
 PREVIOUS_CONFIG = Path(".")
 CURRENT_CONFIG = Path("deploy")
@@ -107,7 +107,7 @@ def upgrade_target(
     previous_release: tuple[Path, Path],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Target]:
-    """AWS, or a fresh local endpoint OF THE EARLIER RELEASE: today's endpoint refuses its
+    """AWS, or a fresh local endpoint OF THE EARLIER RELEASE: the current endpoint refuses its
     filter patterns (they name ``eventName``; localcloud/filters.py takes the Lambda guide's
     "only support filtering on the `dynamodb` key" strictly), so under that reading such a
     stack exists only where that release's endpoint accepted it. The upgrade is applied there."""

@@ -449,7 +449,7 @@ def run_loadtest(stack: Stack, *, engine_api: bool = True, **config: Any) -> Rep
     ``engine_api=False``: the load test gets no control client (it then waits until the touched
     summaries match, as on AWS) and ``faults`` are set through the control API's ``/faults``
     alone, the route every release of the endpoint has: for an endpoint of an earlier release,
-    which lacks routes today's load test reads.
+    which lacks routes the current load test reads.
     """
     settings: dict[str, Any] = {
         "rate": 150.0,

@@ -22,6 +22,7 @@ from localcloud.writestats import IndexShape, index_write_units, item_size
 from video_stats import model
 from video_stats.model import AttributeMap
 from vstats.effects import is_base_item
+from vstats.pipeline import on_failure_destination
 from vstats.stream_reader import LOCAL_TIMING, Bound, StreamTiming, read_stream
 
 BASE_OPERATIONS = ("PutItem", "DeleteItem")  # the load test writes base items only this way
@@ -102,9 +103,7 @@ def describe_mapping(lambda_client: Any, uuid: str, item_type: model.ItemType) -
     settings["Filters"] = [
         f["Pattern"] for f in (esm.get("FilterCriteria") or {}).get("Filters", [])
     ]
-    settings["OnFailure"] = bool(
-        ((esm.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
-    )
+    settings["OnFailure"] = on_failure_destination(esm) is not None
     settings["Handler"] = function.get("Handler")
     settings["Runtime"] = function.get("Runtime")
     settings["Timeout"] = function.get("Timeout")

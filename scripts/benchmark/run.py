@@ -11,9 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,7 +41,7 @@ from benchmark.collect import (
     summary_sizes,
     table_writes,
 )
-from benchmark.deploy import REPO_ROOT, Stack, Terraform
+from benchmark.deploy import Stack, Terraform, deploy_stacks, design_stacks, destroy_stacks
 from benchmark.figures import (
     EVENTS_PER_DAY,
     BatchBound,
@@ -165,7 +163,7 @@ class Bench:
         try:
             process, endpoint = self._start_endpoint(out / "endpoint")
             terraform = Terraform(endpoint.endpoint_url, out / "logs")
-            stacks = self._stacks(out, zips)
+            stacks = design_stacks(zips, out, options.batching_window)
             outputs = self._deploy(terraform, stacks)
             deployments = {
                 key: self._deployment(endpoint, stacks[key], outputs[key]) for key in stacks
@@ -240,63 +238,19 @@ class Bench:
         self.console.print(f"endpoint {endpoint.endpoint_url} (control {endpoint.control_url})")
         return process, endpoint
 
-    def _stacks(self, out: Path, zips: dict[str, Path]) -> dict[str, Stack]:
-        suffix = uuid.uuid4().hex[:6]
-        stacks: dict[str, Stack] = {}
-        if "baseline" in self.options.configs:
-            stacks["baseline"] = Stack(
-                "baseline",
-                REPO_ROOT / "bench" / "reference",
-                {"name_prefix": f"bench-ref-{suffix}", "package_file": str(zips["baseline"])},
-                out / "tf" / "baseline",
-            )
-        if "ours" in self.options.configs:
-            # The root module with its defaults; only what an ephemeral copy needs is set, and
-            # the measured run's batching window (the projection reads the production one).
-            stacks["ours"] = Stack(
-                "ours",
-                REPO_ROOT,
-                {
-                    "name_prefix": f"bench-ours-{suffix}",
-                    "package_file": str(zips["ours"]),
-                    "deletion_protection": "false",
-                    "stream_mapping": measured_stream_mapping(self.options.batching_window),
-                },
-                out / "tf" / "ours",
-            )
-        return stacks
-
     def _deploy(self, terraform: Terraform, stacks: dict[str, Stack]) -> dict[str, dict[str, Any]]:
         self.console.print(f"deploying {', '.join(stacks)} with Terraform (in parallel) ...")
         t0 = time.monotonic()
-        with ThreadPoolExecutor(max_workers=len(stacks)) as pool:
-            futures = {
-                key: pool.submit(self._deploy_ours, terraform, stack)
-                if key == "ours"
-                else pool.submit(terraform.deploy, stack)
-                for key, stack in stacks.items()
-            }
-            outputs = {key: _result(future) for key, future in futures.items()}
+        deployed = deploy_stacks(terraform, stacks)
         self.timings["deploy"] = round(time.monotonic() - t0, 1)
         self.console.print(f"deployed in {self.timings['deploy']:.0f} s")
-        return outputs
-
-    def _deploy_ours(self, terraform: Terraform, stack: Stack) -> dict[str, Any]:
-        """init, then apply while ``terraform console`` reads the production stream_mapping
-        (beside the apply: it reads the configuration only, on a state file of its own)."""
-        terraform.init(stack)
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            reading = pool.submit(terraform.configured_default, stack, "stream_mapping")
-            outputs = terraform.apply(stack)
-            production = _result(reading)
-        if not isinstance(production, dict):
-            raise cli.ToolError(f"var.stream_mapping of the root module is {production!r}")
-        try:
-            self.production_batching = Batching.from_stream_mapping(production)
-        except ValueError as exc:
-            raise cli.ToolError(f"the root module's default {exc}") from None
-        self.production_mapping = production
-        return outputs
+        if deployed.production_mapping is not None:
+            try:
+                self.production_batching = Batching.from_stream_mapping(deployed.production_mapping)
+            except ValueError as exc:
+                raise cli.ToolError(f"the root module's default {exc}") from None
+            self.production_mapping = deployed.production_mapping
+        return deployed.outputs
 
     def _deployment(
         self, endpoint: LocalEndpoint, stack: Stack, outputs: dict[str, Any]
@@ -535,14 +489,9 @@ class Bench:
         try:
             if terraform is not None and stacks:
                 self.console.print("destroying the stacks ...")
-                with ThreadPoolExecutor(max_workers=len(stacks)) as pool:
-                    futures = [pool.submit(terraform.destroy, stack) for stack in stacks.values()]
-                    for future in futures:
-                        try:
-                            _result(future)
-                        except cli.ToolError as exc:
-                            self.console.print(f"[yellow]{exc}[/]")
-                            self.notes.append(f"teardown: {exc}")
+                for failure in destroy_stacks(terraform, stacks):
+                    self.console.print(f"[yellow]{failure}[/]")
+                    self.notes.append(f"teardown: {failure}")
         except KeyboardInterrupt:
             self.console.print("[yellow]interrupted: stopping the endpoint without destroying[/]")
         finally:
@@ -736,10 +685,6 @@ class Bench:
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def _result(future: Future[Any]) -> Any:
-    return future.result()
-
-
 def _client(service: str, endpoint_url: str, pool: int = 10) -> Any:
     session = boto3.session.Session(
         aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION
@@ -791,12 +736,6 @@ def _batch_problem(
             f"({stats.get('batches')} batches, {len(delivered)} records)"
         )
     return None
-
-
-def measured_stream_mapping(window_seconds: int) -> str:
-    """``-var=stream_mapping=...`` (HCL) of the measured run: only the batching window is set,
-    every other attribute keeps the root module's default."""
-    return f"{{maximum_batching_window_in_seconds={window_seconds}}}"
 
 
 def _batching(mapping: DeployedMapping) -> Batching:

@@ -7,9 +7,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-from benchmark.deploy import REPO_ROOT, Stack, Terraform, parse_console_json
+from benchmark.deploy import (
+    REPO_ROOT,
+    Stack,
+    Terraform,
+    measured_stream_mapping,
+    parse_console_json,
+)
 from benchmark.projection import Batching
-from benchmark.run import measured_stream_mapping
 from vstats.cli import ToolError
 
 needs_terraform = pytest.mark.skipif(shutil.which("terraform") is None, reason="no terraform")

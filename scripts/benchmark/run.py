@@ -11,42 +11,42 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import boto3
-from botocore.config import Config
 from build_lambda_zip import build_zip
 from localcloud.client import ControlClient
 from localcloud.endpoint_process import EndpointProcess, LocalEndpoint
-from localcloud.writestats import IndexShape
 from rich.console import Console
 from video_stats.model import AttributeMap, ItemType, SummaryKind
 from vstats import cli
 from vstats.drift import find_drift
-from vstats.effects import ITEM_TYPE_OF_FUNCTION
 from vstats.load_run import LoadTest, LoadTestConfig
 from vstats.tables import scan_items
 
 from benchmark.bill import LogShape, StackResources, parse_function_log, vcpu_share
 from benchmark.collect import (
+    REGION,
     DeployedMapping,
-    LogTail,
-    StreamCursor,
     base_gsi_units,
-    describe_mapping,
-    index_shapes,
+    endpoint_client,
+    endpoint_dynamodb,
     summary_sizes,
     table_writes,
 )
 from benchmark.deploy import Stack, Terraform, deploy_stacks, design_stacks, destroy_stacks
+from benchmark.deployed_design import (
+    DeployedDesign,
+    deployed_batching,
+    projected_design,
+    read_deployed_design,
+)
 from benchmark.figures import (
     EVENTS_PER_DAY,
     BatchBound,
     DurationModel,
-    FunctionSettings,
     FunctionStream,
     RunCounts,
     batch_bound,
@@ -63,11 +63,9 @@ from benchmark.projection import (
     PRODUCTION_VIDEOS,
     Batching,
     BillInputs,
-    Consumer,
     Design,
     Production,
     Sample,
-    SummaryShape,
     batching_window,
     full_bill,
     production_operations,
@@ -85,8 +83,6 @@ from benchmark.workloads import Workload
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-REGION = "us-east-1"
-
 
 @dataclass(slots=True)
 class Outcome:
@@ -96,31 +92,6 @@ class Outcome:
     results_path: Path
     targets_met: bool  # every scored target met (``--strict`` fails the command otherwise)
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class DeployedDesign:
-    """One design (``baseline`` or ``ours``) deployed on the private endpoint, with the readers
-    of what its runs do (not ``vstats.deployment.Deployment``, which a tool talks to)."""
-
-    key: str
-    stack: Stack
-    table: str
-    mappings: list[DeployedMapping]
-    cursor: StreamCursor
-    logs: dict[str, LogTail]
-    shapes: list[IndexShape]
-    settings: FunctionSettings
-    # How the projections batch its records: None as deployed (the reference design); this
-    # project's production defaults, whatever window the measured run used.
-    projected_batching: Batching | None = None
-
-    def projected_consumers(self) -> tuple[Consumer, ...]:
-        """Its mappings as the projection batches them (their deployed filters)."""
-        consumers = tuple(_consumer(m) for m in self.mappings)
-        if self.projected_batching is None:
-            return consumers
-        return tuple(c.batched_as(self.projected_batching) for c in consumers)
 
 
 @dataclass(slots=True)
@@ -166,11 +137,14 @@ class Bench:
             stacks = design_stacks(zips, out, options.batching_window)
             outputs = self._deploy(terraform, stacks)
             deployments = {
-                key: self._deployment(endpoint, stacks[key], outputs[key]) for key in stacks
+                key: read_deployed_design(
+                    endpoint, stacks[key], outputs[key], partial(self._duration, key)
+                )
+                for key in stacks
             }
             for key, deployment in deployments.items():
                 self.resources[key] = read_stack_resources(
-                    lambda service: _client(service, endpoint.endpoint_url),
+                    lambda service: endpoint_client(service, endpoint.endpoint_url),
                     deployment.stack.variables["name_prefix"],
                     deployment.table,
                     [m.function_name for m in deployment.mappings],
@@ -252,35 +226,6 @@ class Bench:
             self.production_mapping = deployed.production_mapping
         return deployed.outputs
 
-    def _deployment(
-        self, endpoint: LocalEndpoint, stack: Stack, outputs: dict[str, Any]
-    ) -> DeployedDesign:
-        lam = _client("lambda", endpoint.endpoint_url)
-        mappings = [
-            describe_mapping(lam, mapping_uuid, ITEM_TYPE_OF_FUNCTION[role])
-            for role, mapping_uuid in sorted(outputs["event_source_mapping_uuids"].items())
-        ]
-        function_dir = endpoint.state_dir / "logs" / "functions"
-        table = str(outputs["table_name"])
-        first = mappings[0]
-        return DeployedDesign(
-            key=stack.key,
-            stack=stack,
-            table=table,
-            mappings=mappings,
-            cursor=StreamCursor(
-                _client("dynamodbstreams", endpoint.endpoint_url), str(outputs["stream_arn"])
-            ),
-            logs={m.uuid: LogTail(function_dir / f"{m.function_name}.log") for m in mappings},
-            shapes=index_shapes(_client("dynamodb", endpoint.endpoint_url), table),
-            settings=FunctionSettings(
-                memory_mb=first.memory_mb,
-                architecture=first.architecture,
-                transactional=stack.key == "baseline",
-                duration=self._duration(stack.key, first.memory_mb),
-            ),
-        )
-
     def _duration(self, key: str, memory_mb: int) -> DurationModel:
         """The billed duration model: as given, and for this project (unless
         ``--ours-duration`` was given) plus the CPU time per write request and per record
@@ -317,7 +262,7 @@ class Bench:
         deployment.cursor.read_new()  # skip what earlier runs wrote
         for tail in deployment.logs.values():
             tail.mark()
-        client = _dynamodb(endpoint.endpoint_url, options.writers + 4)
+        client = endpoint_dynamodb(endpoint.endpoint_url, options.writers + 4)
         test = LoadTest(
             client,
             deployment.table,
@@ -401,7 +346,7 @@ class Bench:
                     values.append(float(value))
             sizes = [1] * len(delivered) if mapping.batch_size == 1 else parse_batch_sizes(log_text)
             # Rebatched as the projection batches (this project: its production defaults).
-            batching = deployment.projected_batching or _batching(mapping)
+            batching = deployment.projected_batching or deployed_batching(mapping)
             streams.append(
                 FunctionStream(
                     delivered,
@@ -580,7 +525,7 @@ class Bench:
         defaults the projections use."""
         return {
             "measured_variable": ours.stack.variables.get("stream_mapping"),
-            "measured": {m.function_name: _batching(m).as_dict() for m in ours.mappings},
+            "measured": {m.function_name: deployed_batching(m).as_dict() for m in ours.mappings},
             "production": self.production_mapping,
             "production_source": "terraform console of the root module without the measured "
             "run's -var: jsonencode(var.stream_mapping)",
@@ -602,12 +547,12 @@ class Bench:
         operations = production_operations(self.options.projection_operations, self.options.seed)
         sample = Sample(list(stream_records(operations)))
         consumers = {key: deployments[key].projected_consumers() for key in ("baseline", "ours")}
-        measured = max(_batching(m).window_seconds for m in deployments["ours"].mappings)
+        measured = max(deployed_batching(m).window_seconds for m in deployments["ours"].mappings)
         tables: dict[str, dict[str, list[dict[str, Any]]]] = {}
         bill: dict[str, Any] = {}
         for workload in workloads:
             reference, ours = (
-                _design(
+                projected_design(
                     deployments[key],
                     consumers[key],
                     self.summary_items.get((key, workload)),
@@ -685,25 +630,6 @@ class Bench:
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def _client(service: str, endpoint_url: str, pool: int = 10) -> Any:
-    session = boto3.session.Session(
-        aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION
-    )
-    make: Callable[..., Any] = session.client
-    return make(
-        service,
-        endpoint_url=endpoint_url,
-        config=Config(
-            retries={"mode": "standard", "max_attempts": 10}, max_pool_connections=max(pool, 10)
-        ),
-    )
-
-
-def _dynamodb(endpoint_url: str, pool: int) -> DynamoDBClient:
-    client: DynamoDBClient = _client("dynamodb", endpoint_url, pool)
-    return client
-
-
 def _of_type(record: dict[str, Any], item_type: str) -> bool:
     images = record.get("dynamodb") or {}
     return any(
@@ -736,58 +662,6 @@ def _batch_problem(
             f"({stats.get('batches')} batches, {len(delivered)} records)"
         )
     return None
-
-
-def _batching(mapping: DeployedMapping) -> Batching:
-    """A deployed mapping's batching, read back from the Lambda API."""
-    return Batching(
-        batch_size=mapping.batch_size,
-        window_seconds=float(mapping.settings.get("MaximumBatchingWindowInSeconds") or 0),
-        tumbling_window_seconds=int(mapping.settings.get("TumblingWindowInSeconds") or 0),
-    )
-
-
-def _consumer(mapping: DeployedMapping) -> Consumer:
-    """A deployed mapping as the projection batches it (its deployed filter)."""
-    batching = _batching(mapping)
-    return Consumer(
-        item_type=mapping.item_type,
-        batch_size=batching.batch_size,
-        window_seconds=batching.window_seconds,
-        tumbling_window_seconds=batching.tumbling_window_seconds,
-        accepts=mapping.filters.matches,
-    )
-
-
-def _design(
-    deployed: DeployedDesign,
-    consumers: tuple[Consumer, ...],
-    items: dict[SummaryKind, AttributeMap] | None,
-    partitions: int,
-    counts: RunCounts,
-) -> Design:
-    """A deployed design with the summary items one of its runs left (their sizes) and the
-    items its write requests wrote (a transaction writes several)."""
-    summaries = SummaryShape(
-        items=items or {},
-        indexes=tuple(deployed.shapes),
-        transactional=deployed.settings.transactional,
-        measured_partitions=partitions,
-    )
-    ours = deployed.key == "ours"
-    rejected = counts.rejected_writes / counts.summary_write_requests if ours else 0.0
-    per_request = 1.0
-    if deployed.settings.transactional and counts.summary_write_requests:
-        per_request = counts.summary_item_writes / counts.summary_write_requests
-    return Design(
-        consumers=consumers,
-        settings=deployed.settings,
-        summaries=summaries,
-        writes_every_key=ours,  # video_stats.apply: also a key whose records net to zero
-        ranks_by_views=ours,  # video_stats.store: the GSI2 bucket and its fixes
-        items_per_request=per_request,
-        rejected_per_write=rejected if counts.summary_write_requests else 0.0,
-    )
 
 
 def _load_average() -> list[float] | None:

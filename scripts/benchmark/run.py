@@ -22,19 +22,10 @@ from localcloud.endpoint_process import EndpointProcess, LocalEndpoint
 from rich.console import Console
 from video_stats.model import AttributeMap, ItemType, SummaryKind
 from vstats import cli
-from vstats.drift import find_drift
-from vstats.load_run import LoadTest, LoadTestConfig
-from vstats.tables import scan_items
 
-from benchmark.bill import LogShape, StackResources, parse_function_log, vcpu_share
+from benchmark.bill import LogShape, StackResources, vcpu_share
 from benchmark.collect import (
-    REGION,
-    DeployedMapping,
-    base_gsi_units,
     endpoint_client,
-    endpoint_dynamodb,
-    summary_sizes,
-    table_writes,
 )
 from benchmark.deploy import Stack, Terraform, deploy_stacks, design_stacks, destroy_stacks
 from benchmark.deployed_design import (
@@ -44,19 +35,11 @@ from benchmark.deployed_design import (
     read_deployed_design,
 )
 from benchmark.figures import (
-    EVENTS_PER_DAY,
-    BatchBound,
     DurationModel,
-    FunctionStream,
     RunCounts,
-    batch_bound,
-    min_batches,
-    parse_batch_sizes,
-    parse_report_durations,
-    project,
-    split_batches,
 )
 from benchmark.handler import CpuCost, measure_cpu
+from benchmark.measured_run import measure_run
 from benchmark.options import OURS_ZIP, REFERENCE_SOURCE, TEARDOWN_RESERVE, Options
 from benchmark.projection import (
     PRODUCTION_USERS,
@@ -78,10 +61,9 @@ from benchmark.report import readme_table
 from benchmark.resources import read_stack_resources
 from benchmark.results import assemble_results, write_outputs
 from benchmark.targets import evaluate_targets
-from benchmark.workloads import Workload
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
+    pass
 
 
 @dataclass(slots=True)
@@ -160,9 +142,20 @@ class Bench:
                         self.skipped.append(skipped)
                         self.console.print(f"[yellow]skipped: {skipped}[/]")
                         continue
-                    runs.setdefault(key, {})[workload.key] = self._run(
-                        endpoint, control, deployments[key], workload, remaining
+                    measured = measure_run(
+                        endpoint.endpoint_url,
+                        control,
+                        deployments[key],
+                        workload,
+                        options,
+                        remaining=remaining,
+                        console=self.console,
+                        notes=self.notes,
                     )
+                    self.timings[f"run:{key}:{workload.key}"] = measured.seconds
+                    self.log_shapes[(key, workload.key)] = measured.log_shapes
+                    self.summary_items[(key, workload.key)] = measured.summary_items
+                    runs.setdefault(key, {})[workload.key] = measured.counts
         except KeyboardInterrupt:
             interrupted = True
             raise
@@ -240,187 +233,6 @@ class Bench:
         share = vcpu_share(memory_mb)
         return DurationModel(
             given.fixed_ms, self.cpu.ms_per_write / share, self.cpu.ms_per_record / share
-        )
-
-    # --- one configuration on one workload -----------------------------------------------------
-
-    def _run(
-        self,
-        endpoint: LocalEndpoint,
-        control: ControlClient,
-        deployment: DeployedDesign,
-        workload: Workload,
-        remaining: float,
-    ) -> RunCounts:
-        options = self.options
-        label = f"{deployment.key} on {workload.key}"
-        self.console.rule(f"{label}: {workload.events:,} events at {options.rate:g}/s")
-        t0 = time.monotonic()
-        if not control.wait_drained(min(120.0, remaining)):
-            self.notes.append(f"{label}: the pipeline was not drained before the run")
-        control.reset_stats()
-        deployment.cursor.read_new()  # skip what earlier runs wrote
-        for tail in deployment.logs.values():
-            tail.mark()
-        client = endpoint_dynamodb(endpoint.endpoint_url, options.writers + 4)
-        test = LoadTest(
-            client,
-            deployment.table,
-            LoadTestConfig(
-                events=workload.events,
-                rate=options.rate,
-                writers=options.writers,
-                users=workload.users,
-                videos=workload.videos,
-                skew=workload.skew,
-                seed=options.seed,
-                id_prefix=workload.id_prefix,
-                probe_interval=options.probe_interval,
-                drain_timeout=max(30.0, remaining - 60.0),
-                poll_interval=0.1,
-                verify_when_drained=True,
-            ),
-            control=control,
-            console=self.console,
-        )
-        report = test.run()
-        if report.interrupted:
-            raise KeyboardInterrupt
-        if not report.drained:
-            self.notes.append(f"{label}: not drained within {test.config.drain_timeout:.0f} s")
-        stats = control.stats()
-        records = deployment.cursor.read_new()
-        counts = self._counts(
-            deployment,
-            workload=workload,
-            report=report,
-            stats=stats,
-            records=records,
-            client=client,
-        )
-        self.timings[f"run:{deployment.key}:{workload.key}"] = round(time.monotonic() - t0, 1)
-        self.console.print(
-            f"{label}: {counts.invocations:,} invocations, {counts.summary_item_writes:,} "
-            f"summary writes, drain {counts.drain_seconds or 0:.1f} s, "
-            f"{counts.mismatches:,} mismatched summaries"
-        )
-        return counts
-
-    def _counts(
-        self,
-        deployment: DeployedDesign,
-        *,
-        workload: Workload,
-        report: Any,
-        stats: dict[str, Any],
-        records: list[dict[str, Any]],
-        client: DynamoDBClient,
-    ) -> RunCounts:
-        label = f"{deployment.key} on {workload.key}"
-        per_mapping = {m.uuid: dict(stats.get(m.uuid) or {}) for m in deployment.mappings}
-
-        def total(name: str) -> int:
-            return sum(int(s.get(name) or 0) for s in per_mapping.values())
-
-        bound: BatchBound | None = BatchBound()
-        notes: list[str] = []
-        own_dropped = 0
-        full_batches = 0
-        durations: list[float] = []
-        delays: dict[str, list[float]] = {"p50": [], "p99": [], "max": []}
-        streams: list[FunctionStream] = []
-        for mapping in deployment.mappings:
-            mstats = per_mapping[mapping.uuid]
-            delivered = mapping.delivered(records, REGION)
-            own = sum(1 for r in records if _of_type(r, mapping.item_type))
-            own_dropped += own - sum(1 for r in delivered if _of_type(r, mapping.item_type))
-            full_batches += min_batches(len(delivered), mapping.batch_size)
-            log_text = deployment.logs[mapping.uuid].read()
-            self.log_shapes.setdefault((deployment.key, workload.key), {})[mapping.item_type] = (
-                parse_function_log(log_text)
-            )
-            durations += parse_report_durations(log_text)
-            for name, values in delays.items():
-                value = (mstats.get("delay_seconds") or {}).get(name)
-                if isinstance(value, int | float):
-                    values.append(float(value))
-            sizes = [1] * len(delivered) if mapping.batch_size == 1 else parse_batch_sizes(log_text)
-            # Rebatched as the projection batches (this project: its production defaults).
-            batching = deployment.projected_batching or deployed_batching(mapping)
-            streams.append(
-                FunctionStream(
-                    delivered,
-                    mapping.item_type,
-                    batching.batch_size,
-                    batching.window_seconds,
-                    batching.tumbling_window_seconds,
-                )
-            )
-            problem = _batch_problem(mapping, mstats, delivered, sizes)
-            if problem is None and deployment.cursor.shards_read > 1:
-                # The function logs its batch sizes, not their shards: with several shards
-                # the batches cannot be cut out of the records again.
-                problem = f"{deployment.cursor.shards_read} shards: batches are per shard"
-            if problem is not None:
-                notes.append(f"{mapping.function_name}: {problem}")
-                bound = None
-            elif bound is not None:
-                # Size 0: the closing invocation of a tumbling window (no records).
-                batches = split_batches(delivered, [n for n in sizes if n])
-                bound = bound + batch_bound(batches, mapping.item_type)
-        writes = table_writes(stats, deployment.table)
-        if writes.other_operations:
-            self.notes.append(f"{label}: unexpected write operations {writes.other_operations}")
-        base_gsi = base_gsi_units(records, deployment.shapes)
-        drifts = [
-            d
-            for d in find_drift(client, deployment.table)
-            if d.key.id.startswith(workload.id_prefix)
-        ]
-        item_sizes = summary_sizes(scan_items(client, deployment.table, 4), workload.id_prefix)
-        self.summary_items[(deployment.key, workload.key)] = item_sizes.largest
-        bound_note = "; ".join(notes) if notes else None
-        if bound_note:
-            self.notes.append(f"{label}: lower bound of writes unavailable: {bound_note}")
-        return RunCounts(
-            events=report.events,
-            probes=report.probes,
-            invocations=total("invocations"),
-            batches=total("batches"),
-            records_delivered=total("records_delivered"),
-            records_filtered_out=total("records_filtered_out"),
-            summary_write_requests=writes.summary_requests,
-            summary_item_writes=writes.summary_items,
-            summary_wru=writes.summary_wru,
-            summary_gsi_wru=max(0, writes.gsi_wru - base_gsi),
-            rejected_writes=int(
-                ((stats.get("dynamodb") or {}).get(deployment.table) or {}).get(
-                    "conditional_check_failures"
-                )
-                or 0
-            ),
-            base_wru=writes.base_wru + base_gsi,
-            min_batches_at_batch_size=full_batches,
-            own_type_dropped=own_dropped,
-            bound=bound,
-            bound_note=bound_note,
-            retries=total("retries"),
-            function_errors=total("function_errors"),
-            write_seconds=report.write_seconds,
-            achieved_rate=report.achieved_rate,
-            drain_seconds=report.drain_seconds,
-            drained=report.drained,
-            probe_delays=list(report.delays),
-            invocation_delay={name: max(v) if v else None for name, v in delays.items()},
-            mismatches=len(drifts),
-            loadtest_mismatches=len(report.mismatches),
-            touched_summaries=report.touched_summaries,
-            local_ms_per_invocation=sum(durations) / len(durations) if durations else None,
-            projection=project(streams, report.events + report.probes, EVENTS_PER_DAY / 86_400),
-            events_by_kind=dict(report.events_by_kind),
-            partitions=self.options.partitions,
-            max_summary_item_bytes=item_sizes.max_bytes,
-            max_marks_per_item=item_sizes.max_marks,
         )
 
     # --- teardown and outputs ------------------------------------------------------------------
@@ -628,40 +440,6 @@ class Bench:
 
 
 # --- helpers -------------------------------------------------------------------------------------
-
-
-def _of_type(record: dict[str, Any], item_type: str) -> bool:
-    images = record.get("dynamodb") or {}
-    return any(
-        ((images.get(name) or {}).get("type") or {}).get("S") == item_type
-        for name in ("NewImage", "OldImage")
-    )
-
-
-def _batch_problem(
-    mapping: DeployedMapping,
-    stats: dict[str, Any],
-    delivered: list[dict[str, Any]],
-    sizes: list[int],
-) -> str | None:
-    """Why the batches cannot be rebuilt exactly (retries, a count that does not add up)."""
-    if int(stats.get("retries") or 0) or int(stats.get("duplicate_deliveries") or 0):
-        return "retries or duplicate deliveries: batches are not one-to-one with invocations"
-    if len(delivered) != int(stats.get("records_delivered") or 0):
-        return (
-            f"{len(delivered)} records match the filters, the engine delivered "
-            f"{stats.get('records_delivered')}"
-        )
-    batches = sum(1 for n in sizes if n)
-    # Only invocations with records count: a tumbling window's closing call need not log a
-    # batch size (the handlers answer it before parsing anything).
-    if batches != int(stats.get("batches") or 0) or sum(sizes) != len(delivered):
-        return (
-            f"the function logged {len(sizes)} invocations ({batches} with records, "
-            f"{sum(sizes)} records), the engine made {stats.get('invocations')} invocations "
-            f"({stats.get('batches')} batches, {len(delivered)} records)"
-        )
-    return None
 
 
 def _load_average() -> list[float] | None:

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from build_lambda_zip import build_zip
 from localcloud.client import ControlClient
@@ -38,6 +38,7 @@ from benchmark.figures import (
     DurationModel,
     RunCounts,
 )
+from benchmark.full_bill import BillInputs, Production, full_bill
 from benchmark.handler import CpuCost, measure_cpu
 from benchmark.measured_run import measure_run
 from benchmark.options import OURS_ZIP, REFERENCE_SOURCE, TEARDOWN_RESERVE, Options
@@ -45,12 +46,9 @@ from benchmark.projection import (
     PRODUCTION_USERS,
     PRODUCTION_VIDEOS,
     Batching,
-    BillInputs,
     Design,
-    Production,
     Sample,
     batching_window,
-    full_bill,
     production_operations,
     projection_by_window,
     projection_table,
@@ -61,9 +59,6 @@ from benchmark.report import readme_table
 from benchmark.resources import read_stack_resources
 from benchmark.results import assemble_results, write_outputs
 from benchmark.targets import evaluate_targets
-
-if TYPE_CHECKING:
-    pass
 
 
 @dataclass(slots=True)
@@ -388,7 +383,7 @@ class Bench:
     def _full_bill(
         self, sample: Sample, workload: str, designs: dict[str, Design]
     ) -> dict[str, Any]:
-        """Both designs' full bill (``projection.full_bill``) from ``workload``'s run: its
+        """Both designs' full bill (``benchmark.full_bill``) from ``workload``'s run: its
         write costs and its functions' log output; PITR and log retention as this project's
         stack sets them, for both."""
         self.console.print(f"the full bill, from the {workload} workload ...")

@@ -1,4 +1,7 @@
-"""The benchmark's run: private endpoint, two deployments, the workloads, teardown (I/O).
+"""The benchmark's run, start to end (I/O): a private endpoint, both designs deployed
+(``deploy``, read back by ``deployed_design``), each workload measured on each
+(``measured_run``), the projections and the full bill (``projection``, ``full_bill``),
+results.json with its report and chart (``results``), teardown.
 
 ``Bench(options, console).run()`` does everything ``make bench`` promises and always destroys
 both stacks and stops its endpoint, after a failure or Ctrl-C too (SIGTERM is turned into
@@ -8,7 +11,6 @@ pipeline and reset endpoint counters, so everything read afterwards belongs to t
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -57,7 +59,7 @@ from benchmark.projection import (
 )
 from benchmark.report import readme_table
 from benchmark.resources import read_stack_resources
-from benchmark.results import assemble_results, write_outputs
+from benchmark.results import assemble_results, machine, write_outputs
 from benchmark.targets import evaluate_targets
 
 
@@ -273,7 +275,7 @@ class Bench:
             "timings_seconds": {**self.timings, **(terraform.timings if terraform else {})},
             "skipped": self.skipped,
             "notes": self.notes,
-            "machine": {"cpus": os.cpu_count(), "load_average": _load_average()},
+            "machine": machine(),
         }
         if "ours" in deployments:
             meta["stream_mapping"] = self._stream_mapping_meta(deployments["ours"])
@@ -432,13 +434,3 @@ class Bench:
             results_path=out / "results.json",
             targets_met=not any(t.met is False for t in targets),
         )
-
-
-# --- helpers -------------------------------------------------------------------------------------
-
-
-def _load_average() -> list[float] | None:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None

@@ -3,8 +3,9 @@
 * ``cli``: the command line (``designs``, ``handler``, ``engine``);
 * ``options``, ``run``: the designs benchmark's options and its run (private endpoint, two
   Terraform deployments, the load test on each, the projections, teardown);
-* ``deploy``, ``deployed_design``, ``measured_run``: the two designs' stacks (deploy, destroy),
-  a design as deployed and read back, one workload's measured run against one design;
+* ``deploy``, ``deployed_design``, ``measured_run``, ``projected_runs``: the two designs'
+  stacks (deploy, destroy), a design as deployed and read back, one workload's measured run
+  against one design, the measured runs projected to the production shape;
 * ``endpoint``, ``collect``, ``resources``: the endpoint it starts, what it reads from it (clients,
   stream, logs, write counters) and what a stack holds that is billed by the month;
 * ``workloads``: the two designs and the workloads compared, and how results.json is read;

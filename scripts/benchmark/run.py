@@ -1,7 +1,7 @@
 """The benchmark's run, start to end (I/O): a private endpoint, both designs deployed
 (``deploy``, read back by ``deployed_design``), each workload measured on each
-(``measured_run``), the projections and the full bill (``projection``, ``full_bill``),
-results.json with its report and chart (``results``), teardown.
+(``measured_run``), both projected to the production shape with their full bill
+(``projected_runs``), results.json with its report and chart (``results``), teardown.
 
 ``Bench(options, console).run()`` does everything ``make bench`` promises and always destroys
 both stacks and stops its endpoint, after a failure or Ctrl-C too (SIGTERM is turned into
@@ -26,37 +26,15 @@ from video_stats.model import AttributeMap, ItemType, SummaryKind
 from vstats import cli
 
 from benchmark.bill import LogShape, StackResources, vcpu_share
-from benchmark.collect import (
-    endpoint_client,
-)
+from benchmark.collect import endpoint_client
 from benchmark.deploy import Stack, Terraform, deploy_stacks, design_stacks, destroy_stacks
-from benchmark.deployed_design import (
-    DeployedDesign,
-    deployed_batching,
-    projected_design,
-    read_deployed_design,
-)
-from benchmark.figures import (
-    DurationModel,
-    RunCounts,
-)
-from benchmark.full_bill import BillInputs, Production, full_bill
+from benchmark.deployed_design import DeployedDesign, deployed_batching, read_deployed_design
+from benchmark.figures import DurationModel, RunCounts
 from benchmark.handler import CpuCost, measure_cpu
 from benchmark.measured_run import measure_run
 from benchmark.options import OURS_ZIP, REFERENCE_SOURCE, TEARDOWN_RESERVE, Options
-from benchmark.projection import (
-    PRODUCTION_USERS,
-    PRODUCTION_VIDEOS,
-    Batching,
-    Design,
-    Sample,
-    batching_window,
-    production_operations,
-    projection_by_window,
-    projection_table,
-    sensitivity_windows,
-    stream_records,
-)
+from benchmark.projected_runs import project_runs, projection_meta
+from benchmark.projection import Batching
 from benchmark.report import readme_table
 from benchmark.resources import read_stack_resources
 from benchmark.results import assemble_results, machine, write_outputs
@@ -269,7 +247,22 @@ class Bench:
             "growing with the table), which would make the reference design's drain time "
             "measure moto, not its invocations. Semantics are unchanged."
         )
-        projections, bill = ({}, {}) if interrupted else self._projections(runs, deployments)
+        projections: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        bill: dict[str, Any] = {}
+        if not interrupted:
+            t0 = time.monotonic()
+            projections, bill = project_runs(
+                runs,
+                deployments,
+                summary_items=self.summary_items,
+                log_shapes=self.log_shapes,
+                resources=self.resources,
+                cpu=self.cpu,
+                options=self.options,
+                console=self.console,
+            )
+            if projections:
+                self.timings["projection"] = round(time.monotonic() - t0, 1)
         meta: dict[str, Any] = {
             "total_seconds": self.timings.get("total"),
             "timings_seconds": {**self.timings, **(terraform.timings if terraform else {})},
@@ -280,26 +273,7 @@ class Bench:
         if "ours" in deployments:
             meta["stream_mapping"] = self._stream_mapping_meta(deployments["ours"])
         if projections:
-            meta["projection"] = {
-                "operations_simulated": self.options.projection_operations,
-                "seed": self.options.seed,
-                "users": PRODUCTION_USERS,
-                "videos": PRODUCTION_VIDEOS,
-                "measured_partitions": self.options.partitions,
-                "rotation_seconds": self.options.rotation_seconds,
-                "batching_window_seconds": self.production_mapping.get(
-                    "maximum_batching_window_in_seconds"
-                ),
-                "note": "Batches simulated with the load test's generator and merged by the "
-                "handlers' parse_batch. Each summary write is costed by the endpoint's write-unit "
-                "rules on the largest summary item of its kind the run left "
-                f"({self.options.partitions} partition(s)), its exactly-once marks replaced by "
-                "the number lineage pruning leaves, injected (one per function and open "
-                "lineage: every partition for a video summary, its user's for a user summary), "
-                "each as long as a 40-digit sequence number (the API's longest: the reading "
-                "least favourable to this project). The reference design's index writes are "
-                "billed at 1 WRU.",
-            }
+            meta["projection"] = projection_meta(self.options, self.production_mapping)
         results = assemble_results(
             self.options,
             runs,
@@ -339,82 +313,6 @@ class Bench:
             "production_source": "terraform console of the root module without the measured "
             "run's -var: jsonencode(var.stream_mapping)",
         }
-
-    def _projections(
-        self, runs: dict[str, dict[str, RunCounts]], deployments: dict[str, DeployedDesign]
-    ) -> tuple[dict[str, dict[str, list[dict[str, Any]]]], dict[str, Any]]:
-        """Per workload: both designs at the production shape, from that workload's measured
-        write costs (``benchmark.projection``); and the full bill of the first workload of
-        ``large``, ``tiny`` both designs ran."""
-        if not {"baseline", "ours"} <= deployments.keys():
-            return {}, {}
-        workloads = [w for w in runs.get("ours", {}) if w in runs.get("baseline", {})]
-        if not workloads:
-            return {}, {}
-        self.console.print("projecting both designs to the production shape ...")
-        t0 = time.monotonic()
-        operations = production_operations(self.options.projection_operations, self.options.seed)
-        sample = Sample(list(stream_records(operations)))
-        consumers = {key: deployments[key].projected_consumers() for key in ("baseline", "ours")}
-        measured = max(deployed_batching(m).window_seconds for m in deployments["ours"].mappings)
-        tables: dict[str, dict[str, list[dict[str, Any]]]] = {}
-        bill: dict[str, Any] = {}
-        for workload in workloads:
-            reference, ours = (
-                projected_design(
-                    deployments[key],
-                    consumers[key],
-                    self.summary_items.get((key, workload)),
-                    self.options.partitions,
-                    runs[key][workload],
-                )
-                for key in ("baseline", "ours")
-            )
-            windows = sensitivity_windows(measured, batching_window(ours))
-            tables[workload] = {
-                "projection": projection_table(sample, reference, ours),
-                # Cells are merged once per sample and batching: the other workloads only
-                # re-cost them.
-                "projection_by_window": projection_by_window(sample, reference, ours, windows),
-            }
-            if not bill:
-                bill = self._full_bill(sample, workload, {"baseline": reference, "ours": ours})
-        self.timings["projection"] = round(time.monotonic() - t0, 1)
-        return tables, bill
-
-    def _full_bill(
-        self, sample: Sample, workload: str, designs: dict[str, Design]
-    ) -> dict[str, Any]:
-        """Both designs' full bill (``benchmark.full_bill``) from ``workload``'s run: its
-        write costs and its functions' log output; PITR and log retention as this project's
-        stack sets them, for both."""
-        self.console.print(f"the full bill, from the {workload} workload ...")
-        ours = self.resources["ours"]
-        production = Production(ours.point_in_time_recovery, ours.log_retention_days)
-        inputs = {
-            key: BillInputs(self.log_shapes.get((key, workload), {}), self.resources[key])
-            for key in designs
-        }
-        result = full_bill(
-            sample, {key: (designs[key], inputs[key]) for key in designs}, production
-        )
-        result.update(
-            {
-                "workload": workload,
-                "production": {
-                    "point_in_time_recovery": production.point_in_time_recovery,
-                    "log_retention_days": production.log_retention_days,
-                },
-                "resources": {key: r.as_dict() for key, r in self.resources.items()},
-                "logs": {
-                    key: {t: shape.as_dict() for t, shape in inputs[key].logs.items()}
-                    for key in inputs
-                },
-                "duration": {key: d.settings.duration.describe() for key, d in designs.items()},
-                "cpu_full_core": self.cpu.as_dict() if self.cpu else None,
-            }
-        )
-        return result
 
     def _outcome(self) -> Outcome:
         results = self.results

@@ -1,5 +1,6 @@
-"""The full monthly bill of a design (pure, no I/O): every line a deployed stack adds, from what
-the benchmark measured (docs/design.md §6).
+"""One design's monthly bill, line by line (pure, no I/O): every line a deployed stack adds,
+from what the benchmark measured (docs/design.md §6); ``benchmark.full_bill`` bills both designs
+in every production cell with it.
 
 Per design and production cell (events a day, partitions):
 

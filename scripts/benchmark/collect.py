@@ -1,5 +1,6 @@
 """What the benchmark reads besides the load test's report (I/O adapters):
 
+* ``endpoint_client``: a boto3 client on the private endpoint;
 * ``StreamCursor``: the stream records a run wrote, through the Streams API of the endpoint;
 * ``Mapping``: a deployed event source mapping as Lambda reports it (settings, filters);
 * ``LogTail``: the lines a function's log gained during a run (the endpoint's log files);
@@ -11,11 +12,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import boto3
+from botocore.config import Config
 from localcloud.filters import CompiledFilters, compile_filter_criteria
 from localcloud.protocol import event_record
 from localcloud.writestats import IndexShape, index_write_units, item_size
@@ -25,8 +28,33 @@ from vstats.effects import is_base_item
 from vstats.pipeline import on_failure_destination
 from vstats.stream_reader import LOCAL_TIMING, Bound, StreamTiming, read_stream
 
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+REGION = "us-east-1"
 BASE_OPERATIONS = ("PutItem", "DeleteItem")  # the load test writes base items only this way
 SUMMARY_OPERATIONS = ("UpdateItem", "TransactWriteItems")
+
+
+def endpoint_client(service: str, endpoint_url: str, pool: int = 10) -> Any:
+    """A client on the private endpoint (dummy credentials); standard retries, and a
+    connection pool as large as the caller's concurrency."""
+    session = boto3.session.Session(
+        aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION
+    )
+    make: Callable[..., Any] = session.client
+    return make(
+        service,
+        endpoint_url=endpoint_url,
+        config=Config(
+            retries={"mode": "standard", "max_attempts": 10}, max_pool_connections=max(pool, 10)
+        ),
+    )
+
+
+def endpoint_dynamodb(endpoint_url: str, pool: int) -> DynamoDBClient:
+    client: DynamoDBClient = endpoint_client("dynamodb", endpoint_url, pool)
+    return client
 
 
 class StreamCursor:

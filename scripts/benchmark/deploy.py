@@ -1,4 +1,6 @@
-"""The benchmark's two Terraform deployments on its private endpoint (I/O adapter).
+"""The benchmark's two Terraform deployments on its private endpoint (I/O adapter): the stacks
+of both designs (``design_stacks``), deployed in parallel (``deploy_stacks``) and destroyed
+(``destroy_stacks``).
 
 Each stack has its own data dir (``TF_DATA_DIR``) and state file under the work dir, so the
 benchmark never touches the repository's own ``.terraform`` or workspaces; both run through
@@ -15,6 +17,8 @@ import json
 import os
 import subprocess
 import time
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -174,6 +178,93 @@ class Terraform:
                 *self._var_args(stack),
             ],
         )
+
+
+def measured_stream_mapping(window_seconds: int) -> str:
+    """``-var=stream_mapping=...`` (HCL) of the measured run: only the batching window is set,
+    every other attribute keeps the root module's default."""
+    return f"{{maximum_batching_window_in_seconds={window_seconds}}}"
+
+
+def design_stacks(zips: dict[str, Path], work_dir: Path, batching_window: int) -> dict[str, Stack]:
+    """The stack of each design ``zips`` packages (``baseline``: bench/reference; ``ours``: the
+    root module), under ``work_dir/tf/<key>``, with names of their own."""
+    suffix = uuid.uuid4().hex[:6]
+    stacks: dict[str, Stack] = {}
+    if "baseline" in zips:
+        stacks["baseline"] = Stack(
+            "baseline",
+            REPO_ROOT / "bench" / "reference",
+            {"name_prefix": f"bench-ref-{suffix}", "package_file": str(zips["baseline"])},
+            work_dir / "tf" / "baseline",
+        )
+    if "ours" in zips:
+        # The root module with its defaults; only what an ephemeral copy needs is set, and
+        # the measured run's batching window (the projection reads the production one).
+        stacks["ours"] = Stack(
+            "ours",
+            REPO_ROOT,
+            {
+                "name_prefix": f"bench-ours-{suffix}",
+                "package_file": str(zips["ours"]),
+                "deletion_protection": "false",
+                "stream_mapping": measured_stream_mapping(batching_window),
+            },
+            work_dir / "tf" / "ours",
+        )
+    return stacks
+
+
+@dataclass(frozen=True, slots=True)
+class Deployed:
+    outputs: dict[str, dict[str, Any]]  # stack key -> its outputs
+    # The root module's stream_mapping when nobody sets it (``ours`` deployed), else None.
+    production_mapping: dict[str, Any] | None
+
+
+def deploy_stacks(terraform: Terraform, stacks: dict[str, Stack]) -> Deployed:
+    """Every stack deployed in parallel; beside ``ours``' apply, ``terraform console`` reads
+    the root module's production stream_mapping (the configuration only, on a state file of
+    its own)."""
+    production: list[dict[str, Any]] = []
+
+    def deploy_ours(stack: Stack) -> dict[str, Any]:
+        terraform.init(stack)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            reading = pool.submit(terraform.configured_default, stack, "stream_mapping")
+            outputs = terraform.apply(stack)
+            mapping = _result(reading)
+        if not isinstance(mapping, dict):
+            raise ToolError(f"var.stream_mapping of the root module is {mapping!r}")
+        production.append(mapping)
+        return outputs
+
+    with ThreadPoolExecutor(max_workers=len(stacks)) as pool:
+        futures = {
+            key: pool.submit(deploy_ours, stack)
+            if key == "ours"
+            else pool.submit(terraform.deploy, stack)
+            for key, stack in stacks.items()
+        }
+        outputs = {key: _result(future) for key, future in futures.items()}
+    return Deployed(outputs, production[0] if production else None)
+
+
+def destroy_stacks(terraform: Terraform, stacks: dict[str, Stack]) -> list[str]:
+    """Every stack destroyed in parallel; the failures, one line each (the others go on)."""
+    failures: list[str] = []
+    with ThreadPoolExecutor(max_workers=len(stacks)) as pool:
+        futures = [pool.submit(terraform.destroy, stack) for stack in stacks.values()]
+        for future in futures:
+            try:
+                _result(future)
+            except ToolError as exc:
+                failures.append(str(exc))
+    return failures
+
+
+def _result(future: Future[Any]) -> Any:
+    return future.result()
 
 
 def parse_console_json(stdout: str, what: str) -> Any:

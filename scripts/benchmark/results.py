@@ -1,9 +1,10 @@
-"""results.json: assembled from the runs' figures, written with the report and chart beside it,
-and read back (``--readme-table``)."""
+"""results.json: assembled from the runs' figures and the machine they ran on, written with the
+report and chart beside it, and read back (``--readme-table``)."""
 
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,15 @@ def assemble_results(
         },
     }
     return results
+
+
+def machine() -> dict[str, Any]:
+    """The machine the benchmark ran on: its CPUs and load average (None where it has none)."""
+    try:
+        load: list[float] | None = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        load = None
+    return {"cpus": os.cpu_count(), "load_average": load}
 
 
 def load_results(path: Path) -> dict[str, Any]:

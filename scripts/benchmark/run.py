@@ -1,4 +1,7 @@
-"""The benchmark's run: private endpoint, two deployments, the workloads, teardown (I/O).
+"""The benchmark's run, start to end (I/O): a private endpoint, both designs deployed
+(``deploy``, read back by ``deployed_design``), each workload measured on each
+(``measured_run``), both projected to the production shape with their full bill
+(``projected_runs``), results.json with its report and chart (``results``), teardown.
 
 ``Bench(options, console).run()`` does everything ``make bench`` promises and always destroys
 both stacks and stops its endpoint, after a failure or Ctrl-C too (SIGTERM is turned into
@@ -8,86 +11,34 @@ pipeline and reset endpoint counters, so everything read afterwards belongs to t
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
-import uuid
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import boto3
-from botocore.config import Config
 from build_lambda_zip import build_zip
 from localcloud.client import ControlClient
 from localcloud.endpoint_process import EndpointProcess, LocalEndpoint
-from localcloud.writestats import IndexShape
 from rich.console import Console
 from video_stats.model import AttributeMap, ItemType, SummaryKind
 from vstats import cli
-from vstats.drift import find_drift
-from vstats.effects import ITEM_TYPE_OF_FUNCTION
-from vstats.load_run import LoadTest, LoadTestConfig
-from vstats.tables import scan_items
 
-from benchmark.bill import LogShape, StackResources, parse_function_log, vcpu_share
-from benchmark.collect import (
-    DeployedMapping,
-    LogTail,
-    StreamCursor,
-    base_gsi_units,
-    describe_mapping,
-    index_shapes,
-    summary_sizes,
-    table_writes,
-)
-from benchmark.deploy import REPO_ROOT, Stack, Terraform
-from benchmark.figures import (
-    EVENTS_PER_DAY,
-    BatchBound,
-    DurationModel,
-    FunctionSettings,
-    FunctionStream,
-    RunCounts,
-    batch_bound,
-    min_batches,
-    parse_batch_sizes,
-    parse_report_durations,
-    project,
-    split_batches,
-)
+from benchmark.bill import LogShape, StackResources, vcpu_share
+from benchmark.collect import endpoint_client
+from benchmark.deploy import Stack, Terraform, deploy_stacks, design_stacks, destroy_stacks
+from benchmark.deployed_design import DeployedDesign, deployed_batching, read_deployed_design
+from benchmark.figures import DurationModel, RunCounts
 from benchmark.handler import CpuCost, measure_cpu
+from benchmark.measured_run import measure_run
 from benchmark.options import OURS_ZIP, REFERENCE_SOURCE, TEARDOWN_RESERVE, Options
-from benchmark.projection import (
-    PRODUCTION_USERS,
-    PRODUCTION_VIDEOS,
-    Batching,
-    BillInputs,
-    Consumer,
-    Design,
-    Production,
-    Sample,
-    SummaryShape,
-    batching_window,
-    full_bill,
-    production_operations,
-    projection_by_window,
-    projection_table,
-    sensitivity_windows,
-    stream_records,
-)
+from benchmark.projected_runs import project_runs, projection_meta
+from benchmark.projection import Batching
 from benchmark.report import readme_table
 from benchmark.resources import read_stack_resources
-from benchmark.results import assemble_results, write_outputs
+from benchmark.results import assemble_results, machine, write_outputs
 from benchmark.targets import evaluate_targets
-from benchmark.workloads import Workload
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
-
-REGION = "us-east-1"
 
 
 @dataclass(slots=True)
@@ -98,31 +49,6 @@ class Outcome:
     results_path: Path
     targets_met: bool  # every scored target met (``--strict`` fails the command otherwise)
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class DeployedDesign:
-    """One design (``baseline`` or ``ours``) deployed on the private endpoint, with the readers
-    of what its runs do (not ``vstats.deployment.Deployment``, which a tool talks to)."""
-
-    key: str
-    stack: Stack
-    table: str
-    mappings: list[DeployedMapping]
-    cursor: StreamCursor
-    logs: dict[str, LogTail]
-    shapes: list[IndexShape]
-    settings: FunctionSettings
-    # How the projections batch its records: None as deployed (the reference design); this
-    # project's production defaults, whatever window the measured run used.
-    projected_batching: Batching | None = None
-
-    def projected_consumers(self) -> tuple[Consumer, ...]:
-        """Its mappings as the projection batches them (their deployed filters)."""
-        consumers = tuple(_consumer(m) for m in self.mappings)
-        if self.projected_batching is None:
-            return consumers
-        return tuple(c.batched_as(self.projected_batching) for c in consumers)
 
 
 @dataclass(slots=True)
@@ -165,14 +91,17 @@ class Bench:
         try:
             process, endpoint = self._start_endpoint(out / "endpoint")
             terraform = Terraform(endpoint.endpoint_url, out / "logs")
-            stacks = self._stacks(out, zips)
+            stacks = design_stacks(zips, out, options.batching_window)
             outputs = self._deploy(terraform, stacks)
             deployments = {
-                key: self._deployment(endpoint, stacks[key], outputs[key]) for key in stacks
+                key: read_deployed_design(
+                    endpoint, stacks[key], outputs[key], partial(self._duration, key)
+                )
+                for key in stacks
             }
             for key, deployment in deployments.items():
                 self.resources[key] = read_stack_resources(
-                    lambda service: _client(service, endpoint.endpoint_url),
+                    lambda service: endpoint_client(service, endpoint.endpoint_url),
                     deployment.stack.variables["name_prefix"],
                     deployment.table,
                     [m.function_name for m in deployment.mappings],
@@ -188,9 +117,20 @@ class Bench:
                         self.skipped.append(skipped)
                         self.console.print(f"[yellow]skipped: {skipped}[/]")
                         continue
-                    runs.setdefault(key, {})[workload.key] = self._run(
-                        endpoint, control, deployments[key], workload, remaining
+                    measured = measure_run(
+                        endpoint.endpoint_url,
+                        control,
+                        deployments[key],
+                        workload,
+                        options,
+                        remaining=remaining,
+                        console=self.console,
+                        notes=self.notes,
                     )
+                    self.timings[f"run:{key}:{workload.key}"] = measured.seconds
+                    self.log_shapes[(key, workload.key)] = measured.log_shapes
+                    self.summary_items[(key, workload.key)] = measured.summary_items
+                    runs.setdefault(key, {})[workload.key] = measured.counts
         except KeyboardInterrupt:
             interrupted = True
             raise
@@ -240,92 +180,19 @@ class Bench:
         self.console.print(f"endpoint {endpoint.endpoint_url} (control {endpoint.control_url})")
         return process, endpoint
 
-    def _stacks(self, out: Path, zips: dict[str, Path]) -> dict[str, Stack]:
-        suffix = uuid.uuid4().hex[:6]
-        stacks: dict[str, Stack] = {}
-        if "baseline" in self.options.configs:
-            stacks["baseline"] = Stack(
-                "baseline",
-                REPO_ROOT / "bench" / "reference",
-                {"name_prefix": f"bench-ref-{suffix}", "package_file": str(zips["baseline"])},
-                out / "tf" / "baseline",
-            )
-        if "ours" in self.options.configs:
-            # The root module with its defaults; only what an ephemeral copy needs is set, and
-            # the measured run's batching window (the projection reads the production one).
-            stacks["ours"] = Stack(
-                "ours",
-                REPO_ROOT,
-                {
-                    "name_prefix": f"bench-ours-{suffix}",
-                    "package_file": str(zips["ours"]),
-                    "deletion_protection": "false",
-                    "stream_mapping": measured_stream_mapping(self.options.batching_window),
-                },
-                out / "tf" / "ours",
-            )
-        return stacks
-
     def _deploy(self, terraform: Terraform, stacks: dict[str, Stack]) -> dict[str, dict[str, Any]]:
         self.console.print(f"deploying {', '.join(stacks)} with Terraform (in parallel) ...")
         t0 = time.monotonic()
-        with ThreadPoolExecutor(max_workers=len(stacks)) as pool:
-            futures = {
-                key: pool.submit(self._deploy_ours, terraform, stack)
-                if key == "ours"
-                else pool.submit(terraform.deploy, stack)
-                for key, stack in stacks.items()
-            }
-            outputs = {key: _result(future) for key, future in futures.items()}
+        deployed = deploy_stacks(terraform, stacks)
         self.timings["deploy"] = round(time.monotonic() - t0, 1)
         self.console.print(f"deployed in {self.timings['deploy']:.0f} s")
-        return outputs
-
-    def _deploy_ours(self, terraform: Terraform, stack: Stack) -> dict[str, Any]:
-        """init, then apply while ``terraform console`` reads the production stream_mapping
-        (beside the apply: it reads the configuration only, on a state file of its own)."""
-        terraform.init(stack)
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            reading = pool.submit(terraform.configured_default, stack, "stream_mapping")
-            outputs = terraform.apply(stack)
-            production = _result(reading)
-        if not isinstance(production, dict):
-            raise cli.ToolError(f"var.stream_mapping of the root module is {production!r}")
-        try:
-            self.production_batching = Batching.from_stream_mapping(production)
-        except ValueError as exc:
-            raise cli.ToolError(f"the root module's default {exc}") from None
-        self.production_mapping = production
-        return outputs
-
-    def _deployment(
-        self, endpoint: LocalEndpoint, stack: Stack, outputs: dict[str, Any]
-    ) -> DeployedDesign:
-        lam = _client("lambda", endpoint.endpoint_url)
-        mappings = [
-            describe_mapping(lam, mapping_uuid, ITEM_TYPE_OF_FUNCTION[role])
-            for role, mapping_uuid in sorted(outputs["event_source_mapping_uuids"].items())
-        ]
-        function_dir = endpoint.state_dir / "logs" / "functions"
-        table = str(outputs["table_name"])
-        first = mappings[0]
-        return DeployedDesign(
-            key=stack.key,
-            stack=stack,
-            table=table,
-            mappings=mappings,
-            cursor=StreamCursor(
-                _client("dynamodbstreams", endpoint.endpoint_url), str(outputs["stream_arn"])
-            ),
-            logs={m.uuid: LogTail(function_dir / f"{m.function_name}.log") for m in mappings},
-            shapes=index_shapes(_client("dynamodb", endpoint.endpoint_url), table),
-            settings=FunctionSettings(
-                memory_mb=first.memory_mb,
-                architecture=first.architecture,
-                transactional=stack.key == "baseline",
-                duration=self._duration(stack.key, first.memory_mb),
-            ),
-        )
+        if deployed.production_mapping is not None:
+            try:
+                self.production_batching = Batching.from_stream_mapping(deployed.production_mapping)
+            except ValueError as exc:
+                raise cli.ToolError(f"the root module's default {exc}") from None
+            self.production_mapping = deployed.production_mapping
+        return deployed.outputs
 
     def _duration(self, key: str, memory_mb: int) -> DurationModel:
         """The billed duration model: as given, and for this project (unless
@@ -343,187 +210,6 @@ class Bench:
             given.fixed_ms, self.cpu.ms_per_write / share, self.cpu.ms_per_record / share
         )
 
-    # --- one configuration on one workload -----------------------------------------------------
-
-    def _run(
-        self,
-        endpoint: LocalEndpoint,
-        control: ControlClient,
-        deployment: DeployedDesign,
-        workload: Workload,
-        remaining: float,
-    ) -> RunCounts:
-        options = self.options
-        label = f"{deployment.key} on {workload.key}"
-        self.console.rule(f"{label}: {workload.events:,} events at {options.rate:g}/s")
-        t0 = time.monotonic()
-        if not control.wait_drained(min(120.0, remaining)):
-            self.notes.append(f"{label}: the pipeline was not drained before the run")
-        control.reset_stats()
-        deployment.cursor.read_new()  # skip what earlier runs wrote
-        for tail in deployment.logs.values():
-            tail.mark()
-        client = _dynamodb(endpoint.endpoint_url, options.writers + 4)
-        test = LoadTest(
-            client,
-            deployment.table,
-            LoadTestConfig(
-                events=workload.events,
-                rate=options.rate,
-                writers=options.writers,
-                users=workload.users,
-                videos=workload.videos,
-                skew=workload.skew,
-                seed=options.seed,
-                id_prefix=workload.id_prefix,
-                probe_interval=options.probe_interval,
-                drain_timeout=max(30.0, remaining - 60.0),
-                poll_interval=0.1,
-                verify_when_drained=True,
-            ),
-            control=control,
-            console=self.console,
-        )
-        report = test.run()
-        if report.interrupted:
-            raise KeyboardInterrupt
-        if not report.drained:
-            self.notes.append(f"{label}: not drained within {test.config.drain_timeout:.0f} s")
-        stats = control.stats()
-        records = deployment.cursor.read_new()
-        counts = self._counts(
-            deployment,
-            workload=workload,
-            report=report,
-            stats=stats,
-            records=records,
-            client=client,
-        )
-        self.timings[f"run:{deployment.key}:{workload.key}"] = round(time.monotonic() - t0, 1)
-        self.console.print(
-            f"{label}: {counts.invocations:,} invocations, {counts.summary_item_writes:,} "
-            f"summary writes, drain {counts.drain_seconds or 0:.1f} s, "
-            f"{counts.mismatches:,} mismatched summaries"
-        )
-        return counts
-
-    def _counts(
-        self,
-        deployment: DeployedDesign,
-        *,
-        workload: Workload,
-        report: Any,
-        stats: dict[str, Any],
-        records: list[dict[str, Any]],
-        client: DynamoDBClient,
-    ) -> RunCounts:
-        label = f"{deployment.key} on {workload.key}"
-        per_mapping = {m.uuid: dict(stats.get(m.uuid) or {}) for m in deployment.mappings}
-
-        def total(name: str) -> int:
-            return sum(int(s.get(name) or 0) for s in per_mapping.values())
-
-        bound: BatchBound | None = BatchBound()
-        notes: list[str] = []
-        own_dropped = 0
-        full_batches = 0
-        durations: list[float] = []
-        delays: dict[str, list[float]] = {"p50": [], "p99": [], "max": []}
-        streams: list[FunctionStream] = []
-        for mapping in deployment.mappings:
-            mstats = per_mapping[mapping.uuid]
-            delivered = mapping.delivered(records, REGION)
-            own = sum(1 for r in records if _of_type(r, mapping.item_type))
-            own_dropped += own - sum(1 for r in delivered if _of_type(r, mapping.item_type))
-            full_batches += min_batches(len(delivered), mapping.batch_size)
-            log_text = deployment.logs[mapping.uuid].read()
-            self.log_shapes.setdefault((deployment.key, workload.key), {})[mapping.item_type] = (
-                parse_function_log(log_text)
-            )
-            durations += parse_report_durations(log_text)
-            for name, values in delays.items():
-                value = (mstats.get("delay_seconds") or {}).get(name)
-                if isinstance(value, int | float):
-                    values.append(float(value))
-            sizes = [1] * len(delivered) if mapping.batch_size == 1 else parse_batch_sizes(log_text)
-            # Rebatched as the projection batches (this project: its production defaults).
-            batching = deployment.projected_batching or _batching(mapping)
-            streams.append(
-                FunctionStream(
-                    delivered,
-                    mapping.item_type,
-                    batching.batch_size,
-                    batching.window_seconds,
-                    batching.tumbling_window_seconds,
-                )
-            )
-            problem = _batch_problem(mapping, mstats, delivered, sizes)
-            if problem is None and deployment.cursor.shards_read > 1:
-                # The function logs its batch sizes, not their shards: with several shards
-                # the batches cannot be cut out of the records again.
-                problem = f"{deployment.cursor.shards_read} shards: batches are per shard"
-            if problem is not None:
-                notes.append(f"{mapping.function_name}: {problem}")
-                bound = None
-            elif bound is not None:
-                # Size 0: the closing invocation of a tumbling window (no records).
-                batches = split_batches(delivered, [n for n in sizes if n])
-                bound = bound + batch_bound(batches, mapping.item_type)
-        writes = table_writes(stats, deployment.table)
-        if writes.other_operations:
-            self.notes.append(f"{label}: unexpected write operations {writes.other_operations}")
-        base_gsi = base_gsi_units(records, deployment.shapes)
-        drifts = [
-            d
-            for d in find_drift(client, deployment.table)
-            if d.key.id.startswith(workload.id_prefix)
-        ]
-        item_sizes = summary_sizes(scan_items(client, deployment.table, 4), workload.id_prefix)
-        self.summary_items[(deployment.key, workload.key)] = item_sizes.largest
-        bound_note = "; ".join(notes) if notes else None
-        if bound_note:
-            self.notes.append(f"{label}: lower bound of writes unavailable: {bound_note}")
-        return RunCounts(
-            events=report.events,
-            probes=report.probes,
-            invocations=total("invocations"),
-            batches=total("batches"),
-            records_delivered=total("records_delivered"),
-            records_filtered_out=total("records_filtered_out"),
-            summary_write_requests=writes.summary_requests,
-            summary_item_writes=writes.summary_items,
-            summary_wru=writes.summary_wru,
-            summary_gsi_wru=max(0, writes.gsi_wru - base_gsi),
-            rejected_writes=int(
-                ((stats.get("dynamodb") or {}).get(deployment.table) or {}).get(
-                    "conditional_check_failures"
-                )
-                or 0
-            ),
-            base_wru=writes.base_wru + base_gsi,
-            min_batches_at_batch_size=full_batches,
-            own_type_dropped=own_dropped,
-            bound=bound,
-            bound_note=bound_note,
-            retries=total("retries"),
-            function_errors=total("function_errors"),
-            write_seconds=report.write_seconds,
-            achieved_rate=report.achieved_rate,
-            drain_seconds=report.drain_seconds,
-            drained=report.drained,
-            probe_delays=list(report.delays),
-            invocation_delay={name: max(v) if v else None for name, v in delays.items()},
-            mismatches=len(drifts),
-            loadtest_mismatches=len(report.mismatches),
-            touched_summaries=report.touched_summaries,
-            local_ms_per_invocation=sum(durations) / len(durations) if durations else None,
-            projection=project(streams, report.events + report.probes, EVENTS_PER_DAY / 86_400),
-            events_by_kind=dict(report.events_by_kind),
-            partitions=self.options.partitions,
-            max_summary_item_bytes=item_sizes.max_bytes,
-            max_marks_per_item=item_sizes.max_marks,
-        )
-
     # --- teardown and outputs ------------------------------------------------------------------
 
     def _teardown(
@@ -535,14 +221,9 @@ class Bench:
         try:
             if terraform is not None and stacks:
                 self.console.print("destroying the stacks ...")
-                with ThreadPoolExecutor(max_workers=len(stacks)) as pool:
-                    futures = [pool.submit(terraform.destroy, stack) for stack in stacks.values()]
-                    for future in futures:
-                        try:
-                            _result(future)
-                        except cli.ToolError as exc:
-                            self.console.print(f"[yellow]{exc}[/]")
-                            self.notes.append(f"teardown: {exc}")
+                for failure in destroy_stacks(terraform, stacks):
+                    self.console.print(f"[yellow]{failure}[/]")
+                    self.notes.append(f"teardown: {failure}")
         except KeyboardInterrupt:
             self.console.print("[yellow]interrupted: stopping the endpoint without destroying[/]")
         finally:
@@ -566,37 +247,33 @@ class Bench:
             "growing with the table), which would make the reference design's drain time "
             "measure moto, not its invocations. Semantics are unchanged."
         )
-        projections, bill = ({}, {}) if interrupted else self._projections(runs, deployments)
+        projections: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        bill: dict[str, Any] = {}
+        if not interrupted:
+            t0 = time.monotonic()
+            projections, bill = project_runs(
+                runs,
+                deployments,
+                summary_items=self.summary_items,
+                log_shapes=self.log_shapes,
+                resources=self.resources,
+                cpu=self.cpu,
+                options=self.options,
+                console=self.console,
+            )
+            if projections:
+                self.timings["projection"] = round(time.monotonic() - t0, 1)
         meta: dict[str, Any] = {
             "total_seconds": self.timings.get("total"),
             "timings_seconds": {**self.timings, **(terraform.timings if terraform else {})},
             "skipped": self.skipped,
             "notes": self.notes,
-            "machine": {"cpus": os.cpu_count(), "load_average": _load_average()},
+            "machine": machine(),
         }
         if "ours" in deployments:
             meta["stream_mapping"] = self._stream_mapping_meta(deployments["ours"])
         if projections:
-            meta["projection"] = {
-                "operations_simulated": self.options.projection_operations,
-                "seed": self.options.seed,
-                "users": PRODUCTION_USERS,
-                "videos": PRODUCTION_VIDEOS,
-                "measured_partitions": self.options.partitions,
-                "rotation_seconds": self.options.rotation_seconds,
-                "batching_window_seconds": self.production_mapping.get(
-                    "maximum_batching_window_in_seconds"
-                ),
-                "note": "Batches simulated with the load test's generator and merged by the "
-                "handlers' parse_batch. Each summary write is costed by the endpoint's write-unit "
-                "rules on the largest summary item of its kind the run left "
-                f"({self.options.partitions} partition(s)), its exactly-once marks replaced by "
-                "the number lineage pruning leaves, injected (one per function and open "
-                "lineage: every partition for a video summary, its user's for a user summary), "
-                "each as long as a 40-digit sequence number (the API's longest: the reading "
-                "least favourable to this project). The reference design's index writes are "
-                "billed at 1 WRU.",
-            }
+            meta["projection"] = projection_meta(self.options, self.production_mapping)
         results = assemble_results(
             self.options,
             runs,
@@ -631,87 +308,11 @@ class Bench:
         defaults the projections use."""
         return {
             "measured_variable": ours.stack.variables.get("stream_mapping"),
-            "measured": {m.function_name: _batching(m).as_dict() for m in ours.mappings},
+            "measured": {m.function_name: deployed_batching(m).as_dict() for m in ours.mappings},
             "production": self.production_mapping,
             "production_source": "terraform console of the root module without the measured "
             "run's -var: jsonencode(var.stream_mapping)",
         }
-
-    def _projections(
-        self, runs: dict[str, dict[str, RunCounts]], deployments: dict[str, DeployedDesign]
-    ) -> tuple[dict[str, dict[str, list[dict[str, Any]]]], dict[str, Any]]:
-        """Per workload: both designs at the production shape, from that workload's measured
-        write costs (``benchmark.projection``); and the full bill of the first workload of
-        ``large``, ``tiny`` both designs ran."""
-        if not {"baseline", "ours"} <= deployments.keys():
-            return {}, {}
-        workloads = [w for w in runs.get("ours", {}) if w in runs.get("baseline", {})]
-        if not workloads:
-            return {}, {}
-        self.console.print("projecting both designs to the production shape ...")
-        t0 = time.monotonic()
-        operations = production_operations(self.options.projection_operations, self.options.seed)
-        sample = Sample(list(stream_records(operations)))
-        consumers = {key: deployments[key].projected_consumers() for key in ("baseline", "ours")}
-        measured = max(_batching(m).window_seconds for m in deployments["ours"].mappings)
-        tables: dict[str, dict[str, list[dict[str, Any]]]] = {}
-        bill: dict[str, Any] = {}
-        for workload in workloads:
-            reference, ours = (
-                _design(
-                    deployments[key],
-                    consumers[key],
-                    self.summary_items.get((key, workload)),
-                    self.options.partitions,
-                    runs[key][workload],
-                )
-                for key in ("baseline", "ours")
-            )
-            windows = sensitivity_windows(measured, batching_window(ours))
-            tables[workload] = {
-                "projection": projection_table(sample, reference, ours),
-                # Cells are merged once per sample and batching: the other workloads only
-                # re-cost them.
-                "projection_by_window": projection_by_window(sample, reference, ours, windows),
-            }
-            if not bill:
-                bill = self._full_bill(sample, workload, {"baseline": reference, "ours": ours})
-        self.timings["projection"] = round(time.monotonic() - t0, 1)
-        return tables, bill
-
-    def _full_bill(
-        self, sample: Sample, workload: str, designs: dict[str, Design]
-    ) -> dict[str, Any]:
-        """Both designs' full bill (``projection.full_bill``) from ``workload``'s run: its
-        write costs and its functions' log output; PITR and log retention as this project's
-        stack sets them, for both."""
-        self.console.print(f"the full bill, from the {workload} workload ...")
-        ours = self.resources["ours"]
-        production = Production(ours.point_in_time_recovery, ours.log_retention_days)
-        inputs = {
-            key: BillInputs(self.log_shapes.get((key, workload), {}), self.resources[key])
-            for key in designs
-        }
-        result = full_bill(
-            sample, {key: (designs[key], inputs[key]) for key in designs}, production
-        )
-        result.update(
-            {
-                "workload": workload,
-                "production": {
-                    "point_in_time_recovery": production.point_in_time_recovery,
-                    "log_retention_days": production.log_retention_days,
-                },
-                "resources": {key: r.as_dict() for key, r in self.resources.items()},
-                "logs": {
-                    key: {t: shape.as_dict() for t, shape in inputs[key].logs.items()}
-                    for key in inputs
-                },
-                "duration": {key: d.settings.duration.describe() for key, d in designs.items()},
-                "cpu_full_core": self.cpu.as_dict() if self.cpu else None,
-            }
-        )
-        return result
 
     def _outcome(self) -> Outcome:
         results = self.results
@@ -731,128 +332,3 @@ class Bench:
             results_path=out / "results.json",
             targets_met=not any(t.met is False for t in targets),
         )
-
-
-# --- helpers -------------------------------------------------------------------------------------
-
-
-def _result(future: Future[Any]) -> Any:
-    return future.result()
-
-
-def _client(service: str, endpoint_url: str, pool: int = 10) -> Any:
-    session = boto3.session.Session(
-        aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION
-    )
-    make: Callable[..., Any] = session.client
-    return make(
-        service,
-        endpoint_url=endpoint_url,
-        config=Config(
-            retries={"mode": "standard", "max_attempts": 10}, max_pool_connections=max(pool, 10)
-        ),
-    )
-
-
-def _dynamodb(endpoint_url: str, pool: int) -> DynamoDBClient:
-    client: DynamoDBClient = _client("dynamodb", endpoint_url, pool)
-    return client
-
-
-def _of_type(record: dict[str, Any], item_type: str) -> bool:
-    images = record.get("dynamodb") or {}
-    return any(
-        ((images.get(name) or {}).get("type") or {}).get("S") == item_type
-        for name in ("NewImage", "OldImage")
-    )
-
-
-def _batch_problem(
-    mapping: DeployedMapping,
-    stats: dict[str, Any],
-    delivered: list[dict[str, Any]],
-    sizes: list[int],
-) -> str | None:
-    """Why the batches cannot be rebuilt exactly (retries, a count that does not add up)."""
-    if int(stats.get("retries") or 0) or int(stats.get("duplicate_deliveries") or 0):
-        return "retries or duplicate deliveries: batches are not one-to-one with invocations"
-    if len(delivered) != int(stats.get("records_delivered") or 0):
-        return (
-            f"{len(delivered)} records match the filters, the engine delivered "
-            f"{stats.get('records_delivered')}"
-        )
-    batches = sum(1 for n in sizes if n)
-    # Only invocations with records count: a tumbling window's closing call need not log a
-    # batch size (the handlers answer it before parsing anything).
-    if batches != int(stats.get("batches") or 0) or sum(sizes) != len(delivered):
-        return (
-            f"the function logged {len(sizes)} invocations ({batches} with records, "
-            f"{sum(sizes)} records), the engine made {stats.get('invocations')} invocations "
-            f"({stats.get('batches')} batches, {len(delivered)} records)"
-        )
-    return None
-
-
-def measured_stream_mapping(window_seconds: int) -> str:
-    """``-var=stream_mapping=...`` (HCL) of the measured run: only the batching window is set,
-    every other attribute keeps the root module's default."""
-    return f"{{maximum_batching_window_in_seconds={window_seconds}}}"
-
-
-def _batching(mapping: DeployedMapping) -> Batching:
-    """A deployed mapping's batching, read back from the Lambda API."""
-    return Batching(
-        batch_size=mapping.batch_size,
-        window_seconds=float(mapping.settings.get("MaximumBatchingWindowInSeconds") or 0),
-        tumbling_window_seconds=int(mapping.settings.get("TumblingWindowInSeconds") or 0),
-    )
-
-
-def _consumer(mapping: DeployedMapping) -> Consumer:
-    """A deployed mapping as the projection batches it (its deployed filter)."""
-    batching = _batching(mapping)
-    return Consumer(
-        item_type=mapping.item_type,
-        batch_size=batching.batch_size,
-        window_seconds=batching.window_seconds,
-        tumbling_window_seconds=batching.tumbling_window_seconds,
-        accepts=mapping.filters.matches,
-    )
-
-
-def _design(
-    deployed: DeployedDesign,
-    consumers: tuple[Consumer, ...],
-    items: dict[SummaryKind, AttributeMap] | None,
-    partitions: int,
-    counts: RunCounts,
-) -> Design:
-    """A deployed design with the summary items one of its runs left (their sizes) and the
-    items its write requests wrote (a transaction writes several)."""
-    summaries = SummaryShape(
-        items=items or {},
-        indexes=tuple(deployed.shapes),
-        transactional=deployed.settings.transactional,
-        measured_partitions=partitions,
-    )
-    ours = deployed.key == "ours"
-    rejected = counts.rejected_writes / counts.summary_write_requests if ours else 0.0
-    per_request = 1.0
-    if deployed.settings.transactional and counts.summary_write_requests:
-        per_request = counts.summary_item_writes / counts.summary_write_requests
-    return Design(
-        consumers=consumers,
-        settings=deployed.settings,
-        summaries=summaries,
-        writes_every_key=ours,  # video_stats.apply: also a key whose records net to zero
-        ranks_by_views=ours,  # video_stats.store: the GSI2 bucket and its fixes
-        items_per_request=per_request,
-        rejected_per_write=rejected if counts.summary_write_requests else 0.0,
-    )
-
-
-def _load_average() -> list[float] | None:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None

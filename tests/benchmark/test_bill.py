@@ -28,16 +28,14 @@ from benchmark.bill import (
     vcpu_share,
 )
 from benchmark.figures import PRICE_SOURCES, PRICES, DurationModel, FunctionSettings, Prices
+from benchmark.full_bill import BillInputs, Production, full_bill
 from benchmark.projection import (
-    BillInputs,
     Consumer,
     Design,
-    Production,
     Sample,
     SummaryShape,
     Writes,
     changed_item,
-    full_bill,
     project_cell,
     stream_records,
 )

@@ -1,15 +1,25 @@
 """The bench's Terraform adapter: reading a root module's default with ``terraform console``
-(real terraform: a throwaway module, and the repository's root module)."""
+(real terraform: a throwaway module, and the repository's root module); the designs' stacks,
+deployed and destroyed in parallel (a stand-in Terraform)."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import cast
 
 import pytest
-from benchmark.deploy import REPO_ROOT, Stack, Terraform, parse_console_json
+from benchmark.deploy import (
+    REPO_ROOT,
+    Stack,
+    Terraform,
+    deploy_stacks,
+    design_stacks,
+    destroy_stacks,
+    measured_stream_mapping,
+    parse_console_json,
+)
 from benchmark.projection import Batching
-from benchmark.run import measured_stream_mapping
 from vstats.cli import ToolError
 
 needs_terraform = pytest.mark.skipif(shutil.which("terraform") is None, reason="no terraform")
@@ -87,3 +97,73 @@ def test_the_root_modules_stream_mapping_default_is_a_batching(tmp_path: Path) -
     )
     measured = parse_console_json(printed, "the measured stream_mapping")
     assert measured == {**production, "maximum_batching_window_in_seconds": window}
+
+
+class StandInTerraform:
+    """Records what the stack helpers ask of Terraform (unit tests: no terraform runs)."""
+
+    def __init__(self, production: object, failing: frozenset[str] = frozenset()) -> None:
+        self.production = production
+        self.failing = failing
+        self.calls: list[str] = []
+
+    def deploy(self, stack: Stack) -> dict[str, str]:
+        self.calls.append(f"deploy {stack.key}")
+        return {"table_name": f"{stack.key}-table"}
+
+    def init(self, stack: Stack) -> None:
+        self.calls.append(f"init {stack.key}")
+
+    def apply(self, stack: Stack) -> dict[str, str]:
+        self.calls.append(f"apply {stack.key}")
+        return {"table_name": f"{stack.key}-table"}
+
+    def configured_default(self, stack: Stack, variable: str) -> object:
+        self.calls.append(f"console {stack.key} {variable}")
+        return self.production
+
+    def destroy(self, stack: Stack) -> None:
+        if stack.key in self.failing:
+            raise ToolError(f"terraform destroy of {stack.key} failed: boom")
+        self.calls.append(f"destroy {stack.key}")
+
+
+def test_design_stacks_deploy_both_and_read_the_production_mapping_beside_ours(
+    tmp_path: Path,
+) -> None:
+    zips = {"baseline": tmp_path / "reference.zip", "ours": tmp_path / "ours.zip"}
+    stacks = design_stacks(zips, tmp_path, batching_window=5)
+    assert [s.config_dir for s in stacks.values()] == [REPO_ROOT / "bench" / "reference", REPO_ROOT]
+    assert stacks["ours"].variables["stream_mapping"] == measured_stream_mapping(5)
+    assert stacks["ours"].variables["deletion_protection"] == "false"
+    assert "stream_mapping" not in stacks["baseline"].variables
+    stand_in = StandInTerraform({"batch_size": 1000})
+    deployed = deploy_stacks(cast(Terraform, stand_in), stacks)
+    assert deployed.outputs == {
+        "baseline": {"table_name": "baseline-table"},
+        "ours": {"table_name": "ours-table"},
+    }
+    assert deployed.production_mapping == {"batch_size": 1000}
+    assert sorted(stand_in.calls) == [
+        "apply ours",
+        "console ours stream_mapping",
+        "deploy baseline",
+        "init ours",
+    ]
+
+
+def test_a_production_mapping_that_is_not_an_object_fails_the_deploy(tmp_path: Path) -> None:
+    stacks = design_stacks({"ours": tmp_path / "ours.zip"}, tmp_path, batching_window=5)
+    with pytest.raises(ToolError, match=r"var\.stream_mapping of the root module is None"):
+        deploy_stacks(cast(Terraform, StandInTerraform(None)), stacks)
+
+
+def test_a_failed_destroy_is_one_line_and_the_other_stack_is_still_destroyed(
+    tmp_path: Path,
+) -> None:
+    zips = {"baseline": tmp_path / "reference.zip", "ours": tmp_path / "ours.zip"}
+    stacks = design_stacks(zips, tmp_path, batching_window=5)
+    stand_in = StandInTerraform({}, failing=frozenset({"baseline"}))
+    failures = destroy_stacks(cast(Terraform, stand_in), stacks)
+    assert failures == ["terraform destroy of baseline failed: boom"]
+    assert stand_in.calls == ["destroy ours"]

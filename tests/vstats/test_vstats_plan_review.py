@@ -1,5 +1,6 @@
-"""plan_review: the summary of a plan that replaces the table (and a mapping), a no-change
-plan, the checkov gate (a stand-in checkov, and the real one when installed) and the skip file."""
+"""plan_review and checkov_scan: the summary of a plan that replaces the table (and a mapping),
+a no-change plan, the checkov gate (a stand-in checkov, and the real one when installed) and the
+skip file."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
-from vstats import plan_review
+from vstats import checkov_scan, plan_review
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPLACE = FIXTURES / "plan_replace_table.json"
@@ -114,7 +115,7 @@ def test_failed_scan_exits_1_and_lists_the_failures(
     argv = [str(NO_CHANGES), "--checkov", str(checkov), "--output-dir", str(tmp_path)]
     assert plan_review.main(argv) == 1
     out = capsys.readouterr().out
-    skipped = len(plan_review.read_skips(plan_review.DEFAULT_SKIP_FILE))
+    skipped = len(checkov_scan.read_skips(checkov_scan.DEFAULT_SKIP_FILE))
     assert f"40 passed, 1 failed, {skipped} skipped by .checkov.yaml" in out
     assert "FAILED CKV_AWS_28 module.table.aws_dynamodb_table.this" in out
     assert "--config-file" in (tmp_path / "argv").read_text()
@@ -139,7 +140,7 @@ def test_checkov_that_cannot_run_fails_the_review(
 
 
 def test_every_skipped_check_has_a_reason() -> None:
-    skips = plan_review.read_skips(plan_review.DEFAULT_SKIP_FILE)
+    skips = checkov_scan.read_skips(checkov_scan.DEFAULT_SKIP_FILE)
     assert len(skips) >= 1
     for skip in skips:
         assert skip.check.startswith("CKV")
@@ -160,7 +161,7 @@ def test_a_skip_without_reason_is_refused(
 
 
 def _installed_checkov() -> str | None:
-    found = plan_review.find_checkov(None)
+    found = checkov_scan.find_checkov(None)
     return found if found and os.access(found, os.X_OK) else None
 
 

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
+import pytest
 from stream_fakes import STREAM_ARN, FakeStream, FakeStreamsClient
 from video_stats.lineage import Shard
 from video_stats.marks import encode_mark, shard_marks
@@ -14,6 +16,9 @@ from vstats.stream_reader import Bound, StreamTiming, read_on, read_shard, read_
 from vstats.targets import Positions, summary_target
 
 QUICK = StreamTiming(delay=0.0, margin=0.0, open_shard_seconds=0.05, poll_seconds=0.0)
+#: The time cap ends an open shard's read at its first empty page (once the bound's time is
+#: past): a count of pages, not a race with the clock.
+AT_ONCE = StreamTiming(delay=0.0, margin=0.0, open_shard_seconds=0.0, poll_seconds=0.0)
 WHEN = datetime(2024, 5, 1, tzinfo=UTC)
 
 
@@ -137,3 +142,73 @@ def test_reading_on_reads_only_what_the_stream_gained() -> None:
     ]
     assert len({(r.shard_id, r.seq) for r in later.records}) == 8
     assert later.shards[0] is first.shards[0]  # the closed shard was not read again
+
+
+def seqs_of(stream: FakeStream) -> list[int]:
+    return [int(r["dynamodb"]["SequenceNumber"]) for r in stream.records]
+
+
+def test_below_a_known_tip_an_open_shard_is_read_past_the_time_cap() -> None:
+    """Five empty pages before the records; the time cap alone stops at the first. With the
+    shard known to hold its third record (a summary's mark), the read goes on to it, and only
+    then does the cap end it (at the empty page after the records)."""
+    client = FakeStreamsClient(empty_pages=5)
+    stream = client.add("s", FakeStream(start_time=0.0))
+    views(stream, 3)
+    shard = Shard("s", None, False)
+    bound = Bound(time=1.0)
+
+    blind = read_shard(client, STREAM_ARN, shard, bound=bound, timing=AT_ONCE)
+    known = read_shard(
+        client, STREAM_ARN, shard, bound=bound, timing=AT_ONCE, at_least=seqs_of(stream)[2]
+    )
+
+    assert (len(blind.records), blind.ended, blind.empty_pages) == (0, "cap", 1)
+    assert (len(known.records), known.ended, known.empty_pages, known.short) == (3, "cap", 6, False)
+
+
+def test_a_read_the_page_cap_ends_below_its_known_tip_is_short_and_read_on_goes_on() -> None:
+    """Eight empty pages, a page cap of five: the read is short of the known tip, and says so;
+    the next round (``read_on``) goes on from the iterator where it stopped, so it walks only
+    the three empty pages left, and reaches the records."""
+    client = FakeStreamsClient(empty_pages=8)
+    stream = client.add("s", FakeStream(start_time=0.0))
+    views(stream, 3)
+    capped = replace(AT_ONCE, max_pages=5)
+    tips = {"s": seqs_of(stream)[2]}
+
+    first = read_stream(client, STREAM_ARN, bound=Bound(time=1.0), timing=capped, at_least=tips)
+    calls = client.get_records_calls
+    later = read_on(client, STREAM_ARN, first, bound=Bound(time=1.0), timing=capped, at_least=tips)
+
+    assert [(len(r.records), r.ended, r.short) for r in first.shards] == [(0, "cap", True)]
+    assert "shard s was read to nothing only (5 pages, the page cap)" in (
+        first.short[0].describe_short()
+    )
+    assert [(len(r.records), r.ended, r.short) for r in later.shards] == [(3, "cap", False)]
+    assert client.get_records_calls - calls == 5  # 3 empty, the records, the tip's empty page
+    assert later.short == []
+
+
+def test_a_closed_shard_the_page_cap_ends_is_short() -> None:
+    client = FakeStreamsClient(empty_pages=4)
+    views(client.add("s", FakeStream(start_time=0.0)), 2)
+    client.close("s")
+
+    read = read_stream(client, STREAM_ARN, bound=Bound(), timing=replace(QUICK, max_pages=3))
+
+    assert [(r.ended, r.short) for r in read.shards] == [("cap", True)]
+
+
+def test_a_failed_range_behind_more_empty_pages_than_the_time_cap_allows_is_read() -> None:
+    """``redrive.read_range``: the range's end is known to exist, so no time cap; only the
+    page cap ends the read short, and that is "not read to its end yet", not trimmed."""
+    client = FakeStreamsClient(empty_pages=6)
+    stream = client.add("s", FakeStream(start_time=0.0))
+    views(stream, 6)
+    seqs = seqs_of(stream)
+    batch = redrive.FailedBatch("q", "m", "r", "VIEW", "s", STREAM_ARN, seqs[1], seqs[3], 3, None)
+
+    assert [r.seq for r in redrive.read_range(client, batch, AT_ONCE)] == seqs[1:4]
+    with pytest.raises(redrive.NotReadYet, match="not read to its end yet: shard s"):
+        redrive.read_range(client, batch, replace(AT_ONCE, max_pages=6))

@@ -419,9 +419,15 @@ class HorizonEmptyPages(FakeStreamsClient):
     """Empty pages before a shard's records for a TRIM_HORIZON iterator only: an iterator at a
     sequence number (a failed range's start) lands on its record."""
 
-    def get_shard_iterator(self, **request: Any) -> dict[str, Any]:
-        found = super().get_shard_iterator(**request)
-        if request["ShardIteratorType"] != "TRIM_HORIZON":
+    def get_shard_iterator(
+        self,
+        StreamArn: str,
+        ShardId: str,
+        ShardIteratorType: str,
+        SequenceNumber: str | None = None,
+    ) -> dict[str, Any]:
+        found = super().get_shard_iterator(StreamArn, ShardId, ShardIteratorType, SequenceNumber)
+        if ShardIteratorType != "TRIM_HORIZON":
             shard, position, _ = found["ShardIterator"].split("|")
             found["ShardIterator"] = f"{shard}|{position}|0"
         return found

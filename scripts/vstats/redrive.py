@@ -289,6 +289,7 @@ def make_exact(
     timing: StreamTiming,
     dry_run: bool,
     settled_age: float | None = None,
+    range_ends: Mapping[str, int] | None = None,
     log: Callable[[str], None] = lambda _message: None,
 ) -> dict[SummaryKey, KeyResult]:
     """Write each key's exact value (``vstats.target_reads``) and raise its marks for the shards
@@ -311,6 +312,7 @@ def make_exact(
             processed_through=processed_through,
             settled_age=settled_age,
             earlier=earlier,
+            range_ends=range_ends,
         )
         earlier = found
         capped = len(found.stream.capped)
@@ -487,6 +489,7 @@ def redrive(
         # 1. Each range back from the stream: the keys it touches (or it is trimmed).
         touched_by: dict[SummaryKey, list[FailedBatch]] = {}
         readable: list[tuple[FailedBatch, int, list[SummaryKey]]] = []
+        range_ends: dict[str, int] = {}
         for batch, _ in received:
             try:
                 records = read_range(streams, batch, timing)
@@ -500,6 +503,8 @@ def redrive(
                 continue
             keys = touched_keys(records, batch.item_type)
             readable.append((batch, len(records), keys))
+            # Read back just now: the stream holds its end, a known tip of the shard.
+            range_ends[batch.shard_id] = max(batch.end, range_ends.get(batch.shard_id, batch.end))
             for key in keys:
                 touched_by.setdefault(key, []).append(batch)
         # 2. Every touched summary exact, in one pass (one stream read per round).
@@ -514,6 +519,7 @@ def redrive(
             timing=timing,
             dry_run=dry_run,
             settled_age=record_age,
+            range_ends=range_ends,
             log=log,
         )
         report.rewritten = [r.drift for r in results.values() if r.drift is not None]

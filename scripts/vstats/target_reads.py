@@ -15,8 +15,8 @@ shows in an older state, was written recently, so its records are in the stream 
 its state is taken from its last record there; GSI1 lags by seconds, never by the stream's
 24 h.
 
-The stream is read at least up to each shard's known tip (``known_tips``: the highest mark any
-summary read holds, and a failed range's end), whatever empty pages lie before it: a record a
+The stream is read at least up to each shard's known tip (``known_tips``: the highest fresh
+mark any summary read holds, and a failed range's end), whatever empty pages lie before it: a record a
 summary has applied but the read did not reach would leave its item's state to the read of
 the table, which may predate it, while the summary holds it. A read the page cap ends short of
 a tip is never used to write: ``key_targets`` says so (``KeyTargets.short``, redrive retries
@@ -115,30 +115,43 @@ class KeyTargets:
         return self.stream.short
 
 
+#: A mark vouches for its record only while the stream surely holds it: "Stream records whose
+#: age exceeds this limit [24 hours] are subject to removal (trimming) from the stream"
+#: (GetShardIterator, Streams API reference). Two hours to spare: the mark's creation hour is
+#: rounded up (``Mark.created_by``), and the read takes time. An older mark (stale marks stay
+#: on a summary until its next update) would send the read after a record that may be gone,
+#: on to the page cap; the records it covers are settled anyway (``Positions.settled``).
+TIP_AGE_SECONDS: Final = 22 * 3600
+
+
 def known_tips(
     summaries: Iterable[AttributeMap | None],
     shards: Iterable[Shard],
-    processed_through: Mapping[tuple[str, str], int] | None = None,
+    *,
+    range_ends: Mapping[str, int] | None = None,
+    now: float | None = None,
 ) -> dict[str, int]:
     """{shard id: a sequence number the shard is known to hold}: the highest mark of the
     shard (either function, either format: ``shard_marks``) any summary read holds, since the
-    handler applied that record, and the end of a failed range of it (``processed_through``).
-    A stream-wide mark (one per stream, without tumbling windows) names no shard: no tip."""
+    handler applied that record (a mark younger than ``TIP_AGE_SECONDS``), and the end of a
+    failed range read back from it (``range_ends``, {shard id: sequence number}). A
+    stream-wide mark (one per stream, without tumbling windows) names no shard: no tip."""
+    oldest = (time.time() if now is None else now) - TIP_AGE_SECONDS
     owner = {
         name: shard.shard_id
         for shard in shards
         for function in FUNCTION_OF_ITEM_TYPE.values()
         for name in shard_marks(function, shard.shard_id).names()
     }
-    tips: dict[str, int] = {}
-    for (_function, failed_shard), seq in (processed_through or {}).items():
-        tips[failed_shard] = max(seq, tips.get(failed_shard, seq))
+    tips: dict[str, int] = dict(range_ends or {})
     for item in summaries:
         for name, value in marks_of(item).items():
             shard_id = owner.get(name)
-            if shard_id is not None:
-                seq = decode_mark(value).seq
-                tips[shard_id] = max(seq, tips.get(shard_id, seq))
+            if shard_id is None:
+                continue
+            mark = decode_mark(value, now)
+            if mark.created_by is not None and mark.created_by >= oldest:
+                tips[shard_id] = max(mark.seq, tips.get(shard_id, mark.seq))
     return tips
 
 
@@ -234,9 +247,11 @@ def key_targets(
     processed_through: Mapping[tuple[str, str], int] | None = None,
     settled_age: float | None = None,
     earlier: KeyTargets | None = None,
+    range_ends: Mapping[str, int] | None = None,
 ) -> KeyTargets:
     """Each key's exact target for the records it has applied, from consistent reads (see the
-    module's docstring). ``processed_through``, ``settled_age``: ``vstats.targets``.
+    module's docstring). ``processed_through``, ``settled_age``: ``vstats.targets``;
+    ``range_ends``: failed ranges read back, known tips (``known_tips``).
     ``earlier``: a previous round; only what the stream gained since is read and indexed."""
     found: dict[SummaryKey, dict[tuple[str, str], AttributeMap]] = {}
     costs: dict[SummaryKey, ReadCost] = {}
@@ -253,7 +268,7 @@ def key_targets(
     time.sleep(timing.delay)
     # Every record a summary read holds is in the stream: the read gets there (known tips).
     shards = describe_shards(streams, stream_arn)
-    tips = known_tips(summaries.values(), shards, processed_through)
+    tips = known_tips(summaries.values(), shards, range_ends=range_ends)
     if earlier is None:
         stream = read_stream(
             streams, stream_arn, bound=bound, timing=timing, shards=shards, at_least=tips

@@ -13,6 +13,7 @@ from video_stats.marks import encode_mark, shard_marks
 from video_stats.model import SummaryKey, SummaryKind, view_item
 from vstats import redrive
 from vstats.stream_reader import Bound, StreamTiming, read_on, read_shard, read_stream
+from vstats.target_reads import known_tips
 from vstats.targets import Positions, summary_target
 
 QUICK = StreamTiming(delay=0.0, margin=0.0, open_shard_seconds=0.05, poll_seconds=0.0)
@@ -212,3 +213,24 @@ def test_a_failed_range_behind_more_empty_pages_than_the_time_cap_allows_is_read
     assert [r.seq for r in redrive.read_range(client, batch, AT_ONCE)] == seqs[1:4]
     with pytest.raises(redrive.NotReadYet, match="not read to its end yet: shard s"):
         redrive.read_range(client, batch, replace(AT_ONCE, max_pages=6))
+
+
+def test_known_tips_are_the_fresh_marks_summaries_hold_and_the_ranges_read_back() -> None:
+    """The highest mark of each listed shard over the summaries (either function), a failed
+    range's end; not a mark old enough for its record to be trimmed (it would send the read
+    after a record that may be gone, on to the page cap), nor a shard not listed."""
+    now = 1_700_000_000.0
+    fresh, stale = now - 3600, now - 23 * 3600
+    views_s, votes_s = shard_marks("views", "s").current, shard_marks("votes", "s").current
+    summaries = [
+        {views_s: {"S": encode_mark(120, fresh)}},
+        {votes_s: {"S": encode_mark(150, fresh)}, "views": {"N": "3"}},
+        {shard_marks("views", "t").current: {"S": encode_mark(900, stale)}},
+        {shard_marks("views", "gone").current: {"S": encode_mark(700, fresh)}},
+        None,
+    ]
+    listed = [Shard("s", None, False), Shard("t", None, False), Shard("u", None, False)]
+
+    tips = known_tips(summaries, listed, range_ends={"u": 40, "s": 130}, now=now)
+
+    assert tips == {"s": 150, "u": 40}

@@ -16,11 +16,11 @@ its state is taken from its last record there; GSI1 lags by seconds, never by th
 24 h.
 
 The stream is read at least up to each shard's known tip (``known_tips``: the highest fresh
-mark any summary read holds, and a failed range's end), whatever empty pages lie before it: a record a
-summary has applied but the read did not reach would leave its item's state to the read of
-the table, which may predate it, while the summary holds it. A read the page cap ends short of
-a tip is never used to write: ``key_targets`` says so (``KeyTargets.short``, redrive retries
-in its next round), ``applied_targets`` and ``confirmed`` refuse with one line
+mark any summary read holds, and a failed range's end), whatever empty pages lie before it: a
+record a summary has applied but the read did not reach would leave its item's state to the
+read of the table, which may predate it, while the summary holds it. A read the page cap ends
+short of a tip is never used to write: ``key_targets`` says so (``KeyTargets.short``, redrive
+retries in its next round), ``applied_targets`` and ``confirmed`` refuse with one line
 (``refuse_short``).
 """
 

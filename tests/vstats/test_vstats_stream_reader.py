@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from stream_fakes import STREAM_ARN, FakeStream, FakeStreamsClient
 from video_stats.lineage import Shard
 from video_stats.marks import encode_mark, shard_marks
@@ -234,3 +236,43 @@ def test_known_tips_are_the_fresh_marks_summaries_hold_and_the_ranges_read_back(
     tips = known_tips(summaries, listed, range_ends={"u": 40, "s": 130}, now=now)
 
     assert tips == {"s": 150, "u": 40}
+
+
+class ExpiringIterators(FakeStreamsClient):
+    """GetRecords refuses the iterators in ``expired`` (once each: the fake's iterators are
+    positions, and a fresh one may spell the same), as AWS does 15 minutes after
+    GetShardIterator and the local endpoint beyond its last 10,000."""
+
+    def __init__(self, empty_pages: int = 0) -> None:
+        super().__init__(empty_pages)
+        self.expired: set[str] = set()
+
+    def get_records(self, ShardIterator: str, Limit: int = 1000) -> dict[str, Any]:
+        if ShardIterator in self.expired:
+            self.expired.discard(ShardIterator)
+            error = {"Error": {"Code": "ExpiredIteratorException", "Message": "expired"}}
+            raise ClientError(error, "GetRecords")  # type: ignore[arg-type]
+        return super().get_records(ShardIterator, Limit)
+
+
+def test_read_on_starts_again_from_the_position_when_the_kept_iterator_expired() -> None:
+    client = ExpiringIterators(empty_pages=2)
+    stream = client.add("s", FakeStream(start_time=0.0))
+    views(stream, 3)
+    capped = replace(AT_ONCE, max_pages=2)
+    tips = {"s": seqs_of(stream)[2]}
+    first = read_stream(client, STREAM_ARN, bound=Bound(time=1.0), timing=capped, at_least=tips)
+    client.expired = {r.iterator for r in first.shards if r.iterator}
+
+    later = read_on(
+        client,
+        STREAM_ARN,
+        first,
+        bound=Bound(time=1.0),
+        timing=replace(capped, max_pages=5),
+        at_least=tips,
+    )
+
+    assert [(len(r.records), r.ended, r.short) for r in first.shards] == [(0, "cap", True)]
+    assert [(len(r.records), r.ended) for r in later.shards] == [(3, "cap")]
+    assert client.expired == set()  # the kept iterator was tried, and refused

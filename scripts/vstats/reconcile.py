@@ -275,6 +275,7 @@ def _report_repair(
                     "conflicts": [{"kind": k.kind.value, "id": k.id} for k in result.conflicts],
                     "marked": [{"kind": k.kind.value, "id": k.id} for k in result.marked],
                     "paused_mappings": result.paused,
+                    "capped_shards": result.capped_shards,
                     "seconds": round(result.seconds, 3),
                     "remaining_drift": None
                     if remaining is None
@@ -317,7 +318,8 @@ def _report_repair(
                 )
             )
         console.print(
-            f"mappings paused and resumed: {len(result.paused)}; took {result.seconds:.1f} s"
+            f"mappings paused and resumed: {len(result.paused)}; took {result.seconds:.1f} s; "
+            f"{result.capped_shards} open shards read to the safety cap"
         )
     if result.marked:
         console.print(

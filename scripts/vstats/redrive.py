@@ -10,7 +10,10 @@ still in the stream for 24 h. A run:
 
 1. Receives every message of the table's mappings' SQS on-failure queues and reads each range
    back from the stream. If the stream no longer holds all of it (trimmed, or the shard is
-   gone), the message is reported with ``make reconcile ARGS=--repair`` and kept.
+   gone), the message is reported with ``make reconcile ARGS=--repair`` and kept. The range's
+   end is a record known to exist, so its read has no time cap (``stream_reader``, known
+   tips); a read the page cap ends first is reported "not read to its end yet" and kept for
+   the next run.
 2. Collects the summary keys the ranges' records touch (for the function whose queue it is, by
    the handlers' own contribution rule, ``vstats.effects``).
 3. Makes each of those summaries exact (below), in one pass for all messages.
@@ -50,6 +53,11 @@ and apply normally, and a later ``reconcile --repair`` does not mistake the redr
 for records still to come. A summary that already holds a mark of one of the shard's
 descendants needs none (lineage pruning, ``video_stats.marks``: every record of the shard
 counts as applied to it), and the current mark format is written, beside any legacy mark.
+
+A round whose stream read the page cap ended short of a shard's known tip (a record some
+summary holds, or a range's end) writes nothing, since any key could have records in what was
+not read; the next round reads on from where it stopped. When the rounds run out that way,
+the messages of the keys not written are kept and reported "not read to its end yet".
 
 Idempotent: a second run, or a run after one killed half-way, finds each touched summary
 already equal to its target and its mark at or above the range's end, writes nothing, and
@@ -125,7 +133,7 @@ class FailedBatch:
 @dataclass(slots=True)
 class BatchOutcome:
     batch: FailedBatch
-    status: str  # redriven | trimmed | would-redrive | conflict | invalid
+    status: str  # redriven | trimmed | not-read-yet | would-redrive
     records: int = 0
     keys: list[SummaryKey] = field(default_factory=list)
     rewritten: list[Drift] = field(default_factory=list)  # of its keys (shared with others)
@@ -204,9 +212,17 @@ class Trimmed(Exception):
     """The stream no longer holds the whole range."""
 
 
+class NotReadYet(Exception):
+    """The read of the range ended at the page cap before its end (a record known to exist):
+    the message is kept for the next run."""
+
+
+NOT_READ_YET = "not read to its end yet"
+
+
 def read_range(streams: Any, batch: FailedBatch, timing: StreamTiming) -> list[StreamRecord]:
     """The records of ``batch``'s shard from its start to its end sequence number (the one
-    stream reader, bounded by the range's end)."""
+    stream reader, bounded by the range's end, which it is known to reach: no time cap)."""
     shard = next(
         (s for s in describe_shards(streams, batch.stream_arn) if s.shard_id == batch.shard_id),
         None,
@@ -221,6 +237,7 @@ def read_range(streams: Any, batch: FailedBatch, timing: StreamTiming) -> list[S
             bound=Bound(seq=batch.end),
             timing=timing,
             at=batch.start,
+            at_least=batch.end,
         )
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code")
@@ -228,6 +245,8 @@ def read_range(streams: Any, batch: FailedBatch, timing: StreamTiming) -> list[S
             raise Trimmed(f"{code}: the stream no longer holds the range") from None
         raise
     records = read.records
+    if read.short:
+        raise NotReadYet(f"{NOT_READ_YET}: {read.describe_short()}")
     if records and records[0].seq != batch.start:
         raise Trimmed(f"the shard starts at {records[0].seq} now, after the range's start")
     if not records or records[-1].seq != batch.end:
@@ -253,6 +272,9 @@ class KeyResult:
     marks_raised: int
     cost: ReadCost  # what reading its base items took (the last round)
     in_flight: int = 0  # its records left to the handlers (not applied, not in a failed range)
+    capped_shards: int = 0  # open shards its round's stream read ended at the cap
+    #: Why it was not written: the rounds ran out on stream reads short of a known tip.
+    held_back: str = ""
 
 
 def make_exact(
@@ -267,11 +289,14 @@ def make_exact(
     timing: StreamTiming,
     dry_run: bool,
     settled_age: float | None = None,
+    range_ends: Mapping[str, int] | None = None,
     log: Callable[[str], None] = lambda _message: None,
 ) -> dict[SummaryKey, KeyResult]:
     """Write each key's exact value (``vstats.target_reads``) and raise its marks for the shards
     of the batches that touch it, in one conditional write per key; keys that invocations
-    changed under us are recomputed. One pass over the stream per round, for all keys."""
+    changed under us are recomputed. One pass over the stream per round, for all keys. A
+    round whose stream read is short of a known tip writes nothing and the next reads on;
+    when the rounds run out so, the keys left come back ``held_back`` (nothing written)."""
     results: dict[SummaryKey, KeyResult] = {}
     pending = list(touched_by)
     earlier: KeyTargets | None = None  # the stream read on from round to round: short rounds
@@ -287,8 +312,22 @@ def make_exact(
             processed_through=processed_through,
             settled_age=settled_age,
             earlier=earlier,
+            range_ends=range_ends,
         )
         earlier = found
+        capped = len(found.stream.capped)
+        if found.short:
+            # Any key may have records in what was not read: none is written from this read.
+            reason = f"{NOT_READ_YET}: {found.short[0].describe_short()}"
+            log(f"round {attempt}: {reason}; nothing written, reading on")
+            if attempt == MAX_ATTEMPTS:
+                for key in pending:
+                    target = found.targets[key]
+                    results[key] = KeyResult(
+                        key, None, 0, target.cost, capped_shards=capped, held_back=reason
+                    )
+                return results
+            continue
         changed: list[SummaryKey] = []
         for key in pending:
             target = found.targets[key]
@@ -300,6 +339,7 @@ def make_exact(
                 len(marks),
                 target.cost,
                 len(target.in_flight),
+                capped_shards=capped,
             )
             nothing_to_write = target.actual == target.expected and not marks
             if (
@@ -312,8 +352,8 @@ def make_exact(
                 changed.append(key)
         log(
             f"round {attempt}: {len(pending):,} summaries, {len(found.stream.records):,} stream "
-            f"records, {len(changed):,} changed under us (recomputed), "
-            f"{time.monotonic() - started:.1f} s"
+            f"records, {len(changed):,} changed under us (recomputed), {capped} open shards "
+            f"read to the cap, {time.monotonic() - started:.1f} s"
         )
         if not changed:
             return results
@@ -370,6 +410,7 @@ class RedriveReport:
     reads: ReadCost = field(default_factory=ReadCost)
     in_flight: int = 0  # (summary, record) pairs left to the handlers
     largest: tuple[SummaryKey, ReadCost] | None = None
+    capped_shards: int = 0  # open shards the targets' last stream read ended at the cap
 
     def counts(self) -> dict[str, int]:
         statuses = [o.status for o in self.outcomes]
@@ -378,6 +419,7 @@ class RedriveReport:
             "redriven": statuses.count("redriven"),
             "would_redrive": statuses.count("would-redrive"),
             "trimmed": statuses.count("trimmed"),
+            "not_read_yet": statuses.count("not-read-yet"),
             "invalid": len(self.invalid),
             "records": sum(o.records for o in self.outcomes),
             "summaries_checked": len({k for o in self.outcomes for k in o.keys}),
@@ -385,6 +427,7 @@ class RedriveReport:
             "marks_raised": self.marks_raised,
             "items_read": self.reads.items,
             "records_in_flight": self.in_flight,
+            "capped_shards": self.capped_shards,
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -407,6 +450,11 @@ class RedriveReport:
     @property
     def needs_repair(self) -> bool:
         return any(o.status == "trimmed" for o in self.outcomes)
+
+    @property
+    def unfinished(self) -> bool:
+        """Messages kept because the stream was not read to what they need yet."""
+        return any(o.status == "not-read-yet" for o in self.outcomes)
 
 
 def redrive(
@@ -441,6 +489,7 @@ def redrive(
         # 1. Each range back from the stream: the keys it touches (or it is trimmed).
         touched_by: dict[SummaryKey, list[FailedBatch]] = {}
         readable: list[tuple[FailedBatch, int, list[SummaryKey]]] = []
+        range_ends: dict[str, int] = {}
         for batch, _ in received:
             try:
                 records = read_range(streams, batch, timing)
@@ -449,8 +498,13 @@ def redrive(
                     BatchOutcome(batch, "trimmed", detail=f"{exc}: run `{REPAIR_COMMAND}`")
                 )
                 continue
+            except NotReadYet as exc:
+                report.outcomes.append(BatchOutcome(batch, "not-read-yet", detail=str(exc)))
+                continue
             keys = touched_keys(records, batch.item_type)
             readable.append((batch, len(records), keys))
+            # Read back just now: the stream holds its end, a known tip of the shard.
+            range_ends[batch.shard_id] = max(batch.end, range_ends.get(batch.shard_id, batch.end))
             for key in keys:
                 touched_by.setdefault(key, []).append(batch)
         # 2. Every touched summary exact, in one pass (one stream read per round).
@@ -465,17 +519,27 @@ def redrive(
             timing=timing,
             dry_run=dry_run,
             settled_age=record_age,
+            range_ends=range_ends,
             log=log,
         )
         report.rewritten = [r.drift for r in results.values() if r.drift is not None]
+        report.capped_shards = max((r.capped_shards for r in results.values()), default=0)
         for result in results.values():
             report.reads.add(result.cost)
             report.in_flight += result.in_flight
             if report.largest is None or result.cost.items > report.largest[1].items:
                 report.largest = (result.key, result.cost)
         report.marks_raised = sum(r.marks_raised for r in results.values())
-        # 3. Only now are the messages done with.
+        # 3. Only now are the messages done with (not those whose keys were held back).
         for batch, records_read, keys in readable:
+            held = next((results[k].held_back for k in keys if results[k].held_back), "")
+            if held:
+                report.outcomes.append(
+                    BatchOutcome(
+                        batch, "not-read-yet", records=records_read, keys=keys, detail=held
+                    )
+                )
+                continue
             if not dry_run:
                 sqs.delete_message(QueueUrl=batch.queue_url, ReceiptHandle=batch.receipt_handle)
                 deleted.add(batch.message_id)
@@ -492,8 +556,9 @@ def redrive(
             b = outcome.batch
             log(f"{b.function} …{b.shard_id[-8:]} {b.start}..{b.end}: {outcome.status}")
     finally:
-        # Put back at once what is not done with (a dry run, a range left for --repair, a run
-        # that stopped): the next run need not wait for the visibility timeout.
+        # Put back at once what is not done with (a dry run, a range left for --repair or not
+        # read to its end yet, a run that stopped): the next run need not wait for the
+        # visibility timeout.
         for batch, receipt in received:
             if batch.message_id not in deleted:
                 sqs.change_message_visibility(
@@ -522,7 +587,12 @@ def render(report: RedriveReport) -> list[Any]:
     table.add_column("status")
     for o in report.outcomes:
         b = o.batch
-        style = {"redriven": "green", "would-redrive": "yellow", "trimmed": "bold red"}[o.status]
+        style = {
+            "redriven": "green",
+            "would-redrive": "yellow",
+            "trimmed": "bold red",
+            "not-read-yet": "bold yellow",
+        }[o.status]
         table.add_row(
             b.function,
             b.shard_id[-12:],
@@ -548,6 +618,15 @@ def render(report: RedriveReport) -> list[Any]:
     if report.dry_run:
         reads += " (a run reads as much, once per round)"
     lines.append(Text(reads))
+    lines.append(Text(f"{report.capped_shards} open shards read to the safety cap"))
+    if report.unfinished:
+        lines.append(
+            Text(
+                f"{counts['not_read_yet']} messages kept on the queue, nothing written for "
+                f"them: the stream was {NOT_READ_YET}; run `make redrive` again.",
+                style="bold yellow",
+            )
+        )
     if report.needs_repair:
         lines.append(
             Text(
@@ -593,7 +672,7 @@ def _main(argv: Sequence[str] | None) -> int:
         print(json.dumps(report.as_dict()))
     else:
         cli.print_lines(render(report))
-    return cli.EXIT_FAILURE if report.needs_repair else cli.EXIT_OK
+    return cli.EXIT_FAILURE if report.needs_repair or report.unfinished else cli.EXIT_OK
 
 
 if __name__ == "__main__":

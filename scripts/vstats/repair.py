@@ -5,7 +5,9 @@ The procedure:
 1. Pause the pipeline: disable both event source mappings (found by the table's stream ARN),
    wait until they report Disabled and nothing is in flight (local: the engine's ``/drained``;
    AWS: state Disabled plus a grace period of the longest function timeout).
-2. Scan the table (recount + summaries), then read the stream.
+2. Scan the table (recount + summaries), then read the stream, every shard at least up to the
+   highest mark of it any summary holds (``target_reads.known_tips``); a read the page cap
+   ends short of that stops the repair with one line, before anything is written.
 3. Work out each summary's exact target, *as of the records it has applied*, and rewrite the
    drifting counters as absolute values (SET, conditional on the values just read). Marks
    stay untouched, except where the target relied on an estimated position (below).
@@ -73,6 +75,7 @@ class RepairResult:
     unranked_before: list[IndexFault] = field(default_factory=list)
     ranked: list[IndexFault] = field(default_factory=list)  # index attributes set
     stream_records: int = 0  # records read from the stream
+    capped_shards: int = 0  # open shards the (last) stream read ended at the cap
     paused: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -112,7 +115,10 @@ def repair(
     # positions find summaries without marks (deleted, a batch that failed for them); what it
     # wrongly takes for drift on a running stack costs a pause, and the paused pass decides.
     before = estimated_targets()
-    result = RepairResult(drift_before=compare(before.targets, before.snapshot.summaries))
+    result = RepairResult(
+        drift_before=compare(before.targets, before.snapshot.summaries),
+        capped_shards=before.capped_shards,
+    )
     # The index attributes need no pause: each write is conditional on the views it is for.
     store = SummaryStore(client, table, index_shards)
     result.unranked_before = index_faults(store, before.snapshot.summaries)
@@ -140,9 +146,11 @@ def repair(
         note("scanning the table and reading the stream")
         paused = estimated_targets()
         result.stream_records = paused.stream_records
+        result.capped_shards = paused.capped_shards
         note(
             f"scanned {paused.snapshot.items_read:,} items, read {paused.stream_records:,} "
-            "stream records; rewriting the drifting summaries"
+            f"stream records ({paused.capped_shards} open shards read to the safety cap); "
+            "rewriting the drifting summaries"
         )
         for drift in paused.drift():
             marks = {

@@ -10,12 +10,23 @@ When a shard's read ends, and why (``ShardRead.ended``):
 * ``bound``: a record past the bound was read (a sequence number above ``Bound.seq``, or a
   creation time after ``Bound.time``), or the record at ``Bound.seq`` itself.
 * ``cap``: an open shard showed no record past the bound within the safety cap
-  (``StreamTiming.open_shard_seconds`` of polling, and ``max_pages``). An empty page proves
-  nothing: GetRecords "returns an empty list" when "there are no stream records available in
-  the portion of the shard that the iterator points to. Note that it might take multiple calls
-  to get to a portion of the shard that contains stream records." So the number of empty pages
-  never ends a read; only the cap does, and the result says so (``StreamRead.capped``).
+  (``StreamTiming.open_shard_seconds`` of polling, and ``StreamTiming.max_pages``). An empty
+  page proves nothing: GetRecords "returns an empty list" when "there are no stream records
+  available in the portion of the shard that the iterator points to. Note that it might take
+  multiple calls to get to a portion of the shard that contains stream records." So the
+  number of empty pages never ends a read; only the cap does, and the result says so
+  (``StreamRead.capped``).
 * ``trimmed``: the shard's records are gone (TrimmedDataAccessException / ResourceNotFound).
+
+Known tips. AWS does not bound how many empty pages lie before a shard's records, so a read
+ended by the time cap may have left records unread. Where the caller knows a record exists
+(``at_least``: a sequence number some summary's mark holds, since the handler applied it, or a
+failed range's end), the time cap does not apply below it: that read ends at the bound, at the
+shard's close, at a record at or past the known tip and then by the rules above, or at the page
+cap. A read that the page cap ends below its known tip, or before a closed shard's end, is
+*short* (``ShardRead.short``, ``StreamRead.short``): the tools write nothing from it
+(docs/design.md §9). A capped read keeps GetRecords' next iterator, and ``read_on`` goes on
+from there, so a later round does not walk the same empty pages again.
 """
 
 from __future__ import annotations
@@ -23,7 +34,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -33,6 +44,7 @@ from video_stats.model import AttributeMap
 from video_stats.streams import describe_shards
 
 GONE_CODES: Final = ("TrimmedDataAccessException", "ResourceNotFoundException")
+EXPIRED: Final = "ExpiredIteratorException"
 PAGE_LIMIT: Final = 1000  # GetRecords' largest page
 MAX_PAGES: Final = 100_000  # a safety cap for closed shards too (1e8 records at most)
 READERS: Final = 8  # shards read at once (GetRecords' limits are per shard)
@@ -45,13 +57,15 @@ class StreamTiming:
     ``delay``: how long to let the stream catch up with the read; ``margin``: how far past the
     read's time to take records (clock skew, creation times rounded to the second);
     ``open_shard_seconds``: the safety cap of an open shard that shows no record past the bound
-    (a quiet shard never does); ``poll_seconds``: the pause after an empty page (GetRecords
-    allows 5 calls per second per shard)."""
+    (a quiet shard never does), not applied below a known tip; ``poll_seconds``: the pause
+    after an empty page (GetRecords allows 5 calls per second per shard); ``max_pages``: the
+    page cap of one shard's read, for every shard."""
 
     delay: float
     margin: float
     open_shard_seconds: float
     poll_seconds: float
+    max_pages: int = MAX_PAGES
 
 
 AWS_TIMING = StreamTiming(delay=1.0, margin=5.0, open_shard_seconds=10.0, poll_seconds=0.25)
@@ -95,6 +109,19 @@ class ShardRead:
     ended: str = "closed"  # closed | bound | cap | trimmed
     pages: int = 0
     empty_pages: int = 0
+    at_least: int | None = None  # the known tip the read had to reach (module docstring)
+    short: bool = False  # ended at the page cap below the known tip or a closed shard's end
+    iterator: str | None = None  # where a capped read stopped (GetRecords' next iterator)
+    reached: int | None = None  # the last sequence number read (this read or the one before)
+
+    def describe_short(self) -> str:
+        """One line for an operator: which shard, how far it was read, how far it reaches."""
+        where = "nothing" if self.reached is None else f"sequence number {self.reached}"
+        tip = "its end (closed)" if self.at_least is None else f"{self.at_least}"
+        return (
+            f"shard {self.shard.shard_id} was read to {where} only ({self.pages:,} pages, the "
+            f"page cap), short of {tip}, which the stream is known to hold"
+        )
 
 
 @dataclass(slots=True)
@@ -109,6 +136,12 @@ class StreamRead:
     def capped(self) -> list[ShardRead]:
         """Open shards read to the safety cap, not to a record past the bound."""
         return [read for read in self.shards if read.ended == "cap"]
+
+    @property
+    def short(self) -> list[ShardRead]:
+        """Shards read to the page cap short of a record known to exist: nothing may be
+        written from this read (module docstring)."""
+        return [read for read in self.shards if read.short]
 
     @property
     def pages(self) -> int:
@@ -148,32 +181,63 @@ def read_shard(
     timing: StreamTiming,
     at: int | None = None,
     after: int | None = None,
-    max_pages: int = MAX_PAGES,
+    at_least: int | None = None,
+    iterator: str | None = None,
 ) -> ShardRead:
-    """One shard from TRIM_HORIZON (or ``at`` / ``after`` a sequence number) to its end (closed)
-    or its bound (open), see the module's docstring. ``ClientError`` of a trimmed range is
-    raised only when a position (``at``/``after``) was asked for; otherwise ``ended`` says so."""
+    """One shard from TRIM_HORIZON (or ``at`` / ``after`` a sequence number, or on from a
+    capped read's ``iterator``) to its end (closed) or its bound (open); below ``at_least``,
+    a record known to exist, no time cap (see the module's docstring). ``ClientError`` of a
+    trimmed range is raised only when a position (``at``/``after``) was asked for; otherwise
+    ``ended`` says so."""
+    read = ShardRead(shard, at_least=at_least, reached=after)
+
+    def below_tip() -> bool:
+        return at_least is not None and (read.reached is None or read.reached < at_least)
+
+    def capped(where: str) -> ShardRead:
+        read.ended, read.iterator = "cap", where
+        read.short = shard.closed or below_tip()
+        return read
+
     position: dict[str, Any] = {"ShardIteratorType": "TRIM_HORIZON"}
     if at is not None:
         position = {"ShardIteratorType": "AT_SEQUENCE_NUMBER", "SequenceNumber": str(at)}
     elif after is not None:
         position = {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": str(after)}
-    read = ShardRead(shard)
-    try:
-        iterator = client.get_shard_iterator(
-            StreamArn=stream_arn, ShardId=shard.shard_id, **position
-        ).get("ShardIterator")
-    except ClientError as exc:
-        if at is None and after is None and exc.response.get("Error", {}).get("Code") in GONE_CODES:
-            read.ended = "trimmed"
-            return read
-        raise
+    kept = iterator is not None
+    if iterator is None:
+        try:
+            iterator = client.get_shard_iterator(
+                StreamArn=stream_arn, ShardId=shard.shard_id, **position
+            ).get("ShardIterator")
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if at is None and after is None and code in GONE_CODES:
+                read.ended = "trimmed"
+                return read
+            raise
     started = time.monotonic()
     while iterator:
-        if read.pages >= max_pages:
-            read.ended = "cap"
-            return read
-        response = client.get_records(ShardIterator=iterator, Limit=PAGE_LIMIT)
+        if read.pages >= timing.max_pages:
+            return capped(iterator)
+        try:
+            response = client.get_records(ShardIterator=iterator, Limit=PAGE_LIMIT)
+        except ClientError as exc:
+            # "A shard iterator expires 15 minutes after it is returned to the requester"
+            # (GetShardIterator, Streams API reference): a kept one starts from the position.
+            if not kept or exc.response.get("Error", {}).get("Code") != EXPIRED:
+                raise
+            return read_shard(
+                client,
+                stream_arn,
+                shard,
+                bound=bound,
+                timing=timing,
+                at=at,
+                after=after,
+                at_least=at_least,
+            )
+        kept = False
         read.pages += 1
         page = response.get("Records") or []
         for raw in page:
@@ -182,17 +246,23 @@ def read_shard(
                 read.ended = "bound"
                 return read
             read.records.append(record)
+            read.reached = record.seq
             if bound.reached_by(record):
                 read.ended = "bound"
                 return read
         iterator = response.get("NextShardIterator")
         if iterator and not page:
             read.empty_pages += 1
-            # The safety cap: only an open shard waits for a record past its bound.
+            # The safety cap: only an open shard waits for a record past its bound, and not
+            # below a record known to exist (its tip).
             waited = time.monotonic() - started >= timing.open_shard_seconds
-            if not shard.closed and waited and (bound.time is None or time.time() >= bound.time):
-                read.ended = "cap"
-                return read
+            if (
+                not shard.closed
+                and waited
+                and not below_tip()
+                and (bound.time is None or time.time() >= bound.time)
+            ):
+                return capped(iterator)
             time.sleep(timing.poll_seconds)
     read.ended = "closed"
     return read
@@ -206,16 +276,28 @@ def read_stream(
     timing: StreamTiming,
     shards: Iterable[Shard] | None = None,
     after: Mapping[str, int] | None = None,
+    at_least: Mapping[str, int] | None = None,
+    iterators: Mapping[str, str] | None = None,
 ) -> StreamRead:
     """Every shard of the stream (``describe_shards``; in the order DynamoDB lists them,
-    parents before their children), each from TRIM_HORIZON or after ``after[shard id]``. The
+    parents before their children), each from TRIM_HORIZON or after ``after[shard id]``
+    (or on from ``iterators[shard id]``), with its known tip ``at_least[shard id]``. The
     shards are read side by side (boto3 clients are thread-safe), so quiet open shards wait
     for their safety cap together, not one after another."""
     listed = list(shards) if shards is not None else describe_shards(client, stream_arn)
 
     def one(shard: Shard) -> ShardRead:
-        start = (after or {}).get(shard.shard_id)
-        return read_shard(client, stream_arn, shard, bound=bound, timing=timing, after=start)
+        key = shard.shard_id
+        return read_shard(
+            client,
+            stream_arn,
+            shard,
+            bound=bound,
+            timing=timing,
+            after=(after or {}).get(key),
+            at_least=(at_least or {}).get(key),
+            iterator=(iterators or {}).get(key),
+        )
 
     if len(listed) <= 1:
         return StreamRead([one(shard) for shard in listed])
@@ -224,19 +306,32 @@ def read_stream(
 
 
 def read_on(
-    client: Any, stream_arn: str, earlier: StreamRead, *, bound: Bound, timing: StreamTiming
+    client: Any,
+    stream_arn: str,
+    earlier: StreamRead,
+    *,
+    bound: Bound,
+    timing: StreamTiming,
+    shards: Iterable[Shard] | None = None,
+    at_least: Mapping[str, int] | None = None,
 ) -> StreamRead:
     """``earlier`` and what the stream gained since, up to ``bound``: a shard read to its end
-    (closed) is not read again, any other from after its last record read (a new shard from
-    TRIM_HORIZON). For a tool that reads the stream round after round."""
+    (closed) is not read again, a capped one goes on from where it stopped (its iterator),
+    any other from after its last record read (a new shard from TRIM_HORIZON). For a tool
+    that reads the stream round after round; ``shards``: the listing, if the caller has one."""
     done = {read.shard.shard_id: read for read in earlier.shards if read.ended == "closed"}
     last = {
         read.shard.shard_id: read.records[-1].seq
         for read in earlier.shards
         if read.records and read.shard.shard_id not in done
     }
+    iterators = {
+        read.shard.shard_id: read.iterator
+        for read in earlier.shards
+        if read.ended == "cap" and read.iterator is not None
+    }
     before = {read.shard.shard_id: read for read in earlier.shards}
-    listed = describe_shards(client, stream_arn)
+    listed = list(shards) if shards is not None else describe_shards(client, stream_arn)
     fresh = read_stream(
         client,
         stream_arn,
@@ -244,6 +339,8 @@ def read_on(
         timing=timing,
         shards=[shard for shard in listed if shard.shard_id not in done],
         after=last,
+        at_least=at_least,
+        iterators=iterators,
     )
     merged = {read.shard.shard_id: read for read in fresh.shards}
     result = StreamRead()
@@ -254,5 +351,5 @@ def read_on(
         new = merged[shard.shard_id]
         old = before.get(shard.shard_id)
         records = (old.records if old is not None and new.ended != "trimmed" else []) + new.records
-        result.shards.append(ShardRead(shard, records, new.ended, new.pages, new.empty_pages))
+        result.shards.append(replace(new, records=records))
     return result

@@ -14,6 +14,14 @@ target computation (``vstats.targets.summary_target``). An item GSI1 does not sh
 shows in an older state, was written recently, so its records are in the stream (24 h), and
 its state is taken from its last record there; GSI1 lags by seconds, never by the stream's
 24 h.
+
+The stream is read at least up to each shard's known tip (``known_tips``: the highest fresh
+mark any summary read holds, and a failed range's end), whatever empty pages lie before it: a
+record a summary has applied but the read did not reach would leave its item's state to the
+read of the table, which may predate it, while the summary holds it. A read the page cap ends
+short of a tip is never used to write: ``key_targets`` says so (``KeyTargets.short``, redrive
+retries in its next round), ``applied_targets`` and ``confirmed`` refuse with one line
+(``refuse_short``).
 """
 
 from __future__ import annotations
@@ -26,10 +34,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 from localcloud.writestats import item_size
 from video_stats import model
-from video_stats.lineage import Lineage
+from video_stats.lineage import Lineage, Shard
+from video_stats.marks import decode_mark, shard_marks
 from video_stats.model import AttributeMap, Counters, SummaryKey, SummaryKind
 from video_stats.streams import describe_shards
 
+from vstats.cli import ToolError
 from vstats.drift import (
     DEFAULT_SEGMENTS,
     Drift,
@@ -42,13 +52,14 @@ from vstats.effects import FUNCTION_OF_ITEM_TYPE, counted_contribution, is_base_
 from vstats.stream_reader import (
     AWS_TIMING,
     Bound,
+    ShardRead,
     StreamRead,
     StreamRecord,
     StreamTiming,
     read_on,
     read_stream,
 )
-from vstats.targets import Positions, corrections, summary_target
+from vstats.targets import Positions, corrections, marks_of, summary_target
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -96,6 +107,61 @@ class KeyTargets:
     lineage: Lineage
     index: StreamIndex
     summaries: dict[SummaryKey, AttributeMap | None] = field(default_factory=dict)
+
+    @property
+    def short(self) -> list[ShardRead]:
+        """Shards read short of their known tip: no target of this read may be written (which
+        items a shard's unread records belong to is unknown, so this holds for every key)."""
+        return self.stream.short
+
+
+#: A mark vouches for its record only while the stream surely holds it: "Stream records whose
+#: age exceeds this limit [24 hours] are subject to removal (trimming) from the stream"
+#: (GetShardIterator, Streams API reference). Two hours to spare: the mark's creation hour is
+#: rounded up (``Mark.created_by``), and the read takes time. An older mark (stale marks stay
+#: on a summary until its next update) would send the read after a record that may be gone,
+#: on to the page cap; the records it covers are settled anyway (``Positions.settled``).
+TIP_AGE_SECONDS: Final = 22 * 3600
+
+
+def known_tips(
+    summaries: Iterable[AttributeMap | None],
+    shards: Iterable[Shard],
+    *,
+    range_ends: Mapping[str, int] | None = None,
+    now: float | None = None,
+) -> dict[str, int]:
+    """{shard id: a sequence number the shard is known to hold}: the highest mark of the
+    shard (either function, either format: ``shard_marks``) any summary read holds, since the
+    handler applied that record (a mark younger than ``TIP_AGE_SECONDS``), and the end of a
+    failed range read back from it (``range_ends``, {shard id: sequence number}). A
+    stream-wide mark (one per stream, without tumbling windows) names no shard: no tip."""
+    oldest = (time.time() if now is None else now) - TIP_AGE_SECONDS
+    owner = {
+        name: shard.shard_id
+        for shard in shards
+        for function in FUNCTION_OF_ITEM_TYPE.values()
+        for name in shard_marks(function, shard.shard_id).names()
+    }
+    tips: dict[str, int] = dict(range_ends or {})
+    for item in summaries:
+        for name, value in marks_of(item).items():
+            shard_id = owner.get(name)
+            if shard_id is None:
+                continue
+            mark = decode_mark(value, now)
+            if mark.created_by is not None and mark.created_by >= oldest:
+                tips[shard_id] = max(mark.seq, tips.get(shard_id, mark.seq))
+    return tips
+
+
+def refuse_short(stream: StreamRead, what: str) -> None:
+    """One readable line (``ToolError``) when a shard was read short of its known tip: the
+    tool writes and reports nothing from such a read."""
+    if stream.short:
+        first = stream.short[0]
+        more = f" (and {len(stream.short) - 1} more shards)" if len(stream.short) > 1 else ""
+        raise ToolError(f"{first.describe_short()}{more}: {what}; run it again")
 
 
 def read_summary(client: DynamoDBClient, table: str, key: SummaryKey) -> AttributeMap | None:
@@ -181,9 +247,11 @@ def key_targets(
     processed_through: Mapping[tuple[str, str], int] | None = None,
     settled_age: float | None = None,
     earlier: KeyTargets | None = None,
+    range_ends: Mapping[str, int] | None = None,
 ) -> KeyTargets:
     """Each key's exact target for the records it has applied, from consistent reads (see the
-    module's docstring). ``processed_through``, ``settled_age``: ``vstats.targets``.
+    module's docstring). ``processed_through``, ``settled_age``: ``vstats.targets``;
+    ``range_ends``: failed ranges read back, known tips (``known_tips``).
     ``earlier``: a previous round; only what the stream gained since is read and indexed."""
     found: dict[SummaryKey, dict[tuple[str, str], AttributeMap]] = {}
     costs: dict[SummaryKey, ReadCost] = {}
@@ -198,11 +266,24 @@ def key_targets(
     summaries = {key: read_summary(client, table, key) for key in keys}
     bound = Bound(time=time.time() + timing.margin)
     time.sleep(timing.delay)
+    # Every record a summary read holds is in the stream: the read gets there (known tips).
+    shards = describe_shards(streams, stream_arn)
+    tips = known_tips(summaries.values(), shards, range_ends=range_ends)
     if earlier is None:
-        stream = read_stream(streams, stream_arn, bound=bound, timing=timing)
+        stream = read_stream(
+            streams, stream_arn, bound=bound, timing=timing, shards=shards, at_least=tips
+        )
         index = StreamIndex(stream.records)
     else:
-        stream = read_on(streams, stream_arn, earlier.stream, bound=bound, timing=timing)
+        stream = read_on(
+            streams,
+            stream_arn,
+            earlier.stream,
+            bound=bound,
+            timing=timing,
+            shards=shards,
+            at_least=tips,
+        )
         index = earlier.index
         index.add(stream.records)
     lineage = Lineage.of(describe_shards(streams, stream_arn), time.time())
@@ -249,6 +330,7 @@ def confirmed(
         timing=timing,
         settled_age=settled_age,
     )
+    refuse_short(again.stream, "no drift confirmed or reported")
     kept = [t.drift for t in again.targets.values() if t.actual != t.expected]
     return sorted(kept, key=lambda d: (d.key.kind.value, d.key.id))
 
@@ -262,7 +344,7 @@ class AppliedTargets:
     targets: dict[SummaryKey, Counters]
     marks: dict[SummaryKey, dict[str, str]]  # Corrections.marks: to write with the targets
     stream_records: int  # records read from the stream
-    capped_shards: int = 0  # open shards read to the reader's safety cap (stream_reader)
+    capped_shards: int = 0  # open shards read to the reader's cap (stream_reader), none short
 
     def drift(self) -> list[Drift]:
         """The summaries whose counters differ from their target, then those whose counters
@@ -290,7 +372,8 @@ def applied_targets(
 ) -> AppliedTargets:
     """Scan, then read the stream: each summary's exact value for the records it has applied
     (recount + corrections). ``estimate_positions``: see ``corrections``; right only while the
-    pipeline is paused and drained. ``settled_age``: see ``settled_age``."""
+    pipeline is paused and drained. ``settled_age``: see ``settled_age``. ``ToolError`` when
+    a shard is read short of its known tip (``refuse_short``)."""
     settled_before = None if settled_age is None else time.time() - settled_age
     snapshot = read_snapshot(client, table, segments=segments, keep_base=True)
     # Records created after the scan cannot be in what it saw, so the read ends there (plus a
@@ -298,7 +381,16 @@ def applied_targets(
     # application writes on. The pause lets the stream catch up with the scan.
     bound = Bound(time=time.time() + timing.margin)
     time.sleep(timing.delay)
-    stream = read_stream(streams_client, stream_arn, bound=bound, timing=timing)
+    listed = describe_shards(streams_client, stream_arn)
+    stream = read_stream(
+        streams_client,
+        stream_arn,
+        bound=bound,
+        timing=timing,
+        shards=listed,
+        at_least=known_tips(snapshot.summaries.values(), listed),
+    )
+    refuse_short(stream, "nothing written or reported")
     assert snapshot.base_items is not None
     lineage = Lineage.of(describe_shards(streams_client, stream_arn), time.time())
     found = corrections(

@@ -1,20 +1,23 @@
 """The recovery tools (redrive, ``reconcile --live``) under what AWS allows and a quiet local
 stack never shows (docs/design.md §9): a shard's mark expired on a summary, GSI1 not showing a
-recent write yet, GetRecords answering empty pages before a shard's records, and a batch landing
-between the partitions a scan reads. moto holds the table; the real handlers apply the
-batches; ``stream_fakes.FakeStreamsClient`` is the stream (the Streams API over the writes)."""
+recent write yet, GetRecords answering empty pages before a shard's records (more than the
+reader's caps allow, too), and a batch landing between the partitions a scan reads. moto holds
+the table; the real handlers apply the batches; ``stream_fakes.FakeStreamsClient`` is the
+stream (the Streams API over the writes)."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
+from rich.console import Console
 from stream_fakes import (
     STREAM_ARN,
     FakeStream,
@@ -24,15 +27,18 @@ from stream_fakes import (
     stream_event,
 )
 from video_stats import handlers
+from video_stats.handlers import ENTRY_POINTS
 from video_stats.lineage import LineageCache
 from video_stats.marks import shard_marks
 from video_stats.model import SummaryKey, SummaryKind, is_mark_attribute, summary_item_key
 from video_stats.model import view_item as model_view_item
 from video_stats.store import SummaryStore
 from video_stats.streams import describe_shards
-from vstats import redrive
+from vstats import reconcile, redrive
+from vstats.cli import ToolError
 from vstats.drift import find_drift
 from vstats.pipeline import IN_FLIGHT_SECONDS
+from vstats.repair import repair
 from vstats.stream_reader import StreamTiming
 from vstats.target_reads import live_check
 
@@ -41,6 +47,9 @@ RECORD_AGE = 21_600  # the mappings' MaximumRecordAgeInSeconds as deployed
 SETTLED_AGE = RECORD_AGE + IN_FLIGHT_SECONDS  # what pipeline.settled_age gives for it
 RETENTION = RECORD_AGE + 3_600  # the handlers' MARK_RETENTION_SECONDS as deployed
 QUICK = StreamTiming(delay=0.0, margin=0.5, open_shard_seconds=0.05, poll_seconds=0.0)
+#: The time cap ends an open shard's read at its first empty page: what a run of empty pages
+#: longer than ``open_shard_seconds`` allows looks like, counted in pages, not raced.
+AT_ONCE = StreamTiming(delay=0.0, margin=0.0, open_shard_seconds=0.0, poll_seconds=0.0)
 WHEN = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
@@ -100,7 +109,14 @@ class World:
         found = find_drift(self.client, self.table, segments=1)
         return [f"{d.key.kind.value} {d.key.id}: {d.actual} != {d.expected}" for d in found]
 
-    def redrive(self, client: Any, given_up: dict[str, Any], shard_id: str, user: str) -> None:
+    def redrive(
+        self,
+        client: Any,
+        given_up: dict[str, Any],
+        shard_id: str,
+        user: str,
+        timing: StreamTiming = QUICK,
+    ) -> dict[SummaryKey, redrive.KeyResult]:
         """``make redrive`` for the on-failure message of a batch of ``shard_id`` holding
         ``given_up``, from the step that reads and writes (``redrive.make_exact``)."""
         seq = int(given_up["dynamodb"]["SequenceNumber"])
@@ -108,7 +124,7 @@ class World:
             "queue", "message", "receipt", "VIEW", shard_id, STREAM_ARN, seq, seq, 1, None
         )
         video = given_up["dynamodb"]["NewImage"]["videoId"]["S"]
-        redrive.make_exact(
+        return redrive.make_exact(
             client,
             self.streams,
             self.table,
@@ -116,7 +132,7 @@ class World:
             stream_arn=STREAM_ARN,
             processed_through={("views", shard_id): seq},
             index_shards=4,
-            timing=QUICK,
+            timing=timing,
             dry_run=False,
             settled_age=SETTLED_AGE,
         )
@@ -328,3 +344,307 @@ def test_live_check_still_reports_real_drift(world: World) -> None:
 
     assert (drift.key, drift.actual.views, drift.expected.views) == (SummaryKey(VIDEO, "v"), 1, 2)
     assert any(is_mark_attribute(name) for name in world.summary(VIDEO, "v"))
+
+
+# --- R5: more empty pages than the reader's caps allow -----------------------------------------
+
+
+def identity(item: dict[str, Any]) -> tuple[str, str]:
+    return item["PK"]["S"], item["SK"]["S"]
+
+
+def applied_given_up_applied(world: World) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Shard s: view a applied, view b's batch given up on, view c applied (v's mark is at c).
+    Returns (b's record, c's item). v holds a and c: (2, 40); the recount is (3, 60)."""
+    shard = world.shard("s", first=10**20)
+    world.apply([world.write(shard, view("u1", "v", 10))], "s")
+    given_up = world.write(shard, view("u2", "v", 20))
+    late = view("u3", "v", 30)
+    world.apply([world.write(shard, late)], "s")
+    assert world.views("v") == (2, 40)
+    return given_up, late
+
+
+def test_redrive_reads_on_to_the_records_a_summary_holds_past_the_time_cap(world: World) -> None:
+    """Five empty pages before the shard's records; the time cap alone ends the read at the
+    first. GSI1 does not show c yet, and v holds c: without c's record the target takes c's
+    state from GSI1 (absent) while v counts it, and redrive would write (2, 30). v's mark at
+    c says the shard holds c: the read goes on to it, and the target is the recount."""
+    given_up, late = applied_given_up_applied(world)
+    world.streams.empty_pages = 5
+
+    lagging = LaggingGsi1(world.client, {identity(late)})
+    results = world.redrive(lagging, given_up, "s", "u2", timing=AT_ONCE)
+
+    assert world.views("v") == (3, 60)
+    assert world.drift() == []
+    assert all(not r.held_back for r in results.values())
+
+
+def test_redrive_writes_nothing_from_a_read_short_of_a_known_tip_and_reads_on(
+    world: World,
+) -> None:
+    """Twenty empty pages, a page cap of three: each round's read ends short of c (v's mark),
+    so it writes nothing; the next round goes on from where the read stopped, and the seventh
+    reaches the records: exact."""
+    given_up, late = applied_given_up_applied(world)
+    lagging = LaggingGsi1(world.client, {identity(late)})
+    world.streams.empty_pages = 20
+    world.streams.get_records_calls = 0
+
+    results = world.redrive(lagging, given_up, "s", "u2", timing=replace(AT_ONCE, max_pages=3))
+
+    assert all(not r.held_back for r in results.values())
+    assert world.streams.get_records_calls == 6 * 3 + 3  # 6 short rounds; 2 empty, the records
+    assert world.views("v") == (3, 60)
+    assert world.drift() == []
+
+
+def test_redrive_holds_back_every_key_when_the_rounds_run_out_short(world: World) -> None:
+    """More empty pages than the rounds can walk: every key is held back, nothing written."""
+    given_up, late = applied_given_up_applied(world)
+    lagging = LaggingGsi1(world.client, {identity(late)})
+    world.streams.empty_pages = 100
+    before = world.summary(VIDEO, "v")
+
+    results = world.redrive(lagging, given_up, "s", "u2", timing=replace(AT_ONCE, max_pages=3))
+
+    assert sorted(k.id for k, r in results.items() if r.held_back) == ["u2", "v"]
+    assert all(r.drift is None for r in results.values())
+    assert world.summary(VIDEO, "v") == before
+    assert world.summary(USER, "u2") == {}
+
+
+class HorizonEmptyPages(FakeStreamsClient):
+    """Empty pages before a shard's records for a TRIM_HORIZON iterator only: an iterator at a
+    sequence number (a failed range's start) lands on its record."""
+
+    def get_shard_iterator(
+        self,
+        StreamArn: str,
+        ShardId: str,
+        ShardIteratorType: str,
+        SequenceNumber: str | None = None,
+    ) -> dict[str, Any]:
+        found = super().get_shard_iterator(StreamArn, ShardId, ShardIteratorType, SequenceNumber)
+        if ShardIteratorType != "TRIM_HORIZON":
+            shard, position, _ = found["ShardIterator"].split("|")
+            found["ShardIterator"] = f"{shard}|{position}|0"
+        return found
+
+
+@dataclass
+class FakeLambda:
+    """The views mapping of the stream: its on-failure queue, its function's handler."""
+
+    queue_arn: str
+
+    def list_event_source_mappings(self, **_: Any) -> dict[str, Any]:
+        return {
+            "EventSourceMappings": [
+                {
+                    "UUID": "m-1",
+                    "FunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:views",
+                    "MaximumRecordAgeInSeconds": RECORD_AGE,
+                    "DestinationConfig": {"OnFailure": {"Destination": self.queue_arn}},
+                }
+            ]
+        }
+
+    def get_function_configuration(self, FunctionName: str) -> dict[str, Any]:
+        handler = next(h for h, item_type in ENTRY_POINTS.items() if item_type == "VIEW")
+        return {"Handler": handler}
+
+
+@dataclass
+class Deployed:
+    """What ``redrive.redrive`` needs of a deployment: moto's table and SQS, the fake stream,
+    the fake Lambda API."""
+
+    world: World
+    sqs: Any
+    queue_url: str
+    index_shards: int = 4
+
+    @property
+    def table(self) -> str:
+        return self.world.table
+
+    def dynamodb(self) -> Any:
+        return self.world.client
+
+    def client(self, service: str) -> Any:
+        queue_arn = self.sqs.get_queue_attributes(
+            QueueUrl=self.queue_url, AttributeNames=["QueueArn"]
+        )["Attributes"]["QueueArn"]
+        clients = {"dynamodbstreams": self.world.streams, "sqs": self.sqs}
+        return clients.get(service) or FakeLambda(queue_arn)
+
+    def queued(self) -> int:
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=self.queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"])
+
+    def redrive(self, timing: StreamTiming) -> redrive.RedriveReport:
+        return redrive.redrive(self, timing=timing)  # type: ignore[arg-type]
+
+
+def on_failure_queue(world: World, given_up: dict[str, Any], shard_id: str) -> Deployed:
+    """The on-failure message Lambda sends for the batch holding ``given_up``."""
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    url = sqs.create_queue(QueueName=f"{world.table}-views-failures")["QueueUrl"]
+    seq = given_up["dynamodb"]["SequenceNumber"]
+    info = {
+        "shardId": shard_id,
+        "startSequenceNumber": seq,
+        "endSequenceNumber": seq,
+        "batchSize": 1,
+        "streamArn": STREAM_ARN,
+    }
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"DDBStreamBatchInfo": info}))
+    return Deployed(world, sqs, url)
+
+
+def rendered(report: redrive.RedriveReport) -> str:
+    return " ".join(str(line) for line in redrive.render(report))
+
+
+def test_redrive_reads_a_failed_range_behind_more_empty_pages_than_the_time_cap(
+    world: World,
+) -> None:
+    """The whole run: every iterator answers five empty pages first, and the time cap would
+    end the range's read at the first (reported as trimmed, "not in the stream", before).
+    The range's end is known to exist: it is read, v made exact, the message deleted; the
+    report counts the open shard read to the cap (at its tip, past the records)."""
+    given_up, _late = applied_given_up_applied(world)
+    world.streams.empty_pages = 5
+    deployed = on_failure_queue(world, given_up, "s")
+
+    report = deployed.redrive(AT_ONCE)
+
+    counts = report.counts()
+    assert (counts["redriven"], counts["trimmed"], counts["not_read_yet"]) == (1, 0, 0)
+    assert report.as_dict()["counts"]["capped_shards"] == 1
+    assert "1 open shards read to the safety cap" in rendered(report)
+    assert world.views("v") == (3, 60)
+    assert world.drift() == []
+    assert deployed.queued() == 0
+
+
+def test_redrive_keeps_a_range_behind_more_empty_pages_than_the_page_cap(world: World) -> None:
+    """Past the page cap the range is not read to its end: the message stays on the queue
+    (visible again at once), reported "not read to its end yet", not trimmed; nothing is
+    written."""
+    given_up, _late = applied_given_up_applied(world)
+    world.streams.empty_pages = 10
+    deployed = on_failure_queue(world, given_up, "s")
+
+    report = deployed.redrive(replace(AT_ONCE, max_pages=5))
+
+    (outcome,) = report.outcomes
+    assert (outcome.status, report.needs_repair, report.unfinished) == ("not-read-yet", False, True)
+    assert "not read to its end yet: shard s" in outcome.detail
+    assert report.counts()["not_read_yet"] == 1
+    assert "run `make redrive` again" in rendered(report)
+    assert world.views("v") == (2, 40)
+    assert world.summary(USER, "u2") == {}
+    assert deployed.queued() == 1
+
+
+def test_redrive_keeps_the_messages_whose_summaries_were_held_back(world: World) -> None:
+    """The range is read (its iterator lands on it), but every round's read of the whole
+    stream ends short of v's mark: the message is kept and reported, nothing written."""
+    world.streams = HorizonEmptyPages()
+    given_up, _late = applied_given_up_applied(world)
+    world.streams.empty_pages = 100
+    deployed = on_failure_queue(world, given_up, "s")
+
+    report = deployed.redrive(replace(AT_ONCE, max_pages=3))
+
+    (outcome,) = report.outcomes
+    assert (outcome.status, outcome.records) == ("not-read-yet", 1)
+    assert "not read to its end yet: shard s" in outcome.detail
+    assert report.counts()["not_read_yet"] == 1
+    assert world.views("v") == (2, 40)
+    assert world.summary(USER, "u2") == {}
+    assert deployed.queued() == 1
+
+
+@dataclass
+class StillPipeline:
+    """``vstats.pipeline.Pipeline`` for a stack whose batches the test applies itself."""
+
+    calls: list[str] = field(default_factory=list)
+
+    def pause(self) -> list[str]:
+        self.calls.append("pause")
+        return ["m-1"]
+
+    def resume(self, paused: list[str]) -> None:
+        self.calls.append("resume")
+
+
+def short_views(world: World, views: int) -> None:
+    world.client.update_item(
+        TableName=world.table,
+        Key=summary_item_key(SummaryKey(VIDEO, "v")),
+        UpdateExpression="SET #v = :v",
+        ExpressionAttributeNames={"#v": "views"},
+        ExpressionAttributeValues={":v": {"N": str(views)}},
+    )
+
+
+def test_repair_reads_past_the_time_cap_and_reports_the_capped_shards(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Five empty pages before the records: the repair reads on to v's mark, rewrites the
+    drifting summary to the recount, and its output counts the open shard read to the cap."""
+    shard = world.shard("s", first=10**20)
+    world.apply([world.write(shard, view("u1", "v", 10))], "s")
+    world.apply([world.write(shard, view("u2", "v", 20))], "s")
+    short_views(world, 1)
+    world.streams.empty_pages = 5
+    pipeline = StillPipeline()
+
+    result = repair(
+        world.client,
+        world.streams,
+        world.table,
+        STREAM_ARN,
+        pipeline,
+        settled_age=SETTLED_AGE,
+        segments=1,
+        timing=AT_ONCE,
+    )
+
+    assert [(d.key, d.actual.views, d.expected.views) for d in result.repaired] == [
+        (SummaryKey(VIDEO, "v"), 1, 2)
+    ]
+    assert (pipeline.calls, result.capped_shards) == (["pause", "resume"], 1)
+    assert world.drift() == []
+    reconcile._report_repair(result, [], [], "json", Console())
+    assert json.loads(capsys.readouterr().out)["capped_shards"] == 1
+    reconcile._report_repair(result, [], [], "table", Console(width=200))
+    assert "1 open shards read to the safety cap" in capsys.readouterr().out
+
+
+def test_repair_and_live_refuse_a_read_short_of_a_known_tip(world: World) -> None:
+    """More empty pages than the page cap before the records v's mark holds: --repair stops
+    with one line naming the shard before it pauses or writes anything; --live reports
+    nothing from such a read."""
+    shard = world.shard("s", first=10**20)
+    world.apply([world.write(shard, view("u1", "v", 10))], "s")
+    short_views(world, 0)
+    world.streams.empty_pages = 10
+    capped = replace(AT_ONCE, max_pages=5)
+    pipeline = StillPipeline()
+    message = r"shard s was read to nothing only \(5 pages, the page cap\), short of \d+"
+
+    with pytest.raises(ToolError, match=message + ".*nothing written or reported"):
+        repair(world.client, world.streams, world.table, STREAM_ARN, pipeline, timing=capped)
+    with pytest.raises(ToolError, match=message):
+        live_check(world.client, world.streams, world.table, STREAM_ARN, timing=capped)
+
+    assert pipeline.calls == []
+    assert world.views("v") == (0, 10)

@@ -3,17 +3,25 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
+import pytest
+from botocore.exceptions import ClientError
 from stream_fakes import STREAM_ARN, FakeStream, FakeStreamsClient
 from video_stats.lineage import Shard
 from video_stats.marks import encode_mark, shard_marks
 from video_stats.model import SummaryKey, SummaryKind, view_item
 from vstats import redrive
 from vstats.stream_reader import Bound, StreamTiming, read_on, read_shard, read_stream
+from vstats.target_reads import known_tips
 from vstats.targets import Positions, summary_target
 
 QUICK = StreamTiming(delay=0.0, margin=0.0, open_shard_seconds=0.05, poll_seconds=0.0)
+#: The time cap ends an open shard's read at its first empty page (once the bound's time is
+#: past): a count of pages, not a race with the clock.
+AT_ONCE = StreamTiming(delay=0.0, margin=0.0, open_shard_seconds=0.0, poll_seconds=0.0)
 WHEN = datetime(2024, 5, 1, tzinfo=UTC)
 
 
@@ -137,3 +145,134 @@ def test_reading_on_reads_only_what_the_stream_gained() -> None:
     ]
     assert len({(r.shard_id, r.seq) for r in later.records}) == 8
     assert later.shards[0] is first.shards[0]  # the closed shard was not read again
+
+
+def seqs_of(stream: FakeStream) -> list[int]:
+    return [int(r["dynamodb"]["SequenceNumber"]) for r in stream.records]
+
+
+def test_below_a_known_tip_an_open_shard_is_read_past_the_time_cap() -> None:
+    """Five empty pages before the records; the time cap alone stops at the first. With the
+    shard known to hold its third record (a summary's mark), the read goes on to it, and only
+    then does the cap end it (at the empty page after the records)."""
+    client = FakeStreamsClient(empty_pages=5)
+    stream = client.add("s", FakeStream(start_time=0.0))
+    views(stream, 3)
+    shard = Shard("s", None, False)
+    bound = Bound(time=1.0)
+
+    blind = read_shard(client, STREAM_ARN, shard, bound=bound, timing=AT_ONCE)
+    known = read_shard(
+        client, STREAM_ARN, shard, bound=bound, timing=AT_ONCE, at_least=seqs_of(stream)[2]
+    )
+
+    assert (len(blind.records), blind.ended, blind.empty_pages) == (0, "cap", 1)
+    assert (len(known.records), known.ended, known.empty_pages, known.short) == (3, "cap", 6, False)
+
+
+def test_a_read_the_page_cap_ends_below_its_known_tip_is_short_and_read_on_goes_on() -> None:
+    """Eight empty pages, a page cap of five: the read is short of the known tip, and says so;
+    the next round (``read_on``) goes on from the iterator where it stopped, so it walks only
+    the three empty pages left, and reaches the records."""
+    client = FakeStreamsClient(empty_pages=8)
+    stream = client.add("s", FakeStream(start_time=0.0))
+    views(stream, 3)
+    capped = replace(AT_ONCE, max_pages=5)
+    tips = {"s": seqs_of(stream)[2]}
+
+    first = read_stream(client, STREAM_ARN, bound=Bound(time=1.0), timing=capped, at_least=tips)
+    calls = client.get_records_calls
+    later = read_on(client, STREAM_ARN, first, bound=Bound(time=1.0), timing=capped, at_least=tips)
+
+    assert [(len(r.records), r.ended, r.short) for r in first.shards] == [(0, "cap", True)]
+    assert "shard s was read to nothing only (5 pages, the page cap)" in (
+        first.short[0].describe_short()
+    )
+    assert [(len(r.records), r.ended, r.short) for r in later.shards] == [(3, "cap", False)]
+    assert client.get_records_calls - calls == 5  # 3 empty, the records, the tip's empty page
+    assert later.short == []
+
+
+def test_a_closed_shard_the_page_cap_ends_is_short() -> None:
+    client = FakeStreamsClient(empty_pages=4)
+    views(client.add("s", FakeStream(start_time=0.0)), 2)
+    client.close("s")
+
+    read = read_stream(client, STREAM_ARN, bound=Bound(), timing=replace(QUICK, max_pages=3))
+
+    assert [(r.ended, r.short) for r in read.shards] == [("cap", True)]
+
+
+def test_a_failed_range_behind_more_empty_pages_than_the_time_cap_allows_is_read() -> None:
+    """``redrive.read_range``: the range's end is known to exist, so no time cap; only the
+    page cap ends the read short, and that is "not read to its end yet", not trimmed."""
+    client = FakeStreamsClient(empty_pages=6)
+    stream = client.add("s", FakeStream(start_time=0.0))
+    views(stream, 6)
+    seqs = seqs_of(stream)
+    batch = redrive.FailedBatch("q", "m", "r", "VIEW", "s", STREAM_ARN, seqs[1], seqs[3], 3, None)
+
+    assert [r.seq for r in redrive.read_range(client, batch, AT_ONCE)] == seqs[1:4]
+    with pytest.raises(redrive.NotReadYet, match="not read to its end yet: shard s"):
+        redrive.read_range(client, batch, replace(AT_ONCE, max_pages=6))
+
+
+def test_known_tips_are_the_fresh_marks_summaries_hold_and_the_ranges_read_back() -> None:
+    """The highest mark of each listed shard over the summaries (either function), a failed
+    range's end; not a mark old enough for its record to be trimmed (it would send the read
+    after a record that may be gone, on to the page cap), nor a shard not listed."""
+    now = 1_700_000_000.0
+    fresh, stale = now - 3600, now - 23 * 3600
+    views_s, votes_s = shard_marks("views", "s").current, shard_marks("votes", "s").current
+    summaries = [
+        {views_s: {"S": encode_mark(120, fresh)}},
+        {votes_s: {"S": encode_mark(150, fresh)}, "views": {"N": "3"}},
+        {shard_marks("views", "t").current: {"S": encode_mark(900, stale)}},
+        {shard_marks("views", "gone").current: {"S": encode_mark(700, fresh)}},
+        None,
+    ]
+    listed = [Shard("s", None, False), Shard("t", None, False), Shard("u", None, False)]
+
+    tips = known_tips(summaries, listed, range_ends={"u": 40, "s": 130}, now=now)
+
+    assert tips == {"s": 150, "u": 40}
+
+
+class ExpiringIterators(FakeStreamsClient):
+    """GetRecords refuses the iterators in ``expired`` (once each: the fake's iterators are
+    positions, and a fresh one may spell the same), as AWS does 15 minutes after
+    GetShardIterator and the local endpoint beyond its last 10,000."""
+
+    def __init__(self, empty_pages: int = 0) -> None:
+        super().__init__(empty_pages)
+        self.expired: set[str] = set()
+
+    def get_records(self, ShardIterator: str, Limit: int = 1000) -> dict[str, Any]:
+        if ShardIterator in self.expired:
+            self.expired.discard(ShardIterator)
+            error = {"Error": {"Code": "ExpiredIteratorException", "Message": "expired"}}
+            raise ClientError(error, "GetRecords")  # type: ignore[arg-type]
+        return super().get_records(ShardIterator, Limit)
+
+
+def test_read_on_starts_again_from_the_position_when_the_kept_iterator_expired() -> None:
+    client = ExpiringIterators(empty_pages=2)
+    stream = client.add("s", FakeStream(start_time=0.0))
+    views(stream, 3)
+    capped = replace(AT_ONCE, max_pages=2)
+    tips = {"s": seqs_of(stream)[2]}
+    first = read_stream(client, STREAM_ARN, bound=Bound(time=1.0), timing=capped, at_least=tips)
+    client.expired = {r.iterator for r in first.shards if r.iterator}
+
+    later = read_on(
+        client,
+        STREAM_ARN,
+        first,
+        bound=Bound(time=1.0),
+        timing=replace(capped, max_pages=5),
+        at_least=tips,
+    )
+
+    assert [(len(r.records), r.ended, r.short) for r in first.shards] == [(0, "cap", True)]
+    assert [(len(r.records), r.ended) for r in later.shards] == [(3, "cap")]
+    assert client.expired == set()  # the kept iterator was tried, and refused

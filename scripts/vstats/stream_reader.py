@@ -25,8 +25,8 @@ failed range's end), the time cap does not apply below it: that read ends at the
 shard's close, at a record at or past the known tip and then by the rules above, or at the page
 cap. A read that the page cap ends below its known tip, or before a closed shard's end, is
 *short* (``ShardRead.short``, ``StreamRead.short``): the tools write nothing from it
-(docs/design.md §9). A capped read keeps GetRecords' next iterator, and ``read_on`` goes on
-from there, so a later round does not walk the same empty pages again.
+(docs/design.md §9). A capped read keeps GetRecords' next iterator, and ``read_to_tips`` goes
+on from there, so a later read does not walk the same empty pages again.
 """
 
 from __future__ import annotations
@@ -305,51 +305,75 @@ def read_stream(
         return StreamRead(list(pool.map(one, listed)))
 
 
-def read_on(
+def read_to_tips(
     client: Any,
     stream_arn: str,
     earlier: StreamRead,
+    tips: Mapping[str, int],
     *,
-    bound: Bound,
     timing: StreamTiming,
-    shards: Iterable[Shard] | None = None,
-    at_least: Mapping[str, int] | None = None,
+    shards: Iterable[Shard],
 ) -> StreamRead:
-    """``earlier`` and what the stream gained since, up to ``bound``: a shard read to its end
-    (closed) is not read again, a capped one goes on from where it stopped (its iterator),
-    any other from after its last record read (a new shard from TRIM_HORIZON). For a tool
-    that reads the stream round after round; ``shards``: the listing, if the caller has one."""
-    done = {read.shard.shard_id: read for read in earlier.shards if read.ended == "closed"}
-    last = {
-        read.shard.shard_id: read.records[-1].seq
-        for read in earlier.shards
-        if read.records and read.shard.shard_id not in done
-    }
-    iterators = {
-        read.shard.shard_id: read.iterator
-        for read in earlier.shards
-        if read.ended == "cap" and read.iterator is not None
-    }
+    """``earlier``, with each open shard read on to its known tip (``tips``: a record the
+    stream is known to hold, so no time cap applies) and no further, and each shard that has
+    closed since read on to its end. No time bound: what a tool reads right after the
+    summaries it will write, so the time from their read to the write stays short
+    (``target_reads.key_targets``); a shard that has closed may be a finished parent whose
+    records a summary counts through a descendant's mark. A shard already read to its tip,
+    or to its end, costs no call."""
     before = {read.shard.shard_id: read for read in earlier.shards}
-    listed = list(shards) if shards is not None else describe_shards(client, stream_arn)
-    fresh = read_stream(
-        client,
-        stream_arn,
-        bound=bound,
-        timing=timing,
-        shards=[shard for shard in listed if shard.shard_id not in done],
-        after=last,
-        at_least=at_least,
-        iterators=iterators,
-    )
-    merged = {read.shard.shard_id: read for read in fresh.shards}
-    result = StreamRead()
+    listed = list(shards)
+    jobs: list[tuple[Shard, Bound, int | None, ShardRead | None]] = []
     for shard in listed:
-        if shard.shard_id in done:
-            result.shards.append(done[shard.shard_id])
-            continue
-        new = merged[shard.shard_id]
         old = before.get(shard.shard_id)
-        records = (old.records if old is not None and new.ended != "trimmed" else []) + new.records
+        if old is not None and old.ended in ("closed", "trimmed"):
+            continue
+        reached = None if old is None else old.reached
+        tip = tips.get(shard.shard_id)
+        if shard.closed:
+            jobs.append((shard, Bound(), tip, old))
+        elif tip is not None and (reached is None or reached < tip):
+            jobs.append((shard, Bound(seq=tip), tip, old))
+    if not jobs:
+        return StreamRead(list(earlier.shards))
+
+    def one(job: tuple[Shard, Bound, int | None, ShardRead | None]) -> ShardRead:
+        shard, bound, tip, old = job
+        kept = old.iterator if old is not None and old.ended == "cap" else None
+        return read_shard(
+            client,
+            stream_arn,
+            shard,
+            bound=bound,
+            timing=timing,
+            after=None if old is None or kept is not None else old.reached,
+            at_least=tip,
+            iterator=kept,
+        )
+
+    with ThreadPoolExecutor(max_workers=min(READERS, len(jobs))) as pool:
+        fresh = list(pool.map(one, jobs))
+    listed_ids = {shard.shard_id for shard in listed}
+    order = listed + [
+        read.shard for read in earlier.shards if read.shard.shard_id not in listed_ids
+    ]
+    return _merged(order, before, fresh)
+
+
+def _merged(
+    order: Iterable[Shard], before: Mapping[str, ShardRead], fresh: Iterable[ShardRead]
+) -> StreamRead:
+    """One read per shard, in ``order``: an earlier read's records followed by a fresh read's
+    (the fresh read alone when its shard's records were trimmed meanwhile); a shard with only
+    one of the two keeps that one, a shard with neither is left out."""
+    merged = {read.shard.shard_id: read for read in fresh}
+    result = StreamRead()
+    for shard in order:
+        new, old = merged.get(shard.shard_id), before.get(shard.shard_id)
+        if new is None or old is None or old is new:
+            if (kept := new or old) is not None:
+                result.shards.append(kept)
+            continue
+        records = (old.records if new.ended != "trimmed" else []) + new.records
         result.shards.append(replace(new, records=records))
     return result

@@ -56,8 +56,8 @@ from vstats.stream_reader import (
     StreamRead,
     StreamRecord,
     StreamTiming,
-    read_on,
     read_stream,
+    read_to_tips,
 )
 from vstats.targets import Positions, corrections, marks_of, summary_target
 
@@ -107,6 +107,9 @@ class KeyTargets:
     lineage: Lineage
     index: StreamIndex
     summaries: dict[SummaryKey, AttributeMap | None] = field(default_factory=dict)
+    #: Each key's base items by identity and what reading them cost (kept for a later round).
+    base: dict[SummaryKey, dict[tuple[str, str], AttributeMap]] = field(default_factory=dict)
+    costs: dict[SummaryKey, ReadCost] = field(default_factory=dict)
 
     @property
     def short(self) -> list[ShardRead]:
@@ -251,42 +254,46 @@ def key_targets(
 ) -> KeyTargets:
     """Each key's exact target for the records it has applied, from consistent reads (see the
     module's docstring). ``processed_through``, ``settled_age``: ``vstats.targets``;
-    ``range_ends``: failed ranges read back, known tips (``known_tips``).
-    ``earlier``: a previous round; only what the stream gained since is read and indexed."""
-    found: dict[SummaryKey, dict[tuple[str, str], AttributeMap]] = {}
-    costs: dict[SummaryKey, ReadCost] = {}
-    for key in keys:
-        listed, costs[key] = base_items(client, table, key)
-        found[key] = {item_identity(item): item for item in listed}
-    # The base items first (the long part), then the summaries, then the stream past both
-    # (``margin``): a summary's write is conditional on what was read, so the time from its
-    # read to its write is what a busy summary must stay unchanged for. The order is exact:
-    # an item written after its read has its record in the stream, which gives its state
-    # (``targets``); a record the summary applied after its read is above the marks read.
-    summaries = {key: read_summary(client, table, key) for key in keys}
-    bound = Bound(time=time.time() + timing.margin)
-    time.sleep(timing.delay)
-    # Every record a summary read holds is in the stream: the read gets there (known tips).
-    shards = describe_shards(streams, stream_arn)
-    tips = known_tips(summaries.values(), shards, range_ends=range_ends)
+    ``range_ends``: failed ranges read back, known tips (``known_tips``). ``earlier``: a
+    previous round (keys whose write lost a race): its base items and its stream, read on.
+
+    The order, and why it is exact. A summary's write is conditional on the summary as read,
+    so the time from that read to the write is what a busy (hot) summary must stay unchanged
+    for; the summaries are read last, and only what they are known to hold is read after them:
+
+    1. the base items (the long part: every view of a hot video). A later round keeps them:
+       an item written since has its records in the stream, whose last one gives its state;
+    2. the stream up to a time past those reads (first round): every record written before
+       them is read, so an item's state is its last record's or, without one, the table's;
+    3. the summaries (consistent GetItem);
+    4. the stream read on to each shard's known tip (the summaries' marks: records they hold),
+       and every shard closed meanwhile to its end (a finished parent a summary may count
+       through a descendant's mark): ``read_to_tips``, no time bound, usually no call.
+
+    A record read in none of these, written after step 2's bound, was applied by no summary
+    read (its mark would be a tip) and its item's state is the one before it: the summary and
+    its target both leave it out, and the handler applies it later."""
     if earlier is None:
+        base: dict[SummaryKey, dict[tuple[str, str], AttributeMap]] = {}
+        costs: dict[SummaryKey, ReadCost] = {}
+        for key in keys:
+            listed, costs[key] = base_items(client, table, key)
+            base[key] = {item_identity(item): item for item in listed}
+        bound = Bound(time=time.time() + timing.margin)
+        time.sleep(timing.delay)
         stream = read_stream(
-            streams, stream_arn, bound=bound, timing=timing, shards=shards, at_least=tips
+            streams, stream_arn, bound=bound, timing=timing, at_least=dict(range_ends or {})
         )
         index = StreamIndex(stream.records)
     else:
-        stream = read_on(
-            streams,
-            stream_arn,
-            earlier.stream,
-            bound=bound,
-            timing=timing,
-            shards=shards,
-            at_least=tips,
-        )
-        index = earlier.index
-        index.add(stream.records)
-    lineage = Lineage.of(describe_shards(streams, stream_arn), time.time())
+        base, costs = earlier.base, earlier.costs
+        stream, index = earlier.stream, earlier.index
+    summaries = {key: read_summary(client, table, key) for key in keys}
+    shards = describe_shards(streams, stream_arn)
+    tips = known_tips(summaries.values(), shards, range_ends=range_ends)
+    stream = read_to_tips(streams, stream_arn, stream, tips, timing=timing, shards=shards)
+    index.add(stream.records)
+    lineage = Lineage.of(shards, time.time())
     settled_before = None if settled_age is None else time.time() - settled_age
     # Worked out once from every summary read: a shard is finished when any of them holds a
     # mark of a descendant (``targets``).
@@ -300,10 +307,10 @@ def key_targets(
     )
     targets: dict[SummaryKey, KeyTarget] = {}
     for key in keys:
-        items = found[key]
+        items = base[key]
         target = summary_target(key, items, index.relevant(key, items), positions)
         targets[key] = KeyTarget(key, summaries[key], target.expected, target.in_flight, costs[key])
-    return KeyTargets(targets, stream, lineage, index, summaries)
+    return KeyTargets(targets, stream, lineage, index, summaries, base, costs)
 
 
 def confirmed(

@@ -648,3 +648,141 @@ def test_repair_and_live_refuse_a_read_short_of_a_known_tip(world: World) -> Non
 
     assert pipeline.calls == []
     assert world.views("v") == (0, 10)
+
+
+# --- R6: a hot summary: batches land while the tool reads ---------------------------------------
+
+
+class BusyTips(FakeStreamsClient):
+    """A stream whose open shards get a new batch, applied by the handler, each time a reader
+    waits at their tip (an empty page there): a hot video's summary, which a batch of some
+    feeding shard changes every few seconds, while the tool polls the stream. At most
+    ``landings`` batches."""
+
+    def __init__(self, land: Callable[[str], None], landings: int) -> None:
+        super().__init__()
+        self._land, self.landings = land, landings
+
+    def get_records(self, ShardIterator: str, Limit: int = 1000) -> dict[str, Any]:
+        page = super().get_records(ShardIterator, Limit)
+        if not page["Records"] and "NextShardIterator" in page and self.landings > 0:
+            self.landings -= 1
+            self._land(ShardIterator.split("|", maxsplit=1)[0])
+        return page
+
+
+class RacingWrites:
+    """A DynamoDB client under which one batch lands on ``key`` right before the tool's first
+    write of it (the conditional write then loses), and which counts GSI1 queries."""
+
+    def __init__(self, client: Any, key: SummaryKey, land: Callable[[], None]) -> None:
+        self._client, self._key, self._land = client, key, land
+        self.gsi1_queries = 0
+        self.raced = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def query(self, **request: Any) -> Any:
+        self.gsi1_queries += request.get("IndexName") == "GSI1"
+        return self._client.query(**request)
+
+    def update_item(self, **request: Any) -> Any:
+        if not self.raced and request["Key"] == summary_item_key(self._key):
+            self.raced = True
+            self._land()
+        return self._client.update_item(**request)
+
+
+def test_redrive_finishes_a_summary_that_batches_change_while_it_reads(world: World) -> None:
+    """Every wait of the reader at the shard's tip lets a batch land on v. The summaries are
+    read after the time-bounded read of the stream, and only the records they hold are read
+    after them (none is waited for), so the write follows the read of v with no wait in
+    between: redrive finishes in its first round and v equals the recount. Read first and
+    waited on after, v changed before every write, and redrive gave up after its 8 rounds."""
+    fresh = iter(range(100, 200))
+
+    def land(shard_id: str) -> None:
+        shard = world.streams.shards[shard_id][0]
+        world.apply([world.write(shard, view(f"u{next(fresh)}", "v", 1))], shard_id)
+
+    world.streams = BusyTips(land, landings=20)
+    given_up, _ = applied_given_up_applied(world)
+    logged: list[str] = []
+
+    seq = int(given_up["dynamodb"]["SequenceNumber"])
+    batch = redrive.FailedBatch("q", "m", "r", "VIEW", "s", STREAM_ARN, seq, seq, 1, None)
+    redrive.make_exact(
+        world.client,
+        world.streams,
+        world.table,
+        {SummaryKey(VIDEO, "v"): [batch], SummaryKey(USER, "u2"): [batch]},
+        stream_arn=STREAM_ARN,
+        processed_through={("views", "s"): seq},
+        index_shards=4,
+        timing=AT_ONCE,
+        dry_run=False,
+        settled_age=SETTLED_AGE,
+        log=logged.append,
+    )
+
+    assert [line.split(",")[2].strip() for line in logged] == ["0 changed under us (recomputed)"]
+    assert world.streams.landings == 19  # one batch landed, during the time-bounded read
+    assert world.views("v") == (4, 61)
+    assert world.drift() == []
+
+
+def test_a_summary_that_lost_its_write_race_is_recomputed_without_reading_its_items_again(
+    world: World,
+) -> None:
+    """A batch lands on v between its read and its write: the conditional write loses, and
+    the next round reads v again and the stream on to v's new mark, but not v's base items
+    (a query of GSI1: every view of a hot video). Their state since is in the stream."""
+    given_up, _ = applied_given_up_applied(world)
+    shard = world.streams.shards["s"][0]
+    racing = RacingWrites(
+        world.client,
+        SummaryKey(VIDEO, "v"),
+        lambda: world.apply([world.write(shard, view("u9", "v", 7))], "s"),
+    )
+
+    results = world.redrive(racing, given_up, "s", "u2", timing=AT_ONCE)
+
+    assert racing.raced
+    assert racing.gsi1_queries == 1
+    assert all(not r.held_back for r in results.values())
+    assert world.views("v") == (4, 67)
+    assert world.drift() == []
+
+
+def test_redrive_reads_a_parent_that_closed_while_it_read_to_its_end(world: World) -> None:
+    """While the reader waits at shard p's tip, p gets a last view x and closes, and its
+    child c a view y; the handler applies both, and v's marks now name c (p is finished:
+    its records count as applied through c's mark). x was written after the time-bounded
+    read passed p's tip: the read after v's read takes p to its end, so x is counted, not
+    left to a table read that predates it."""
+    done: list[str] = []
+
+    def land(shard_id: str) -> None:
+        if done:
+            return
+        done.append(shard_id)
+        parent = world.streams.shards["p"][0]
+        world.apply([world.write(parent, view("u7", "v", 5))], "p")
+        world.streams.close("p")
+        child = FakeStream(first_sequence=2 * 10**20, start_time=time.time())
+        world.streams.add("c", child, parent="p")
+        world.apply([world.write(child, view("u8", "v", 6))], "c")
+
+    world.streams = BusyTips(land, landings=1)
+    parent = world.shard("p", first=10**20)
+    world.apply([world.write(parent, view("u1", "v", 10))], "p")
+    given_up = world.write(parent, view("u2", "v", 20))
+    world.apply([world.write(parent, view("u3", "v", 30))], "p")
+
+    world.redrive(world.client, given_up, "p", "u2", timing=AT_ONCE)
+
+    assert done == ["p"]
+    assert any(shard_marks("views", "c").current == n for n in world.summary(VIDEO, "v"))
+    assert world.views("v") == (5, 71)
+    assert world.drift() == []

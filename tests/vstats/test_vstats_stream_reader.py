@@ -14,7 +14,7 @@ from video_stats.lineage import Shard
 from video_stats.marks import encode_mark, shard_marks
 from video_stats.model import SummaryKey, SummaryKind, view_item
 from vstats import redrive
-from vstats.stream_reader import Bound, StreamTiming, read_on, read_shard, read_stream
+from vstats.stream_reader import Bound, StreamTiming, read_shard, read_stream, read_to_tips
 from vstats.target_reads import known_tips
 from vstats.targets import Positions, summary_target
 
@@ -123,28 +123,51 @@ def test_redrive_reads_a_failed_range_back_past_empty_pages() -> None:
     assert [r.seq for r in records] == seqs[1:4]
 
 
-def test_reading_on_reads_only_what_the_stream_gained() -> None:
-    """``read_on`` (redrive's later rounds): a closed shard is not read again, an open one from
-    after its last record read, a new one from its start; the result holds every record once."""
+def test_reading_to_the_tips_reads_only_what_the_summaries_hold_and_closed_shards() -> None:
+    """``read_to_tips`` (after the summaries a tool writes): a shard read to its end is not
+    read again, an open one is read on to its tip and no further, a shard that closed since
+    to its end, a new one with a tip from its start; one without a tip, or at it, costs no
+    call. The result holds every record once."""
     client = FakeStreamsClient(empty_pages=2)
-    closed = client.add("closed", FakeStream(start_time=0.0))
-    views(closed, 3)
-    client.close("closed")
+    done = client.add("done", FakeStream(start_time=0.0))
+    views(done, 3)
+    client.close("done")
     open_ = client.add("open", FakeStream(first_sequence=10**20 + 100, start_time=0.0))
-    views(open_, 2)
+    closing = client.add("closing", FakeStream(first_sequence=10**20 + 300, start_time=0.0))
+    quiet = client.add("quiet", FakeStream(first_sequence=10**20 + 400, start_time=0.0))
+    for stream in (open_, closing, quiet):
+        views(stream, 2)
     first = read_stream(client, STREAM_ARN, bound=Bound(time=1.0), timing=QUICK)
-    views(open_, 2)
-    views(client.add("new", FakeStream(first_sequence=10**20 + 200, start_time=0.0)), 1)
-
-    later = read_on(client, STREAM_ARN, first, bound=Bound(time=1.0), timing=QUICK)
-
-    assert [(r.shard.shard_id, len(r.records)) for r in later.shards] == [
-        ("closed", 3),
-        ("open", 4),
-        ("new", 1),
+    views(open_, 3)  # a summary holds the second of these: the tip
+    views(closing, 1)
+    client.close("closing")
+    views(quiet, 1)  # no summary holds it: not read
+    views(client.add("new", FakeStream(first_sequence=10**20 + 200, start_time=0.0)), 2)
+    tips = {"open": seqs_of(open_)[3], "new": seqs_of(client.shards["new"][0])[0]}
+    tips["quiet"] = seqs_of(quiet)[1]  # already read
+    listed = [
+        Shard(shard_id, parent, closed) for shard_id, (_, parent, closed) in client.shards.items()
     ]
-    assert len({(r.shard_id, r.seq) for r in later.records}) == 8
-    assert later.shards[0] is first.shards[0]  # the closed shard was not read again
+    calls = client.get_records_calls
+
+    later = read_to_tips(client, STREAM_ARN, first, tips, timing=QUICK, shards=listed)
+
+    assert [(r.shard.shard_id, len(r.records), r.ended) for r in later.shards] == [
+        ("done", 3, "closed"),
+        ("open", 4, "bound"),
+        ("closing", 3, "closed"),
+        ("quiet", 2, "cap"),
+        ("new", 1, "bound"),
+    ]
+    assert len({(r.shard_id, r.seq) for r in later.records}) == 13
+    assert later.shards[0] is first.shards[0]  # the shard read to its end was not read again
+    assert later.shards[3] is first.shards[3]  # at its tip: no call
+    # open and closing go on from their kept iterators (one page each); new walks its 2 empty
+    # pages first.
+    assert client.get_records_calls - calls == 1 + 1 + 3
+    assert read_to_tips(client, STREAM_ARN, later, tips, timing=QUICK, shards=listed).shards == (
+        later.shards
+    )
 
 
 def seqs_of(stream: FakeStream) -> list[int]:
@@ -170,10 +193,10 @@ def test_below_a_known_tip_an_open_shard_is_read_past_the_time_cap() -> None:
     assert (len(known.records), known.ended, known.empty_pages, known.short) == (3, "cap", 6, False)
 
 
-def test_a_read_the_page_cap_ends_below_its_known_tip_is_short_and_read_on_goes_on() -> None:
+def test_a_read_the_page_cap_ends_below_its_known_tip_is_short_and_the_next_read_goes_on() -> None:
     """Eight empty pages, a page cap of five: the read is short of the known tip, and says so;
-    the next round (``read_on``) goes on from the iterator where it stopped, so it walks only
-    the three empty pages left, and reaches the records."""
+    the read after the summaries (``read_to_tips``) goes on from the iterator where it stopped,
+    so it walks only the three empty pages left, and reaches the records up to the tip."""
     client = FakeStreamsClient(empty_pages=8)
     stream = client.add("s", FakeStream(start_time=0.0))
     views(stream, 3)
@@ -182,14 +205,15 @@ def test_a_read_the_page_cap_ends_below_its_known_tip_is_short_and_read_on_goes_
 
     first = read_stream(client, STREAM_ARN, bound=Bound(time=1.0), timing=capped, at_least=tips)
     calls = client.get_records_calls
-    later = read_on(client, STREAM_ARN, first, bound=Bound(time=1.0), timing=capped, at_least=tips)
+    listed = [Shard("s", None, False)]
+    later = read_to_tips(client, STREAM_ARN, first, tips, timing=capped, shards=listed)
 
     assert [(len(r.records), r.ended, r.short) for r in first.shards] == [(0, "cap", True)]
     assert "shard s was read to nothing only (5 pages, the page cap)" in (
         first.short[0].describe_short()
     )
-    assert [(len(r.records), r.ended, r.short) for r in later.shards] == [(3, "cap", False)]
-    assert client.get_records_calls - calls == 5  # 3 empty, the records, the tip's empty page
+    assert [(len(r.records), r.ended, r.short) for r in later.shards] == [(3, "bound", False)]
+    assert client.get_records_calls - calls == 4  # 3 empty, the records up to the tip
     assert later.short == []
 
 
@@ -255,7 +279,7 @@ class ExpiringIterators(FakeStreamsClient):
         return super().get_records(ShardIterator, Limit)
 
 
-def test_read_on_starts_again_from_the_position_when_the_kept_iterator_expired() -> None:
+def test_reading_on_starts_again_from_the_position_when_the_kept_iterator_expired() -> None:
     client = ExpiringIterators(empty_pages=2)
     stream = client.add("s", FakeStream(start_time=0.0))
     views(stream, 3)
@@ -264,15 +288,15 @@ def test_read_on_starts_again_from_the_position_when_the_kept_iterator_expired()
     first = read_stream(client, STREAM_ARN, bound=Bound(time=1.0), timing=capped, at_least=tips)
     client.expired = {r.iterator for r in first.shards if r.iterator}
 
-    later = read_on(
+    later = read_to_tips(
         client,
         STREAM_ARN,
         first,
-        bound=Bound(time=1.0),
+        tips,
         timing=replace(capped, max_pages=5),
-        at_least=tips,
+        shards=[Shard("s", None, False)],
     )
 
     assert [(len(r.records), r.ended, r.short) for r in first.shards] == [(0, "cap", True)]
-    assert [(len(r.records), r.ended) for r in later.shards] == [(3, "cap")]
+    assert [(len(r.records), r.ended) for r in later.shards] == [(3, "bound")]
     assert client.expired == set()  # the kept iterator was tried, and refused

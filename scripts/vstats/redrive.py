@@ -16,48 +16,13 @@ still in the stream for 24 h. A run:
    the next run.
 2. Collects the summary keys the ranges' records touch (for the function whose queue it is, by
    the handlers' own contribution rule, ``vstats.effects``).
-3. Makes each of those summaries exact (below), in one pass for all messages.
+3. Makes each of those summaries exact (docs/design.md §9), in one pass for all messages.
 4. Only then deletes the messages.
 
-Why not re-apply the records through the handler
-------------------------------------------------
-The handlers keep one high-water mark per (summary, function, shard) (``video_stats.marks``).
-Two things make a plain re-application inexact: later batches of the shard moved the marks past
-the failed range, so the handler would suppress the records as duplicates; and the failed
-attempts may have applied some keys already (a partial batch response, a crash after some
-writes, an error raised after the writes), so forcing the records in would count those twice.
-A mark cannot tell "applied in the failed attempt" from "skipped over by a later batch".
-
-What is exact instead: the truth per summary
---------------------------------------------
-A summary's exact value is the recount of its base items, adjusted for the records the
-summary has not applied yet: ``vstats.target_reads`` (consistent reads of the keys) over
-``vstats.targets`` (the one target computation, shared with ``reconcile --repair`` and
-``--live``). Per key K:
-
-* read K's base items (a consistent query of a user's partition; a video's through GSI1,
-  eventually consistent, so an item with records in the stream takes its state from its last
-  record), then K (consistent GetItem: counters and marks), then the stream
-  (``stream_reader``), read on from round to round;
-* target = recount of those items + corrections for the records K has not applied, where the
-  failed range counts as processed: every record of the shard up to the message's
-  ``endSequenceNumber`` was applied or given up on, because Lambda reads a shard in order and
-  has moved past the range (``processed_through``), and so does every record older than the
-  mappings' record age + 900 s (its mark on K may have expired);
-* write the target and raise K's mark for (function, shard) to the range's end in one
-  conditional UpdateItem (``summary_writes.write_target``: conditional on the counters and
-  the mark as read). If an invocation changed K in between, the condition fails and K is recomputed.
-
-Raising the mark records that K now holds the range: later records of the shard are above it
-and apply normally, and a later ``reconcile --repair`` does not mistake the redriven records
-for records still to come. A summary that already holds a mark of one of the shard's
-descendants needs none (lineage pruning, ``video_stats.marks``: every record of the shard
-counts as applied to it), and the current mark format is written, beside any legacy mark.
-
-A round whose stream read the page cap ended short of a shard's known tip (a record some
-summary holds, or a range's end) writes nothing, since any key could have records in what was
-not read; the next round reads on from where it stopped. When the rounds run out that way,
-the messages of the keys not written are kept and reported "not read to its end yet".
+Why it does not re-apply the records through the handler, and how each summary is made
+exact instead (the reads of ``vstats.target_reads.key_targets``, the one target computation
+of ``vstats.targets``, one conditional write per summary that also raises its mark for the
+failed range's shard to the range's end): docs/design.md §9, "Redrive".
 
 Idempotent: a second run, or a run after one killed half-way, finds each touched summary
 already equal to its target and its mark at or above the range's end, writes nothing, and

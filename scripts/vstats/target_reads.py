@@ -8,12 +8,12 @@ of the stream and the one target computation (``vstats.targets``):
 
 
 Per round, for all keys at once: the base items (a user's: a consistent query of its
-partition; a video's: GSI1, the only way to find them, which is eventually consistent), then
-each summary (consistent GetItem), then the stream (``vstats.stream_reader``), then the one
-target computation (``vstats.targets.summary_target``). An item GSI1 does not show yet, or
-shows in an older state, was written recently, so its records are in the stream (24 h), and
-its state is taken from its last record there; GSI1 lags by seconds, never by the stream's
-24 h.
+partition; a video's: GSI1, the only way to find them, which is eventually consistent), the
+stream past those reads, each summary (consistent GetItem), the stream on to what the
+summaries hold, then the one target computation (``vstats.targets.summary_target``); why in
+that order: ``key_targets``. An item GSI1 does not show yet, or shows in an older state, was
+written recently, so its records are in the stream (24 h), and its state is taken from its
+last record there; GSI1 lags by seconds, never by the stream's 24 h.
 
 The stream is read at least up to each shard's known tip (``known_tips``: the highest fresh
 mark any summary read holds, and a failed range's end), whatever empty pages lie before it: a

@@ -313,6 +313,7 @@ def read_to_tips(
     *,
     timing: StreamTiming,
     shards: Iterable[Shard],
+    past: Bound | None = None,
 ) -> StreamRead:
     """``earlier``, with each open shard read on to its known tip (``tips``: a record the
     stream is known to hold, so no time cap applies) and no further, and each shard that has
@@ -320,7 +321,8 @@ def read_to_tips(
     summaries it will write, so the time from their read to the write stays short
     (``target_reads.key_targets``); a shard that has closed may be a finished parent whose
     records a summary counts through a descendant's mark. A shard already read to its tip,
-    or to its end, costs no call."""
+    or to its end, costs no call. ``past``: every open shard is also read on to that bound
+    (a summary holds records no tip names: a mark of the whole stream)."""
     before = {read.shard.shard_id: read for read in earlier.shards}
     listed = list(shards)
     jobs: list[tuple[Shard, Bound, int | None, ShardRead | None]] = []
@@ -332,6 +334,8 @@ def read_to_tips(
         tip = tips.get(shard.shard_id)
         if shard.closed:
             jobs.append((shard, Bound(), tip, old))
+        elif past is not None:
+            jobs.append((shard, past, tip, old))
         elif tip is not None and (reached is None or reached < tip):
             jobs.append((shard, Bound(seq=tip), tip, old))
     if not jobs:
@@ -346,7 +350,9 @@ def read_to_tips(
             shard,
             bound=bound,
             timing=timing,
-            after=None if old is None or kept is not None else old.reached,
+            # With a kept iterator, where a restart after its expiry begins, and how far the
+            # shard was read (so the time cap applies again once past the tip).
+            after=None if old is None else old.reached,
             at_least=tip,
             iterator=kept,
         )

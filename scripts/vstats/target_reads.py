@@ -158,6 +158,29 @@ def known_tips(
     return tips
 
 
+def holds_stream_mark(
+    summaries: Iterable[AttributeMap | None], stream_arn: str, *, now: float | None = None
+) -> bool:
+    """Whether a summary read holds a fresh mark of the whole stream (either function, either
+    format): the handlers' one mark per stream for events without ``shardId``
+    (docs/design.md §8, step 3). It names no shard, so ``known_tips`` finds no tip for the
+    records it holds; an older mark than ``TIP_AGE_SECONDS`` holds records written long
+    before any read of the tools (a mark of unknown age counts as fresh)."""
+    oldest = (time.time() if now is None else now) - TIP_AGE_SECONDS
+    names = {
+        name
+        for function in FUNCTION_OF_ITEM_TYPE.values()
+        for name in shard_marks(function, stream_arn).names()
+    }
+    for item in summaries:
+        for name, value in marks_of(item).items():
+            if name in names:
+                created_by = decode_mark(value, now).created_by
+                if created_by is None or created_by >= oldest:
+                    return True
+    return False
+
+
 def refuse_short(stream: StreamRead, what: str) -> None:
     """One readable line (``ToolError``) when a shard was read short of its known tip: the
     tool writes and reports nothing from such a read."""
@@ -268,7 +291,9 @@ def key_targets(
     3. the summaries (consistent GetItem);
     4. the stream read on to each shard's known tip (the summaries' marks: records they hold),
        and every shard closed meanwhile to its end (a finished parent a summary may count
-       through a descendant's mark): ``read_to_tips``, no time bound, usually no call.
+       through a descendant's mark): ``read_to_tips``, no time bound, usually no call. A
+       summary holding a mark of the whole stream (``holds_stream_mark``) names no tip, so
+       then every open shard is read on to a time past these reads instead, with a wait.
 
     A record read in none of these, written after step 2's bound, was applied by no summary
     read (its mark would be a tip) and its item's state is the one before it: the summary and
@@ -291,7 +316,15 @@ def key_targets(
     summaries = {key: read_summary(client, table, key) for key in keys}
     shards = describe_shards(streams, stream_arn)
     tips = known_tips(summaries.values(), shards, range_ends=range_ends)
-    stream = read_to_tips(streams, stream_arn, stream, tips, timing=timing, shards=shards)
+    past: Bound | None = None
+    if holds_stream_mark(summaries.values(), stream_arn):
+        # A mark of the whole stream names no shard, so no tip covers what it holds: every
+        # open shard is read on past these reads, as in step 2 (a wait, in that opt-out only).
+        past = Bound(time=time.time() + timing.margin)
+        time.sleep(timing.delay)
+    stream = read_to_tips(
+        streams, stream_arn, stream, tips, timing=timing, shards=shards, past=past
+    )
     index.add(stream.records)
     lineage = Lineage.of(shards, time.time())
     settled_before = None if settled_age is None else time.time() - settled_age

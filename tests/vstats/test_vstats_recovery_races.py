@@ -786,3 +786,61 @@ def test_redrive_reads_a_parent_that_closed_while_it_read_to_its_end(world: Worl
     assert any(shard_marks("views", "c").current == n for n in world.summary(VIDEO, "v"))
     assert world.views("v") == (5, 71)
     assert world.drift() == []
+
+
+# --- R7: a batch lands between the time-bounded read of the stream and the summaries' read ------
+
+
+class LandsBeforeSummaryRead:
+    """A DynamoDB client under which ``land`` runs once, right before the tool's first
+    consistent read of a summary: after the time-bounded read of the stream, before the
+    summaries are read (docs/design.md §9, "Redrive", between steps 2 and 3)."""
+
+    def __init__(self, client: Any, land: Callable[[], None]) -> None:
+        self._client, self._land = client, land
+        self.landed = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def get_item(self, **request: Any) -> Any:
+        if not self.landed:
+            self.landed = True
+            self._land()
+        return self._client.get_item(**request)
+
+
+def test_redrive_reads_the_records_a_stream_wide_mark_holds_after_the_summaries(
+    world: World,
+) -> None:
+    """The opt-out of tumbling windows (ALLOW_EVENTS_WITHOUT_SHARD_ID): one mark per stream,
+    which names no shard and so is no known tip. View a applied, b's batch given up on, then
+    c written and applied after the stream was read, before v is read: v holds c, its base
+    items (read first) do not show it, and no tip sends the read after it. Without a read
+    past v's read, the target leaves c out and the write drops it for good (v's mark covers
+    it, so the handler never applies it again)."""
+    handlers.configure(
+        handlers.Runtime(
+            SummaryStore(world.client, world.table),
+            executor=None,
+            retention_seconds=RETENTION,
+            allow_missing_shard_id=True,
+        )
+    )
+
+    def apply(records: list[dict[str, Any]]) -> None:
+        response = handlers.handle(stream_event(records, None), Context(), "VIEW")
+        assert response["batchItemFailures"] == []
+
+    shard = world.shard("s", first=10**20)
+    apply([world.write(shard, view("u1", "v", 10))])
+    given_up = world.write(shard, view("u2", "v", 20))
+    racing = LandsBeforeSummaryRead(
+        world.client, lambda: apply([world.write(shard, view("u3", "v", 30))])
+    )
+
+    world.redrive(racing, given_up, "s", "u2", timing=AT_ONCE)
+
+    assert racing.landed
+    assert world.views("v") == (3, 60)
+    assert world.drift() == []

@@ -300,3 +300,37 @@ def test_reading_on_starts_again_from_the_position_when_the_kept_iterator_expire
     assert [(len(r.records), r.ended, r.short) for r in first.shards] == [(0, "cap", True)]
     assert [(len(r.records), r.ended) for r in later.shards] == [(3, "bound")]
     assert client.expired == set()  # the kept iterator was tried, and refused
+
+
+def test_a_kept_iterator_that_expired_is_replaced_after_the_last_record_read() -> None:
+    """The read that kept the iterator had reached the shard's second record; the stream
+    gained two more, the tip is the last. The kept iterator expired: the read starts again
+    after the second record, not at TRIM_HORIZON, so no record is read twice."""
+    client = ExpiringIterators(empty_pages=2)
+    stream = client.add("s", FakeStream(start_time=0.0))
+    views(stream, 2)
+    first = read_stream(
+        client,
+        STREAM_ARN,
+        bound=Bound(time=1.0),
+        timing=AT_ONCE,
+        at_least={"s": seqs_of(stream)[1]},
+    )
+    views(stream, 2)
+    client.expired = {r.iterator for r in first.shards if r.iterator}
+
+    later = read_to_tips(
+        client,
+        STREAM_ARN,
+        first,
+        {"s": seqs_of(stream)[3]},
+        timing=AT_ONCE,
+        shards=[Shard("s", None, False)],
+    )
+
+    assert [(len(r.records), r.ended, r.reached) for r in first.shards] == [
+        (2, "cap", seqs_of(stream)[1])
+    ]
+    assert client.expired == set()  # the kept iterator was tried, and refused
+    assert [r.seq for r in later.records] == seqs_of(stream)
+    assert [(r.ended, r.reached) for r in later.shards] == [("bound", seqs_of(stream)[3])]

@@ -844,3 +844,30 @@ def test_redrive_reads_the_records_a_stream_wide_mark_holds_after_the_summaries(
     assert racing.landed
     assert world.views("v") == (3, 60)
     assert world.drift() == []
+
+
+def test_redrive_leaves_out_a_record_read_to_another_summarys_tip(world: World) -> None:
+    """Between the stream's read and the summaries', partition t gets a batch [y, z]: y is
+    u9's view of v, z is u2's view of w; v's key fails (throttled) and the others are written,
+    so u2 holds t's mark at z and v no mark of t. The read to u2's tip reads y: a record v
+    has not applied, in flight for it (its state before y is none), not counted. The retry of
+    the batch then adds y to v, and everything equals the recount."""
+    s = world.shard("s", first=10**20)
+    t = world.shard("t", first=2 * 10**20)
+    world.apply([world.write(s, view("u1", "v", 10))], "s")
+    world.apply([world.write(t, view("u5", "w", 1))], "t")
+    given_up = world.write(s, view("u2", "v", 20))
+    batch: list[dict[str, Any]] = []
+
+    def lands() -> None:
+        batch.extend([world.write(t, view("u9", "v", 7)), world.write(t, view("u2", "w", 3))])
+        world.apply(batch[1:], "t")  # as written by the batch whose v key failed
+
+    racing = LandsBeforeSummaryRead(world.client, lands)
+    world.redrive(racing, given_up, "s", "u2", timing=AT_ONCE)
+
+    assert racing.landed
+    assert world.views("v") == (2, 30)
+    world.apply(batch, "t")  # Lambda retries the batch from y
+    assert world.views("v") == (3, 37)
+    assert world.drift() == []

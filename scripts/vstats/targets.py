@@ -133,10 +133,16 @@ class Positions:
             return ALL_APPLIED, False
         held = self.marks.get(key, {})
         floor = self.processed_through.get((function, shard_id))
-        for name in names_of(function, (shard_id, self.stream_arn)):
-            if name in held:
-                seq = decode_mark(held[name]).seq
-                return (seq if floor is None else max(seq, floor)), False
+        # The highest of K's marks naming the shard or the stream: each says K applied up to
+        # it, and two can coexist (redrive raises the shard's mark beside the stream's mark a
+        # handler without ``shardId`` moves; docs/design.md §9, "Redrive").
+        seqs = [
+            decode_mark(held[name]).seq
+            for name in names_of(function, (shard_id, self.stream_arn))
+            if name in held
+        ]
+        if seqs:
+            return (max(seqs) if floor is None else max(*seqs, floor)), False
         if self.estimate:
             for identity in (shard_id, self.stream_arn):
                 for name in shard_marks(function, identity).names():

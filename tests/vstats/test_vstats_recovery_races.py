@@ -810,15 +810,9 @@ class LandsBeforeSummaryRead:
         return self._client.get_item(**request)
 
 
-def test_redrive_reads_the_records_a_stream_wide_mark_holds_after_the_summaries(
-    world: World,
-) -> None:
-    """The opt-out of tumbling windows (ALLOW_EVENTS_WITHOUT_SHARD_ID): one mark per stream,
-    which names no shard and so is no known tip. View a applied, b's batch given up on, then
-    c written and applied after the stream was read, before v is read: v holds c, its base
-    items (read first) do not show it, and no tip sends the read after it. Without a read
-    past v's read, the target leaves c out and the write drops it for good (v's mark covers
-    it, so the handler never applies it again)."""
+def without_shard_ids(world: World) -> Callable[[list[dict[str, Any]]], None]:
+    """The handler as the opt-out of tumbling windows runs it (ALLOW_EVENTS_WITHOUT_SHARD_ID):
+    events without ``shardId``, one mark per stream (docs/design.md §8, step 3)."""
     handlers.configure(
         handlers.Runtime(
             SummaryStore(world.client, world.table),
@@ -832,6 +826,19 @@ def test_redrive_reads_the_records_a_stream_wide_mark_holds_after_the_summaries(
         response = handlers.handle(stream_event(records, None), Context(), "VIEW")
         assert response["batchItemFailures"] == []
 
+    return apply
+
+
+def test_redrive_reads_the_records_a_stream_wide_mark_holds_after_the_summaries(
+    world: World,
+) -> None:
+    """The opt-out of tumbling windows: one mark per stream, which names no shard and so is
+    no known tip. View a applied, b's batch given up on, then c written and applied after
+    the stream was read, before v is read: v holds c, its base items (read first) do not show
+    it, and no tip sends the read after it. Without a read past v's read, the target leaves c
+    out and the write drops it for good (v's mark covers it, so the handler never applies it
+    again)."""
+    apply = without_shard_ids(world)
     shard = world.shard("s", first=10**20)
     apply([world.write(shard, view("u1", "v", 10))])
     given_up = world.write(shard, view("u2", "v", 20))
@@ -871,3 +878,37 @@ def test_redrive_leaves_out_a_record_read_to_another_summarys_tip(world: World) 
     world.apply(batch, "t")  # Lambda retries the batch from y
     assert world.views("v") == (3, 37)
     assert world.drift() == []
+
+
+def test_a_shard_mark_redrive_raised_beside_a_stream_wide_mark_counts_up_to_the_higher(
+    world: World,
+) -> None:
+    """The opt-out of tumbling windows again. Redrive counts b and raises v's mark for shard
+    s to b; the handler, which knows only the stream's mark, then applies c and moves that
+    one. v now holds both, and has applied up to the higher: a target taking the first mark
+    found (s's, at b) leaves c out as in flight, and --repair writes v without it, for good."""
+    apply = without_shard_ids(world)
+    shard = world.shard("s", first=10**20)
+    apply([world.write(shard, view("u1", "v", 10))])
+    given_up = world.write(shard, view("u2", "v", 20))
+    world.redrive(world.client, given_up, "s", "u2", timing=AT_ONCE)
+    apply([world.write(shard, view("u3", "v", 30))])
+    assert shard_marks("views", "s").current in world.summary(VIDEO, "v")
+    assert world.views("v") == (3, 60)
+
+    result = repair(
+        world.client,
+        world.streams,
+        world.table,
+        STREAM_ARN,
+        StillPipeline(),
+        settled_age=SETTLED_AGE,
+        segments=1,
+        timing=AT_ONCE,
+    )
+
+    assert world.views("v") == (3, 60)
+    assert result.repaired == []
+    assert world.drift() == []
+    live = live_check(world.client, world.streams, world.table, STREAM_ARN, timing=AT_ONCE)
+    assert live.drifts == []

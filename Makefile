@@ -86,7 +86,7 @@ local-up: $(VENV_STAMP) ## Start the local endpoint if not running (LOCAL_STREAM
 	  --stream-partitions $(LOCAL_STREAM_PARTITIONS) --shard-rotation-seconds $(LOCAL_SHARD_ROTATION_SECONDS)
 
 .PHONY: local-down
-local-down: ## Stop the local endpoint (its data is lost)
+local-down: ## Stop the local endpoint (its data is lost) and forget the local deployment's state
 	@if [ -x $(PY) ]; then $(PY) -m localcloud down --state-dir $(ENDPOINT_DIR); fi
 	@rm -rf .local/deploy/local terraform.tfstate.d/local
 

@@ -74,8 +74,9 @@ module "stream_function" {
   tags                               = var.tags
 }
 
-# Alarms (stream lag, errors, throttles, given-up batches, skipped records), their SNS
-# topic and the dashboard; the same on AWS and on the local endpoint (docs/design.md §9).
+# Alarms (stream lag, errors, throttles, given-up batches, skipped records, integrity
+# events), their SNS topic and the dashboard; the same on AWS and on the local endpoint
+# (docs/design.md §9).
 module "monitoring" {
   source = "./modules/monitoring"
 

@@ -129,7 +129,7 @@ variable "summary_index_shards" {
 }
 
 variable "stream_mapping" {
-  description = "Settings of both event source mappings; see modules/stream_function for each one's meaning and range. The batching window is the cost/freshness knob: 300 s (AWS's maximum) merges the most summary writes, and summaries then lag writes by up to that long; 5 s is near real time at about 1.8-3.2x the aggregation cost (docs/design.md §6). The Makefile's local target sets LOCAL_BATCHING_WINDOW_SECONDS (5) through TF_VAR_stream_mapping."
+  description = "Settings of both event source mappings; see modules/stream_function for each one's meaning and range. The batching window is the cost/freshness knob: 300 s (AWS's maximum) merges the most summary writes, and summaries then lag writes by up to that long; 5 s is near real time at a higher aggregation cost (docs/design.md §6; the ratio per window and cell is generated into docs/benchmark.md). The Makefile's local target sets LOCAL_BATCHING_WINDOW_SECONDS (5) through TF_VAR_stream_mapping."
   type = object({
     batch_size                         = optional(number, 5000)
     maximum_batching_window_in_seconds = optional(number, 300)

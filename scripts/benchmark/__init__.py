@@ -1,6 +1,6 @@
 """The benchmark, apart from the operator tools (one entry point: ``python -m benchmark``).
 
-* ``cli``: the command line (``designs``, ``handler``, ``engine``);
+* ``cli``: the command line (``designs``, ``handler``, ``engine``, ``marks``);
 * ``options``, ``run``: the designs benchmark's options and its run (private endpoint, two
   Terraform deployments, the load test on each, the projections, teardown);
 * ``deploy``, ``deployed_design``, ``measured_run``, ``projected_runs``: the two designs'
@@ -13,9 +13,12 @@
   per-event figures), the production-shape projection, one design's bill line by line, both
   designs' full bill over the production grid and the break-even;
 * ``targets``, ``report``, ``chart``, ``formatting``, ``results``: the targets, the Markdown
-  report and README table, the chart, how a figure is written, results.json;
+  report and the generated block of docs/benchmark.md, the chart, how a figure is written,
+  results.json;
 * ``handler``: parse-and-merge throughput of the handler code;
-* ``engine_bench``: the local engine's delivery rate against the raw write rate.
+* ``engine_bench``: the local engine's delivery rate against the raw write rate;
+* ``mark_budget``: a summary item's bytes and WRU per update, lever by lever (``marks``,
+  ``make bench-marks``; docs/design.md §6).
 
 The reference design it deploys lives in ``bench/reference`` (Terraform and its handler).
 """

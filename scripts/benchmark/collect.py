@@ -12,13 +12,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import boto3
 from botocore.config import Config
+from localcloud.endpoint_process import aws_client
 from localcloud.filters import CompiledFilters, compile_filter_criteria
 from localcloud.protocol import event_record
 from localcloud.writestats import IndexShape, index_write_units, item_size
@@ -31,22 +31,17 @@ from vstats.stream_reader import LOCAL_TIMING, Bound, StreamTiming, read_stream
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-REGION = "us-east-1"
 BASE_OPERATIONS = ("PutItem", "DeleteItem")  # the load test writes base items only this way
 SUMMARY_OPERATIONS = ("UpdateItem", "TransactWriteItems")
 
 
 def endpoint_client(service: str, endpoint_url: str, pool: int = 10) -> Any:
-    """A client on the private endpoint (dummy credentials); standard retries, and a
+    """A client on the private endpoint (``aws_client``'s): standard retries, and a
     connection pool as large as the caller's concurrency."""
-    session = boto3.session.Session(
-        aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION
-    )
-    make: Callable[..., Any] = session.client
-    return make(
+    return aws_client(
         service,
-        endpoint_url=endpoint_url,
-        config=Config(
+        endpoint_url,
+        Config(
             retries={"mode": "standard", "max_attempts": 10}, max_pool_connections=max(pool, 10)
         ),
     )

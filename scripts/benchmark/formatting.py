@@ -1,5 +1,6 @@
-"""How the benchmark's report, README table, targets and chart write a figure: counts with
-thousands separators, dollars, seconds, events a day; ``-`` for a figure not measured. Pure."""
+"""How the benchmark's report, docs/benchmark.md table, targets and chart write a figure:
+counts with thousands separators, dollars, seconds, events a day; ``-`` for a figure not
+measured. Pure."""
 
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from localcloud.client import ControlClient
+from localcloud.endpoint_process import REGION
 from rich.console import Console
 from video_stats.model import AttributeMap, ItemType, SummaryKind
 from vstats.drift import find_drift
@@ -19,7 +20,6 @@ from vstats.tables import scan_items
 
 from benchmark.bill import LogShape, parse_function_log
 from benchmark.collect import (
-    REGION,
     DeployedMapping,
     base_gsi_units,
     endpoint_dynamodb,

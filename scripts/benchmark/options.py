@@ -97,7 +97,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=cli.positive_float,
         default=80.0,
         help="target events per second offered to both designs (default 80; the local "
-        "endpoint sustains about 60 with this project's larger batches of summary writes)",
+        "endpoint serializes DynamoDB requests, so the writers may reach less: "
+        "docs/benchmark.md gives the rates a run achieved)",
     )
     sizes.add_argument(
         "--writers",

@@ -22,7 +22,7 @@ from benchmark.workloads import (
     workload_entries,
 )
 
-# --- README table --------------------------------------------------------------------------------
+# --- the summary table of docs/benchmark.md ------------------------------------------------------
 
 
 #: The one place the generated tables live: between these markers of docs/benchmark.md.
@@ -39,7 +39,7 @@ def with_docs_table(document: str, table: str) -> str:
 
 
 def readme_table(results: Mapping[str, Any]) -> str:
-    """The README's summary table (Markdown), one row per workload and design."""
+    """The summary table of docs/benchmark.md (Markdown), one row per workload and design."""
     lines = [
         "| workload | design | invocations / 1,000 records | summary writes / event "
         "(lower bound) | WRU / event (+ GSI) | mismatches after drain | drain | "
@@ -623,7 +623,7 @@ def render_report(results: Mapping[str, Any]) -> str:
     lines += _full_bill_section(results)
     lines += _projection_notes(results)
     lines += _windows_note(results)
-    lines += ["", "## Summary (the README table)", "", readme_table(results), ""]
+    lines += ["", "## Summary (the table of docs/benchmark.md)", "", readme_table(results), ""]
     lines += ["## Workloads", ""]
     for key, workload in workloads.items():
         lines.append(
@@ -661,7 +661,7 @@ def render_report(results: Mapping[str, Any]) -> str:
         "one write per changed key per batch (the lower bound, met exactly at the measured "
         "batching above), costs each write what the measured summary writes cost on average "
         "(table WRU, GSI WRU), and adds a tumbling window's closing call per window. This is "
-        "the README's figure.",
+        "the figure of docs/benchmark.md's summary table.",
         "",
         *_projection_table(results),
         "",

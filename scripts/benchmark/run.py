@@ -318,7 +318,7 @@ class Bench:
         results = self.results
         out = self.options.output_dir
         targets = evaluate_targets(results)
-        # The README table carries the full bill's table, break-even and fixed cost.
+        # The docs/benchmark.md table carries the full bill's table, break-even and fixed cost.
         lines = [readme_table(results), "", "targets:"]
         for target in targets:
             met = {True: "met", False: "MISSED", None: "not measured"}[target.met]

@@ -1,4 +1,5 @@
-"""The control API (JSON over HTTP on ``control_url``); see README.md for the contract."""
+"""The control API (JSON over HTTP on ``control_url``); the contract is
+scripts/localcloud/README.md, "Control API"."""
 
 from __future__ import annotations
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.config import Config
 
 from localcloud.client import ControlClient
 from localcloud.launcher import SCRIPTS_DIR, ServeExited, ServeNotHealthy, launch_serve
@@ -39,8 +40,9 @@ LAMBDA_TRUST_POLICY = json.dumps(
 )
 
 
-def aws_client(service: str, endpoint_url: str) -> Any:
-    """A boto3 client for the local endpoint (dummy credentials, us-east-1)."""
+def aws_client(service: str, endpoint_url: str, config: Config | None = None) -> Any:
+    """A boto3 client for the local endpoint (dummy credentials, us-east-1); ``config``
+    (retries, connection pool) as the caller needs, botocore's defaults without it."""
     make_client: Any = boto3.client  # the service name is only known at run time
     return make_client(
         service,
@@ -48,6 +50,7 @@ def aws_client(service: str, endpoint_url: str) -> Any:
         region_name=REGION,
         aws_access_key_id="test",
         aws_secret_access_key="test",
+        config=config,
     )
 
 

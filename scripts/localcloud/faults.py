@@ -1,63 +1,12 @@
 """Fault injection for tests and load tests; everything off by default.
 
-``PUT /faults`` merges a JSON object into the current settings:
-
-* ``fail_invocation_rate`` — share of invocations reported as a function error. With
-  ``fail_invocation_mode = "after"`` (default) the handler runs and its result is then
-  discarded (its writes happened: the retry is a duplicate delivery); with ``"before"`` the
-  handler is not run at all.
-* ``kill_mid_batch_rate`` — share of invocations whose worker is killed (``os._exit``)
-  right after the handler's k-th completed DynamoDB write, k drawn from 1..batch size; an
-  invocation that writes fewer than k items is not killed.
-* ``duplicate_batch_rate`` — share of successful batches delivered a second time,
-  unchanged, before the shard moves on.
-* ``replay_rate`` — share of successful batches after which a range of batches the shard
-  already processed is delivered again, in order, as first sent: of the shard itself, or
-  (every other replay, starting with the first, when it has one) of its parent shard after
-  the child has started — what a mapping re-created at ``TRIM_HORIZON`` would re-read.
-* ``seed`` — seeds the random draws (null: not reproducible).
-* ``clock_offset_seconds`` — added to the engine's clock for record ages, so that tests of
-  ``MaximumRecordAgeInSeconds`` need not wait a minute.
-
-What AWS allows and a healthy local run never shows (each with the sentence that allows it;
-design §7). The endpoint's own stream engine (``localcloud.streams.StreamsClient``, which marks
-its requests with ``ENGINE_HEADER``) stands in for Lambda's pollers and is exempt from the two
-API faults: what they exercise is the code that calls the APIs, the handlers and the tools.
-
-* ``describe_stream_throttle_rate`` (0..1) — share of DescribeStream calls answered with HTTP
-  400 ``LimitExceededException``. DynamoDB Streams API reference, DescribeStream: "You can call
-  DescribeStream at a maximum rate of 10 times per second."
-* ``getrecords_empty_pages`` (whole number >= 0) — every new shard iterator first answers that
-  many empty GetRecords pages, each with a NextShardIterator, before the shard's records. API
-  reference, GetRecords: "If there are no stream records available in the portion of the shard
-  that the iterator points to, GetRecords returns an empty list. Note that it might take
-  multiple calls to get to a portion of the shard that contains stream records."
-* ``gsi_lag_seconds`` (>= 0) — Query and Scan on a global secondary index see the table as it
-  was that many seconds ago: an item written since shows its state before those writes (an
-  item created since is missing, one deleted since is still there). DynamoDB developer guide,
-  "DynamoDB read consistency": "All reads from GSIs and streams are eventually consistent" and
-  eventually consistent reads "may not reflect the results of a recently completed write
-  operation".
-* ``final_invoke_records`` (0..1, or true/false) — share of tumbling windows whose final
-  invocation (``isFinalInvokeForWindow``) carries the shard's records waiting at the window's
-  end instead of none: the next window's first batch when the window ends by time, the
-  shard's last records (all of the window, one batch) when it ends with its shard. The
-  response acknowledges them like any batch (``batchItemFailures`` honoured). Lambda
-  developer guide, "Using tumbling windows with DynamoDB" (services-ddb-windows.html,
-  "Aggregation and processing"), in substance: a window's records come in several batches,
-  each a separate invocation, and at the window's end ``isFinalInvokeForWindow`` is set to
-  true; nowhere does it say the final invocation carries no records, and its example handler
-  aggregates ``event.Records`` on every invocation.
-* ``clock_skew_seconds`` (>= 0) — the functions' clock runs that far behind the records:
-  ``ApproximateCreationDateTime`` in the events handed to functions is that much later (the
-  engine's own record ages and IteratorAge are unchanged). The value comes from DynamoDB's
-  clock, the function reads its own; the API reference calls it "The approximate date and time
-  when the stream record was created".
-* ``bisect_out_of_order`` (0..1) — share of bisections (``BisectBatchOnFunctionError`` after a
-  function error) whose second half is delivered before the first. Lambda developer guide,
-  "Using tumbling windows with DynamoDB": "If records are processed more than once, they might
-  be processed out of order." A second half that succeeds out of order is checkpointed when the
-  shard reaches it (not delivered again); one that fails is delivered again in order.
+``PUT /faults`` merges a JSON object into the current settings (``merge_config``), one key per
+field of ``FaultConfig``. What each key does, and for the faults that AWS allows and a healthy
+run never shows the AWS sentence that allows it, is the table "Fault injection" in
+scripts/localcloud/README.md (docs/design.md §7), the one place it is written. The endpoint's own
+stream engine (``localcloud.streams.StreamsClient``, which marks its requests with
+``ENGINE_HEADER``) stands in for Lambda's pollers and is exempt from the two Streams API
+faults (``describe_stream_throttle_rate``, ``getrecords_empty_pages``).
 """
 
 from __future__ import annotations

@@ -43,7 +43,6 @@ from localcloud.filters import PatternError, compile_filter_criteria
 from localcloud.motostreams import json_response  # the wire format's one encoder
 from localcloud.writestats import IndexShape, WriteStats, write_cost
 
-MAX_SHARD_ITERATORS = 10_000
 LATEST_POSITIONS_ATTR = "_localcloud_latest_positions"
 WRITE_OPERATIONS = frozenset(
     {

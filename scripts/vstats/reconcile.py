@@ -11,7 +11,8 @@ busy stack shows no false drift; --repair verifies with the same.
 
 Both also list the summaries the ranking index cannot list right (``GSI2SK`` missing, as on
 the summaries an earlier release wrote, or not the bucket of their views; exit 1): --repair
-sets their index attributes without pausing anything (the upgrade step, see README).
+sets their index attributes without pausing anything (the upgrade step: docs/operations.md,
+"Upgrading a running stack").
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The report, the README table, the targets and the command line of ``benchmark designs``."""
+"""The report, the docs/benchmark.md table, the targets and the command line of
+``benchmark designs``."""
 
 from __future__ import annotations
 

@@ -26,6 +26,8 @@ DOC_GLOBS = (
     "tests/README.md",
     "tests/integration/README.md",
     "modules/*/README.md",
+    "deploy/README.md",
+    "examples/*/README.md",
     "scripts/localcloud/README.md",
 )
 
@@ -41,6 +43,7 @@ RUN_TIME_PREFIXES = (
     ".venv/",
     ".venv-checkov/",
     ".terraform/",
+    "deploy/.terraform",  # deploy/'s working directory (make init)
     "terraform.tfstate.d/",
 )
 

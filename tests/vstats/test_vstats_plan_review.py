@@ -169,10 +169,12 @@ def _installed_checkov() -> str | None:
 def test_real_checkov_passes_the_stack_with_the_skip_list(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """CREATE_STACK is `terraform show -json` of a plan of this stack (Terraform 1.11, moto)."""
+    """CREATE_STACK is `terraform show -json` of a plan of deploy/ (what `make plan` scans:
+    the table, both functions and the monitoring, Terraform 1.11, the local endpoint)."""
     assert plan_review.main([str(CREATE_STACK), "--output-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "Plan: 13 to create, 0 to update in place, 0 to replace, 0 to destroy." in out
+    assert "Plan: 28 to create, 0 to update in place, 0 to replace, 0 to destroy." in out
+    assert "CKV_AWS_26" in out  # the alarm topic's skip is in the scan, with its reason
     summary = json.loads((tmp_path / "checkov.json").read_text())["summary"]
     assert summary["failed"] == 0
     assert summary["passed"] > 20

@@ -235,25 +235,10 @@ class Lane:
         try:
             records = self._final_records(cfg)
             now = self.worker.now()
-            early = now < self.window[1]
-            event = {
-                "Records": self._events(records),
-                **window_fields(
-                    shard_id=self.shard_id,
-                    stream_arn=cfg.stream_arn,
-                    window=self.window,
-                    state=self.window_state,
-                    final=True,
-                    terminated_early=early,
-                ),
-            }
             if self.final_attempts:
                 self.stats.add("retries")
-            payload = json.dumps(event).encode()
             self._note_delivery(records, now)
-            outcome, _ = self._invoke(cfg, payload, len(records))
-            age = now - records[-1].created if records else None
-            self.engine.metrics.invoked(cfg.function_arn, outcome, age)
+            payload, outcome = self._deliver(cfg, records, now, final=True)
             response = protocol.COMPLETE_SUCCESS
             if outcome.ok and records:
                 response = protocol.parse_batch_response(
@@ -315,29 +300,41 @@ class Lane:
             self.stats.add("retries" if self.retry.invocations else "batches")
             now = self.worker.now()
             self._note_delivery(batch, now)
-            body: dict[str, Any] = {"Records": self._events(batch)}
             if cfg.tumbling_window > 0:
                 self.window = self.window or batching.window_of(
                     batch[0].created, cfg.tumbling_window
                 )
-                body.update(
-                    window_fields(
-                        shard_id=self.shard_id,
-                        stream_arn=cfg.stream_arn,
-                        window=self.window,
-                        state=self.window_state,
-                        final=False,
-                    )
-                )
-            event = json.dumps(body).encode()
-            result, _plan = self._invoke(cfg, event, len(batch))
-            self.engine.metrics.invoked(cfg.function_arn, result, now - batch[-1].created)
+            event, result = self._deliver(cfg, batch, now)
             self.retry = self.retry.invoked()
             self.last_request_id = result.request_id
             self._handle(cfg, batch, event, result)
         finally:
             self.in_flight = False
             self.window_began = time.monotonic()
+
+    def _deliver(
+        self, cfg: MappingConfig, records: list[Record], now: float, *, final: bool = False
+    ) -> tuple[bytes, InvokeResult]:
+        """One invocation with ``records``: the event (with the tumbling window's fields when
+        the mapping has windows and one is open), the call, and its service metrics
+        (IteratorAge: the age of the last record, none without records)."""
+        body: dict[str, Any] = {"Records": self._events(records)}
+        if cfg.tumbling_window > 0 and self.window is not None:
+            body.update(
+                window_fields(
+                    shard_id=self.shard_id,
+                    stream_arn=cfg.stream_arn,
+                    window=self.window,
+                    state=self.window_state,
+                    final=final,
+                    terminated_early=final and now < self.window[1],
+                )
+            )
+        event = json.dumps(body).encode()
+        result, _ = self._invoke(cfg, event, len(records))
+        age = now - records[-1].created if records else None
+        self.engine.metrics.invoked(cfg.function_arn, result, age)
+        return event, result
 
     def _invoke(
         self, cfg: MappingConfig, event: bytes, size: int
@@ -468,20 +465,7 @@ class Lane:
         before the first. If it succeeds its records are acknowledged (``acked_early``) and
         checkpointed, without another delivery, once the first half is done."""
         self.stats.add("out_of_order_deliveries")
-        body: dict[str, Any] = {"Records": self._events(second)}
-        if cfg.tumbling_window > 0 and self.window is not None:
-            body.update(
-                window_fields(
-                    shard_id=self.shard_id,
-                    stream_arn=cfg.stream_arn,
-                    window=self.window,
-                    state=self.window_state,
-                    final=False,
-                )
-            )
-        now = self.worker.now()
-        result, _ = self._invoke(cfg, json.dumps(body).encode(), len(second))
-        self.engine.metrics.invoked(cfg.function_arn, result, now - second[-1].created)
+        _, result = self._deliver(cfg, second, self.worker.now())
         if not result.ok:
             self.stats.shard_add(self.shard_id, "function_errors")
             return

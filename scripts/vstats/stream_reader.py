@@ -32,11 +32,11 @@ on from there, so a later read does not walk the same empty pages again.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from botocore.exceptions import ClientError
 from video_stats.lineage import Shard
@@ -48,6 +48,7 @@ EXPIRED: Final = "ExpiredIteratorException"
 PAGE_LIMIT: Final = 1000  # GetRecords' largest page
 MAX_PAGES: Final = 100_000  # a safety cap for closed shards too (1e8 records at most)
 READERS: Final = 8  # shards read at once (GetRecords' limits are per shard)
+_Job = TypeVar("_Job")
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,9 +282,8 @@ def read_stream(
 ) -> StreamRead:
     """Every shard of the stream (``describe_shards``; in the order DynamoDB lists them,
     parents before their children), each from TRIM_HORIZON or after ``after[shard id]``
-    (or on from ``iterators[shard id]``), with its known tip ``at_least[shard id]``. The
-    shards are read side by side (boto3 clients are thread-safe), so quiet open shards wait
-    for their safety cap together, not one after another."""
+    (or on from ``iterators[shard id]``), with its known tip ``at_least[shard id]``, side by
+    side (``_side_by_side``)."""
     listed = list(shards) if shards is not None else describe_shards(client, stream_arn)
 
     def one(shard: Shard) -> ShardRead:
@@ -299,10 +299,7 @@ def read_stream(
             iterator=(iterators or {}).get(key),
         )
 
-    if len(listed) <= 1:
-        return StreamRead([one(shard) for shard in listed])
-    with ThreadPoolExecutor(max_workers=min(READERS, len(listed))) as pool:
-        return StreamRead(list(pool.map(one, listed)))
+    return StreamRead(_side_by_side(one, listed))
 
 
 def read_to_tips(
@@ -357,13 +354,21 @@ def read_to_tips(
             iterator=kept,
         )
 
-    with ThreadPoolExecutor(max_workers=min(READERS, len(jobs))) as pool:
-        fresh = list(pool.map(one, jobs))
+    fresh = _side_by_side(one, jobs)
     listed_ids = {shard.shard_id for shard in listed}
     order = listed + [
         read.shard for read in earlier.shards if read.shard.shard_id not in listed_ids
     ]
     return _merged(order, before, fresh)
+
+
+def _side_by_side(read: Callable[[_Job], ShardRead], jobs: Sequence[_Job]) -> list[ShardRead]:
+    """``read`` of each job, shards side by side (boto3 clients are thread-safe; GetRecords'
+    limits are per shard), so quiet open shards wait for their safety cap together."""
+    if len(jobs) <= 1:
+        return [read(job) for job in jobs]
+    with ThreadPoolExecutor(max_workers=min(READERS, len(jobs))) as pool:
+        return list(pool.map(read, jobs))
 
 
 def _merged(
@@ -376,7 +381,7 @@ def _merged(
     result = StreamRead()
     for shard in order:
         new, old = merged.get(shard.shard_id), before.get(shard.shard_id)
-        if new is None or old is None or old is new:
+        if new is None or old is None:
             if (kept := new or old) is not None:
                 result.shards.append(kept)
             continue

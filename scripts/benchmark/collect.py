@@ -233,10 +233,6 @@ def table_writes(stats: Mapping[str, Any], table: str) -> TableWrites:
     )
 
 
-def mapping_counters(stats: Mapping[str, Any], uuids: Iterable[str]) -> dict[str, dict[str, Any]]:
-    return {uuid: dict(stats.get(uuid) or {}) for uuid in uuids}
-
-
 @dataclass(frozen=True, slots=True)
 class SummarySizes:
     items: int

@@ -45,7 +45,7 @@ from botocore.exceptions import ClientError
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
-from video_stats.lineage import Lineage
+from video_stats.lineage import Lineage, Shard
 from video_stats.marks import covered_seq, encode_mark, mark_value, names_of, shard_marks
 from video_stats.model import AttributeMap, Counters, ItemType, SummaryKey
 from video_stats.streams import describe_shards
@@ -185,13 +185,17 @@ class NotReadYet(Exception):
 NOT_READ_YET = "not read to its end yet"
 
 
-def read_range(streams: Any, batch: FailedBatch, timing: StreamTiming) -> list[StreamRecord]:
+def read_range(
+    streams: Any,
+    batch: FailedBatch,
+    timing: StreamTiming,
+    shards: Iterable[Shard] | None = None,
+) -> list[StreamRecord]:
     """The records of ``batch``'s shard from its start to its end sequence number (the one
-    stream reader, bounded by the range's end, which it is known to reach: no time cap)."""
-    shard = next(
-        (s for s in describe_shards(streams, batch.stream_arn) if s.shard_id == batch.shard_id),
-        None,
-    )
+    stream reader, bounded by the range's end, which it is known to reach: no time cap).
+    ``shards``: the stream's listing, when the caller has one for many ranges."""
+    listed = describe_shards(streams, batch.stream_arn) if shards is None else shards
+    shard = next((s for s in listed if s.shard_id == batch.shard_id), None)
     if shard is None:
         raise Trimmed(f"the stream no longer has shard {batch.shard_id}")
     try:
@@ -455,9 +459,12 @@ def redrive(
         touched_by: dict[SummaryKey, list[FailedBatch]] = {}
         readable: list[tuple[FailedBatch, int, list[SummaryKey]]] = []
         range_ends: dict[str, int] = {}
+        listings: dict[str, list[Shard]] = {}  # one DescribeStream per stream, not per range
         for batch, _ in received:
+            if batch.stream_arn not in listings:
+                listings[batch.stream_arn] = describe_shards(streams, batch.stream_arn)
             try:
-                records = read_range(streams, batch, timing)
+                records = read_range(streams, batch, timing, listings[batch.stream_arn])
             except Trimmed as exc:
                 report.outcomes.append(
                     BatchOutcome(batch, "trimmed", detail=f"{exc}: run `{REPAIR_COMMAND}`")

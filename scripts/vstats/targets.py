@@ -143,23 +143,31 @@ class Positions:
         ]
         if seqs:
             return (max(seqs) if floor is None else max(*seqs, floor)), False
-        if self.estimate:
-            for identity in (shard_id, self.stream_arn):
-                for name in shard_marks(function, identity).names():
-                    if name in self.highest and (floor is None or self.highest[name][0] > floor):
-                        return self.highest[name][0], True
+        estimate = self._estimate(function, shard_id) if self.estimate else None
+        if estimate is not None:
+            return estimate[1], True
         return floor, False
 
     def estimated_mark(self, function: str, shard_id: str) -> tuple[str, str]:
         """The estimated position as a mark of K, in the current format."""
+        estimate = self._estimate(function, shard_id)
+        assert estimate is not None, "only called after applied_up_to found one"
+        current, seq, value = estimate
+        created_by = decode_mark(value).created_by
+        return current, encode_mark(seq, None if created_by is None else created_by - 1)
+
+    def _estimate(self, function: str, shard_id: str) -> tuple[str, int, str] | None:
+        """The mapping's estimated position in the shard: the highest mark of the shard (or of
+        the stream) any summary holds, above what the caller knows was processed; as (the
+        current mark name, sequence number, mark value as held)."""
+        floor = self.processed_through.get((function, shard_id))
         for identity in (shard_id, self.stream_arn):
             names = shard_marks(function, identity)
             for name in names.names():
-                if name in self.highest:
-                    created_by = decode_mark(self.highest[name][1]).created_by
-                    created = None if created_by is None else created_by - 1
-                    return names.current, encode_mark(self.highest[name][0], created)
-        raise AssertionError("no estimate")  # only called after applied_up_to found one
+                if name in self.highest and (floor is None or self.highest[name][0] > floor):
+                    seq, value = self.highest[name]
+                    return names.current, seq, value
+        return None
 
 
 def corrections(

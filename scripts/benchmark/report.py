@@ -4,13 +4,13 @@ docs/benchmark.md holds. Pure. The targets are ``benchmark.targets``, the chart
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from benchmark.bill import BILL_LINES
 from benchmark.figures import DAYS_PER_MONTH, EVENTS_PER_DAY, PRICE_SOURCES, PRICES, PRICES_CHECKED
 from benchmark.formatting import fmt_num, fmt_per_day, fmt_seconds, fmt_usd, fmt_usd4
-from benchmark.targets import evaluate_targets, production_target
+from benchmark.targets import Target, evaluate_targets, production_target
 from benchmark.workloads import (
     CONFIG_TITLES,
     CONFIGS,
@@ -101,11 +101,11 @@ def readme_table(results: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def targets_table(results: Mapping[str, Any]) -> list[str]:
-    """The targets (``benchmark.targets``) as scored on ``results`` (Markdown): met or not and
-    the measured figure."""
+def targets_table(targets: Sequence[Target]) -> list[str]:
+    """The targets (``benchmark.targets.evaluate_targets``) as scored on a run (Markdown): met
+    or not and the measured figure."""
     lines = ["| target | workload | met | measured |", "|---|---|---|---|"]
-    for target in evaluate_targets(results):
+    for target in targets:
         met = {True: "yes", False: "**NO**", None: "-"}[target.met]
         lines.append(f"| {target.name} | {target.workload} | {met} | {target.detail} |")
     return lines
@@ -115,7 +115,8 @@ def docs_section(results: Mapping[str, Any]) -> str:
     """What ``--write-docs`` puts between docs/benchmark.md's markers: the summary tables, then
     the run's targets and the write rates its writers achieved, so that no prose outside the
     generated block has to quote a run's figure (and drift from it)."""
-    counts = [t.met for t in evaluate_targets(results)]
+    targets = evaluate_targets(results)
+    counts = [t.met for t in targets]
     unmeasured = counts.count(None)
     lines = [
         readme_table(results),
@@ -125,7 +126,7 @@ def docs_section(results: Mapping[str, Any]) -> str:
         + (f", {unmeasured} not measured" if unmeasured else "")
         + ":",
         "",
-        *targets_table(results),
+        *targets_table(targets),
     ]
     offered = fmt_num((results.get("meta") or {}).get("rate"), 0)
     rates = [
@@ -617,7 +618,7 @@ def render_report(results: Mapping[str, Any]) -> str:
         "",
         "## Targets",
         "",
-        *targets_table(results),
+        *targets_table(evaluate_targets(results)),
         "",
     ]
     lines += _full_bill_section(results)

@@ -326,10 +326,12 @@ def _attributes(item: Any) -> dict[str, Any] | None:
     return attributes
 
 
-def _current_item(backend: Any, table: Any, key: Mapping[str, Any]) -> dict[str, Any] | None:
+def _stored_item(backend: Any, table: Any, key: Mapping[str, Any]) -> Any:
+    """moto's item at ``key`` before a write, or None (also for a malformed key: the write
+    itself fails then, and nothing is counted)."""
     try:
-        return _attributes(backend.get_item(table.name, dict(key)))
-    except Exception:  # a malformed key fails the write itself; nothing to count
+        return backend.get_item(table.name, dict(key))
+    except Exception:
         return None
 
 
@@ -363,47 +365,49 @@ def _patch_writes() -> None:
     def key_of(table: Any, attrs: Mapping[str, Any]) -> dict[str, Any]:
         return {k: attrs[k] for k in table.table_key_attrs if k in attrs}
 
-    def put_item(self: Any, table_name: str, item_attrs: dict[str, Any], *a: Any, **kw: Any) -> Any:
-        table = self.get_table(table_name)
-        key = key_of(table, item_attrs)
-        old = _current_item(self, table, key)
-        previous = _IndexLag.before_write(self, table, key)
+    def accounted(
+        self: Any, table: Any, key: Mapping[str, Any], operation: str, write: Callable[[], Any]
+    ) -> tuple[dict[str, Any] | None, Any]:
+        """``write`` through moto, with the item before it, read once, kept for the write
+        units and (while gsi_lag_seconds is on) for the lagging index; a rejected condition is
+        counted and raised again. Returns (the item's attributes before, moto's answer)."""
+        stored = _stored_item(self, table, key)
+        old = _attributes(stored)
+        previous = _IndexLag.before_write(table, stored)
         try:
-            item = original_put(self, table_name, item_attrs, *a, **kw)
+            result = write()
         except ConditionalCheckFailed:
-            _record(table, "PutItem", old, None, condition_failed=True)
+            _record(table, operation, old, None, condition_failed=True)
             raise
         _IndexLag.written(table, key, previous)
+        return old, result
+
+    def put_item(self: Any, table_name: str, item_attrs: dict[str, Any], *a: Any, **kw: Any) -> Any:
+        table = self.get_table(table_name)
+        old, item = accounted(
+            self,
+            table,
+            key_of(table, item_attrs),
+            "PutItem",
+            lambda: original_put(self, table_name, item_attrs, *a, **kw),
+        )
         _record(table, "PutItem", old, _attributes(item))
         return item
 
     def update_item(self: Any, table_name: str, key: dict[str, Any], *a: Any, **kw: Any) -> Any:
         table = self.get_table(table_name)
-        old = _current_item(self, table, key)
-        previous = _IndexLag.before_write(self, table, key)
-        try:
-            item = original_update(self, table_name, key, *a, **kw)
-        except ConditionalCheckFailed:
-            _record(table, "UpdateItem", old, None, condition_failed=True)
-            raise
-        _IndexLag.written(table, key, previous)
+        old, item = accounted(
+            self, table, key, "UpdateItem", lambda: original_update(self, table_name, key, *a, **kw)
+        )
         _record(table, "UpdateItem", old, _attributes(item))
         return item
 
     def delete_item(self: Any, table_name: str, key: dict[str, Any], *a: Any, **kw: Any) -> Any:
         table = self.get_table(table_name)
-        old = _current_item(self, table, key)
-        previous = _IndexLag.before_write(self, table, key)
-        try:
-            item = original_delete(self, table_name, key, *a, **kw)
-        except ConditionalCheckFailed:
-            _record(table, "DeleteItem", old, None, condition_failed=True)
-            raise
-        _IndexLag.written(table, key, previous)
-        if old is not None:  # deleting nothing writes nothing, but still costs a unit
-            _record(table, "DeleteItem", old, None)
-        else:
-            _record(table, "DeleteItem", None, None)
+        old, item = accounted(
+            self, table, key, "DeleteItem", lambda: original_delete(self, table_name, key, *a, **kw)
+        )
+        _record(table, "DeleteItem", old, None)  # deleting nothing writes nothing, but costs a unit
         return item
 
     def call_action(self: Any) -> Any:
@@ -450,16 +454,14 @@ class _IndexLag:
         return faults.config.gsi_lag_seconds if faults is not None else 0.0
 
     @staticmethod
-    def before_write(backend: Any, table: Any, key: Mapping[str, Any]) -> Any:
+    def before_write(table: Any, stored: Any) -> Any:
+        """What to keep of the item before a write (``stored``: moto's item, or None)."""
         if not _IndexLag.lag():
             _IndexLag.writes.clear()  # the fault is off: nothing kept is needed any more
             return _NOT_KEPT
         if not getattr(table, "global_indexes", None):
             return _NOT_KEPT
-        try:
-            return copy.deepcopy(backend.get_item(table.name, dict(key)))
-        except Exception:  # a malformed key fails the write itself
-            return _NOT_KEPT
+        return copy.deepcopy(stored)
 
     @staticmethod
     def written(table: Any, key: Mapping[str, Any], previous: Any) -> None:

@@ -140,10 +140,7 @@ class SummaryStore:
         else:
             values[":bucket"] = {"S": summary_index_bucket(delta.views)}
             sets.append("#gsi2sk = if_not_exists(#gsi2sk, :bucket)")
-        for number, (name, value) in enumerate(self.identity_attributes(key).items()):
-            names[f"#id{number}"] = name
-            values[f":id{number}"] = value
-            sets.append(f"#id{number} = :id{number}")
+        sets += set_clauses(self.identity_attributes(key), "id", names, values)
         expression = (
             f"SET {', '.join(sets)} "
             "ADD #views :views, #duration :duration, #likes :likes, #dislikes :dislikes"
@@ -271,20 +268,39 @@ class SummaryStore:
             names[f"#m{number}"] = name
             values[f":m{number}"] = {"S": value}
             conditions.append(f"#m{number} = :m{number}")
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=summary_item_key(key),
-                UpdateExpression="REMOVE " + ", ".join(names),
-                ConditionExpression=" AND ".join(conditions),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as err:
-            if is_condition_failure(err):
-                return False
-            raise
-        return True
+        return conditional_update(
+            self._client,
+            TableName=self._table,
+            Key=summary_item_key(key),
+            UpdateExpression="REMOVE " + ", ".join(names),
+            ConditionExpression=" AND ".join(conditions),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
+
+def set_clauses(
+    attributes: Mapping[str, Any], prefix: str, names: dict[str, str], values: dict[str, Any]
+) -> list[str]:
+    """An UpdateExpression's SET clauses for ``attributes`` ({name: value}), under numbered
+    placeholders ``#<prefix>N`` / ``:<prefix>N`` added to ``names`` and ``values``."""
+    clauses = []
+    for number, (name, value) in enumerate(attributes.items()):
+        names[f"#{prefix}{number}"] = name
+        values[f":{prefix}{number}"] = value
+        clauses.append(f"#{prefix}{number} = :{prefix}{number}")
+    return clauses
+
+
+def conditional_update(client: DynamoDBClient, **request: Any) -> bool:
+    """One conditional ``UpdateItem``; False when its condition failed."""
+    try:
+        client.update_item(**request)
+    except ClientError as err:
+        if is_condition_failure(err):
+            return False
+        raise
+    return True
 
 
 def is_condition_failure(err: ClientError) -> bool:

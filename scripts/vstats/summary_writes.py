@@ -9,10 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
 from video_stats import model
 from video_stats.model import SummaryKey
-from video_stats.store import SummaryStore, is_condition_failure
+from video_stats.store import SummaryStore, conditional_update, set_clauses
 
 from vstats.drift import Drift, IndexFault, index_fault
 
@@ -43,10 +42,7 @@ def write_target(
     }
     sets = ["#views = :views", "#duration = :duration", "#likes = :likes", "#dislikes = :dislikes"]
     identity = SummaryStore(client, table, index_shards).index_attributes(key, target.views)
-    for number, (name, value) in enumerate(identity.items()):
-        names[f"#id{number}"] = name
-        values[f":id{number}"] = value
-        sets.append(f"#id{number} = :id{number}")
+    sets += set_clauses(identity, "id", names, values)
     mark_conditions = []
     for number, (name, (old_mark, new_mark)) in enumerate(sorted((marks or {}).items())):
         names[f"#mark{number}"] = name
@@ -70,7 +66,7 @@ def write_target(
         condition = "attribute_exists(PK) AND " + " AND ".join(conditions)
     else:
         condition = "attribute_not_exists(PK)"
-    return _update_if(
+    return conditional_update(
         client,
         TableName=table,
         Key=model.summary_item_key(key),
@@ -81,32 +77,16 @@ def write_target(
     )
 
 
-def _update_if(client: DynamoDBClient, **request: Any) -> bool:
-    """One conditional ``UpdateItem``; False when its condition failed."""
-    try:
-        client.update_item(**request)
-    except ClientError as exc:
-        if is_condition_failure(exc):
-            return False
-        raise
-    return True
-
-
 def write_index(client: DynamoDBClient, store: SummaryStore, fault: IndexFault) -> bool:
     """SET a summary's index attributes for the ``views`` read, conditional on ``views``
     unchanged (a handler that moved it meanwhile sets the bucket itself; ``store.update``).
     Counters and marks untouched. False when the condition failed."""
     names: dict[str, str] = {"#views": "views"}
     values: dict[str, Any] = {":views": {"N": str(fault.views)}}
-    sets = []
-    attributes = store.index_attributes(fault.key, fault.views)
-    for number, (name, value) in enumerate(attributes.items()):
-        names[f"#ix{number}"] = name
-        values[f":ix{number}"] = value
-        sets.append(f"#ix{number} = :ix{number}")
+    sets = set_clauses(store.index_attributes(fault.key, fault.views), "ix", names, values)
     # A summary without a views attribute reads as 0 (model.summary_counters).
     condition = "#views = :views" + (" OR attribute_not_exists(#views)" if not fault.views else "")
-    return _update_if(
+    return conditional_update(
         client,
         TableName=store.table_name,
         Key=model.summary_item_key(fault.key),
